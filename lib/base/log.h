@@ -1,0 +1,36 @@
+/* Logging to stderr with levels. The level comes from DSTACK_LOG (error|warn|info|debug) or
+ * log_level_set(). Library code logs at debug only; a daemon logs once where it decides. */
+#pragma once
+
+#include <errno.h>
+
+#include "base/macro.h"
+
+enum log_level {
+  LOG_LVL_ERROR = 0,
+  LOG_LVL_WARN = 1,
+  LOG_LVL_INFO = 2,
+  LOG_LVL_DEBUG = 3,
+};
+
+void log_level_set(enum log_level lvl);
+enum log_level log_level_get(void);
+/* Reads DSTACK_LOG; unknown values leave the level unchanged. Returns 0 or -EINVAL. */
+int log_level_from_env(void);
+int log_level_from_name(const char *name, enum log_level *ret);
+void log_ident_set(const char *ident);
+
+/* Writes one line; returns err (so `return log_msg_errno(...)` works). err may be 0. */
+int log_msg(enum log_level lvl, int err, const char *file, int line, const char *fmt, ...)
+    _printf_(5, 6);
+
+#define log_full(lvl, err, ...) log_msg((lvl), (err), __FILE__, __LINE__, __VA_ARGS__)
+#define log_error(...) log_full(LOG_LVL_ERROR, 0, __VA_ARGS__)
+#define log_warn(...) log_full(LOG_LVL_WARN, 0, __VA_ARGS__)
+#define log_info(...) log_full(LOG_LVL_INFO, 0, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+  (log_level_get() >= LOG_LVL_DEBUG ? log_full(LOG_LVL_DEBUG, 0, __VA_ARGS__) : 0)
+/* Logs "<msg>: <strerror(-r)>" at error level and returns r (negative errno). */
+#define log_errno(r, ...) log_full(LOG_LVL_ERROR, (r), __VA_ARGS__)
+#define log_debug_errno(r, ...)                                                                    \
+  (log_level_get() >= LOG_LVL_DEBUG ? log_full(LOG_LVL_DEBUG, (r), __VA_ARGS__) : (r))

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages the build, the demo and the tests use, and only those missing.
+# Idempotent: when everything is present it does no network access and returns at once.
+set -euo pipefail
+
+pkgs=(
+  build-essential pkg-config meson ninja-build
+  clang libclang-rt-14-dev llvm
+  libssl-dev openssl libjansson-dev libsecp256k1-dev libcmocka-dev
+  python3 python3-pytest python3-cryptography
+  xxd
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]} (run as root or install them)" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
