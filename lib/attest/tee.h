@@ -1,0 +1,78 @@
+/* TEE backends behind one interface: real Intel TDX (tee_tdx.c) and the software simulator
+ * (tee_sim.c). Callers open one with tee_open() and use the generic tee_* functions.
+ *
+ * Errors: 0 or negative errno. -ENODEV when no TEE is available (auto-detection found no TDX
+ * device and DSTACK_TEE is unset), -ENOTSUP when a backend lacks an operation, -EINVAL for bad
+ * arguments (RTMR index > 3, unknown backend name). */
+#pragma once
+
+#include <stdint.h>
+
+#include "base/buf.h"
+
+#define TEE_REPORT_SIZE 1024
+#define TEE_REPORT_DATA_SIZE 64
+#define TEE_RTMR_COUNT 4
+#define TEE_RTMR_SIZE 48
+
+struct tee;
+
+struct tee_ops {
+  const char *name; /* "tdx" or "sim" */
+  int (*get_report)(struct tee *t, const uint8_t report_data[64], uint8_t ret_report[1024]);
+  int (*get_quote)(struct tee *t, const uint8_t report_data[64], struct buf *ret_quote);
+  int (*extend_rtmr)(struct tee *t, unsigned index, const uint8_t digest[48]);
+  int (*read_rtmrs)(struct tee *t, uint8_t ret[4][48]); /* may be NULL or return -ENOTSUP */
+  /* Allocated path of the file holding seed-era JSON-lines events for this TEE. */
+  int (*eventlog_path)(struct tee *t, char **ret_path);
+  void (*free)(struct tee *t); /* frees priv and t itself */
+};
+
+/* Public so backends in other files can build one. */
+struct tee {
+  const struct tee_ops *ops;
+  void *priv;
+};
+
+extern const struct tee_ops tee_tdx_ops, tee_sim_ops;
+
+/* Environment variables. */
+#define TEE_ENV_BACKEND "DSTACK_TEE"     /* "tdx" or "sim" */
+#define TEE_ENV_SIM_DIR "DSTACK_SIM_DIR" /* directory made by `tdxctl sim init DIR` */
+
+/* name: "tdx", "sim", or NULL = $DSTACK_TEE; when that is unset or empty, auto-detect: "tdx" when
+ * /dev/tdx_guest or /sys/kernel/config/tsm/report exists, else -ENODEV (set DSTACK_TEE=sim to use
+ * the simulator, which is never chosen implicitly). "sim" uses $DSTACK_SIM_DIR. */
+int tee_open(const char *name, struct tee **ret);
+/* The backend name a NULL tee_open() would pick ("tdx"/"sim"), or NULL with ret_err set when
+ * nothing is available. Static storage. */
+const char *tee_detect(int *ret_err);
+
+const char *tee_name(const struct tee *t);
+int tee_get_report(struct tee *t, const uint8_t report_data[64], uint8_t ret_report[1024]);
+/* Appends the quote to ret_quote (caller initialises the buf with a cap, e.g. BUF_MAX_QUOTE). */
+int tee_get_quote(struct tee *t, const uint8_t report_data[64], struct buf *ret_quote);
+int tee_extend_rtmr(struct tee *t, unsigned index, const uint8_t digest[48]);
+int tee_read_rtmrs(struct tee *t, uint8_t ret[4][48]);
+int tee_eventlog_path(struct tee *t, char **ret_path);
+
+/* Extends RTMR[index] with digest48 AND appends the seed-era JSON line
+ * (eventlog_seed_line(index, event_type, digest48, associated_data)) to the backend's event log,
+ * atomically with respect to other processes: the event-log file (O_APPEND|O_CREAT, 0600, parent
+ * created 0700) is flock(LOCK_EX)ed around both steps. That lock is always the outer one.
+ * A digest shorter than 48 bytes is the caller's job to right-pad with zeros (see
+ * tee_digest_pad48). */
+int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const uint8_t digest48[48],
+                     const char *associated_data);
+/* Copies len (<= 48) bytes to out and zero-fills the rest; -EINVAL if len > 48. */
+int tee_digest_pad48(const void *digest, size_t len, uint8_t out[48]);
+
+void tee_free(struct tee *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct tee *, tee_free)
+
+/* Backend constructors. */
+struct tee_tdx_config; /* defined in attest/tee_tdx.h */
+int tee_tdx_new(const struct tee_tdx_config *cfg /* NULL = defaults + env */, struct tee **ret);
+/* dir: a directory made by sim_platform_init(); NULL = $DSTACK_SIM_DIR. -ENOENT (with a debug
+ * log naming the dir) when it is unset or not initialised. */
+int tee_sim_new(const char *dir, struct tee **ret);

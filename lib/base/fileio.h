@@ -1,0 +1,30 @@
+/* Whole-file reads with a size cap, complete writes, atomic file replacement, mkdir -p.
+ * All functions return 0 or a negative errno. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "base/buf.h"
+
+/* Reads everything from fd up to EOF and appends it to out. Retries EINTR.
+ * -EFBIG when the data is longer than max; -ENOBUFS when out's own cap is hit first.
+ * When out->max is 0 it is set to max. On error out keeps its previous length. */
+int fd_read_all(int fd, size_t max, struct buf *out);
+/* Same for a file; "-" reads standard input. Regular files larger than max fail early. */
+int file_read_all(const char *path, size_t max, struct buf *out);
+
+/* Writes all len bytes, retrying EINTR and short writes. */
+int fd_write_all(int fd, const void *data, size_t len);
+
+/* Replaces path atomically with the given content and the exact permission bits mode (set with
+ * fchmod, so the umask does not apply): a temporary file is created next to path (O_EXCL,
+ * 0600 until the content is written), written, fsynced, renamed over path, and the directory
+ * is fsynced. On failure the temporary file is removed and path is left as it was. */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Creates path and its missing parents with mode (the umask applies, as for mkdir(2)).
+ * Existing directories are fine; an existing non-directory is -ENOTDIR. */
+int mkdir_p(const char *path, mode_t mode);
+/* Creates the parent directories of path (everything before its last '/'). */
+int mkdir_parents(const char *path, mode_t mode);
