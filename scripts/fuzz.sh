@@ -14,7 +14,7 @@ for t in "$dir"/tests/fuzz/fuzz_*; do
   mkdir -p "$work/$name"
   [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$work/$name/"
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-     timeout $((secs + 60)) "$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+     timeout $((secs + 60)) "$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$work/" "$work/$name" >"$work/$name.log" 2>&1; then
     echo "fuzz $name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/$name.log" | awk '{print $2}') runs)"
   else

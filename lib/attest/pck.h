@@ -24,12 +24,12 @@ enum pck_sgx_type {
 
 struct pck_ext {
   uint8_t ppid[16];
-  uint8_t tcb_comp[16];       /* SGX TCB comp SVN 1..16 (index 0 = comp 1) */
+  uint8_t tcb_comp[16]; /* SGX TCB comp SVN 1..16 (index 0 = comp 1) */
   uint16_t pcesvn;
   uint8_t cpusvn[16];
   uint8_t pceid[2];
   uint8_t fmspc[6];
-  int sgx_type;               /* enum pck_sgx_type */
+  int sgx_type; /* enum pck_sgx_type */
   bool has_platform_instance_id;
   uint8_t platform_instance_id[16];
   bool has_configuration;

@@ -153,8 +153,9 @@ static int cert_data_read(struct cursor *c, const char *what, uint16_t *ret_type
   if (cursor_u16le(c, ret_type) < 0 || cursor_u32le(c, &size) < 0)
     return FAIL(-EBADMSG, "%s: truncated certification data header", what);
   if (size > cursor_left(c))
-    return FAIL(-EBADMSG, "%s: certification data size %" PRIu32 " beyond signature data (%zu left)",
-                what, size, cursor_left(c));
+    return FAIL(-EBADMSG,
+                "%s: certification data size %" PRIu32 " beyond signature data (%zu left)", what,
+                size, cursor_left(c));
   (void)cursor_slice(c, size, ret_data);
   return 0;
 }
@@ -215,8 +216,8 @@ int quote_parse_msg(const uint8_t *data, size_t len, struct quote *ret, char *ms
       return FAIL(-ENOTSUP, "unsupported quote body type %u", bt);
     q.body_type = (enum quote_body_type)bt;
     if (bs != body_size_of(q.body_type))
-      return FAIL(-EBADMSG, "quote body size %" PRIu32 " does not match body type %u (%zu)", bs,
-                  bt, body_size_of(q.body_type));
+      return FAIL(-EBADMSG, "quote body size %" PRIu32 " does not match body type %u (%zu)", bs, bt,
+                  body_size_of(q.body_type));
     if ((q.body_type == QUOTE_BODY_SGX) != (q.tee_type == QUOTE_TEE_SGX))
       return FAIL(-EBADMSG, "quote body type %u does not match TEE type 0x%" PRIx32, bt,
                   q.tee_type);
@@ -260,8 +261,7 @@ int quote_parse_msg(const uint8_t *data, size_t len, struct quote *ret, char *ms
     if (r < 0)
       return r;
     if (q.outer_cert_type != QUOTE_CERT_QE_REPORT)
-      return FAIL(-ENOTSUP, "unsupported certification data type %u (want 6)",
-                  q.outer_cert_type);
+      return FAIL(-ENOTSUP, "unsupported certification data type %u (want 6)", q.outer_cert_type);
     cursor_init(&cc, outer.ptr, outer.len);
     r = qe_part_read(&cc, &q, msg, msg_size);
     if (r < 0)
@@ -270,8 +270,7 @@ int quote_parse_msg(const uint8_t *data, size_t len, struct quote *ret, char *ms
     if (r < 0)
       return r;
     if (cursor_left(&cc) != 0)
-      return FAIL(-EBADMSG, "%zu trailing bytes in QE report certification data",
-                  cursor_left(&cc));
+      return FAIL(-EBADMSG, "%zu trailing bytes in QE report certification data", cursor_left(&cc));
   }
   if (cursor_left(&sc) != 0)
     return FAIL(-EBADMSG, "%zu trailing bytes in signature data", cursor_left(&sc));

@@ -68,15 +68,15 @@ struct td_report_body {
   uint8_t mr_owner_config[48];
   uint8_t rt_mr[4][48];
   uint8_t report_data[64];
-  uint8_t tee_tcb_svn2[16];   /* TD 1.5 only (zero otherwise) */
-  uint8_t mr_service_td[48];  /* TD 1.5 only (zero otherwise) */
+  uint8_t tee_tcb_svn2[16];  /* TD 1.5 only (zero otherwise) */
+  uint8_t mr_service_td[48]; /* TD 1.5 only (zero otherwise) */
 };
 
 struct quote {
   /* header */
-  uint16_t version;           /* 3, 4 or 5 */
-  uint16_t att_key_type;      /* 2 = ECDSA P-256 */
-  uint32_t tee_type;          /* 0 = SGX, 0x81 = TDX */
+  uint16_t version;      /* 3, 4 or 5 */
+  uint16_t att_key_type; /* 2 = ECDSA P-256 */
+  uint32_t tee_type;     /* 0 = SGX, 0x81 = TDX */
   uint16_t qe_svn;
   uint16_t pce_svn;
   uint8_t qe_vendor_id[16];
@@ -88,10 +88,10 @@ struct quote {
   struct td_report_body td;   /* body_type == QUOTE_BODY_TD10 / TD15 */
   /* signature data */
   uint32_t sig_data_len;
-  uint8_t signature[64];      /* ECDSA P-256 r||s over the first signed_len bytes */
-  uint8_t attest_key[64];     /* X||Y */
-  uint16_t outer_cert_type;   /* v4/v5: 6; v3: same as cert_type */
-  struct sgx_report_body qe_report;            /* quote_encode writes this one */
+  uint8_t signature[64];            /* ECDSA P-256 r||s over the first signed_len bytes */
+  uint8_t attest_key[64];           /* X||Y */
+  uint16_t outer_cert_type;         /* v4/v5: 6; v3: same as cert_type */
+  struct sgx_report_body qe_report; /* quote_encode writes this one */
   uint8_t qe_report_raw[QUOTE_QE_REPORT_SIZE]; /* set by parse: the bytes qe_report_sig covers */
   uint8_t qe_report_sig[64];
   struct slice qe_auth_data;
@@ -100,7 +100,7 @@ struct quote {
   struct slice pck_chain_pem; /* == cert_data when cert_type == 5, else empty */
   struct slice signed_data;   /* header+body: data[0..signed_len] */
   size_t signed_len;
-  size_t total_len;           /* bytes used, up to the end of the signature data */
+  size_t total_len; /* bytes used, up to the end of the signature data */
 };
 
 /* Parses a quote; slices point into data (keep it alive). Errors: -EBADMSG malformed or

@@ -128,7 +128,10 @@ int quote_to_json(const struct quote *q, json_t **ret) {
   if (!o)
     return -ENOMEM;
   INT(o, "version", q->version);
-  STR(o, "tee_type", q->tee_type == QUOTE_TEE_TDX ? "TDX" : q->tee_type == QUOTE_TEE_SGX ? "SGX" : "unknown");
+  STR(o, "tee_type",
+      q->tee_type == QUOTE_TEE_TDX   ? "TDX"
+      : q->tee_type == QUOTE_TEE_SGX ? "SGX"
+                                     : "unknown");
   INT(o, "tee_type_raw", q->tee_type);
   INT(o, "att_key_type", q->att_key_type);
   INT(o, "qe_svn", q->qe_svn);
@@ -152,7 +155,8 @@ int quote_to_json(const struct quote *q, json_t **ret) {
   if ((r = put_hex(o, "qe_auth_data", q->qe_auth_data.ptr, q->qe_auth_data.len)) < 0)
     goto fail;
   INT(o, "cert_type", q->cert_type);
-  if (q->pck_chain_pem.len && pck_chain_leaf_ext(q->pck_chain_pem.ptr, q->pck_chain_pem.len, &ext) == 0) {
+  if (q->pck_chain_pem.len &&
+      pck_chain_leaf_ext(q->pck_chain_pem.ptr, q->pck_chain_pem.len, &ext) == 0) {
     HEX(o, "fmspc", ext.fmspc);
     HEX(o, "pce_id", ext.pceid);
   } else {

@@ -13,7 +13,8 @@ struct td_field {
   size_t member; /* offsetof in struct tdreport */
 };
 
-#define F(o, m) {(o), sizeof(((struct tdreport *)0)->m), offsetof(struct tdreport, m)}
+#define F(o, m)                                                                                    \
+  { (o), sizeof(((struct tdreport *)0)->m), offsetof(struct tdreport, m) }
 
 static const struct td_field fields[] = {
     F(0, mac.report_type),

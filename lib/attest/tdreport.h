@@ -14,8 +14,8 @@
 #define TDREPORT_TDINFO_OFFSET 512
 #define TDREPORT_TDINFO_SIZE 512
 
-struct tdreport_mac {           /* REPORTMACSTRUCT, 256 B */
-  uint8_t report_type[4];       /* type (0x81 = TDX), subtype, version, reserved */
+struct tdreport_mac {     /* REPORTMACSTRUCT, 256 B */
+  uint8_t report_type[4]; /* type (0x81 = TDX), subtype, version, reserved */
   uint8_t reserved1[12];
   uint8_t cpusvn[16];
   uint8_t tee_tcb_info_hash[48];
@@ -25,17 +25,17 @@ struct tdreport_mac {           /* REPORTMACSTRUCT, 256 B */
   uint8_t mac[32];
 };
 
-struct tdreport_tee_tcb_info {  /* TEE_TCB_INFO, 239 B at 256, then 17 reserved bytes */
+struct tdreport_tee_tcb_info { /* TEE_TCB_INFO, 239 B at 256, then 17 reserved bytes */
   uint8_t valid[8];
   uint8_t tee_tcb_svn[16];
   uint8_t mrseam[48];
   uint8_t mrsignerseam[48];
   uint8_t attributes[8];
-  uint8_t tee_tcb_svn2[16];     /* TDX 1.5; zero on TDX 1.0 */
+  uint8_t tee_tcb_svn2[16]; /* TDX 1.5; zero on TDX 1.0 */
   uint8_t reserved[95];
 };
 
-struct tdreport_tdinfo {        /* TDINFO, 512 B at 512 */
+struct tdreport_tdinfo { /* TDINFO, 512 B at 512 */
   uint8_t attributes[8];
   uint8_t xfam[8];
   uint8_t mrtd[48];
@@ -50,7 +50,7 @@ struct tdreport_tdinfo {        /* TDINFO, 512 B at 512 */
 struct tdreport {
   struct tdreport_mac mac;
   struct tdreport_tee_tcb_info tee_tcb_info;
-  uint8_t reserved_tcb[17];     /* bytes 495..511 */
+  uint8_t reserved_tcb[17]; /* bytes 495..511 */
   struct tdreport_tdinfo td_info;
 };
 

@@ -18,9 +18,11 @@ int file_read_all(const char *path, size_t max, struct buf *out);
 int fd_write_all(int fd, const void *data, size_t len);
 
 /* Replaces path atomically with the given content and the exact permission bits mode (set with
- * fchmod, so the umask does not apply): a temporary file is created next to path (O_EXCL,
- * 0600 until the content is written), written, fsynced, renamed over path, and the directory
- * is fsynced. On failure the temporary file is removed and path is left as it was. */
+ * fchmod, so the umask does not apply): a temporary file ".<name>.tmp<random>" is created next
+ * to path (O_EXCL, mode 0600 at creation), written, fsynced, renamed over path, and the
+ * directory is fsynced. On failure the temporary file is removed and path is left as it was;
+ * the one exception is an error from the final directory fsync, returned after the rename.
+ * A symlink at path is replaced, not followed. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* Creates path and its missing parents with mode (the umask applies, as for mkdir(2)).

@@ -46,6 +46,7 @@ void toml_free(struct toml_value *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct toml_value *, toml_free)
 #define _cleanup_toml_ _cleanup_(toml_freep)
 
+/* v must not be NULL. */
 enum toml_type toml_type(const struct toml_value *v);
 const char *toml_type_name(enum toml_type t);
 /* Where the value starts in the input (1-based). */

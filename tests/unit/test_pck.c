@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <ctype.h>
@@ -155,8 +156,8 @@ static void test_pck_truncated_and_flips(void **state) {
       free(c);
     }
     /* Any accepted mutation re-encodes to the mutated bytes (DER is canonical). */
-    static const uint8_t vals[] = {0x00, 0x01, 0x02, 0x04, 0x06, 0x0a, 0x30, 0x7f, 0x80, 0x81,
-                                   0x82, 0xff};
+    static const uint8_t vals[] = {0x00, 0x01, 0x02, 0x04, 0x06, 0x0a,
+                                   0x30, 0x7f, 0x80, 0x81, 0x82, 0xff};
     size_t accepted = 0;
     for (size_t pos = 0; pos < ext.len; pos++) {
       uint8_t old = ext.data[pos];
@@ -287,8 +288,8 @@ static void test_pck_strict(void **state) {
   out.data[at + 2] = 0xff;
 
   /* Components out of order: OID ...2.1 renamed ...2.2. */
-  static const uint8_t comp1[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d,
-                                  0x01, 0x0d, 0x01, 0x02, 0x01};
+  static const uint8_t comp1[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf8,
+                                  0x4d, 0x01, 0x0d, 0x01, 0x02, 0x01};
   at = find(&out, comp1, sizeof(comp1));
   assert_true(at >= 0);
   out.data[at + sizeof(comp1) - 1] = 0x02;
@@ -296,8 +297,8 @@ static void test_pck_strict(void **state) {
   out.data[at + sizeof(comp1) - 1] = 0x01;
 
   /* PCE-ID and FMSPC swapped (rename the OIDs; sizes then mismatch too). */
-  static const uint8_t pceid_oid[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf8,
-                                      0x4d, 0x01, 0x0d, 0x01, 0x03};
+  static const uint8_t pceid_oid[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86,
+                                      0xf8, 0x4d, 0x01, 0x0d, 0x01, 0x03};
   at = find(&out, pceid_oid, sizeof(pceid_oid));
   assert_true(at >= 0);
   out.data[at + sizeof(pceid_oid) - 1] = 0x04;
@@ -325,12 +326,9 @@ static void test_pck_strict(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_pck_vectors_roundtrip),
-      cmocka_unit_test(test_pck_outdated_comp7),
-      cmocka_unit_test(test_pck_chain_leaf),
-      cmocka_unit_test(test_pck_truncated_and_flips),
-      cmocka_unit_test(test_pck_synthetic),
-      cmocka_unit_test(test_pck_strict),
+      cmocka_unit_test(test_pck_vectors_roundtrip), cmocka_unit_test(test_pck_outdated_comp7),
+      cmocka_unit_test(test_pck_chain_leaf),        cmocka_unit_test(test_pck_truncated_and_flips),
+      cmocka_unit_test(test_pck_synthetic),         cmocka_unit_test(test_pck_strict),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <ctype.h>
@@ -59,7 +60,9 @@ static void test_quote_vectors_roundtrip(void **state) {
     char vid[33];
     hex_encode(q.qe_vendor_id, 16, vid);
     assert_string_equal(vid, "939a7233f79c4ca9940a0db3957f0607");
-    size_t body = vecs[i].body == QUOTE_BODY_SGX ? 384 : vecs[i].body == QUOTE_BODY_TD10 ? 584 : 648;
+    size_t body = vecs[i].body == QUOTE_BODY_SGX    ? 384
+                  : vecs[i].body == QUOTE_BODY_TD10 ? 584
+                                                    : 648;
     assert_int_equal(q.signed_len, 48 + (q.version == 5 ? 6 : 0) + body);
     assert_ptr_equal(q.signed_data.ptr, in.data);
     assert_int_equal(q.signed_data.len, q.signed_len);
@@ -76,7 +79,8 @@ static void test_quote_vectors_roundtrip(void **state) {
     }
     for (size_t k = q.total_len; continue_checks && k < in.len; k++)
       if (in.data[k] != 0)
-        fail_msg("%s: byte %zu after the quote (%zu) is %#x", vecs[i].path, k, q.total_len, in.data[k]);
+        fail_msg("%s: byte %zu after the quote (%zu) is %#x", vecs[i].path, k, q.total_len,
+                 in.data[k]);
     assert_int_equal(q.outer_cert_type, q.version == 3 ? 5 : 6);
     assert_int_equal(q.cert_type, QUOTE_CERT_PCK_CHAIN);
     assert_int_equal(q.qe_auth_data.len, 32);
@@ -117,7 +121,8 @@ static void test_quote_known_fields(void **state) {
   assert_memory_equal(q.td.mr_td, "\x91\xeb\x2b\x44", 4);
   uint8_t zero[48] = {0};
   assert_memory_equal(q.td.rt_mr[3], zero, 48);
-  assert_memory_equal(q.td.report_data, "# ~/.bashrc: executed by bash(1) for non-login shells.\n# see /us", 64);
+  assert_memory_equal(q.td.report_data,
+                      "# ~/.bashrc: executed by bash(1) for non-login shells.\n# see /us", 64);
   assert_memory_equal(in.data + 568, q.td.report_data, 64);
 
   _cleanup_buf_ struct buf v5;
@@ -166,13 +171,27 @@ static void snap_decode_str(const char *s, size_t n, struct buf *out) {
       char e = s[i + 1];
       i += 2;
       switch (e) {
-      case 'n': cp_append(out, '\n'); break;
-      case 'r': cp_append(out, '\r'); break;
-      case 't': cp_append(out, '\t'); break;
-      case '0': cp_append(out, 0); break;
-      case '\\': cp_append(out, '\\'); break;
-      case '"': cp_append(out, '"'); break;
-      case '\'': cp_append(out, '\''); break;
+      case 'n':
+        cp_append(out, '\n');
+        break;
+      case 'r':
+        cp_append(out, '\r');
+        break;
+      case 't':
+        cp_append(out, '\t');
+        break;
+      case '0':
+        cp_append(out, 0);
+        break;
+      case '\\':
+        cp_append(out, '\\');
+        break;
+      case '"':
+        cp_append(out, '"');
+        break;
+      case '\'':
+        cp_append(out, '\'');
+        break;
       case 'u': {
         assert_true(i < n && s[i] == '{');
         char *end;
@@ -190,10 +209,14 @@ static void snap_decode_str(const char *s, size_t n, struct buf *out) {
     /* UTF-8 as written by the snapshot tool (valid by construction). */
     uint32_t cp;
     size_t k;
-    if (ch < 0x80) cp = ch, k = 1;
-    else if ((ch & 0xe0) == 0xc0) cp = ch & 0x1f, k = 2;
-    else if ((ch & 0xf0) == 0xe0) cp = ch & 0x0f, k = 3;
-    else cp = ch & 0x07, k = 4;
+    if (ch < 0x80)
+      cp = ch, k = 1;
+    else if ((ch & 0xe0) == 0xc0)
+      cp = ch & 0x1f, k = 2;
+    else if ((ch & 0xf0) == 0xe0)
+      cp = ch & 0x0f, k = 3;
+    else
+      cp = ch & 0x07, k = 4;
     assert_true(i + k <= n);
     for (size_t j = 1; j < k; j++)
       cp = (cp << 6) | ((unsigned char)s[i + j] & 0x3f);
@@ -215,15 +238,20 @@ static void utf8_lossy(const uint8_t *p, size_t n, struct buf *out) {
     size_t need;
     uint8_t lo = 0x80, hi = 0xbf;
     uint32_t cp;
-    if (b >= 0xc2 && b <= 0xdf) need = 1, cp = b & 0x1f;
+    if (b >= 0xc2 && b <= 0xdf)
+      need = 1, cp = b & 0x1f;
     else if (b >= 0xe0 && b <= 0xef) {
       need = 2, cp = b & 0x0f;
-      if (b == 0xe0) lo = 0xa0;
-      if (b == 0xed) hi = 0x9f;
+      if (b == 0xe0)
+        lo = 0xa0;
+      if (b == 0xed)
+        hi = 0x9f;
     } else if (b >= 0xf0 && b <= 0xf4) {
       need = 3, cp = b & 0x07;
-      if (b == 0xf0) lo = 0x90;
-      if (b == 0xf4) hi = 0x8f;
+      if (b == 0xf0)
+        lo = 0x90;
+      if (b == 0xf4)
+        hi = 0x8f;
     } else {
       cp_append(out, 0xfffd);
       i++;
@@ -232,10 +260,16 @@ static void utf8_lossy(const uint8_t *p, size_t n, struct buf *out) {
     size_t j = 1;
     bool ok = true;
     for (; j <= need; j++) {
-      if (i + j >= n) { ok = false; break; }
+      if (i + j >= n) {
+        ok = false;
+        break;
+      }
       uint8_t c = p[i + j];
       uint8_t l = j == 1 ? lo : 0x80, h = j == 1 ? hi : 0xbf;
-      if (c < l || c > h) { ok = false; break; }
+      if (c < l || c > h) {
+        ok = false;
+        break;
+      }
       cp = (cp << 6) | (c & 0x3f);
     }
     if (ok) {
@@ -694,7 +728,8 @@ static void fill(void *p, size_t n, uint8_t seed) {
 
 static void test_quote_build(void **state) {
   (void)state;
-  static const char chain[] = "-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n";
+  static const char chain[] =
+      "-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n";
   uint8_t auth[32];
   fill(auth, sizeof(auth), 7);
   enum quote_body_type types[] = {QUOTE_BODY_TD10, QUOTE_BODY_TD15, QUOTE_BODY_SGX};
@@ -726,7 +761,7 @@ static void test_quote_build(void **state) {
       q.cert_data = SLICE(chain, sizeof(chain));
       int r = quote_encode(&q, &out);
       bool valid = versions[t] == ver || (ver == 4 && types[t] == QUOTE_BODY_SGX) ||
-                   (ver == 5 && types[t] != QUOTE_BODY_TD15) ;
+                   (ver == 5 && types[t] != QUOTE_BODY_TD15);
       if (!valid) {
         assert_true(r < 0);
         assert_int_equal(out.len, 0);
@@ -833,7 +868,8 @@ static void test_quote_json(void **state) {
     json_t *chain = json_object_get(j, "pck_chain");
     assert_true(json_is_array(chain));
     assert_int_equal(json_array_size(chain), 3);
-    assert_non_null(strstr(json_string_value(json_array_get(chain, 0)), "CN=Intel SGX PCK Certificate"));
+    assert_non_null(
+        strstr(json_string_value(json_array_get(chain, 0)), "CN=Intel SGX PCK Certificate"));
     assert_non_null(strstr(json_string_value(json_array_get(chain, 2)), "CN=Intel SGX Root CA"));
     json_t *qe = json_object_get(j, "qe_report");
     assert_true(json_is_object(qe));

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <string.h>
@@ -122,9 +123,9 @@ static void test_tdreport_json(void **state) {
   assert_string_equal(json_string_value(json_object_get(ti, "rtmr3")), hex);
   hex_encode(in + 912, 48, hex);
   assert_string_equal(json_string_value(json_object_get(ti, "servtd_hash")), hex);
-  static const char *const ti_keys[] = {"attributes", "xfam", "mrtd", "mrconfigid", "mrowner",
-                                        "mrownerconfig", "rtmr0", "rtmr1", "rtmr2", "rtmr3",
-                                        "servtd_hash"};
+  static const char *const ti_keys[] = {"attributes", "xfam",          "mrtd",       "mrconfigid",
+                                        "mrowner",    "mrownerconfig", "rtmr0",      "rtmr1",
+                                        "rtmr2",      "rtmr3",         "servtd_hash"};
   for (size_t i = 0; i < ARRAY_SIZE(ti_keys); i++)
     assert_true(json_is_string(json_object_get(ti, ti_keys[i])));
   assert_int_equal(json_object_size(ti), ARRAY_SIZE(ti_keys));

@@ -227,7 +227,13 @@ static void test_strings(void **state) {
       "mll_q = ''''x'''''\n"
       "empty = \"\"\n"
       "empty_ml = \"\"\"\"\"\"\n"
-      "empty_lit = ''\n");
+      "empty_lit = ''\n"
+      "one = \"\"\" \"one quote\" \"\"\"\n"
+      "mismatch1 = \"\"\"aaa'''bbb\"\"\"\n"
+      "mismatch2 = '''aaa\"\"\"bbb'''\n"
+      "q7 = \"\"\"\"\"\"\"\n"
+      "foo.bar = \"\"\"\nhello\"\"\"\n"
+      "foo.spam = \"\"\"\nhello\n\"\"\"\n");
   expect_str(root, "esc", "b\bt\tn\nf\fr\rq\"s\\");
   expect_str(root, "uni", "\xc3\xa9\xf0\x9f\x98\x80" "A");
   expect_str(root, "raw", "caf\xc3\xa9 \xf0\x9f\x98\x80");
@@ -243,6 +249,12 @@ static void test_strings(void **state) {
   expect_str(root, "empty", "");
   expect_str(root, "empty_ml", "");
   expect_str(root, "empty_lit", "");
+  expect_str(root, "one", " \"one quote\" ");
+  expect_str(root, "mismatch1", "aaa'''bbb");
+  expect_str(root, "mismatch2", "aaa\"\"\"bbb");
+  expect_str(root, "q7", "\"");
+  expect_str(root, "foo.bar", "hello");
+  expect_str(root, "foo.spam", "hello\n");
 }
 
 static void test_numbers(void **state) {
