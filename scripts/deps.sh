@@ -7,9 +7,14 @@ pkgs=(
   build-essential pkg-config meson ninja-build
   clang libclang-rt-14-dev llvm
   libssl-dev openssl libjansson-dev libsecp256k1-dev libcmocka-dev
-  python3 python3-pytest python3-cryptography
-  xxd
+  libevent-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev
+  python3 python3-pytest python3-cryptography python3-requests
+  xxd curl nginx
 )
+# node and npm run the published SDKs and the reference verifiers; the machine image may bring
+# its own node, otherwise Debian's.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
