@@ -3,12 +3,13 @@
 #   unit        cmocka binaries of build/
 #   unit-asan   the same binaries built with ASan+UBSan (build-asan/)
 #   it          pytest integration tests in tests/it against build/ binaries
+#   sdk         the published npm SDKs against tappd (tests/sdk/run.sh, node's test runner)
 #   fuzz        each libFuzzer target on its corpus for FUZZ_SECONDS (default 8)
 # SUITES="unit it" limits the run. Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-suites=${SUITES:-"unit unit-asan it fuzz"}
+suites=${SUITES:-"unit unit-asan it sdk fuzz"}
 passed=0 failed=0 skipped=0
 logdir=$(mktemp -d)
 trap 'rm -rf "$logdir"' EXIT
@@ -72,6 +73,19 @@ PY
         count "$p" "$f" "$s"
       else
         echo "it: pytest produced no report"; count 0 1 0
+      fi ;;
+    sdk)
+      [ -x tests/sdk/run.sh ] || continue
+      build_or_fail build sdk || continue
+      DSTACK_BUILD=$root/build timeout 1200 tests/sdk/run.sh >"$logdir/sdk.log" 2>&1
+      tail -30 "$logdir/sdk.log" | grep -v '^sdk: '
+      line=$(grep -E '^sdk: [0-9]+ passed, [0-9]+ failed' "$logdir/sdk.log" | tail -1)
+      if [ -n "$line" ]; then
+        echo "$line"
+        read -r p f s < <(echo "$line" | sed -E 's/^sdk: ([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \4/')
+        count "$p" "$f" "${s:-0}"
+      else
+        echo "sdk: no summary line"; count 0 1 0
       fi ;;
     fuzz)
       build_or_fail build-fuzz fuzz || continue

@@ -57,6 +57,12 @@ int cli_tee_open(const char *name, struct tee **ret);
 /* Prints j as indented JSON and a newline on stdout. 0 or CLI_EXIT_FAILURE (error printed). */
 int cli_print_json(const json_t *j);
 
+/* The shape shared by `report` and `quote`: no options but --help, 64 bytes of report data on
+ * stdin, one TEE call, its bytes on stdout. what names the output in error messages. */
+typedef int (*cli_tee_output_fn)(struct tee *t, const uint8_t report_data[64], struct buf *out);
+int cli_run_report_data_cmd(int argc, char **argv, const char *usage, const char *what,
+                            cli_tee_output_fn fn);
+
 int cmd_report(int argc, char **argv);
 int cmd_quote(int argc, char **argv);
 int cmd_extend(int argc, char **argv);

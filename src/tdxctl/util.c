@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,38 @@ int cli_print_json(const json_t *j) {
     r = buf_append(&out, "\n", 1);
   if (r < 0)
     return cli_fail(r, "formatting JSON");
+  r = cli_write_fd(STDOUT_FILENO, out.data, out.len);
+  if (r < 0)
+    return cli_fail(r, "writing to stdout");
+  return 0;
+}
+
+int cli_run_report_data_cmd(int argc, char **argv, const char *usage, const char *what,
+                            cli_tee_output_fn fn) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {}};
+  int c, r;
+  optind = 0;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    fputs(usage, c == 'h' ? stdout : stderr);
+    return c == 'h' ? 0 : CLI_EXIT_USAGE;
+  }
+  if (optind != argc)
+    return cli_usage_error("unexpected argument '%s'", argv[optind]);
+
+  uint8_t rd[TEE_REPORT_DATA_SIZE];
+  r = cli_read_stdin_exact(rd, sizeof(rd));
+  if (r == -EBADMSG)
+    return cli_fail(r, "expected exactly 64 bytes of report data on stdin");
+  if (r < 0)
+    return cli_fail(r, "reading report data from stdin");
+
+  _cleanup_(tee_freep) struct tee *tee = NULL;
+  if ((r = cli_tee_open(NULL, &tee)))
+    return r;
+  _cleanup_buf_ struct buf out = BUF_INIT(BUF_MAX_QUOTE);
+  r = fn(tee, rd, &out);
+  if (r < 0)
+    return cli_fail(r, "getting %s", what);
   r = cli_write_fd(STDOUT_FILENO, out.data, out.len);
   if (r < 0)
     return cli_fail(r, "writing to stdout");
