@@ -23,6 +23,7 @@ static const struct cli_command cli_commands[] = {
     {"eventlog", cmd_eventlog, "replay an event log (CCEL or JSON) to RTMR values"},
     {"hash", cmd_hash, "stream stdin to stdout and print its digest (like iohash)"},
     {"sim", cmd_sim, "manage a simulated TDX platform (sim init DIR)"},
+    {"verify", cmd_verify, "verify a quote with Intel DCAP collateral (QVL rules)"},
 };
 
 static void cli_main_usage(FILE *f) {

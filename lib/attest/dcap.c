@@ -1,0 +1,1210 @@
+/* DCAP quote verification with caches of verified chains and collateral. */
+#include "attest/dcap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "attest/dcap_tcb.h"
+#include "attest/pck.h"
+#include "base/fileio.h"
+#include "base/hex.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+#include "crypto/ossl.h"
+#include "crypto/x509.h"
+
+/* Intel SGX Root CA (DER); its SHA-256 is checked against DCAP_INTEL_ROOT_SHA256_HEX. */
+static const uint8_t intel_root_der[] = {
+    0x30, 0x82, 0x02, 0x8f, 0x30, 0x82, 0x02, 0x34, 0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x14, 0x22,
+    0x65, 0x0c, 0xd6, 0x5a, 0x9d, 0x34, 0x89, 0xf3, 0x83, 0xb4, 0x95, 0x52, 0xbf, 0x50, 0x1b, 0x39,
+    0x27, 0x06, 0xac, 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02, 0x30,
+    0x68, 0x31, 0x1a, 0x30, 0x18, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x11, 0x49, 0x6e, 0x74, 0x65,
+    0x6c, 0x20, 0x53, 0x47, 0x58, 0x20, 0x52, 0x6f, 0x6f, 0x74, 0x20, 0x43, 0x41, 0x31, 0x1a, 0x30,
+    0x18, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x11, 0x49, 0x6e, 0x74, 0x65, 0x6c, 0x20, 0x43, 0x6f,
+    0x72, 0x70, 0x6f, 0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x31, 0x14, 0x30, 0x12, 0x06, 0x03, 0x55,
+    0x04, 0x07, 0x0c, 0x0b, 0x53, 0x61, 0x6e, 0x74, 0x61, 0x20, 0x43, 0x6c, 0x61, 0x72, 0x61, 0x31,
+    0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x08, 0x0c, 0x02, 0x43, 0x41, 0x31, 0x0b, 0x30, 0x09,
+    0x06, 0x03, 0x55, 0x04, 0x06, 0x13, 0x02, 0x55, 0x53, 0x30, 0x1e, 0x17, 0x0d, 0x31, 0x38, 0x30,
+    0x35, 0x32, 0x31, 0x31, 0x30, 0x34, 0x35, 0x31, 0x30, 0x5a, 0x17, 0x0d, 0x34, 0x39, 0x31, 0x32,
+    0x33, 0x31, 0x32, 0x33, 0x35, 0x39, 0x35, 0x39, 0x5a, 0x30, 0x68, 0x31, 0x1a, 0x30, 0x18, 0x06,
+    0x03, 0x55, 0x04, 0x03, 0x0c, 0x11, 0x49, 0x6e, 0x74, 0x65, 0x6c, 0x20, 0x53, 0x47, 0x58, 0x20,
+    0x52, 0x6f, 0x6f, 0x74, 0x20, 0x43, 0x41, 0x31, 0x1a, 0x30, 0x18, 0x06, 0x03, 0x55, 0x04, 0x0a,
+    0x0c, 0x11, 0x49, 0x6e, 0x74, 0x65, 0x6c, 0x20, 0x43, 0x6f, 0x72, 0x70, 0x6f, 0x72, 0x61, 0x74,
+    0x69, 0x6f, 0x6e, 0x31, 0x14, 0x30, 0x12, 0x06, 0x03, 0x55, 0x04, 0x07, 0x0c, 0x0b, 0x53, 0x61,
+    0x6e, 0x74, 0x61, 0x20, 0x43, 0x6c, 0x61, 0x72, 0x61, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55,
+    0x04, 0x08, 0x0c, 0x02, 0x43, 0x41, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x06, 0x13,
+    0x02, 0x55, 0x53, 0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04, 0x0b, 0xa9,
+    0xc4, 0xc0, 0xc0, 0xc8, 0x61, 0x93, 0xa3, 0xfe, 0x23, 0xd6, 0xb0, 0x2c, 0xda, 0x10, 0xa8, 0xbb,
+    0xd4, 0xe8, 0x8e, 0x48, 0xb4, 0x45, 0x85, 0x61, 0xa3, 0x6e, 0x70, 0x55, 0x25, 0xf5, 0x67, 0x91,
+    0x8e, 0x2e, 0xdc, 0x88, 0xe4, 0x0d, 0x86, 0x0b, 0xd0, 0xcc, 0x4e, 0xe2, 0x6a, 0xac, 0xc9, 0x88,
+    0xe5, 0x05, 0xa9, 0x53, 0x55, 0x8c, 0x45, 0x3f, 0x6b, 0x09, 0x04, 0xae, 0x73, 0x94, 0xa3, 0x81,
+    0xbb, 0x30, 0x81, 0xb8, 0x30, 0x1f, 0x06, 0x03, 0x55, 0x1d, 0x23, 0x04, 0x18, 0x30, 0x16, 0x80,
+    0x14, 0x22, 0x65, 0x0c, 0xd6, 0x5a, 0x9d, 0x34, 0x89, 0xf3, 0x83, 0xb4, 0x95, 0x52, 0xbf, 0x50,
+    0x1b, 0x39, 0x27, 0x06, 0xac, 0x30, 0x52, 0x06, 0x03, 0x55, 0x1d, 0x1f, 0x04, 0x4b, 0x30, 0x49,
+    0x30, 0x47, 0xa0, 0x45, 0xa0, 0x43, 0x86, 0x41, 0x68, 0x74, 0x74, 0x70, 0x73, 0x3a, 0x2f, 0x2f,
+    0x63, 0x65, 0x72, 0x74, 0x69, 0x66, 0x69, 0x63, 0x61, 0x74, 0x65, 0x73, 0x2e, 0x74, 0x72, 0x75,
+    0x73, 0x74, 0x65, 0x64, 0x73, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65, 0x73, 0x2e, 0x69, 0x6e, 0x74,
+    0x65, 0x6c, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x49, 0x6e, 0x74, 0x65, 0x6c, 0x53, 0x47, 0x58, 0x52,
+    0x6f, 0x6f, 0x74, 0x43, 0x41, 0x2e, 0x64, 0x65, 0x72, 0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x0e,
+    0x04, 0x16, 0x04, 0x14, 0x22, 0x65, 0x0c, 0xd6, 0x5a, 0x9d, 0x34, 0x89, 0xf3, 0x83, 0xb4, 0x95,
+    0x52, 0xbf, 0x50, 0x1b, 0x39, 0x27, 0x06, 0xac, 0x30, 0x0e, 0x06, 0x03, 0x55, 0x1d, 0x0f, 0x01,
+    0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x01, 0x06, 0x30, 0x12, 0x06, 0x03, 0x55, 0x1d, 0x13, 0x01,
+    0x01, 0xff, 0x04, 0x08, 0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x01, 0x30, 0x0a, 0x06, 0x08,
+    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02, 0x03, 0x49, 0x00, 0x30, 0x46, 0x02, 0x21, 0x00,
+    0xe5, 0xbf, 0xe5, 0x09, 0x11, 0xf9, 0x2f, 0x42, 0x89, 0x20, 0xdc, 0x36, 0x8a, 0x30, 0x2e, 0xe3,
+    0xd1, 0x2e, 0xc5, 0x86, 0x7f, 0xf6, 0x22, 0xec, 0x64, 0x97, 0xf7, 0x80, 0x60, 0xc1, 0x3c, 0x20,
+    0x02, 0x21, 0x00, 0xe0, 0x9d, 0x25, 0xac, 0x7a, 0x0c, 0xb3, 0xe5, 0xe8, 0xe6, 0x8f, 0xec, 0x5f,
+    0xa3, 0xbd, 0x41, 0x6c, 0x47, 0x44, 0x0b, 0xd9, 0x50, 0x63, 0x9d, 0x45, 0x0e, 0xdc, 0xbe, 0xa4,
+    0x57, 0x6a, 0xa2};
+
+static const uint8_t intel_qe_vendor_id[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
+                                               0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
+
+#define DCAP_CACHE_DEFAULT 64
+#define DCAP_MAX_WINDOWS 24
+#define DCAP_MAX_INPUT ((size_t)1024 * 1024)
+
+enum anchor_kind {
+  ANCHOR_INTEL = 0,
+  ANCHOR_SIM = 1,
+  _ANCHOR_MAX,
+};
+
+struct anchor {
+  X509 *cert;
+  EVP_PKEY *pub;
+  uint8_t der_hash[32];
+};
+
+/* A validity interval checked against `now` on every verification. */
+enum window_kind { WIN_CERT, WIN_JSON, WIN_CRL };
+struct window {
+  char what[40];
+  enum window_kind kind;
+  int64_t not_before, not_after;
+};
+
+struct windows {
+  struct window w[DCAP_MAX_WINDOWS];
+  size_t n;
+};
+
+/* Common head of cache entries (refcounted; immutable once built). */
+struct entry {
+  uint8_t key[32];
+  unsigned refs;
+  uint64_t tick;
+  void (*free_fn)(struct entry *e);
+};
+
+struct chain_entry {
+  struct entry e;
+  enum anchor_kind anchor;
+  STACK_OF(X509) * certs; /* leaf, CAs (not the root) */
+  X509 *leaf;             /* certs[0] */
+  EVP_PKEY *leaf_pub;
+  EVP_PKEY *ca_pub; /* the leaf's issuer */
+  struct buf leaf_issuer_der;
+  struct pck_ext ext;
+  char ca[16];
+  struct windows win;
+  /* Memos of the latest QE of this platform, under the verifier lock: the QE report and
+   * signature that verified with leaf_pub (SHA-256), and the attestation key as an EVP_PKEY. */
+  bool qe_memo_set;
+  uint8_t qe_memo[32];
+  uint8_t attest_raw[64];
+  EVP_PKEY *attest_pub;
+};
+
+struct coll_entry {
+  struct entry e;
+  enum anchor_kind anchor;
+  struct dcap_tcb_info tcb;
+  struct dcap_qe_identity qe;
+  X509_CRL *root_crl, *pck_crl;
+  bool pck_crl_verified; /* by the collateral's own PCK CRL issuer chain */
+  struct buf pck_crl_issuer_der;
+  int64_t expiry;
+  struct windows win;
+};
+
+struct cache {
+  struct entry **slots;
+  size_t max;
+};
+
+struct dcap_verifier {
+  pthread_mutex_t lock;
+  struct anchor anchors[_ANCHOR_MAX]; /* cert NULL = not trusted */
+  struct cache chains, colls;
+  uint64_t tick;
+};
+
+static void errf(char *err, size_t n, const char *fmt, ...) _printf_(3, 4);
+static void errf(char *err, size_t n, const char *fmt, ...) {
+  if (!err || !n)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, n, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- cache ---- */
+
+static void entry_unref_locked(struct entry *e) {
+  if (e && --e->refs == 0)
+    e->free_fn(e);
+}
+
+static void entry_unref(struct dcap_verifier *v, struct entry *e) {
+  if (!e)
+    return;
+  pthread_mutex_lock(&v->lock);
+  entry_unref_locked(e);
+  pthread_mutex_unlock(&v->lock);
+}
+
+/* A new reference to the cached entry with this key, or NULL. */
+static struct entry *cache_get(struct dcap_verifier *v, struct cache *c, const uint8_t key[32]) {
+  struct entry *found = NULL;
+  pthread_mutex_lock(&v->lock);
+  for (size_t i = 0; i < c->max; i++) {
+    struct entry *e = c->slots[i];
+    if (e && memcmp(e->key, key, 32) == 0) {
+      e->refs++;
+      e->tick = ++v->tick;
+      found = e;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&v->lock);
+  return found;
+}
+
+/* Inserts e (the cache takes one more reference); when another thread inserted the same key
+ * first, returns that one instead (and drops e). Evicts the least recently used entry. */
+static struct entry *cache_put(struct dcap_verifier *v, struct cache *c, struct entry *e) {
+  pthread_mutex_lock(&v->lock);
+  size_t victim = 0;
+  uint64_t oldest = UINT64_MAX;
+  for (size_t i = 0; i < c->max; i++) {
+    struct entry *x = c->slots[i];
+    if (x && memcmp(x->key, e->key, 32) == 0) {
+      x->refs++;
+      x->tick = ++v->tick;
+      entry_unref_locked(e);
+      pthread_mutex_unlock(&v->lock);
+      return x;
+    }
+    uint64_t t = x ? x->tick : 0;
+    if (t < oldest) {
+      oldest = t;
+      victim = i;
+    }
+  }
+  entry_unref_locked(c->slots[victim]);
+  e->refs++;
+  e->tick = ++v->tick;
+  c->slots[victim] = e;
+  pthread_mutex_unlock(&v->lock);
+  return e;
+}
+
+static void cache_clear_locked(struct cache *c) {
+  for (size_t i = 0; c->slots && i < c->max; i++) {
+    entry_unref_locked(c->slots[i]);
+    c->slots[i] = NULL;
+  }
+}
+
+/* ---- verifier ---- */
+
+static int anchor_set(struct anchor *a, X509 *cert) {
+  _cleanup_buf_ struct buf der = BUF_INIT(X509_INPUT_MAX);
+  int r = x509_cert_to_der(cert, &der);
+  if (r < 0)
+    return r;
+  r = x509_cert_public_key(cert, &a->pub);
+  if (r < 0)
+    return r;
+  sha256(der.data, der.len, a->der_hash);
+  a->cert = cert;
+  return 0;
+}
+
+static int load_sim_root(const struct dcap_verifier_opts *o, X509 **ret) {
+  _cleanup_buf_ struct buf pem = BUF_INIT(X509_INPUT_MAX);
+  int r;
+  if (o->simulator_root_pem_data)
+    r = buf_append_str(&pem, o->simulator_root_pem_data);
+  else
+    r = file_read_all(o->simulator_root_pem, X509_INPUT_MAX, &pem);
+  if (r < 0)
+    return r;
+  return x509_cert_from_pem(pem.data, pem.len, ret);
+}
+
+int dcap_verifier_new(const struct dcap_verifier_opts *o, struct dcap_verifier **ret) {
+  if (!ret)
+    return -EINVAL;
+  struct dcap_verifier_opts def = {};
+  if (!o)
+    o = &def;
+  if (o->allow_simulator && !o->simulator_root_pem && !o->simulator_root_pem_data)
+    return -EINVAL;
+  struct dcap_verifier *v = calloc(1, sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  pthread_mutex_init(&v->lock, NULL);
+  size_t max = o->cache_max_entries ? o->cache_max_entries : DCAP_CACHE_DEFAULT;
+  v->chains.max = v->colls.max = max;
+  v->chains.slots = calloc(max, sizeof(struct entry *));
+  v->colls.slots = calloc(max, sizeof(struct entry *));
+  int r = (v->chains.slots && v->colls.slots) ? 0 : -ENOMEM;
+
+  X509 *root = NULL;
+  if (r >= 0)
+    r = x509_cert_from_der(intel_root_der, sizeof(intel_root_der), &root);
+  if (r >= 0) {
+    r = anchor_set(&v->anchors[ANCHOR_INTEL], root);
+    if (r < 0)
+      X509_free(root);
+  }
+  if (r >= 0) {
+    uint8_t pin[32];
+    if (hex_decode_exact(DCAP_INTEL_ROOT_SHA256_HEX, 64, pin, 32) < 0 ||
+        memcmp(pin, v->anchors[ANCHOR_INTEL].der_hash, 32) != 0)
+      r = -EIO;
+  }
+  if (r >= 0 && o->allow_simulator) {
+    X509 *sim = NULL;
+    r = load_sim_root(o, &sim);
+    if (r >= 0) {
+      r = anchor_set(&v->anchors[ANCHOR_SIM], sim);
+      if (r < 0)
+        X509_free(sim);
+    }
+    if (r >= 0 &&
+        memcmp(v->anchors[ANCHOR_SIM].der_hash, v->anchors[ANCHOR_INTEL].der_hash, 32) == 0)
+      r = -EINVAL;
+  }
+  if (r < 0) {
+    dcap_verifier_free(v);
+    return r;
+  }
+  *ret = v;
+  return 0;
+}
+
+void dcap_verifier_flush(struct dcap_verifier *v) {
+  if (!v)
+    return;
+  pthread_mutex_lock(&v->lock);
+  cache_clear_locked(&v->chains);
+  cache_clear_locked(&v->colls);
+  pthread_mutex_unlock(&v->lock);
+}
+
+void dcap_verifier_free(struct dcap_verifier *v) {
+  if (!v)
+    return;
+  dcap_verifier_flush(v);
+  free(v->chains.slots);
+  free(v->colls.slots);
+  for (size_t i = 0; i < _ANCHOR_MAX; i++) {
+    X509_free(v->anchors[i].cert);
+    EVP_PKEY_free(v->anchors[i].pub);
+  }
+  pthread_mutex_destroy(&v->lock);
+  free(v);
+}
+
+/* ---- helpers ---- */
+
+static int asn1_time_unix(const ASN1_TIME *t, int64_t *ret) {
+  struct tm tm;
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+    return -EBADMSG;
+  *ret = (int64_t)timegm(&tm);
+  return 0;
+}
+
+static void window_add(struct windows *w, const char *what, enum window_kind kind, int64_t nb,
+                       int64_t na) {
+  if (w->n >= DCAP_MAX_WINDOWS)
+    return; /* callers stay below the cap */
+  struct window *x = &w->w[w->n++];
+  snprintf(x->what, sizeof(x->what), "%s", what);
+  x->kind = kind;
+  x->not_before = nb;
+  x->not_after = na;
+}
+
+static int windows_check(const struct windows *w, enum window_kind kind, int64_t now, char *err,
+                         size_t errlen) {
+  for (size_t i = 0; i < w->n; i++) {
+    const struct window *x = &w->w[i];
+    if (x->kind != kind)
+      continue;
+    char d[32];
+    if (now < x->not_before) {
+      dcap_format_date(x->not_before, d);
+      switch (x->kind) {
+      case WIN_CERT:
+        errf(err, errlen, "%s: certificate not yet valid (notBefore %s)", x->what, d);
+        break;
+      case WIN_JSON:
+        errf(err, errlen, "%s not yet valid (issueDate %s)", x->what, d);
+        break;
+      case WIN_CRL:
+        errf(err, errlen, "%s not yet valid (thisUpdate %s)", x->what, d);
+        break;
+      }
+      return -EACCES;
+    }
+    if (now > x->not_after) {
+      dcap_format_date(x->not_after, d);
+      if (x->kind == WIN_CERT)
+        errf(err, errlen, "%s: certificate expired at %s", x->what, d);
+      else
+        errf(err, errlen, "%s expired at %s", x->what, d);
+      return -EACCES;
+    }
+  }
+  return 0;
+}
+
+static bool cn_contains(X509 *c, const char *needle) {
+  _cleanup_buf_ struct buf cn = BUF_INIT(4096);
+  if (x509_cert_subject_cn(c, &cn) < 0 || buf_terminate(&cn) < 0)
+    return false;
+  return strstr((const char *)cn.data, needle) != NULL;
+}
+
+static int name_der(const X509_NAME *n, struct buf *out) {
+  _cleanup_ossl_free_ unsigned char *p = NULL;
+  int len = i2d_X509_NAME(n, &p);
+  if (len <= 0)
+    return -EBADMSG;
+  return buf_append(out, p, (size_t)len);
+}
+
+static bool crl_has(X509_CRL *crl, X509 *c) {
+  X509_REVOKED *rev = NULL;
+  int r = X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(c));
+  return r == 1; /* 2 = removeFromCRL entry, not revoked */
+}
+
+/* Verifies a chain (leaf first; the root may be included or left out) up to a trusted anchor.
+ * Adds every certificate's validity to win. */
+static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, const char *what,
+                        enum anchor_kind *ret_anchor, struct windows *win, char *err,
+                        size_t errlen) {
+  int n = sk_X509_num(sk);
+  if (n < 1) {
+    errf(err, errlen, "%s: no certificates", what);
+    return -EBADMSG;
+  }
+  for (int i = 0; i < n; i++) {
+    X509 *c = sk_X509_value(sk, i);
+    int64_t nb, na;
+    if (x509_cert_validity(c, &nb, &na) < 0) {
+      errf(err, errlen, "%s: bad certificate validity", what);
+      return -EBADMSG;
+    }
+    bool self = X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0;
+    if (i == n - 1 && self) {
+      /* the root: must be one of ours, byte for byte */
+      _cleanup_buf_ struct buf der = BUF_INIT(X509_INPUT_MAX);
+      uint8_t h[32];
+      if (x509_cert_to_der(c, &der) < 0) {
+        errf(err, errlen, "%s: bad root certificate", what);
+        return -EBADMSG;
+      }
+      sha256(der.data, der.len, h);
+      for (int k = 0; k < _ANCHOR_MAX; k++)
+        if (v->anchors[k].cert && memcmp(h, v->anchors[k].der_hash, 32) == 0) {
+          if (i == 0) {
+            errf(err, errlen, "%s: only a root certificate", what);
+            return -EBADMSG;
+          }
+          window_add(win, what, WIN_CERT, nb, na);
+          *ret_anchor = (enum anchor_kind)k;
+          return 0;
+        }
+      if (cn_contains(c, "Simulated"))
+        errf(err, errlen, "%s: root CA not trusted (simulator root; simulator not allowed)", what);
+      else
+        errf(err, errlen, "%s: root CA not trusted (Intel test root?)", what);
+      return -EACCES;
+    }
+    window_add(win, what, WIN_CERT, nb, na);
+    X509 *issuer = NULL;
+    EVP_PKEY *issuer_pub = NULL;
+    _cleanup_(EVP_PKEY_freep) EVP_PKEY *owned = NULL;
+    int anchor = -1;
+    if (i + 1 < n) {
+      issuer = sk_X509_value(sk, i + 1);
+      if (x509_cert_public_key(issuer, &owned) < 0) {
+        errf(err, errlen, "%s: bad issuer public key", what);
+        return -EBADMSG;
+      }
+      issuer_pub = owned;
+    } else {
+      for (int k = 0; k < _ANCHOR_MAX && !issuer; k++)
+        if (v->anchors[k].cert && X509_NAME_cmp(X509_get_issuer_name(c),
+                                                X509_get_subject_name(v->anchors[k].cert)) == 0) {
+          issuer = v->anchors[k].cert;
+          issuer_pub = v->anchors[k].pub;
+          anchor = k;
+        }
+      if (!issuer) {
+        errf(err, errlen, "%s: root CA not trusted (issuer not a trusted root)", what);
+        return -EACCES;
+      }
+    }
+    if (X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(issuer)) != 0) {
+      errf(err, errlen, "%s: issuer name mismatch", what);
+      return -EBADMSG;
+    }
+    bool ca = false;
+    int pathlen;
+    if (x509_cert_basic_constraints(issuer, &ca, &pathlen) < 0 || !ca) {
+      errf(err, errlen, "%s: issuer is not a CA", what);
+      return -EBADMSG;
+    }
+    if (x509_cert_verify_signed_by(c, issuer_pub) < 0) {
+      errf(err, errlen, "%s: certificate signature invalid", what);
+      return -EBADMSG;
+    }
+    if (anchor >= 0) {
+      int64_t rnb, rna;
+      if (x509_cert_validity(issuer, &rnb, &rna) < 0)
+        return -EBADMSG;
+      window_add(win, what, WIN_CERT, rnb, rna);
+      *ret_anchor = (enum anchor_kind)anchor;
+      return 0;
+    }
+  }
+  errf(err, errlen, "%s: root CA not trusted", what);
+  return -EACCES;
+}
+
+/* Parses a PEM chain and puts it in issuing order starting from the first certificate (the
+ * leaf): each next certificate is the issuer of the previous one. Certificates that are not
+ * on that path are dropped. */
+static int chain_parse(const char *pem, size_t len, const char *what, STACK_OF(X509) * *ret,
+                       char *err, size_t errlen) {
+  _cleanup_x509_chain_ STACK_OF(X509) *in = NULL;
+  int r = x509_chain_from_pem(pem, len, &in);
+  if (r < 0) {
+    errf(err, errlen, "%s: %s", what, r == -ENOENT ? "no certificates" : "malformed certificate");
+    return r == -ENOENT ? -EBADMSG : r;
+  }
+  _cleanup_x509_chain_ STACK_OF(X509) *out = sk_X509_new_null();
+  if (!out)
+    return -ENOMEM;
+  X509 *cur = sk_X509_shift(in);
+  while (cur) {
+    if (!sk_X509_push(out, cur)) {
+      X509_free(cur);
+      return -ENOMEM;
+    }
+    if (X509_NAME_cmp(X509_get_subject_name(cur), X509_get_issuer_name(cur)) == 0)
+      break; /* self-issued: the root */
+    X509 *next = NULL;
+    for (int i = 0; i < sk_X509_num(in) && !next; i++)
+      if (X509_NAME_cmp(X509_get_subject_name(sk_X509_value(in, i)), X509_get_issuer_name(cur)) ==
+          0)
+        next = sk_X509_delete(in, i);
+    cur = next;
+  }
+  *ret = TAKE_PTR(out);
+  return 0;
+}
+
+/* ---- PCK chain entries ---- */
+
+static void chain_entry_free(struct entry *e) {
+  struct chain_entry *c = (struct chain_entry *)e;
+  x509_chain_free(c->certs);
+  EVP_PKEY_free(c->leaf_pub);
+  EVP_PKEY_free(c->ca_pub);
+  EVP_PKEY_free(c->attest_pub);
+  buf_free(&c->leaf_issuer_der);
+  free(c);
+}
+
+static int chain_build(struct dcap_verifier *v, const struct slice pem, const uint8_t key[32],
+                       struct chain_entry **ret, char *err, size_t errlen) {
+  static const char what[] = "PCK chain";
+  struct chain_entry *c = calloc(1, sizeof(*c));
+  if (!c)
+    return -ENOMEM;
+  c->e.refs = 1;
+  c->e.free_fn = chain_entry_free;
+  memcpy(c->e.key, key, 32);
+  buf_init(&c->leaf_issuer_der, 4096);
+  int r = chain_parse((const char *)pem.ptr, pem.len, what, &c->certs, err, errlen);
+  if (r < 0)
+    goto fail;
+  r = chain_verify(v, c->certs, what, &c->anchor, &c->win, err, errlen);
+  if (r < 0)
+    goto fail;
+  /* keep only the leaf and CAs (drop a trailing root) */
+  int n = sk_X509_num(c->certs);
+  X509 *last = sk_X509_value(c->certs, n - 1);
+  if (n > 1 && X509_NAME_cmp(X509_get_subject_name(last), X509_get_issuer_name(last)) == 0)
+    X509_free(sk_X509_pop(c->certs));
+  c->leaf = sk_X509_value(c->certs, 0);
+  bool sim = c->anchor == ANCHOR_SIM;
+  if (!cn_contains(c->leaf, "SGX PCK Certificate") || (!sim && cn_contains(c->leaf, "Simulated"))) {
+    errf(err, errlen, "%s: leaf is not an SGX PCK certificate", what);
+    r = -EBADMSG;
+    goto fail;
+  }
+  X509 *ca = sk_X509_num(c->certs) > 1 ? sk_X509_value(c->certs, 1) : v->anchors[c->anchor].cert;
+  if (cn_contains(ca, "SGX PCK Platform CA"))
+    snprintf(c->ca, sizeof(c->ca), "platform");
+  else if (cn_contains(ca, "SGX PCK Processor CA"))
+    snprintf(c->ca, sizeof(c->ca), "processor");
+  else {
+    errf(err, errlen, "%s: issuer is not an SGX PCK Platform/Processor CA", what);
+    r = -EBADMSG;
+    goto fail;
+  }
+  if (!sim && cn_contains(ca, "Simulated")) {
+    errf(err, errlen, "%s: simulated CA under the Intel root", what);
+    r = -EBADMSG;
+    goto fail;
+  }
+  if (x509_cert_public_key(c->leaf, &c->leaf_pub) < 0 || x509_cert_public_key(ca, &c->ca_pub) < 0) {
+    errf(err, errlen, "%s: bad public key", what);
+    r = -EBADMSG;
+    goto fail;
+  }
+  if (EVP_PKEY_get_base_id(c->leaf_pub) != EVP_PKEY_EC) {
+    errf(err, errlen, "%s: PCK key is not ECDSA", what);
+    r = -EBADMSG;
+    goto fail;
+  }
+  r = pck_cert_ext(c->leaf, &c->ext);
+  if (r < 0) {
+    errf(err, errlen, "%s: %s SGX extension", what, r == -ENOENT ? "no" : "malformed");
+    r = -EBADMSG;
+    goto fail;
+  }
+  r = name_der(X509_get_issuer_name(c->leaf), &c->leaf_issuer_der);
+  if (r < 0) {
+    errf(err, errlen, "%s: bad issuer name", what);
+    goto fail;
+  }
+  *ret = c;
+  return 0;
+fail:
+  chain_entry_free(&c->e);
+  return r;
+}
+
+static int chain_get(struct dcap_verifier *v, struct slice pem, struct chain_entry **ret, char *err,
+                     size_t errlen) {
+  uint8_t key[32];
+  sha256(pem.ptr, pem.len, key);
+  struct entry *e = cache_get(v, &v->chains, key);
+  if (!e) {
+    struct chain_entry *c = NULL;
+    int r = chain_build(v, pem, key, &c, err, errlen);
+    if (r < 0)
+      return r;
+    e = cache_put(v, &v->chains, &c->e);
+  }
+  *ret = (struct chain_entry *)e;
+  return 0;
+}
+
+/* ---- collateral entries ---- */
+
+static void coll_entry_free(struct entry *e) {
+  struct coll_entry *c = (struct coll_entry *)e;
+  dcap_tcb_info_free(&c->tcb);
+  dcap_qe_identity_free(&c->qe);
+  X509_CRL_free(c->root_crl);
+  X509_CRL_free(c->pck_crl);
+  buf_free(&c->pck_crl_issuer_der);
+  free(c);
+}
+
+static int crl_load(const struct buf *der, const char *what, X509_CRL **ret, struct windows *win,
+                    int64_t *ret_next, char *err, size_t errlen) {
+  const unsigned char *p = der->data;
+  X509_CRL *crl = der->len ? d2i_X509_CRL(NULL, &p, (long)der->len) : NULL;
+  ERR_clear_error();
+  if (!crl || p != der->data + der->len) {
+    X509_CRL_free(crl);
+    errf(err, errlen, "%s: malformed", what);
+    return -EBADMSG;
+  }
+  int64_t t1, t2;
+  if (asn1_time_unix(X509_CRL_get0_lastUpdate(crl), &t1) < 0 ||
+      asn1_time_unix(X509_CRL_get0_nextUpdate(crl), &t2) < 0) {
+    X509_CRL_free(crl);
+    errf(err, errlen, "%s: missing thisUpdate/nextUpdate", what);
+    return -EBADMSG;
+  }
+  window_add(win, what, WIN_CRL, t1, t2);
+  *ret_next = t2;
+  /* sort the revoked list now, before the CRL is shared between threads */
+  X509_REVOKED *rev;
+  _cleanup_(ASN1_INTEGER_freep) ASN1_INTEGER *zero = ASN1_INTEGER_new();
+  if (zero)
+    (void)X509_CRL_get0_by_serial(crl, &rev, zero);
+  *ret = crl;
+  return 0;
+}
+
+static bool crl_signed_by(X509_CRL *crl, X509 *issuer, EVP_PKEY *pub) {
+  if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0)
+    return false;
+  int ok = X509_CRL_verify(crl, pub);
+  ERR_clear_error();
+  return ok == 1;
+}
+
+/* A signing chain of TCB info / QE identity: verified, leaf is the TCB signing cert, the
+ * signature over text verifies, nothing is revoked by the root CRL (checked by the caller). */
+static int signed_json_check(struct dcap_verifier *v, const char *chain_pem, const char *what,
+                             const char *text, const uint8_t sig[64], enum anchor_kind *anchor,
+                             STACK_OF(X509) * *ret_chain, struct windows *win, char *err,
+                             size_t errlen) {
+  char cwhat[40];
+  snprintf(cwhat, sizeof(cwhat), "%s signing chain", what);
+  _cleanup_x509_chain_ STACK_OF(X509) *sk = NULL;
+  if (!chain_pem || !text) {
+    errf(err, errlen, "%s: missing", what);
+    return -EBADMSG;
+  }
+  int r = chain_parse(chain_pem, strlen(chain_pem), cwhat, &sk, err, errlen);
+  if (r < 0)
+    return r;
+  r = chain_verify(v, sk, cwhat, anchor, win, err, errlen);
+  if (r < 0)
+    return r;
+  X509 *leaf = sk_X509_value(sk, 0);
+  if (!cn_contains(leaf, "SGX TCB Signing")) {
+    errf(err, errlen, "%s: leaf is not an SGX TCB Signing certificate", cwhat);
+    return -EBADMSG;
+  }
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+  if (x509_cert_public_key(leaf, &pub) < 0 ||
+      key_ecdsa_verify_raw(pub, text, strlen(text), sig) < 0) {
+    errf(err, errlen, "%s signature invalid", what);
+    return -EBADMSG;
+  }
+  *ret_chain = TAKE_PTR(sk);
+  return 0;
+}
+
+static int revoked_check(X509_CRL *root_crl, STACK_OF(X509) * sk, const char *what, char *err,
+                         size_t errlen) {
+  for (int i = 0; sk && i < sk_X509_num(sk); i++) {
+    X509 *c = sk_X509_value(sk, i);
+    if (X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0)
+      continue; /* the root itself */
+    if (X509_NAME_cmp(X509_get_issuer_name(c), X509_CRL_get_issuer(root_crl)) != 0)
+      continue; /* not issued by the root */
+    if (crl_has(root_crl, c)) {
+      errf(err, errlen, "%s: certificate revoked", what);
+      return -EACCES;
+    }
+  }
+  return 0;
+}
+
+static int coll_build(struct dcap_verifier *v, const struct dcap_collateral *col,
+                      const uint8_t key[32], struct coll_entry **ret, char *err, size_t errlen) {
+  struct coll_entry *c = calloc(1, sizeof(*c));
+  if (!c)
+    return -ENOMEM;
+  c->e.refs = 1;
+  c->e.free_fn = coll_entry_free;
+  memcpy(c->e.key, key, 32);
+  buf_init(&c->pck_crl_issuer_der, 4096);
+  _cleanup_x509_chain_ STACK_OF(X509) *tcb_chain = NULL, *qe_chain = NULL, *pck_chain = NULL;
+  int r;
+
+  if (!col->tcb_info || !col->qe_identity) {
+    errf(err, errlen, "collateral: TCB info or QE identity missing");
+    r = -EBADMSG;
+    goto fail;
+  }
+  r = dcap_tcb_info_parse(col->tcb_info, strlen(col->tcb_info), &c->tcb);
+  if (r < 0) {
+    errf(err, errlen, "TCB info: %s",
+         r == -ENOTSUP ? "unsupported id or version (need v3)" : "malformed");
+    goto fail;
+  }
+  r = dcap_qe_identity_parse(col->qe_identity, strlen(col->qe_identity), &c->qe);
+  if (r < 0) {
+    errf(err, errlen, "QE identity: %s",
+         r == -ENOTSUP ? "unsupported id or version (need v2)" : "malformed");
+    goto fail;
+  }
+  window_add(&c->win, "TCB info", WIN_JSON, c->tcb.issue_date, c->tcb.next_update);
+  window_add(&c->win, "QE identity", WIN_JSON, c->qe.issue_date, c->qe.next_update);
+
+  enum anchor_kind a1, a2;
+  r = signed_json_check(v, col->tcb_info_issuer_chain, "TCB info", col->tcb_info,
+                        col->tcb_info_signature, &a1, &tcb_chain, &c->win, err, errlen);
+  if (r < 0)
+    goto fail;
+  r = signed_json_check(v, col->qe_identity_issuer_chain, "QE identity", col->qe_identity,
+                        col->qe_identity_signature, &a2, &qe_chain, &c->win, err, errlen);
+  if (r < 0)
+    goto fail;
+  if (a1 != a2) {
+    errf(err, errlen, "collateral: TCB info and QE identity chain to different roots");
+    r = -EACCES;
+    goto fail;
+  }
+  c->anchor = a1;
+  const struct anchor *root = &v->anchors[c->anchor];
+
+  int64_t root_next, pck_next;
+  r = crl_load(&col->root_ca_crl, "root CA CRL", &c->root_crl, &c->win, &root_next, err, errlen);
+  if (r < 0)
+    goto fail;
+  if (!crl_signed_by(c->root_crl, root->cert, root->pub)) {
+    errf(err, errlen, "root CA CRL: not signed by the root CA");
+    r = -EBADMSG;
+    goto fail;
+  }
+  r = crl_load(&col->pck_crl, "PCK CRL", &c->pck_crl, &c->win, &pck_next, err, errlen);
+  if (r < 0)
+    goto fail;
+  r = name_der(X509_CRL_get_issuer(c->pck_crl), &c->pck_crl_issuer_der);
+  if (r < 0) {
+    errf(err, errlen, "PCK CRL: bad issuer name");
+    goto fail;
+  }
+  if (col->pck_crl_issuer_chain && col->pck_crl_issuer_chain[0]) {
+    static const char pwhat[] = "PCK CRL issuer chain";
+    enum anchor_kind a3;
+    r = chain_parse(col->pck_crl_issuer_chain, strlen(col->pck_crl_issuer_chain), pwhat, &pck_chain,
+                    err, errlen);
+    if (r >= 0)
+      r = chain_verify(v, pck_chain, pwhat, &a3, &c->win, err, errlen);
+    if (r < 0)
+      goto fail;
+    if (a3 != c->anchor) {
+      errf(err, errlen, "collateral: PCK CRL issuer chain has another root");
+      r = -EACCES;
+      goto fail;
+    }
+    X509 *ca = sk_X509_value(pck_chain, 0);
+    _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+    if (x509_cert_public_key(ca, &pub) < 0 || !crl_signed_by(c->pck_crl, ca, pub)) {
+      errf(err, errlen, "PCK CRL: signature invalid or issuer mismatch");
+      r = -EBADMSG;
+      goto fail;
+    }
+    c->pck_crl_verified = true;
+  }
+  if ((r = revoked_check(c->root_crl, tcb_chain, "TCB info signing chain", err, errlen)) < 0 ||
+      (r = revoked_check(c->root_crl, qe_chain, "QE identity signing chain", err, errlen)) < 0 ||
+      (r = revoked_check(c->root_crl, pck_chain, "PCK CRL issuer chain", err, errlen)) < 0)
+    goto fail;
+  c->expiry = MIN(MIN(c->tcb.next_update, c->qe.next_update), MIN(root_next, pck_next));
+  *ret = c;
+  return 0;
+fail:
+  coll_entry_free(&c->e);
+  return r;
+}
+
+static void hash_field(struct hash_ctx *h, const void *p, size_t n) {
+  uint8_t len[8];
+  le64_write(len, n);
+  (void)hash_ctx_update(h, len, 8);
+  if (n)
+    (void)hash_ctx_update(h, p, n);
+}
+
+static void hash_str(struct hash_ctx *h, const char *s) {
+  hash_field(h, s ? s : "", s ? strlen(s) + 1 : 0);
+}
+
+static int coll_key(const struct dcap_collateral *c, uint8_t key[32]) {
+  struct hash_ctx *h = NULL;
+  int r = hash_ctx_new(HASH_SHA256, &h);
+  if (r < 0)
+    return r;
+  hash_str(h, c->pck_crl_issuer_chain);
+  hash_field(h, c->root_ca_crl.data, c->root_ca_crl.len);
+  hash_field(h, c->pck_crl.data, c->pck_crl.len);
+  hash_str(h, c->tcb_info_issuer_chain);
+  hash_str(h, c->tcb_info);
+  hash_field(h, c->tcb_info_signature, 64);
+  hash_str(h, c->qe_identity_issuer_chain);
+  hash_str(h, c->qe_identity);
+  hash_field(h, c->qe_identity_signature, 64);
+  r = hash_ctx_final(h, key);
+  hash_ctx_free(h);
+  return r;
+}
+
+static int coll_get(struct dcap_verifier *v, const struct dcap_collateral *col,
+                    struct coll_entry **ret, char *err, size_t errlen) {
+  uint8_t key[32];
+  int r = coll_key(col, key);
+  if (r < 0)
+    return r;
+  struct entry *e = cache_get(v, &v->colls, key);
+  if (!e) {
+    struct coll_entry *c = NULL;
+    r = coll_build(v, col, key, &c, err, errlen);
+    if (r < 0)
+      return r;
+    e = cache_put(v, &v->colls, &c->e);
+  }
+  *ret = (struct coll_entry *)e;
+  return 0;
+}
+
+/* ---- results ---- */
+
+void dcap_result_free(struct dcap_result *r) {
+  if (!r)
+    return;
+  strv_free(r->advisory_ids);
+  free(r->quote_data);
+  *r = (struct dcap_result){};
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int advisories_collect(const struct dcap_tcb_outcome *o, struct dcap_result *res) {
+  const char *const *lists[3] = {
+      (const char *const *)o->platform_level->advisory_ids,
+      (const char *const *)o->qe_level->advisory_ids,
+      o->module_level ? (const char *const *)o->module_level->advisory_ids : NULL,
+  };
+  size_t counts[3] = {o->platform_level->n_advisory_ids, o->qe_level->n_advisory_ids,
+                      o->module_level ? o->module_level->n_advisory_ids : 0};
+  size_t total = counts[0] + counts[1] + counts[2];
+  if (total == 0)
+    return 0;
+  char **v = calloc(total + 1, sizeof(char *));
+  if (!v)
+    return -ENOMEM;
+  size_t n = 0;
+  for (size_t l = 0; l < 3; l++)
+    for (size_t i = 0; i < counts[l]; i++) {
+      v[n] = strdup(lists[l][i]);
+      if (!v[n]) {
+        strv_free(v);
+        return -ENOMEM;
+      }
+      n++;
+    }
+  qsort(v, n, sizeof(char *), cmp_str);
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (u > 0 && str_eq(v[u - 1], v[i])) {
+      free(v[i]);
+      v[i] = NULL;
+      continue;
+    }
+    v[u++] = v[i];
+    if (u - 1 != i)
+      v[i] = NULL;
+  }
+  v[u] = NULL;
+  res->advisory_ids = v;
+  res->n_advisory_ids = u;
+  return 0;
+}
+
+/* ---- verification ---- */
+
+int dcap_verify(struct dcap_verifier *v, const uint8_t *quote, size_t len,
+                const struct dcap_collateral *col, int64_t now, struct dcap_result *ret, char *err,
+                size_t errlen) {
+  if (err && errlen)
+    err[0] = '\0';
+  if (ret)
+    *ret = (struct dcap_result){};
+  if (!v || !quote || !col || !ret) {
+    errf(err, errlen, "invalid argument");
+    return -EINVAL;
+  }
+  if (len > DCAP_MAX_INPUT) {
+    errf(err, errlen, "quote too large");
+    return -ENOBUFS;
+  }
+
+  struct dcap_result res = {};
+  struct chain_entry *ch = NULL;
+  struct coll_entry *co = NULL;
+  int r;
+  res.quote_data = malloc(len ? len : 1);
+  if (!res.quote_data) {
+    r = -ENOMEM;
+    goto out;
+  }
+  memcpy(res.quote_data, quote, len);
+  res.quote_len = len;
+  {
+    char why[160] = "";
+    r = quote_parse_msg(res.quote_data, len, &res.quote, why, sizeof(why));
+    if (r < 0) {
+      errf(err, errlen, "quote: %s", why[0] ? why : "malformed");
+      goto out;
+    }
+  }
+  const struct quote *q = &res.quote;
+  if (memcmp(q->qe_vendor_id, intel_qe_vendor_id, 16) != 0) {
+    errf(err, errlen, "quote: unsupported QE vendor ID");
+    r = -ENOTSUP;
+    goto out;
+  }
+  if (q->cert_type != QUOTE_CERT_PCK_CHAIN || q->pck_chain_pem.len == 0) {
+    errf(err, errlen, "quote: certification data type %u is not a PCK chain", q->cert_type);
+    r = -ENOTSUP;
+    goto out;
+  }
+
+  /* PCK chain, collateral (both cached), and their agreement */
+  r = chain_get(v, q->pck_chain_pem, &ch, err, errlen);
+  if (r < 0)
+    goto out;
+  r = coll_get(v, col, &co, err, errlen);
+  if (r < 0)
+    goto out;
+  if (ch->anchor != co->anchor) {
+    errf(err, errlen, "collateral and PCK chain have different roots (%s vs %s)",
+         co->anchor == ANCHOR_SIM ? "simulator" : "Intel",
+         ch->anchor == ANCHOR_SIM ? "simulator" : "Intel");
+    r = -EACCES;
+    goto out;
+  }
+  /* collateral dates first (the usual reason), then CRLs, then certificates */
+  if ((r = windows_check(&co->win, WIN_JSON, now, err, errlen)) < 0 ||
+      (r = windows_check(&co->win, WIN_CRL, now, err, errlen)) < 0 ||
+      (r = windows_check(&ch->win, WIN_CERT, now, err, errlen)) < 0 ||
+      (r = windows_check(&co->win, WIN_CERT, now, err, errlen)) < 0)
+    goto out;
+
+  /* revocation */
+  if (ch->leaf_issuer_der.len != co->pck_crl_issuer_der.len ||
+      memcmp(ch->leaf_issuer_der.data, co->pck_crl_issuer_der.data, ch->leaf_issuer_der.len) != 0) {
+    errf(err, errlen, "PCK CRL: issuer is not the PCK certificate's issuer (a %s CA)", ch->ca);
+    r = -EACCES;
+    goto out;
+  }
+  if (!co->pck_crl_verified) {
+    pthread_mutex_lock(&v->lock);
+    int ok = X509_CRL_verify(co->pck_crl, ch->ca_pub);
+    ERR_clear_error();
+    pthread_mutex_unlock(&v->lock);
+    if (ok != 1) {
+      errf(err, errlen, "PCK CRL: signature invalid");
+      r = -EBADMSG;
+      goto out;
+    }
+  }
+  if (crl_has(co->pck_crl, ch->leaf)) {
+    errf(err, errlen, "PCK chain: certificate revoked");
+    r = -EACCES;
+    goto out;
+  }
+  r = revoked_check(co->root_crl, ch->certs, "PCK chain", err, errlen);
+  if (r < 0)
+    goto out;
+
+  /* QE report: signed by the PCK key (verified once per distinct report of this PCK) */
+  {
+    uint8_t memo[32];
+    struct hash_ctx *h = NULL;
+    r = hash_ctx_new(HASH_SHA256, &h);
+    if (r >= 0)
+      r = hash_ctx_update(h, q->qe_report_raw, QUOTE_QE_REPORT_SIZE);
+    if (r >= 0)
+      r = hash_ctx_update(h, q->qe_report_sig, 64);
+    if (r >= 0)
+      r = hash_ctx_final(h, memo);
+    hash_ctx_free(h);
+    if (r < 0)
+      goto out;
+    pthread_mutex_lock(&v->lock);
+    bool known = ch->qe_memo_set && memcmp(ch->qe_memo, memo, 32) == 0;
+    pthread_mutex_unlock(&v->lock);
+    if (!known) {
+      if (key_ecdsa_verify_raw(ch->leaf_pub, q->qe_report_raw, QUOTE_QE_REPORT_SIZE,
+                               q->qe_report_sig) < 0) {
+        errf(err, errlen, "QE report signature invalid");
+        r = -EBADMSG;
+        goto out;
+      }
+      pthread_mutex_lock(&v->lock);
+      memcpy(ch->qe_memo, memo, 32);
+      ch->qe_memo_set = true;
+      pthread_mutex_unlock(&v->lock);
+    }
+  }
+  /* ... and binds the attestation key */
+  {
+    struct hash_ctx *h = NULL;
+    uint8_t rd[64] = {};
+    r = hash_ctx_new(HASH_SHA256, &h);
+    if (r >= 0)
+      r = hash_ctx_update(h, q->attest_key, 64);
+    if (r >= 0 && q->qe_auth_data.len)
+      r = hash_ctx_update(h, q->qe_auth_data.ptr, q->qe_auth_data.len);
+    if (r >= 0)
+      r = hash_ctx_final(h, rd);
+    hash_ctx_free(h);
+    if (r < 0)
+      goto out;
+    if (memcmp(rd, q->qe_report.report_data, 64) != 0) {
+      errf(err, errlen, "QE report data does not bind the attestation key");
+      r = -EBADMSG;
+      goto out;
+    }
+  }
+  const struct dcap_isv_level *qe_level = NULL;
+  {
+    char why[160] = "";
+    r = dcap_qe_identity_check(&co->qe, q->tee_type, &q->qe_report, &qe_level, why, sizeof(why));
+    if (r < 0) {
+      errf(err, errlen, "%s", why);
+      goto out;
+    }
+  }
+
+  /* the quote itself, by the attestation key (its EVP_PKEY is kept with the PCK chain) */
+  {
+    EVP_PKEY *ak = NULL;
+    pthread_mutex_lock(&v->lock);
+    if (ch->attest_pub && memcmp(ch->attest_raw, q->attest_key, 64) == 0 &&
+        EVP_PKEY_up_ref(ch->attest_pub) == 1)
+      ak = ch->attest_pub;
+    pthread_mutex_unlock(&v->lock);
+    if (!ak) {
+      if (key_p256_from_public_raw(q->attest_key, &ak) < 0) {
+        errf(err, errlen, "quote: attestation key is not a P-256 point");
+        r = -EBADMSG;
+        goto out;
+      }
+      pthread_mutex_lock(&v->lock);
+      if (EVP_PKEY_up_ref(ak) == 1) {
+        EVP_PKEY_free(ch->attest_pub);
+        ch->attest_pub = ak;
+        memcpy(ch->attest_raw, q->attest_key, 64);
+      }
+      pthread_mutex_unlock(&v->lock);
+    }
+    r = key_ecdsa_verify_raw(ak, q->signed_data.ptr, q->signed_data.len, q->signature);
+    EVP_PKEY_free(ak);
+    if (r < 0) {
+      errf(err, errlen, "quote signature invalid");
+      r = -EBADMSG;
+      goto out;
+    }
+  }
+
+  /* TCB */
+  struct dcap_tcb_outcome o;
+  {
+    char why[160] = "";
+    r = dcap_tcb_evaluate(&co->tcb, q, &ch->ext, qe_level, &o, why, sizeof(why));
+    if (r < 0) {
+      errf(err, errlen, "%s", why);
+      goto out;
+    }
+  }
+  r = advisories_collect(&o, &res);
+  if (r < 0)
+    goto out;
+  res.status = o.status;
+  res.platform_status = o.platform_status;
+  res.qe_status = o.qe_status;
+  res.module_status = o.module_status;
+  memcpy(res.fmspc, ch->ext.fmspc, 6);
+  memcpy(res.pce_id, ch->ext.pceid, 2);
+  snprintf(res.pck_ca, sizeof(res.pck_ca), "%s", ch->ca);
+  res.tee_type = q->tee_type;
+  res.collateral_expiry = co->expiry;
+  res.tcb_date = o.platform_level->tcb_date;
+  res.tcb_eval_num = co->tcb.tcb_eval_num;
+  res.simulated = ch->anchor == ANCHOR_SIM;
+  *ret = res;
+  res = (struct dcap_result){};
+  r = 0;
+out:
+  entry_unref(v, ch ? &ch->e : NULL);
+  entry_unref(v, co ? &co->e : NULL);
+  dcap_result_free(&res);
+  if (r < 0 && err && errlen && !err[0])
+    errf(err, errlen, "%s", strerror(-r));
+  return r;
+}
+
+int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **ret) {
+  if (!r || !ret)
+    return -EINVAL;
+  _cleanup_json_ json_t *j = json_object();
+  json_t *adv = json_array();
+  if (!j || !adv) {
+    json_decref(adv);
+    return -ENOMEM;
+  }
+  int rr = json_set_new(j, "status", json_string(dcap_status_name(r->status)));
+  if (rr >= 0)
+    rr = json_set_new(j, "advisory_ids", adv);
+  else
+    json_decref(adv);
+  for (size_t i = 0; rr >= 0 && i < r->n_advisory_ids; i++)
+    if (json_array_append_new(adv, json_string(r->advisory_ids[i])) < 0)
+      rr = -ENOMEM;
+  char date[32];
+  dcap_format_date(r->collateral_expiry, date);
+  if (rr >= 0)
+    rr = json_set_hex(j, "fmspc", r->fmspc, 6);
+  if (rr >= 0)
+    rr = json_set_str(j, "tee_type", r->tee_type == QUOTE_TEE_TDX ? "TDX" : "SGX");
+  if (rr >= 0)
+    rr = json_set_bool(j, "simulated", r->simulated);
+  if (rr >= 0)
+    rr = json_set_str(j, "collateral_expiry", date);
+  if (rr >= 0)
+    rr = json_set_str(j, "platform_status", dcap_status_name(r->platform_status));
+  if (rr >= 0)
+    rr = json_set_str(j, "qe_status", dcap_status_name(r->qe_status));
+  if (rr >= 0)
+    rr = json_set_str(j, "module_status", dcap_status_name(r->module_status));
+  if (rr >= 0)
+    rr = json_set_str(j, "pck_ca", r->pck_ca);
+  if (rr >= 0)
+    rr = json_set_u64(j, "quote_version", r->quote.version);
+  if (rr >= 0 && with_body) {
+    json_t *body = NULL;
+    rr = quote_to_json(&r->quote, &body);
+    if (rr >= 0)
+      rr = json_set_new(j, "body", body);
+  }
+  if (rr < 0)
+    return rr;
+  *ret = TAKE_PTR(j);
+  return 0;
+}

@@ -1,0 +1,732 @@
+#include "net/prpc_json.h"
+
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hex.h"
+#include "base/json.h"
+#include "base/macro.h"
+
+#define FIELD_PTR(m, off) ((void *)((char *)(m) + (off)))
+#define FIELD_CPTR(m, off) ((const void *)((const char *)(m) + (off)))
+
+/* Decoding state: options, the dotted path of the field being decoded, the error text. */
+struct dec {
+  unsigned flags;
+  char path[256];
+  size_t path_len;
+  char *err;
+  size_t errlen;
+};
+
+static int dec_fail(struct dec *c, int r, const char *fmt, ...) _printf_(3, 4);
+static int dec_fail(struct dec *c, int r, const char *fmt, ...) {
+  if (c->err && c->errlen) {
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->path_len)
+      snprintf(c->err, c->errlen, "field '%s': %s", c->path, msg);
+    else
+      snprintf(c->err, c->errlen, "%s", msg);
+  }
+  return r;
+}
+
+/* Appends ".name", "name" or "[i]" to the path; returns the old length for path_pop(). */
+static size_t path_push(struct dec *c, const char *name, size_t index, bool is_index) {
+  size_t old = c->path_len;
+  int n;
+  if (is_index)
+    n = snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", index);
+  else
+    n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s", old ? "." : "", name);
+  if (n > 0)
+    c->path_len = MIN(old + (size_t)n, sizeof(c->path) - 1);
+  return old;
+}
+
+static void path_pop(struct dec *c, size_t old) {
+  c->path_len = old;
+  c->path[old] = 0;
+}
+
+int prpc_message_new(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret) {
+  if (!d || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC || !ret)
+    return -EINVAL;
+  ProtobufCMessage *m = malloc(d->sizeof_message);
+  if (!m)
+    return -ENOMEM;
+  protobuf_c_message_init(d, m);
+  *ret = m;
+  return 0;
+}
+
+void prpc_message_free(ProtobufCMessage *m) {
+  if (m)
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+bool prpc_descriptor_is_empty(const ProtobufCMessageDescriptor *d) {
+  return d && d->n_fields == 0 && d->short_name && strcmp(d->short_name, "Empty") == 0;
+}
+
+static size_t elem_size(ProtobufCType t) {
+  switch (t) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_ENUM:
+    return 4;
+  case PROTOBUF_C_TYPE_FLOAT:
+    return sizeof(float);
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+    return 8;
+  case PROTOBUF_C_TYPE_DOUBLE:
+    return sizeof(double);
+  case PROTOBUF_C_TYPE_BOOL:
+    return sizeof(protobuf_c_boolean);
+  case PROTOBUF_C_TYPE_STRING:
+    return sizeof(char *);
+  case PROTOBUF_C_TYPE_BYTES:
+    return sizeof(ProtobufCBinaryData);
+  case PROTOBUF_C_TYPE_MESSAGE:
+    return sizeof(ProtobufCMessage *);
+  }
+  return 0;
+}
+
+/* ---- JSON -> message ---------------------------------------------------------------- */
+
+/* A signed integer from a JSON integer (or, with PRPC_JSON_SCALAR_STRINGS, decimal text). */
+static int dec_int(struct dec *c, const json_t *v, int64_t min, int64_t max, int64_t *ret) {
+  int64_t x;
+  if (json_is_integer(v))
+    x = (int64_t)json_integer_value(v);
+  else if (json_is_string(v) && (c->flags & PRPC_JSON_SCALAR_STRINGS)) {
+    const char *s = json_string_value(v);
+    char *end;
+    if (!*s || *s == ' ' || *s == '+')
+      return dec_fail(c, -EINVAL, "expected integer");
+    errno = 0;
+    long long ll = strtoll(s, &end, 10);
+    if (*end)
+      return dec_fail(c, -EINVAL, "expected integer");
+    if (errno == ERANGE)
+      return dec_fail(c, -EINVAL, "integer out of range");
+    x = ll;
+  } else
+    return dec_fail(c, -EINVAL, "expected integer");
+  if (x < min || x > max)
+    return dec_fail(c, -EINVAL, "integer out of range");
+  *ret = x;
+  return 0;
+}
+
+static int dec_uint(struct dec *c, const json_t *v, uint64_t max, uint64_t *ret) {
+  uint64_t x;
+  if (json_is_integer(v)) {
+    json_int_t i = json_integer_value(v);
+    if (i < 0)
+      return dec_fail(c, -EINVAL, "integer out of range");
+    x = (uint64_t)i;
+  } else if (json_is_string(v) && (c->flags & PRPC_JSON_SCALAR_STRINGS)) {
+    const char *s = json_string_value(v);
+    char *end;
+    if (*s < '0' || *s > '9')
+      return dec_fail(c, -EINVAL, "expected unsigned integer");
+    errno = 0;
+    unsigned long long ull = strtoull(s, &end, 10);
+    if (*end)
+      return dec_fail(c, -EINVAL, "expected unsigned integer");
+    if (errno == ERANGE)
+      return dec_fail(c, -EINVAL, "integer out of range");
+    x = ull;
+  } else
+    return dec_fail(c, -EINVAL, "expected integer");
+  if (x > max)
+    return dec_fail(c, -EINVAL, "integer out of range");
+  *ret = x;
+  return 0;
+}
+
+static int dec_double(struct dec *c, const json_t *v, double *ret) {
+  if (json_is_number(v)) {
+    *ret = json_number_value(v);
+    return 0;
+  }
+  if (json_is_string(v) && (c->flags & PRPC_JSON_SCALAR_STRINGS)) {
+    const char *s = json_string_value(v);
+    char *end;
+    if (!*s || *s == ' ')
+      return dec_fail(c, -EINVAL, "expected number");
+    errno = 0;
+    double d = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(d))
+      return dec_fail(c, -EINVAL, "expected number");
+    *ret = d;
+    return 0;
+  }
+  return dec_fail(c, -EINVAL, "expected number");
+}
+
+static int dec_bool(struct dec *c, const json_t *v, protobuf_c_boolean *ret) {
+  if (json_is_boolean(v)) {
+    *ret = json_is_true(v);
+    return 0;
+  }
+  if (json_is_string(v) && (c->flags & PRPC_JSON_SCALAR_STRINGS)) {
+    const char *s = json_string_value(v);
+    /* An empty value is a flag given without "=value" in a query string. */
+    if (!*s || strcmp(s, "true") == 0 || strcmp(s, "1") == 0) {
+      *ret = 1;
+      return 0;
+    }
+    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0) {
+      *ret = 0;
+      return 0;
+    }
+  }
+  return dec_fail(c, -EINVAL, "expected boolean");
+}
+
+static int dec_enum(struct dec *c, const ProtobufCFieldDescriptor *f, const json_t *v,
+                    int32_t *ret) {
+  if (json_is_string(v)) {
+    const ProtobufCEnumValue *ev =
+        protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, json_string_value(v));
+    if (ev) {
+      *ret = ev->value;
+      return 0;
+    }
+    if (!(c->flags & PRPC_JSON_SCALAR_STRINGS))
+      return dec_fail(c, -EINVAL, "unknown enum value");
+  }
+  int64_t x;
+  int r = dec_int(c, v, INT32_MIN, INT32_MAX, &x);
+  if (r < 0)
+    return json_is_string(v) ? dec_fail(c, -EINVAL, "unknown enum value") : r;
+  *ret = (int32_t)x;
+  return 0;
+}
+
+static int dec_string(struct dec *c, const json_t *v, char **ret) {
+  if (!json_is_string(v))
+    return dec_fail(c, -EINVAL, "expected string");
+  size_t n = json_string_length(v);
+  const char *s = json_string_value(v);
+  if (memchr(s, 0, n))
+    return dec_fail(c, -EINVAL, "NUL in string");
+  char *copy = strndup(s, n);
+  if (!copy)
+    return dec_fail(c, -ENOMEM, "out of memory");
+  *ret = copy;
+  return 0;
+}
+
+static int dec_bytes(struct dec *c, const json_t *v, ProtobufCBinaryData *ret) {
+  if (!json_is_string(v))
+    return dec_fail(c, -EINVAL, "expected hex string");
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v), digits = n;
+  if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+    digits -= 2;
+  if (digits % 2)
+    return dec_fail(c, -EINVAL, "odd number of hex digits");
+  if (digits == 0) {
+    *ret = (ProtobufCBinaryData){0};
+    return 0;
+  }
+  uint8_t *data = malloc(digits / 2);
+  if (!data)
+    return dec_fail(c, -ENOMEM, "out of memory");
+  if (hex_decode_exact(s, n, data, digits / 2) < 0) {
+    free(data);
+    return dec_fail(c, -EINVAL, "invalid hex");
+  }
+  *ret = (ProtobufCBinaryData){.len = digits / 2, .data = data};
+  return 0;
+}
+
+static int dec_message(struct dec *c, const ProtobufCMessageDescriptor *d, const json_t *obj,
+                       unsigned depth, ProtobufCMessage **ret);
+
+/* Decodes one value of field f into dst (a field slot or an array element). dst is written
+ * only on success, and then holds a complete value. */
+static int dec_value(struct dec *c, const ProtobufCFieldDescriptor *f, const json_t *v,
+                     unsigned depth, void *dst) {
+  int64_t i;
+  uint64_t u;
+  double d;
+  int r;
+
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+    if ((r = dec_int(c, v, INT32_MIN, INT32_MAX, &i)) < 0)
+      return r;
+    *(int32_t *)dst = (int32_t)i;
+    return 0;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    if ((r = dec_int(c, v, INT64_MIN, INT64_MAX, &i)) < 0)
+      return r;
+    *(int64_t *)dst = i;
+    return 0;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    if ((r = dec_uint(c, v, UINT32_MAX, &u)) < 0)
+      return r;
+    *(uint32_t *)dst = (uint32_t)u;
+    return 0;
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+    if ((r = dec_uint(c, v, UINT64_MAX, &u)) < 0)
+      return r;
+    *(uint64_t *)dst = u;
+    return 0;
+  case PROTOBUF_C_TYPE_FLOAT:
+    if ((r = dec_double(c, v, &d)) < 0)
+      return r;
+    if (fabs(d) > FLT_MAX)
+      return dec_fail(c, -EINVAL, "number out of range");
+    *(float *)dst = (float)d;
+    return 0;
+  case PROTOBUF_C_TYPE_DOUBLE:
+    if ((r = dec_double(c, v, &d)) < 0)
+      return r;
+    *(double *)dst = d;
+    return 0;
+  case PROTOBUF_C_TYPE_BOOL:
+    return dec_bool(c, v, dst);
+  case PROTOBUF_C_TYPE_ENUM:
+    return dec_enum(c, f, v, dst);
+  case PROTOBUF_C_TYPE_STRING:
+    return dec_string(c, v, dst);
+  case PROTOBUF_C_TYPE_BYTES:
+    return dec_bytes(c, v, dst);
+  case PROTOBUF_C_TYPE_MESSAGE:
+    return dec_message(c, f->descriptor, v, depth + 1, dst);
+  }
+  return dec_fail(c, -EINVAL, "unsupported field type");
+}
+
+static int dec_repeated(struct dec *c, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                        const json_t *v, unsigned depth) {
+  if (!json_is_array(v))
+    return dec_fail(c, -EINVAL, "expected array");
+  size_t n = json_array_size(v), esz = elem_size(f->type);
+  if (n == 0)
+    return 0;
+  if (n > PRPC_JSON_MAX_REPEATED)
+    return dec_fail(c, -ENOBUFS, "more than %d elements", PRPC_JSON_MAX_REPEATED);
+  uint8_t *arr = calloc(n, esz);
+  if (!arr)
+    return dec_fail(c, -ENOMEM, "out of memory");
+  /* The message owns the array from here; the count grows with each complete element so a
+   * failure half-way leaves a message protobuf_c_message_free_unpacked() can release. */
+  *(void **)FIELD_PTR(m, f->offset) = arr;
+  size_t *count = FIELD_PTR(m, f->quantifier_offset);
+  *count = 0;
+  for (size_t k = 0; k < n; k++) {
+    const json_t *e = json_array_get(v, k);
+    size_t old = path_push(c, NULL, k, true);
+    int r = json_is_null(e) ? dec_fail(c, -EINVAL, "null array element")
+                            : dec_value(c, f, e, depth, arr + k * esz);
+    path_pop(c, old);
+    if (r < 0)
+      return r;
+    (*count)++;
+  }
+  return 0;
+}
+
+static int dec_message(struct dec *c, const ProtobufCMessageDescriptor *d, const json_t *obj,
+                       unsigned depth, ProtobufCMessage **ret) {
+  if (depth > PRPC_JSON_MAX_DEPTH)
+    return dec_fail(c, -ENOBUFS, "messages nested deeper than %d", PRPC_JSON_MAX_DEPTH);
+  if (!json_is_object(obj))
+    return dec_fail(c, -EINVAL, "expected object");
+
+  ProtobufCMessage *m;
+  int r = prpc_message_new(d, &m);
+  if (r < 0)
+    return dec_fail(c, r, "out of memory");
+
+  for (unsigned k = 0; k < d->n_fields; k++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[k];
+    const json_t *v = json_object_get(obj, f->name);
+    if (!v || json_is_null(v))
+      continue;
+    size_t old = path_push(c, f->name, 0, false);
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+      r = dec_repeated(c, m, f, v, depth);
+    else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      uint32_t *which = FIELD_PTR(m, f->quantifier_offset);
+      if (*which != 0)
+        r = dec_fail(c, -EINVAL, "more than one member of a oneof is set");
+      else {
+        /* Members share storage: decode into a scratch slot, then select the member. */
+        union {
+          uint64_t u;
+          double dbl;
+          void *p;
+          ProtobufCBinaryData b;
+        } tmp = {0};
+        r = dec_value(c, f, v, depth, &tmp);
+        if (r >= 0) {
+          memcpy(FIELD_PTR(m, f->offset), &tmp, elem_size(f->type));
+          *which = f->id;
+        }
+      }
+    } else {
+      void *dst = FIELD_PTR(m, f->offset);
+      r = dec_value(c, f, v, depth, dst);
+      if (r >= 0 && f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
+          f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+        *(protobuf_c_boolean *)FIELD_PTR(m, f->quantifier_offset) = 1;
+    }
+    path_pop(c, old);
+    if (r < 0) {
+      prpc_message_free(m);
+      return r;
+    }
+  }
+  *ret = m;
+  return 0;
+}
+
+int prpc_json_to_message_full(const ProtobufCMessageDescriptor *d, const json_t *j,
+                              unsigned flags, ProtobufCMessage **ret, char *err, size_t errlen) {
+  struct dec c = {.flags = flags, .err = err, .errlen = errlen};
+  if (err && errlen)
+    err[0] = 0;
+  if (!d || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC || !ret)
+    return dec_fail(&c, -EINVAL, "invalid arguments");
+  if (!j || json_is_null(j)) {
+    int r = prpc_message_new(d, ret);
+    return r < 0 ? dec_fail(&c, r, "out of memory") : 0;
+  }
+  if (!json_is_object(j))
+    return dec_fail(&c, -EINVAL, "expected a JSON object");
+  return dec_message(&c, d, j, 0, ret);
+}
+
+int prpc_json_to_message(const ProtobufCMessageDescriptor *d, const json_t *j,
+                         ProtobufCMessage **ret, char *err, size_t errlen) {
+  return prpc_json_to_message_full(d, j, 0, ret, err, errlen);
+}
+
+int prpc_json_text_to_message(const ProtobufCMessageDescriptor *d, const char *text, size_t len,
+                              size_t max_len, unsigned flags, ProtobufCMessage **ret, char *err,
+                              size_t errlen) {
+  if (err && errlen)
+    err[0] = 0;
+  if (len > max_len) {
+    if (err && errlen)
+      snprintf(err, errlen, "JSON body larger than %zu bytes", max_len);
+    return -ENOBUFS;
+  }
+  size_t k = 0;
+  while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n'))
+    k++;
+  if (k == len)
+    return prpc_json_to_message_full(d, NULL, flags, ret, err, errlen);
+
+  _cleanup_json_ json_t *j = NULL;
+  json_error_t je;
+  int r = json_parse_buf_full(text, len, max_len, JSON_DECODE_ANY, &j, &je);
+  if (r < 0) {
+    if (err && errlen)
+      snprintf(err, errlen, "invalid JSON: %s (line %d, column %d)", je.text, je.line,
+               je.column);
+    return r == -ENOBUFS ? r : -EINVAL;
+  }
+  return prpc_json_to_message_full(d, j, flags, ret, err, errlen);
+}
+
+/* ---- query string -> message -------------------------------------------------------- */
+
+static int hexval(char ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes s[0..n) ('+' = space) into a new JSON string. */
+static int qs_decode(const char *s, size_t n, json_t **ret) {
+  _cleanup_free_ char *out = malloc(n + 1);
+  if (!out)
+    return -ENOMEM;
+  size_t o = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (s[k] == '+')
+      out[o++] = ' ';
+    else if (s[k] == '%') {
+      int hi, lo;
+      if (k + 2 >= n)
+        return -EINVAL;
+      hi = hexval(s[k + 1]);
+      lo = hexval(s[k + 2]);
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+        return -EINVAL;
+      out[o++] = (char)(hi << 4 | lo);
+      k += 2;
+    } else
+      out[o++] = s[k];
+  }
+  json_t *j = json_stringn(out, o);
+  if (!j)
+    return -EINVAL; /* not UTF-8 */
+  *ret = j;
+  return 0;
+}
+
+/* Splits "name", "name[]" or "name[123]" into the field name; sets *list when bracketed. */
+static int qs_key_name(const char *key, char *name, size_t namelen, bool *list) {
+  const char *br = strchr(key, '[');
+  size_t n = br ? (size_t)(br - key) : strlen(key);
+  if (n == 0 || n >= namelen)
+    return -EINVAL;
+  if (br) {
+    const char *p = br + 1;
+    while (*p >= '0' && *p <= '9')
+      p++;
+    if (p[0] != ']' || p[1] != 0)
+      return -EINVAL;
+  }
+  memcpy(name, key, n);
+  name[n] = 0;
+  *list = br != NULL;
+  return 0;
+}
+
+int prpc_query_to_message(const ProtobufCMessageDescriptor *d, const char *query,
+                          ProtobufCMessage **ret, char *err, size_t errlen) {
+  if (err && errlen)
+    err[0] = 0;
+  if (!d || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC || !ret)
+    return -EINVAL;
+  _cleanup_json_ json_t *obj = json_object();
+  if (!obj)
+    return -ENOMEM;
+
+  const char *p = query ? query : "";
+  while (*p) {
+    size_t n = strcspn(p, "&");
+    const char *eq = memchr(p, '=', n);
+    size_t klen = eq ? (size_t)(eq - p) : n;
+    _cleanup_json_ json_t *key = NULL, *val = NULL;
+    int r;
+    if (n == 0)
+      goto next;
+    r = qs_decode(p, klen, &key);
+    if (r >= 0)
+      r = eq ? qs_decode(eq + 1, n - klen - 1, &val) : ((val = json_string("")) ? 0 : -ENOMEM);
+    if (r < 0) {
+      if (err && errlen)
+        snprintf(err, errlen, "invalid query string encoding");
+      return r;
+    }
+
+    char name[128];
+    bool list;
+    if (qs_key_name(json_string_value(key), name, sizeof(name), &list) < 0)
+      goto next; /* cannot name a field */
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+    if (!f)
+      goto next; /* unknown keys (such as "json") are ignored */
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+      if (err && errlen)
+        snprintf(err, errlen, "field '%s': cannot be set from a query string", name);
+      return -EINVAL;
+    }
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      json_t *arr = json_object_get(obj, name);
+      if (!arr) {
+        if (json_object_set_new(obj, name, arr = json_array()) < 0 || !arr)
+          return -ENOMEM;
+      }
+      if (json_array_size(arr) >= PRPC_JSON_MAX_REPEATED) {
+        if (err && errlen)
+          snprintf(err, errlen, "field '%s': more than %d elements", name,
+                   PRPC_JSON_MAX_REPEATED);
+        return -ENOBUFS;
+      }
+      if (json_array_append(arr, val) < 0)
+        return -ENOMEM;
+    } else {
+      if (list) {
+        if (err && errlen)
+          snprintf(err, errlen, "field '%s': not a list", name);
+        return -EINVAL;
+      }
+      if (json_object_set(obj, name, val) < 0)
+        return -ENOMEM;
+    }
+  next:
+    p += n;
+    if (*p == '&')
+      p++;
+  }
+  return prpc_json_to_message_full(d, obj, PRPC_JSON_SCALAR_STRINGS, ret, err, errlen);
+}
+
+/* ---- message -> JSON ---------------------------------------------------------------- */
+
+static int enc_message(const ProtobufCMessage *m, unsigned flags, unsigned depth, json_t **ret);
+
+static int enc_value(const ProtobufCFieldDescriptor *f, const void *src, unsigned flags,
+                     unsigned depth, json_t **ret) {
+  json_t *j = NULL;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_ENUM:
+    j = json_integer(*(const int32_t *)src);
+    break;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    j = json_integer(*(const uint32_t *)src);
+    break;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    j = json_integer(*(const int64_t *)src);
+    break;
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: {
+    uint64_t u = *(const uint64_t *)src;
+    if (u > (uint64_t)INT64_MAX)
+      return -ERANGE;
+    j = json_integer((json_int_t)u);
+    break;
+  }
+  case PROTOBUF_C_TYPE_FLOAT: {
+    float x = *(const float *)src;
+    j = isfinite(x) ? json_real(x) : json_null();
+    break;
+  }
+  case PROTOBUF_C_TYPE_DOUBLE: {
+    double x = *(const double *)src;
+    j = isfinite(x) ? json_real(x) : json_null();
+    break;
+  }
+  case PROTOBUF_C_TYPE_BOOL:
+    j = json_boolean(*(const protobuf_c_boolean *)src);
+    break;
+  case PROTOBUF_C_TYPE_STRING: {
+    const char *s = *(const char *const *)src;
+    j = json_string(s ? s : "");
+    if (!j)
+      return -EBADMSG; /* not UTF-8 */
+    break;
+  }
+  case PROTOBUF_C_TYPE_BYTES: {
+    const ProtobufCBinaryData *b = src;
+    size_t pre = (flags & PRPC_JSON_BYTES_0X) ? 2 : 0, n;
+    if (!size_mul(b->len, 2, &n) || !size_add(n, pre + 1, &n))
+      return -ENOMEM;
+    _cleanup_free_ char *s = malloc(n);
+    if (!s)
+      return -ENOMEM;
+    memcpy(s, "0x", pre);
+    hex_encode(b->len ? b->data : (const uint8_t *)"", b->len, s + pre);
+    j = json_stringn(s, n - 1);
+    break;
+  }
+  case PROTOBUF_C_TYPE_MESSAGE: {
+    const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)src;
+    if (!sub)
+      j = json_null();
+    else
+      return enc_message(sub, flags, depth + 1, ret);
+    break;
+  }
+  default:
+    return -EINVAL;
+  }
+  if (!j)
+    return -ENOMEM;
+  *ret = j;
+  return 0;
+}
+
+static int enc_message(const ProtobufCMessage *m, unsigned flags, unsigned depth, json_t **ret) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  if (depth > PRPC_JSON_MAX_DEPTH)
+    return -ENOBUFS;
+  if (!d || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
+    return -EINVAL;
+  _cleanup_json_ json_t *obj = json_object();
+  if (!obj)
+    return -ENOMEM;
+
+  for (unsigned k = 0; k < d->n_fields; k++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[k];
+    json_t *v = NULL;
+    int r;
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)FIELD_CPTR(m, f->quantifier_offset) != f->id)
+      continue;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)FIELD_CPTR(m, f->quantifier_offset), esz = elem_size(f->type);
+      const uint8_t *arr = *(const void *const *)FIELD_CPTR(m, f->offset);
+      if (n && !arr)
+        return -EINVAL;
+      v = json_array();
+      if (!v)
+        return -ENOMEM;
+      for (size_t e = 0; e < n; e++) {
+        json_t *ev;
+        r = enc_value(f, arr + e * esz, flags, depth, &ev);
+        if (r >= 0)
+          r = json_array_append_new(v, ev) < 0 ? -ENOMEM : 0;
+        if (r < 0) {
+          json_decref(v);
+          return r;
+        }
+      }
+    } else {
+      r = enc_value(f, FIELD_CPTR(m, f->offset), flags, depth, &v);
+      if (r < 0)
+        return r;
+    }
+    if (json_object_set_new(obj, f->name, v) < 0)
+      return -ENOMEM;
+  }
+  *ret = TAKE_PTR(obj);
+  return 0;
+}
+
+int prpc_message_to_json_full(const ProtobufCMessage *m, unsigned flags, json_t **ret) {
+  if (!m || !ret)
+    return -EINVAL;
+  return enc_message(m, flags, 0, ret);
+}
+
+int prpc_message_to_json(const ProtobufCMessage *m, json_t **ret) {
+  return prpc_message_to_json_full(m, 0, ret);
+}

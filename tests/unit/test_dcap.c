@@ -1,0 +1,816 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "attest/dcap.h"
+#include "attest/dcap_collateral.h"
+#include "attest/quote.h"
+#include "attest/sim.h"
+#include "attest/tee.h"
+#include "base/json.h"
+#include "base/str.h"
+#include "crypto/keys.h"
+#include "crypto/ossl.h"
+#include "crypto/x509.h"
+#include "testutil.h"
+
+/* ---- helpers ---- */
+
+static void read_quote(const char *rel, struct buf *b) {
+  *b = BUF_INIT(BUF_MAX_FILE);
+  tu_read_vector(rel, str_endswith(rel, ".hex"), b);
+}
+
+static void load_coll(const char *rel, const char *quote_rel, struct dcap_collateral *c) {
+  if (str_endswith(rel, ".json")) {
+    _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_FILE);
+    tu_read_vector(rel, false, &b);
+    assert_int_equal(dcap_collateral_from_qvl_json((const char *)b.data, b.len, c), 0);
+    return;
+  }
+  _cleanup_free_ char *dir = strdup(tu_vector_path(rel));
+  _cleanup_buf_ struct buf qb;
+  read_quote(quote_rel, &qb);
+  struct quote q;
+  assert_int_equal(quote_parse(qb.data, qb.len, &q), 0);
+  assert_int_equal(dcap_collateral_from_dir_quote(dir, &q, c), 0);
+}
+
+static struct dcap_verifier *intel_verifier(void) {
+  struct dcap_verifier *v = NULL;
+  assert_int_equal(dcap_verifier_new(NULL, &v), 0);
+  return v;
+}
+
+/* Verifies and returns r; err gets the message. */
+static int verify(struct dcap_verifier *v, const struct buf *q, const struct dcap_collateral *c,
+                  int64_t now, struct dcap_result *res, char err[512]) {
+  err[0] = 0;
+  int r = dcap_verify(v, q->data, q->len, c, now, res, err, 512);
+  if (r < 0) {
+    assert_true(err[0] != 0); /* every failure says why */
+  }
+  return r;
+}
+
+static void expect_error(struct dcap_verifier *v, const struct buf *q,
+                         const struct dcap_collateral *c, int64_t now, const char *substr) {
+  struct dcap_result res;
+  char err[512];
+  int r = verify(v, q, c, now, &res, err);
+  if (r >= 0)
+    fail_msg("verification succeeded, expected \"%s\"", substr);
+  if (!strstr(err, substr))
+    fail_msg("error \"%s\" does not contain \"%s\"", err, substr);
+  assert_int_equal(res.quote_data, NULL);
+  assert_int_equal(res.n_advisory_ids, 0);
+}
+
+/* ---- the verification table of ../shared/vectors/README.md ---- */
+
+struct row {
+  const char *quote;
+  const char *collateral;
+  int64_t now;
+  const char *status; /* NULL: an error containing `error` */
+  const char *advisories[4];
+  const char *error;
+  const char *fmspc;
+  uint32_t tee;
+};
+
+static const struct row rows[] = {
+    {"dcap-qvl/tdx_quote",
+     "dcap-qvl/tdx_quote_collateral.json",
+     1752919234,
+     "UpToDate",
+     {NULL},
+     NULL,
+     "b0c06f000000",
+     QUOTE_TEE_TDX},
+    {"dcap-qvl/sgx_quote",
+     "dcap-qvl/sgx_quote_collateral.json",
+     1752919277,
+     "ConfigurationAndSWHardeningNeeded",
+     {"INTEL-SA-00289", "INTEL-SA-00615"},
+     NULL,
+     "00a067110000",
+     QUOTE_TEE_SGX},
+    {"zkdcap/quote_tdx_00806f050000.dat",
+     "zkdcap",
+     1737467060,
+     "OutOfDate",
+     {"INTEL-SA-00960", "INTEL-SA-00982", "INTEL-SA-00986"},
+     NULL,
+     "00806f050000",
+     QUOTE_TEE_TDX},
+    {"dcap-qvl/tdx_quote_outdated",
+     "dcap-qvl/tdx_quote_outdated_collateral.json",
+     1774003274,
+     NULL,
+     {NULL},
+     "no matching TCB level",
+     NULL,
+     0},
+    {"go-tdx-guest/tdx_prod_quote_SPR_E4.dat",
+     "go-tdx-guest",
+     1688173200,
+     NULL,
+     {NULL},
+     "no matching TCB level",
+     NULL,
+     0},
+    {"go-tdx-guest/tdx_prod_quote_SPR_E4.dat",
+     "go-tdx-guest",
+     2619302400 /* 2053-01-01 */,
+     NULL,
+     {NULL},
+     "TCB info expired at 2023-07-18T08:42:58Z",
+     NULL,
+     0},
+};
+
+static void check_row(struct dcap_verifier *v, const struct row *w) {
+  _cleanup_buf_ struct buf q;
+  read_quote(w->quote, &q);
+  struct dcap_collateral c;
+  load_coll(w->collateral, w->quote, &c);
+  if (!w->status) {
+    expect_error(v, &q, &c, w->now, w->error);
+    dcap_collateral_free(&c);
+    return;
+  }
+  struct dcap_result res;
+  char err[512];
+  int r = verify(v, &q, &c, w->now, &res, err);
+  if (r < 0)
+    fail_msg("%s: %s", w->quote, err);
+  assert_string_equal(dcap_status_name(res.status), w->status);
+  size_t n = 0;
+  while (n < ARRAY_SIZE(w->advisories) && w->advisories[n])
+    n++;
+  assert_int_equal(res.n_advisory_ids, n);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(res.advisory_ids[i], w->advisories[i]);
+  if (n)
+    assert_null(res.advisory_ids[n]);
+  char fm[13];
+  for (int i = 0; i < 6; i++)
+    snprintf(fm + 2 * i, 3, "%02x", res.fmspc[i]);
+  assert_string_equal(fm, w->fmspc);
+  assert_int_equal(res.tee_type, w->tee);
+  assert_false(res.simulated);
+  assert_true(res.collateral_expiry >= w->now);
+  /* the verified body is the quote's */
+  struct quote pq;
+  assert_int_equal(quote_parse(q.data, q.len, &pq), 0);
+  assert_int_equal(res.quote.version, pq.version);
+  assert_memory_equal(quote_report_data(&res.quote), quote_report_data(&pq), 64);
+  assert_ptr_not_equal(res.quote_data, q.data);
+
+  /* collateral expiry: fine at the earliest nextUpdate, an error one second later */
+  int64_t exp = res.collateral_expiry;
+  int64_t nu;
+  assert_int_equal(dcap_collateral_next_update(&c, &nu), 0);
+  assert_int_equal(nu, exp);
+  dcap_result_free(&res);
+  assert_int_equal(verify(v, &q, &c, exp, &res, err), 0);
+  dcap_result_free(&res);
+  char date[32], want[80];
+  dcap_format_date(exp, date);
+  snprintf(want, sizeof(want), "expired at %s", date);
+  expect_error(v, &q, &c, exp + 1, want);
+  dcap_collateral_free(&c);
+}
+
+static void test_table(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+    check_row(v, &rows[i]);
+  /* twice: now everything comes from the caches */
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+    check_row(v, &rows[i]);
+  dcap_verifier_free(v);
+  /* a tiny cache that evicts all the time gives the same answers */
+  struct dcap_verifier_opts o = {.cache_max_entries = 1};
+  assert_int_equal(dcap_verifier_new(&o, &v), 0);
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+    check_row(v, &rows[i]);
+  dcap_verifier_free(v);
+}
+
+/* The rows that end in an error: also expired collateral one second past its nextUpdate. */
+static void test_error_rows_expired(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  static const struct {
+    const char *quote, *coll, *what;
+  } t[] = {
+      {"dcap-qvl/tdx_quote_outdated", "dcap-qvl/tdx_quote_outdated_collateral.json",
+       "PCK CRL expired at 2026-03-20T10:41:15Z"},
+      {"go-tdx-guest/tdx_prod_quote_SPR_E4.dat", "go-tdx-guest", "expired at"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+    _cleanup_buf_ struct buf q;
+    read_quote(t[i].quote, &q);
+    struct dcap_collateral c;
+    load_coll(t[i].coll, t[i].quote, &c);
+    int64_t nu;
+    assert_int_equal(dcap_collateral_next_update(&c, &nu), 0);
+    expect_error(v, &q, &c, nu, "no matching TCB level");
+    expect_error(v, &q, &c, nu + 1, t[i].what);
+    dcap_collateral_free(&c);
+  }
+  /* before the issue date */
+  _cleanup_buf_ struct buf q;
+  read_quote("dcap-qvl/tdx_quote", &q);
+  struct dcap_collateral c;
+  load_coll("dcap-qvl/tdx_quote_collateral.json", NULL, &c);
+  expect_error(v, &q, &c, 1700000000, "TCB info not yet valid (issueDate 2025-06-19T10:16:03Z)");
+  dcap_collateral_free(&c);
+  dcap_verifier_free(v);
+}
+
+/* ---- go-tdx-guest byte flips ---- */
+
+static void test_byte_flips(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  _cleanup_buf_ struct buf orig;
+  read_quote("go-tdx-guest/tdx_prod_quote_SPR_E4.dat", &orig);
+  struct dcap_collateral c;
+  load_coll("go-tdx-guest", "go-tdx-guest/tdx_prod_quote_SPR_E4.dat", &c);
+  static const struct {
+    size_t off;
+    int set; /* -1: xor 1 */
+    const char *err;
+  } flips[] = {
+      {0x00, 3, "unsupported quote version"},
+      {0x278, 0x10, "certification data size"},
+      {0x1329, -1, "PCK chain: root CA not trusted"},
+      {0xF5F, -1, "PCK chain: certificate signature invalid"},
+      {0xB77, -1, "PCK chain: certificate signature invalid"},
+      {0x1343, -1, "PCK chain: malformed certificate"},
+      {0x1E, 0x32, "quote signature invalid"},
+      {0x3C, 0x32, "quote signature invalid"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(flips); i++) {
+    _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(buf_append(&q, orig.data, orig.len), 0);
+    assert_true(flips[i].off < q.len);
+    if (flips[i].set < 0)
+      q.data[flips[i].off] ^= 1;
+    else
+      q.data[flips[i].off] = (uint8_t)flips[i].set;
+    assert_int_not_equal(memcmp(q.data, orig.data, q.len), 0);
+    expect_error(v, &q, &c, 1688173200, flips[i].err);
+  }
+  /* other values at the chain offsets fail too */
+  static const size_t chain_offs[] = {0x1329, 0xF5F, 0xB77, 0x1343};
+  for (size_t i = 0; i < ARRAY_SIZE(chain_offs); i++)
+    for (int val = 0; val < 256; val += 51) {
+      _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_FILE);
+      assert_int_equal(buf_append(&q, orig.data, orig.len), 0);
+      if (q.data[chain_offs[i]] == val)
+        continue;
+      q.data[chain_offs[i]] = (uint8_t)val;
+      struct dcap_result res;
+      char err[512];
+      assert_true(verify(v, &q, &c, 1688173200, &res, err) < 0);
+      assert_true(str_startswith(err, "PCK chain") || str_startswith(err, "quote:"));
+    }
+  /* truncated and garbage quotes */
+  for (size_t cut = 0; cut < 1000; cut += 97) {
+    _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(buf_append(&q, orig.data, cut), 0);
+    expect_error(v, &q, &c, 1688173200, "quote:");
+  }
+  dcap_collateral_free(&c);
+  dcap_verifier_free(v);
+}
+
+/* Byte changes in the signature data of the dcap-qvl quote. */
+static void test_quote_parts(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  _cleanup_buf_ struct buf orig;
+  read_quote("dcap-qvl/tdx_quote", &orig);
+  struct dcap_collateral c;
+  load_coll("dcap-qvl/tdx_quote_collateral.json", NULL, &c);
+  struct quote pq;
+  assert_int_equal(quote_parse(orig.data, orig.len, &pq), 0);
+  size_t sig_off = pq.signed_len + 4;
+  size_t key_off = sig_off + 64;
+  size_t auth_off = (size_t)(pq.qe_auth_data.ptr - orig.data);
+  size_t qe_off = auth_off - 2 - 64 - QUOTE_QE_REPORT_SIZE;
+  assert_memory_equal(orig.data + qe_off, pq.qe_report_raw, QUOTE_QE_REPORT_SIZE);
+  static const struct {
+    int which;
+    const char *err;
+  } t[] = {
+      {0, "quote signature invalid"},
+      {1, "QE report data does not bind the attestation key"},
+      {2, "QE report data does not bind the attestation key"},
+      {3, "QE report signature invalid"},
+      {4, "quote signature invalid"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+    _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(buf_append(&q, orig.data, orig.len), 0);
+    size_t off = t[i].which == 0   ? sig_off + 10
+                 : t[i].which == 1 ? key_off + 5
+                 : t[i].which == 2 ? auth_off + 3
+                 : t[i].which == 3 ? qe_off + 100
+                                   : 200; /* RTMR bytes in the body */
+    q.data[off] ^= 0x40;
+    expect_error(v, &q, &c, 1752919234, t[i].err);
+  }
+  /* the QE vendor ID is Intel's */
+  {
+    _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(buf_append(&q, orig.data, orig.len), 0);
+    q.data[12] ^= 1;
+    expect_error(v, &q, &c, 1752919234, "QE vendor ID");
+  }
+  /* collateral for another platform / TEE */
+  struct dcap_collateral other;
+  load_coll("dcap-qvl/tdx_quote_outdated_collateral.json", NULL, &other);
+  expect_error(v, &orig, &other, 1774003274, "TCB info FMSPC 90c06f000000 does not match");
+  dcap_collateral_free(&other);
+  load_coll("dcap-qvl/sgx_quote_collateral.json", NULL, &other);
+  expect_error(v, &orig, &other, 1752919200, "PCK CRL: issuer is not the PCK certificate's issuer");
+  dcap_collateral_free(&other);
+  /* the processor CRL for a platform-CA PCK */
+  {
+    _cleanup_buf_ struct buf zq;
+    read_quote("zkdcap/quote_tdx_00806f050000.dat", &zq);
+    load_coll("zkdcap", "zkdcap/quote_tdx_00806f050000.dat", &other);
+    _cleanup_buf_ struct buf proc = BUF_INIT(BUF_MAX_FILE);
+    tu_read_vector("zkdcap/pck_processor_crl.der", false, &proc);
+    buf_reset(&other.pck_crl);
+    assert_int_equal(buf_append(&other.pck_crl, proc.data, proc.len), 0);
+    expect_error(v, &zq, &other, 1737467060, "issuer is not the PCK certificate's issuer");
+    dcap_collateral_free(&other);
+  }
+  dcap_collateral_free(&c);
+  dcap_verifier_free(v);
+}
+
+/* Collateral tampering: signatures over the exact text, broken CRLs, chains. */
+static void test_collateral_tamper(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  _cleanup_buf_ struct buf q;
+  read_quote("dcap-qvl/tdx_quote", &q);
+  struct dcap_collateral good;
+  load_coll("dcap-qvl/tdx_quote_collateral.json", NULL, &good);
+  struct dcap_result res;
+  char err[512];
+  assert_int_equal(verify(v, &q, &good, 1752919234, &res, err), 0); /* now cached */
+  dcap_result_free(&res);
+  const int64_t now = 1752919234;
+
+  struct dcap_collateral c;
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  c.tcb_info_signature[7] ^= 1;
+  expect_error(v, &q, &c, now, "TCB info signature invalid");
+  dcap_collateral_free(&c);
+
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  c.qe_identity_signature[63] ^= 1;
+  expect_error(v, &q, &c, now, "QE identity signature invalid");
+  dcap_collateral_free(&c);
+
+  /* one more space in the signed text */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  char *t = str_printf(" %s", c.tcb_info);
+  free(c.tcb_info);
+  c.tcb_info = t;
+  expect_error(v, &q, &c, now, "TCB info signature invalid");
+  dcap_collateral_free(&c);
+
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  c.pck_crl.data[c.pck_crl.len - 5] ^= 1;
+  expect_error(v, &q, &c, now, "PCK CRL");
+  dcap_collateral_free(&c);
+
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  c.root_ca_crl.data[c.root_ca_crl.len - 5] ^= 1;
+  expect_error(v, &q, &c, now, "root CA CRL");
+  dcap_collateral_free(&c);
+
+  /* the root CRL where the PCK CRL belongs */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  buf_reset(&c.pck_crl);
+  assert_int_equal(buf_append(&c.pck_crl, good.root_ca_crl.data, good.root_ca_crl.len), 0);
+  expect_error(v, &q, &c, now, "PCK CRL");
+  dcap_collateral_free(&c);
+
+  /* chains: empty, garbage, the PCK CRL chain instead of the TCB signing chain */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  free(c.tcb_info_issuer_chain);
+  c.tcb_info_issuer_chain = strdup("");
+  expect_error(v, &q, &c, now, "TCB info signing chain: no certificates");
+  free(c.tcb_info_issuer_chain);
+  c.tcb_info_issuer_chain = strdup(good.pck_crl_issuer_chain);
+  expect_error(v, &q, &c, now, "not an SGX TCB Signing certificate");
+  dcap_collateral_free(&c);
+
+  /* TCB info for another version */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  free(c.tcb_info);
+  c.tcb_info = strdup("{\"id\":\"TDX\",\"version\":2}");
+  expect_error(v, &q, &c, now, "TCB info: unsupported");
+  dcap_collateral_free(&c);
+
+  /* the cached good collateral is unaffected */
+  assert_int_equal(verify(v, &q, &good, now, &res, err), 0);
+  dcap_result_free(&res);
+  dcap_collateral_free(&good);
+  dcap_verifier_free(v);
+}
+
+/* ---- Intel test roots ---- */
+
+static void test_intel_test_roots(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  _cleanup_buf_ struct buf orig;
+  read_quote("dcap-qvl/tdx_quote", &orig);
+  struct dcap_collateral c;
+  load_coll("dcap-qvl/tdx_quote_collateral.json", NULL, &c);
+  static const char *const samples[] = {"dstack-teekit/intel-sample-tdx",
+                                        "dstack-teekit/intel-sample-sgx"};
+  for (size_t i = 0; i < ARRAY_SIZE(samples); i++) {
+    char rel[128];
+    /* the quote with its PCK chain replaced by the sample's (test root at the end) */
+    _cleanup_buf_ struct buf chain = BUF_INIT(BUF_MAX_FILE), leaf = BUF_INIT(BUF_MAX_FILE);
+    snprintf(rel, sizeof(rel), "%s/pckCert.pem", samples[i]);
+    tu_read_vector(rel, false, &leaf);
+    snprintf(rel, sizeof(rel), "%s/pckSignChain.pem", samples[i]);
+    tu_read_vector(rel, false, &chain);
+    _cleanup_buf_ struct buf pem = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(buf_append(&pem, leaf.data, leaf.len), 0);
+    assert_int_equal(buf_append(&pem, chain.data, chain.len), 0);
+    struct quote q;
+    assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
+    q.pck_chain_pem = q.cert_data = buf_slice(&pem);
+    _cleanup_buf_ struct buf enc = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(quote_encode(&q, &enc), 0);
+    expect_error(v, &enc, &c, 1752919234, "PCK chain: root CA not trusted (Intel test root?)");
+    /* a leaf-only chain whose issuer is not a trusted root */
+    q.pck_chain_pem = q.cert_data = buf_slice(&leaf);
+    _cleanup_buf_ struct buf enc2 = BUF_INIT(BUF_MAX_FILE);
+    assert_int_equal(quote_encode(&q, &enc2), 0);
+    expect_error(v, &enc2, &c, 1752919234, "PCK chain:");
+
+    /* TCB info signed under the test root */
+    struct dcap_collateral t;
+    assert_int_equal(dcap_collateral_copy(&c, &t), 0);
+    _cleanup_buf_ struct buf tcb_chain = BUF_INIT(BUF_MAX_FILE);
+    snprintf(rel, sizeof(rel), "%s/tcbSignChain.pem", samples[i]);
+    tu_read_vector(rel, false, &tcb_chain);
+    assert_int_equal(buf_terminate(&tcb_chain), 0);
+    free(t.tcb_info_issuer_chain);
+    t.tcb_info_issuer_chain = strdup((char *)tcb_chain.data);
+    expect_error(v, &orig, &t, 1752919234,
+                 "TCB info signing chain: root CA not trusted (Intel test root?)");
+    dcap_collateral_free(&t);
+  }
+  dcap_collateral_free(&c);
+  dcap_verifier_free(v);
+}
+
+/* ---- simulator ---- */
+
+static char *sim_dir(void) {
+  char *d = tu_mkdtemp();
+  assert_int_equal(sim_platform_init(d, NULL), 0);
+  return d;
+}
+
+static void sim_quote(const char *dir, struct buf *out) {
+  struct tee *t = NULL;
+  assert_int_equal(tee_sim_new(dir, &t), 0);
+  uint8_t rd[64];
+  memset(rd, 0x5a, sizeof(rd));
+  *out = BUF_INIT(BUF_MAX_QUOTE);
+  assert_int_equal(tee_get_quote(t, rd, out), 0);
+  tee_free(t);
+}
+
+static void sim_coll(const char *dir, struct dcap_collateral *c) {
+  _cleanup_free_ char *p = str_printf("%s/collateral", dir);
+  assert_int_equal(dcap_collateral_from_dir(p, c), 0);
+}
+
+static struct dcap_verifier *sim_verifier(const char *dir) {
+  _cleanup_free_ char *root = str_printf("%s/root_ca.pem", dir);
+  struct dcap_verifier_opts o = {.allow_simulator = true, .simulator_root_pem = root};
+  struct dcap_verifier *v = NULL;
+  assert_int_equal(dcap_verifier_new(&o, &v), 0);
+  return v;
+}
+
+static void test_simulator(void **state) {
+  (void)state;
+  _cleanup_free_ char *d = sim_dir();
+  _cleanup_free_ char *d2 = sim_dir();
+  _cleanup_buf_ struct buf q;
+  sim_quote(d, &q);
+  struct dcap_collateral c;
+  sim_coll(d, &c);
+  int64_t now = time(NULL);
+
+  /* not without the flag */
+  struct dcap_verifier *v = intel_verifier();
+  expect_error(v, &q, &c, now, "root CA not trusted");
+  dcap_verifier_free(v);
+  /* the flag needs a root */
+  struct dcap_verifier_opts o = {.allow_simulator = true};
+  assert_int_equal(dcap_verifier_new(&o, &v), -EINVAL);
+  o.simulator_root_pem = "/nonexistent/root_ca.pem";
+  assert_int_equal(dcap_verifier_new(&o, &v), -ENOENT);
+  /* another simulator's root is not this one */
+  v = sim_verifier(d2);
+  expect_error(v, &q, &c, now, "root CA not trusted");
+  dcap_verifier_free(v);
+
+  v = sim_verifier(d);
+  struct dcap_result res;
+  char err[512];
+  if (verify(v, &q, &c, now, &res, err) < 0)
+    fail_msg("%s", err);
+  assert_int_equal(res.status, DCAP_STATUS_UP_TO_DATE);
+  assert_true(res.simulated);
+  assert_int_equal(res.n_advisory_ids, 0);
+  assert_int_equal(res.tee_type, QUOTE_TEE_TDX);
+  uint8_t rd[64];
+  memset(rd, 0x5a, sizeof(rd));
+  assert_memory_equal(res.quote.td.report_data, rd, 64);
+  _cleanup_json_ json_t *j = NULL;
+  assert_int_equal(dcap_result_to_json(&res, true, &j), 0);
+  assert_true(json_is_true(json_object_get(j, "simulated")));
+  assert_string_equal(json_string_value(json_object_get(j, "status")), "UpToDate");
+  assert_string_equal(json_string_value(json_object_get(j, "tee_type")), "TDX");
+  assert_string_equal(json_string_value(json_object_get(j, "fmspc")), "00806f050000");
+  assert_true(json_is_array(json_object_get(j, "advisory_ids")));
+  assert_true(json_is_object(json_object_get(j, "body")));
+  dcap_result_free(&res);
+  dcap_result_free(&res);
+
+  /* PCS file names of the simulator's collateral directory load and verify too */
+  struct dcap_collateral pcs;
+  _cleanup_free_ char *cdir = str_printf("%s/collateral", d);
+  _cleanup_free_ char *cj = str_printf("%s/collateral/collateral.json", d);
+  assert_int_equal(unlink(cj), 0);
+  assert_int_equal(dcap_collateral_from_dir(cdir, &pcs), 0);
+  assert_int_equal(verify(v, &q, &pcs, now, &res, err), 0);
+  assert_true(res.simulated);
+  dcap_result_free(&res);
+  dcap_collateral_free(&pcs);
+
+  /* Intel quotes still verify with a simulator-trusting verifier, and are not simulated */
+  _cleanup_buf_ struct buf iq;
+  read_quote("dcap-qvl/tdx_quote", &iq);
+  struct dcap_collateral ic;
+  load_coll("dcap-qvl/tdx_quote_collateral.json", NULL, &ic);
+  assert_int_equal(verify(v, &iq, &ic, 1752919234, &res, err), 0);
+  assert_false(res.simulated);
+  dcap_result_free(&res);
+  /* but not mixed with the other root's collateral */
+  expect_error(v, &q, &ic, 1752919234, "different roots");
+  expect_error(v, &iq, &c, now, "different roots");
+  dcap_collateral_free(&ic);
+
+  /* collateral expired by one second */
+  int64_t nu;
+  assert_int_equal(dcap_collateral_next_update(&c, &nu), 0);
+  assert_int_equal(verify(v, &q, &c, nu, &res, err), 0);
+  dcap_result_free(&res);
+  expect_error(v, &q, &c, nu + 1, "expired at");
+  dcap_verifier_free(v);
+  dcap_collateral_free(&c);
+  tu_rm_rf(d);
+  tu_rm_rf(d2);
+}
+
+/* A CRL by issuer listing the serial of `revoked`. */
+static void make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked, struct buf *out) {
+  X509_CRL *crl = X509_CRL_new();
+  assert_non_null(crl);
+  time_t now = time(NULL);
+  ASN1_TIME *t1 = ASN1_TIME_set(NULL, now - 3600), *t2 = ASN1_TIME_set(NULL, now + 86400);
+  assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+  assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)), 1);
+  assert_int_equal(X509_CRL_set1_lastUpdate(crl, t1), 1);
+  assert_int_equal(X509_CRL_set1_nextUpdate(crl, t2), 1);
+  X509_REVOKED *rev = X509_REVOKED_new();
+  assert_int_equal(X509_REVOKED_set_serialNumber(rev, X509_get_serialNumber(revoked)), 1);
+  assert_int_equal(X509_REVOKED_set_revocationDate(rev, t1), 1);
+  assert_int_equal(X509_CRL_add0_revoked(crl, rev), 1);
+  assert_int_equal(X509_CRL_sort(crl), 1);
+  assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+  unsigned char *p = NULL;
+  int n = i2d_X509_CRL(crl, &p);
+  assert_true(n > 0);
+  buf_reset(out);
+  assert_int_equal(buf_append(out, p, (size_t)n), 0);
+  OPENSSL_free(p);
+  ASN1_TIME_free(t1);
+  ASN1_TIME_free(t2);
+  X509_CRL_free(crl);
+}
+
+static X509 *load_cert(const char *dir, const char *name) {
+  _cleanup_free_ char *p = str_printf("%s/%s", dir, name);
+  _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_FILE);
+  tu_read_file(p, &b);
+  X509 *c = NULL;
+  assert_int_equal(x509_cert_from_pem(b.data, b.len, &c), 0);
+  return c;
+}
+
+static EVP_PKEY *load_key(const char *dir, const char *name) {
+  _cleanup_free_ char *p = str_printf("%s/%s", dir, name);
+  _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_FILE);
+  tu_read_file(p, &b);
+  EVP_PKEY *k = NULL;
+  assert_int_equal(key_from_pem_or_der(b.data, b.len, &k), 0);
+  return k;
+}
+
+static void test_revoked(void **state) {
+  (void)state;
+  _cleanup_free_ char *d = sim_dir();
+  _cleanup_buf_ struct buf q;
+  sim_quote(d, &q);
+  struct dcap_collateral good;
+  sim_coll(d, &good);
+  struct dcap_verifier *v = sim_verifier(d);
+  int64_t now = time(NULL);
+  X509 *root = load_cert(d, SIM_FILE_ROOT_CA), *pck_ca = load_cert(d, SIM_FILE_PCK_CA),
+       *pck = load_cert(d, SIM_FILE_PCK), *tcb = load_cert(d, SIM_FILE_TCB_SIGNING);
+  EVP_PKEY *root_key = load_key(d, SIM_FILE_ROOT_KEY),
+           *pck_ca_key = load_key(d, SIM_FILE_PCK_CA_KEY);
+
+  struct dcap_collateral c;
+  /* the PCK leaf in the PCK CRL */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  make_crl(pck_ca, pck_ca_key, pck, &c.pck_crl);
+  expect_error(v, &q, &c, now, "PCK chain: certificate revoked");
+  /* a CRL of another serial is fine */
+  make_crl(pck_ca, pck_ca_key, tcb, &c.pck_crl);
+  struct dcap_result res;
+  char err[512];
+  assert_int_equal(verify(v, &q, &c, now, &res, err), 0);
+  dcap_result_free(&res);
+  /* a PCK CRL signed by the wrong key */
+  make_crl(pck_ca, root_key, tcb, &c.pck_crl);
+  expect_error(v, &q, &c, now, "PCK CRL: signature invalid");
+  dcap_collateral_free(&c);
+
+  /* the PCK CA in the root CA CRL */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  make_crl(root, root_key, pck_ca, &c.root_ca_crl);
+  expect_error(v, &q, &c, now, "certificate revoked");
+  dcap_collateral_free(&c);
+  /* the TCB signing cert in the root CA CRL */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  make_crl(root, root_key, tcb, &c.root_ca_crl);
+  expect_error(v, &q, &c, now, "TCB info signing chain: certificate revoked");
+  /* a root CRL not signed by the root */
+  make_crl(root, pck_ca_key, pck, &c.root_ca_crl);
+  expect_error(v, &q, &c, now, "root CA CRL: not signed by the root CA");
+  dcap_collateral_free(&c);
+
+  /* without the collateral's PCK CRL issuer chain the quote's PCK CA checks the CRL */
+  assert_int_equal(dcap_collateral_copy(&good, &c), 0);
+  free(c.pck_crl_issuer_chain);
+  c.pck_crl_issuer_chain = strdup("");
+  assert_int_equal(verify(v, &q, &c, now, &res, err), 0);
+  dcap_result_free(&res);
+  make_crl(pck_ca, pck_ca_key, pck, &c.pck_crl);
+  expect_error(v, &q, &c, now, "PCK chain: certificate revoked");
+  make_crl(pck_ca, root_key, tcb, &c.pck_crl);
+  expect_error(v, &q, &c, now, "PCK CRL: signature invalid");
+  dcap_collateral_free(&c);
+
+  X509_free(root);
+  X509_free(pck_ca);
+  X509_free(pck);
+  X509_free(tcb);
+  EVP_PKEY_free(root_key);
+  EVP_PKEY_free(pck_ca_key);
+  dcap_collateral_free(&good);
+  dcap_verifier_free(v);
+  tu_rm_rf(d);
+}
+
+/* ---- threads ---- */
+
+struct worker {
+  struct dcap_verifier *v;
+  const struct buf *q;
+  const struct dcap_collateral *c;
+  int64_t now;
+  enum dcap_status want;
+  int fails;
+};
+
+static void *worker_run(void *arg) {
+  struct worker *w = arg;
+  for (int i = 0; i < 40; i++) {
+    struct dcap_result res;
+    char err[256];
+    if (dcap_verify(w->v, w->q->data, w->q->len, w->c, w->now, &res, err, sizeof(err)) < 0 ||
+        res.status != w->want)
+      w->fails++;
+    dcap_result_free(&res);
+    if (i % 10 == 9)
+      dcap_verifier_flush(w->v);
+  }
+  return NULL;
+}
+
+static void test_threads(void **state) {
+  (void)state;
+  struct dcap_verifier_opts o = {.cache_max_entries = 2};
+  struct dcap_verifier *v;
+  assert_int_equal(dcap_verifier_new(&o, &v), 0);
+  _cleanup_buf_ struct buf tq, sq;
+  read_quote("dcap-qvl/tdx_quote", &tq);
+  read_quote("dcap-qvl/sgx_quote", &sq);
+  struct dcap_collateral tc, sc;
+  load_coll("dcap-qvl/tdx_quote_collateral.json", NULL, &tc);
+  load_coll("dcap-qvl/sgx_quote_collateral.json", NULL, &sc);
+  struct worker w[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    bool tdx = i % 2 == 0;
+    w[i] = (struct worker){.v = v,
+                           .q = tdx ? &tq : &sq,
+                           .c = tdx ? &tc : &sc,
+                           .now = tdx ? 1752919234 : 1752919200,
+                           .want = tdx ? DCAP_STATUS_UP_TO_DATE
+                                       : DCAP_STATUS_CONFIGURATION_AND_SW_HARDENING_NEEDED};
+    assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(w[i].fails, 0);
+  }
+  dcap_collateral_free(&tc);
+  dcap_collateral_free(&sc);
+  dcap_verifier_free(v);
+}
+
+static void test_args(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  struct dcap_collateral c = {};
+  struct dcap_result res;
+  char err[64];
+  uint8_t b[8] = {0};
+  assert_int_equal(dcap_verify(NULL, b, 8, &c, 0, &res, err, sizeof(err)), -EINVAL);
+  assert_int_equal(dcap_verify(v, NULL, 8, &c, 0, &res, err, sizeof(err)), -EINVAL);
+  assert_int_equal(dcap_verify(v, b, 8, NULL, 0, &res, err, sizeof(err)), -EINVAL);
+  assert_true(dcap_verify(v, b, 8, &c, 0, &res, NULL, 0) < 0);
+  /* a valid quote with empty collateral */
+  _cleanup_buf_ struct buf q;
+  read_quote("dcap-qvl/tdx_quote", &q);
+  assert_int_equal(dcap_verify(v, q.data, q.len, &c, 1752919234, &res, err, sizeof(err)), -EBADMSG);
+  assert_string_equal(err, "collateral: TCB info or QE identity missing");
+  dcap_verifier_free(v);
+  dcap_verifier_free(NULL);
+  dcap_verifier_flush(NULL);
+  dcap_result_free(NULL);
+  assert_int_equal(dcap_verifier_new(NULL, NULL), -EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_table),
+      cmocka_unit_test(test_error_rows_expired),
+      cmocka_unit_test(test_byte_flips),
+      cmocka_unit_test(test_quote_parts),
+      cmocka_unit_test(test_collateral_tamper),
+      cmocka_unit_test(test_intel_test_roots),
+      cmocka_unit_test(test_simulator),
+      cmocka_unit_test(test_revoked),
+      cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_args),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1333 @@
+/* HTTP server: real sockets (TCP on 127.0.0.1, unix sockets, TLS/mTLS), the server running on
+ * its own event_base in a thread, raw clients in the test thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "crypto/keys.h"
+#include "crypto/x509.h"
+#include "net/http_parse.h"
+#include "net/http_server.h"
+#include "net/http_tls.h"
+#include "net/url.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ server fixture */
+
+struct srv {
+  struct event_base *base;
+  struct http_server *s;
+  pthread_t th;
+  int stop[2];
+  struct event *stop_ev;
+  uint16_t port;
+  bool running;
+};
+
+/* Shared with handlers (server thread). */
+static atomic_int g_async_started;
+static atomic_int g_async_closed;
+static atomic_int g_stream_eagain;
+static atomic_int g_stream_closed;
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void h_text(struct http_request *r, void *ud) {
+  const char *t = ud;
+  assert_int_equal(http_reply(r, 200, "text/plain", t, strlen(t)), 0);
+}
+
+static void h_echo(struct http_request *r, void *ud) {
+  (void)ud;
+  json_t *j = json_object();
+  json_object_set_new(j, "method", json_string(http_request_method(r)));
+  json_object_set_new(j, "path", json_string(http_request_path(r)));
+  const char *q = http_request_query(r);
+  json_object_set_new(j, "query", q ? json_string(q) : json_null());
+  char *a = NULL;
+  if (http_request_query_get(r, "a", &a) == 0) {
+    json_object_set_new(j, "a", json_string(a));
+    free(a);
+  }
+  json_object_set_new(j, "json", json_boolean(http_request_query_has(r, "json")));
+  const char *x = http_request_header(r, "x-test");
+  json_object_set_new(j, "x", x ? json_string(x) : json_null());
+  struct slice b = http_request_body(r);
+  assert_int_equal(b.ptr[b.len], 0);
+  json_object_set_new(j, "body", json_stringn((const char *)b.ptr, b.len));
+  json_object_set_new(j, "len", json_integer((json_int_t)b.len));
+  json_object_set_new(j, "tls", json_boolean(http_request_is_tls(r)));
+  assert_int_equal(http_reply_header(r, "X-Reply", "yes"), 0);
+  assert_int_equal(http_reply_header(r, "Bad Name", "x"), -EINVAL);
+  assert_int_equal(http_reply_header(r, "X-Inject", "a\r\nb: c"), -EINVAL);
+  assert_int_equal(http_reply_header(r, "Content-Length", "5"), -EINVAL);
+  assert_int_equal(http_reply_json(r, 200, j), 0);
+  json_decref(j);
+}
+
+static void h_err(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_reply_error(r, 418, "teapot %d \"q\"", 7), 0);
+}
+
+static void h_twice(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_reply(r, 99, NULL, NULL, 0), -EINVAL);
+  assert_int_equal(http_stream_write(r, "x", 1), -EINVAL); /* not streaming */
+  assert_int_equal(http_reply(r, 204, NULL, NULL, 0), 0);
+}
+
+static void h_stream(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_stream_start(r, 200, "text/plain"), 0);
+  assert_int_equal(http_reply(r, 200, NULL, NULL, 0), -EINVAL); /* already answering */
+  for (int i = 0; i < 100; i++) {
+    char line[32];
+    int n = snprintf(line, sizeof(line), "chunk-%d\n", i);
+    assert_int_equal(http_stream_write(r, line, (size_t)n), 0);
+  }
+  assert_int_equal(http_stream_write(r, "", 0), 0);
+  assert_int_equal(http_stream_end(r), 0);
+}
+
+static void h_async_close(void *ud) {
+  (void)ud;
+  atomic_fetch_add(&g_async_closed, 1);
+}
+
+static void h_async(struct http_request *r, void *ud) {
+  (void)ud;
+  http_request_on_close(r, h_async_close, r);
+  atomic_fetch_add(&g_async_started, 1);
+}
+
+/* Backpressure: writes BIG_TOTAL bytes, pausing on -EAGAIN until drained. */
+#define BIG_TOTAL ((size_t)8 * 1024 * 1024)
+struct big {
+  struct http_request *r;
+  size_t sent;
+};
+static struct big g_big;
+
+static void big_pump(void *ud) {
+  struct big *b = ud;
+  static char block[16384];
+  memset(block, 'z', sizeof(block));
+  while (b->sent < BIG_TOTAL) {
+    int k = http_stream_write(b->r, block, sizeof(block));
+    if (k == -EAGAIN) {
+      atomic_fetch_add(&g_stream_eagain, 1);
+      return; /* drain callback continues */
+    }
+    assert_int_equal(k, 0);
+    b->sent += sizeof(block);
+  }
+  assert_int_equal(http_stream_end(b->r), 0);
+  b->r = NULL;
+}
+
+static void big_closed(void *ud) {
+  struct big *b = ud;
+  b->r = NULL;
+  atomic_fetch_add(&g_stream_closed, 1);
+}
+
+static void h_big(struct http_request *r, void *ud) {
+  (void)ud;
+  g_big = (struct big){.r = r};
+  assert_int_equal(http_stream_start(r, 200, "application/octet-stream"), 0);
+  http_stream_on_drain(r, big_pump, &g_big);
+  http_stream_on_close(r, big_closed, &g_big);
+  big_pump(&g_big);
+}
+
+static void h_cert(struct http_request *r, void *ud) {
+  (void)ud;
+  X509 *x = http_request_peer_cert(r);
+  if (!x) {
+    assert_int_equal(http_reply(r, 200, "text/plain", "none", 4), 0);
+    return;
+  }
+  _cleanup_buf_ struct buf cn = BUF_INIT(256);
+  assert_int_equal(x509_cert_subject_cn(x, &cn), 0);
+  assert_int_equal(http_reply(r, 200, "text/plain", cn.data, cn.len), 0);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  event_base_loopbreak(arg);
+}
+
+static void *srv_thread(void *arg) {
+  struct srv *f = arg;
+  event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  return NULL;
+}
+
+static void srv_init(struct srv *f, const struct http_server_config *cfg, bool default_route) {
+  memset(f, 0, sizeof(*f));
+  f->base = event_base_new();
+  assert_non_null(f->base);
+  assert_int_equal(http_server_new(f->base, cfg, &f->s), 0);
+  if (default_route)
+    assert_int_equal(http_server_route(f->s, "/", h_text, "root"), 0);
+  assert_int_equal(http_server_route(f->s, "/api/", h_text, "api"), 0);
+  assert_int_equal(http_server_route(f->s, "/api/v2/", h_text, "v2"), 0);
+  assert_int_equal(http_server_route(f->s, "/echo", h_echo, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/err", h_err, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/twice", h_twice, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/stream", h_stream, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/async", h_async, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/big", h_big, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/cert", h_cert, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "nope", h_cert, NULL), -EINVAL);
+  assert_int_equal(pipe(f->stop), 0);
+  f->stop_ev = event_new(f->base, f->stop[0], EV_READ, stop_cb, f->base);
+  event_add(f->stop_ev, NULL);
+  atomic_store(&g_async_started, 0);
+  atomic_store(&g_async_closed, 0);
+  atomic_store(&g_stream_eagain, 0);
+  atomic_store(&g_stream_closed, 0);
+}
+
+static void srv_run(struct srv *f) {
+  assert_int_equal(pthread_create(&f->th, NULL, srv_thread, f), 0);
+  f->running = true;
+}
+
+static void srv_start(struct srv *f, const struct http_server_config *cfg, bool default_route) {
+  srv_init(f, cfg, default_route);
+  assert_int_equal(http_server_listen_tcp(f->s, "127.0.0.1", 0, &f->port), 0);
+  assert_true(f->port > 0);
+  srv_run(f);
+}
+
+static void srv_stop(struct srv *f) {
+  if (f->running) {
+    assert_int_equal(write(f->stop[1], "x", 1), 1);
+    pthread_join(f->th, NULL);
+  }
+  http_server_free(f->s);
+  event_base_loop(f->base, EVLOOP_NONBLOCK); /* libevent's deferred frees */
+  event_free(f->stop_ev);
+  close(f->stop[0]);
+  close(f->stop[1]);
+  event_base_free(f->base);
+}
+
+/* ------------------------------------------------------------------ raw client */
+
+struct cl {
+  int fd;
+  SSL *ssl;
+  char buf[1 << 16];
+  size_t len;
+};
+
+static void set_timeout(int fd, int ms) {
+  struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static int tcp_connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  set_timeout(fd, 5000);
+  return fd;
+}
+
+static void cl_open(struct cl *c, uint16_t port) {
+  memset(c, 0, sizeof(*c));
+  c->fd = tcp_connect(port);
+}
+
+static void cl_close(struct cl *c) {
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+}
+
+static void cl_send(struct cl *c, const void *p, size_t n) {
+  const char *s = p;
+  while (n) {
+    ssize_t w = c->ssl ? SSL_write(c->ssl, s, (int)n) : send(c->fd, s, n, MSG_NOSIGNAL);
+    assert_true(w > 0);
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+static void cl_sends(struct cl *c, const char *s) {
+  cl_send(c, s, strlen(s));
+}
+
+/* Reads more into the buffer: >0 bytes, 0 EOF, -1 error or timeout. */
+static ssize_t cl_fill(struct cl *c) {
+  if (c->len == sizeof(c->buf))
+    return -1;
+  ssize_t n;
+  if (c->ssl) {
+    n = SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - c->len));
+    if (n <= 0) {
+      int e = SSL_get_error(c->ssl, (int)n);
+      ERR_clear_error();
+      return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    }
+  } else {
+    n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+  }
+  if (n > 0)
+    c->len += (size_t)n;
+  return n;
+}
+
+static void cl_consume(struct cl *c, size_t n) {
+  memmove(c->buf, c->buf + n, c->len - n);
+  c->len -= n;
+}
+
+/* True if the peer closed (EOF or reset) within ms. */
+static bool cl_closed_within(struct cl *c, int ms) {
+  set_timeout(c->fd, ms);
+  ssize_t n;
+  while ((n = cl_fill(c)) > 0)
+    c->len = 0;
+  set_timeout(c->fd, 5000);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+struct resp {
+  int status;
+  char head[8192];
+  struct buf body;
+  bool chunked;
+  bool has_cl;
+};
+
+static const char *resp_header(const struct resp *r, const char *name) {
+  static char val[1024];
+  size_t nl = strlen(name);
+  const char *p = strstr(r->head, "\r\n");
+  while (p && p[2]) {
+    p += 2;
+    if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+      const char *v = p + nl + 1;
+      while (*v == ' ')
+        v++;
+      const char *e = strstr(v, "\r\n");
+      size_t l = e ? (size_t)(e - v) : strlen(v);
+      if (l >= sizeof(val))
+        l = sizeof(val) - 1;
+      memcpy(val, v, l);
+      val[l] = 0;
+      return val;
+    }
+    p = strstr(p, "\r\n");
+  }
+  return NULL;
+}
+
+/* Reads one response. head_only: for HEAD requests. Returns 0, or -1 when the connection
+ * ended before a status line. Skips 100 Continue when skip_100. */
+static int cl_read_resp_ex(struct cl *c, struct resp *r, bool head_only, bool skip_100) {
+  buf_free(&r->body);
+  memset(r, 0, sizeof(*r));
+  buf_init(&r->body, (size_t)64 * 1024 * 1024);
+  for (;;) {
+    char *e = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    if (e) {
+      size_t hl = (size_t)(e - c->buf) + 4;
+      assert_true(hl < sizeof(r->head));
+      memcpy(r->head, c->buf, hl);
+      r->head[hl] = 0;
+      cl_consume(c, hl);
+      assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
+      if (r->status == 100 && skip_100)
+        continue;
+      break;
+    }
+    if (cl_fill(c) <= 0)
+      return -1;
+  }
+  if (head_only || r->status == 100 || r->status == 204 || r->status == 304)
+    return 0;
+  const char *cl = resp_header(r, "Content-Length");
+  const char *te = resp_header(r, "Transfer-Encoding");
+  if (cl) {
+    r->has_cl = true;
+    size_t n = strtoul(cl, NULL, 10);
+    while (c->len < n && c->len < sizeof(c->buf))
+      if (cl_fill(c) <= 0)
+        break;
+    while (n) {
+      size_t take = MIN(n, c->len);
+      assert_true(take > 0);
+      assert_int_equal(buf_append(&r->body, c->buf, take), 0);
+      cl_consume(c, take);
+      n -= take;
+      if (n && cl_fill(c) <= 0)
+        fail_msg("short body");
+    }
+  } else if (te && strcasecmp(te, "chunked") == 0) {
+    r->chunked = true;
+    for (;;) {
+      char *e;
+      while (!(e = memmem(c->buf, c->len, "\r\n", 2)))
+        if (cl_fill(c) <= 0)
+          fail_msg("short chunked body");
+      size_t sz = strtoul(c->buf, NULL, 16);
+      cl_consume(c, (size_t)(e - c->buf) + 2);
+      assert_true(sz + 2 <= sizeof(c->buf));
+      while (c->len < sz + 2)
+        if (cl_fill(c) <= 0)
+          fail_msg("short chunk");
+      assert_memory_equal(c->buf + sz, "\r\n", 2);
+      assert_int_equal(buf_append(&r->body, c->buf, sz), 0);
+      cl_consume(c, sz + 2);
+      if (sz == 0)
+        break;
+    }
+  } else {
+    /* Close-delimited. */
+    while (cl_fill(c) > 0)
+      ;
+    assert_int_equal(buf_append(&r->body, c->buf, c->len), 0);
+    c->len = 0;
+  }
+  buf_terminate(&r->body);
+  return 0;
+}
+
+static int cl_read_resp(struct cl *c, struct resp *r) {
+  return cl_read_resp_ex(c, r, false, true);
+}
+
+static void resp_free(struct resp *r) {
+  buf_free(&r->body);
+}
+
+/* One request on a fresh connection; returns the status. */
+static int simple_request(uint16_t port, const char *req, struct resp *r) {
+  struct cl c;
+  cl_open(&c, port);
+  cl_sends(&c, req);
+  int k = cl_read_resp(&c, r);
+  cl_close(&c);
+  return k < 0 ? -1 : r->status;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_routing(void **state) {
+  (void)state;
+  struct srv f;
+  srv_start(&f, NULL, true);
+  struct resp r = {0};
+  assert_int_equal(simple_request(f.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+  assert_string_equal((char *)r.body.data, "root");
+  assert_int_equal(simple_request(f.port, "GET /other/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+  assert_string_equal((char *)r.body.data, "root");
+  assert_int_equal(simple_request(f.port, "GET /api/x HTTP/1.1\r\n\r\n", &r), 200);
+  assert_string_equal((char *)r.body.data, "api");
+  assert_int_equal(simple_request(f.port, "GET /api/v2/y HTTP/1.1\r\n\r\n", &r), 200);
+  assert_string_equal((char *)r.body.data, "v2");
+  /* Routing is on the decoded, normalised path. */
+  assert_int_equal(simple_request(f.port, "GET //api/./v%32/z HTTP/1.1\r\n\r\n", &r), 200);
+  assert_string_equal((char *)r.body.data, "v2");
+  /* Absolute-form target. */
+  assert_int_equal(simple_request(f.port, "GET http://h:1/api/q?z HTTP/1.1\r\n\r\n", &r), 200);
+  assert_string_equal((char *)r.body.data, "api");
+
+  assert_int_equal(
+      simple_request(f.port,
+                     "POST /echo/sub?a=x+y%21&json HTTP/1.1\r\nX-Test:  v1 \r\n"
+                     "Content-Length: 5\r\n\r\nhello",
+                     &r),
+      200);
+  assert_string_equal(resp_header(&r, "Content-Type"), "application/json");
+  assert_string_equal(resp_header(&r, "X-Reply"), "yes");
+  assert_non_null(resp_header(&r, "Date"));
+  json_t *j = json_loads((char *)r.body.data, 0, NULL);
+  assert_non_null(j);
+  assert_string_equal(json_string_value(json_object_get(j, "method")), "POST");
+  assert_string_equal(json_string_value(json_object_get(j, "path")), "/echo/sub");
+  assert_string_equal(json_string_value(json_object_get(j, "query")), "a=x+y%21&json");
+  assert_string_equal(json_string_value(json_object_get(j, "a")), "x y!");
+  assert_true(json_is_true(json_object_get(j, "json")));
+  assert_string_equal(json_string_value(json_object_get(j, "x")), "v1");
+  assert_string_equal(json_string_value(json_object_get(j, "body")), "hello");
+  assert_true(json_is_false(json_object_get(j, "tls")));
+  json_decref(j);
+
+  assert_int_equal(simple_request(f.port, "GET /err HTTP/1.1\r\n\r\n", &r), 418);
+  assert_string_equal((char *)r.body.data, "{\"error\":\"teapot 7 \\\"q\\\"\"}");
+  assert_int_equal(simple_request(f.port, "GET /twice HTTP/1.1\r\n\r\n", &r), 204);
+  assert_null(resp_header(&r, "Content-Length"));
+  resp_free(&r);
+  srv_stop(&f);
+
+  /* Without a "/" route: 404 as JSON, connection kept. */
+  srv_start(&f, NULL, false);
+  struct cl c;
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /nothing HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 404);
+  assert_string_equal((char *)r.body.data, "{\"error\":\"not found\"}");
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  cl_close(&c);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+static void test_keepalive(void **state) {
+  (void)state;
+  struct srv f;
+  srv_start(&f, NULL, true);
+  struct resp r = {0};
+  struct cl c;
+  cl_open(&c, f.port);
+  /* Two requests, one connection; Content-Length on each. */
+  for (int i = 0; i < 2; i++) {
+    cl_sends(&c, "GET /api/ HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(cl_read_resp(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_true(r.has_cl);
+    assert_string_equal(resp_header(&r, "Content-Length"), "3");
+    assert_null(resp_header(&r, "Connection"));
+    assert_string_equal((char *)r.body.data, "api");
+  }
+  /* Pipelined: three requests in one write, answered in order; leading empty lines ignored. */
+  cl_sends(&c, "\r\nGET /api/ HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
+               "abcGET /api/v2/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_string_equal((char *)r.body.data, "api");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_non_null(strstr((char *)r.body.data, "\"body\":\"abc\""));
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_string_equal((char *)r.body.data, "v2");
+  /* Connection: close is honoured. */
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\nConnection: close\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  assert_true(cl_closed_within(&c, 2000));
+  cl_close(&c);
+
+  /* HTTP/1.0: closes by default, keeps alive when asked. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /api/ HTTP/1.0\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  assert_true(cl_closed_within(&c, 2000));
+  cl_close(&c);
+  cl_open(&c, f.port);
+  for (int i = 0; i < 2; i++) {
+    cl_sends(&c, "GET /api/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_int_equal(cl_read_resp(&c, &r), 0);
+    assert_string_equal(resp_header(&r, "Connection"), "keep-alive");
+  }
+  cl_close(&c);
+
+  /* HEAD: Content-Length of the body that GET would send, no body. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "HEAD /api/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp_ex(&c, &r, true, true), 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(resp_header(&r, "Content-Length"), "3");
+  cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_string_equal((char *)r.body.data, "v2"); /* no stray body bytes from HEAD */
+  cl_close(&c);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+static void test_request_bodies(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.max_body = 1024};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl c;
+  cl_open(&c, f.port);
+  /* Chunked request body, with an extension and a trailer, then keep-alive. */
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer-X: 1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body.data, "\"body\":\"hello, world\""));
+  /* Chunked body split across writes, LF-only line ends. */
+  cl_sends(&c, "POST /echo HTTP/1.1\nTransfer-Encoding: Chunked\n\n3\nab");
+  usleep(50000);
+  cl_sends(&c, "c\n0\n\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body.data, "\"body\":\"abc\""));
+  /* Exactly max_body is fine. */
+  char *big = malloc(4096);
+  memset(big, 'b', 4096);
+  char hdr[128];
+  snprintf(hdr, sizeof(hdr), "POST /echo HTTP/1.1\r\nContent-Length: 1024\r\n\r\n");
+  cl_sends(&c, hdr);
+  cl_send(&c, big, 1024);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body.data, "\"len\":1024"));
+  cl_close(&c);
+
+  /* Content-Length over the cap: 413 and close; the server answers others. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n");
+  cl_send(&c, big, 2000);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 413);
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  assert_string_equal((char *)r.body.data, "{\"error\":\"request body too large\"}");
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r), 200);
+
+  /* Chunked over the cap. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
+  cl_send(&c, big, 1024);
+  cl_sends(&c, "\r\n1\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 413);
+  cl_close(&c);
+
+  /* Expect: 100-continue: interim response, then the body. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  assert_int_equal(cl_read_resp_ex(&c, &r, false, false), 0);
+  assert_int_equal(r.status, 100);
+  cl_sends(&c, "data");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body.data, "\"body\":\"data\""));
+  /* Over the cap with Expect: 413 right away, no 100. */
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nContent-Length: 999999\r\nExpect: 100-continue\r\n\r\n");
+  assert_int_equal(cl_read_resp_ex(&c, &r, false, false), 0);
+  assert_int_equal(r.status, 413);
+  cl_close(&c);
+  free(big);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+static void test_malformed(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.max_header = 2048};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  static const struct {
+    const char *req;
+    int status;
+  } cases[] = {
+      {"GARBAGE\r\n\r\n", 400},
+      {"\x01\x02\x03 / HTTP/1.1\r\n\r\n", 400},
+      {"GET / HTTP/1.1 extra\r\n\r\n", 400},
+      {"GET  / HTTP/1.1\r\n\r\n", 400},
+      {"GET / HTTP/2.0\r\n\r\n", 505},
+      {"GET / HTTP/1.x\r\n\r\n", 400},
+      {"GET / FTP/1.1\r\n\r\n", 400},
+      {"GET nopath HTTP/1.1\r\n\r\n", 400},
+      {"GET /a/../b HTTP/1.1\r\n\r\n", 400},
+      {"GET /a%2f..%2fb HTTP/1.1\r\n\r\n", 400},
+      {"GET /a%00 HTTP/1.1\r\n\r\n", 400},
+      {"GET /?a=%zz HTTP/1.1\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nName : x\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+      {"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nExpect: magic\r\n\r\n", 417},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+    struct cl c;
+    cl_open(&c, f.port);
+    cl_sends(&c, cases[i].req);
+    if (cl_read_resp(&c, &r) < 0)
+      fail_msg("case %zu: no response", i);
+    if (r.status != cases[i].status)
+      fail_msg("case %zu: status %d, want %d", i, r.status, cases[i].status);
+    assert_string_equal(resp_header(&r, "Content-Type"), "application/json");
+    assert_true(r.has_cl);
+    assert_true(cl_closed_within(&c, 3000));
+    cl_close(&c);
+  }
+  /* Same-valued repeated Content-Length is fine. */
+  assert_int_equal(simple_request(f.port,
+                                  "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n"
+                                  "Content-Length: 2, 2\r\n\r\nab",
+                                  &r),
+                   200);
+
+  /* Header over the cap: 431 (with and without the end of the head in sight). */
+  char big[4096];
+  memset(big, 'a', sizeof(big));
+  memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+  memcpy(big + sizeof(big) - 4, "\r\n\r\n", 4);
+  struct cl c;
+  cl_open(&c, f.port);
+  cl_send(&c, big, sizeof(big));
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 431);
+  cl_close(&c);
+  cl_open(&c, f.port);
+  cl_send(&c, big, sizeof(big) - 4);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 431);
+  cl_close(&c);
+  /* Too many header fields. */
+  _cleanup_buf_ struct buf many = BUF_INIT(8192);
+  buf_printf(&many, "GET / HTTP/1.1\r\n");
+  for (int i = 0; i <= HTTP_SERVER_MAX_HEADERS; i++)
+    buf_printf(&many, "H%d: v\r\n", i);
+  buf_printf(&many, "\r\n");
+  struct http_server_config cfg2 = {.max_header = 8192};
+  srv_stop(&f);
+  srv_start(&f, &cfg2, true);
+  cl_open(&c, f.port);
+  cl_send(&c, many.data, many.len);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 431);
+  cl_close(&c);
+  /* Path over URL_PATH_MAX: 414. */
+  _cleanup_buf_ struct buf lp = BUF_INIT(16384);
+  buf_printf(&lp, "GET /");
+  for (int i = 0; i < URL_PATH_MAX; i++)
+    buf_append_u8(&lp, 'p');
+  buf_printf(&lp, " HTTP/1.1\r\n\r\n");
+  cl_open(&c, f.port);
+  cl_send(&c, lp.data, lp.len);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 414);
+  cl_close(&c);
+  /* A client that sends garbage and closes does not hurt anyone. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET / HT");
+  cl_close(&c);
+  assert_int_equal(simple_request(f.port, "GET / HTTP/1.1\r\n\r\n", &r), 200);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+static void test_timeouts(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.request_timeout_s = 2, .idle_timeout_s = 1};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  /* Idle connection closed after idle_timeout_s. */
+  struct cl idle;
+  cl_open(&idle, f.port);
+  long long t0 = now_ms();
+  assert_true(cl_closed_within(&idle, 4000));
+  long long dt = now_ms() - t0;
+  assert_true(dt >= 800 && dt < 3000);
+  cl_close(&idle);
+
+  /* Slow loris: one header byte every 100 ms; cut off with 408 within the request timeout
+   * while another client is served normally. */
+  struct cl slow;
+  cl_open(&slow, f.port);
+  t0 = now_ms();
+  cl_sends(&slow, "GET / HTTP/1.1\r\nX-Slow: ");
+  bool cut = false;
+  bool served_other = false;
+  for (int i = 0; i < 60; i++) {
+    usleep(100000);
+    if (send(slow.fd, "a", 1, MSG_NOSIGNAL) != 1) {
+      cut = true;
+      break;
+    }
+    struct pollfd pfd = {.fd = slow.fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) == 1) {
+      cut = true;
+      break;
+    }
+    if (i == 5) {
+      assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r), 200);
+      served_other = true;
+    }
+  }
+  assert_true(cut);
+  assert_true(served_other);
+  dt = now_ms() - t0;
+  assert_true(dt >= 1800 && dt < 3500);
+  assert_int_equal(cl_read_resp(&slow, &r), 0);
+  assert_int_equal(r.status, 408);
+  cl_close(&slow);
+
+  /* Slow body: the same deadline covers the body. */
+  cl_open(&slow, f.port);
+  t0 = now_ms();
+  cl_sends(&slow, "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\nab");
+  assert_int_equal(cl_read_resp(&slow, &r), 0);
+  assert_int_equal(r.status, 408);
+  dt = now_ms() - t0;
+  assert_true(dt >= 1800 && dt < 3500);
+  cl_close(&slow);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+static void test_conn_cap(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.max_conns = 3};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl c[3], extra;
+  for (int i = 0; i < 3; i++)
+    cl_open(&c[i], f.port);
+  /* Make sure the three were accepted. */
+  for (int i = 0; i < 3; i++) {
+    cl_sends(&c[i], "GET /api/ HTTP/1.1\r\n\r\n");
+    assert_int_equal(cl_read_resp(&c[i], &r), 0);
+    assert_int_equal(r.status, 200);
+  }
+  cl_open(&extra, f.port);
+  assert_int_equal(cl_read_resp(&extra, &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_string_equal((char *)r.body.data, "{\"error\":\"too many connections\"}");
+  cl_close(&extra);
+  /* Existing connections still work; closing one makes room. */
+  cl_sends(&c[0], "GET /api/v2/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c[0], &r), 0);
+  assert_int_equal(r.status, 200);
+  cl_close(&c[1]);
+  int status = 0;
+  for (int tries = 0; tries < 50 && status != 200; tries++) {
+    usleep(20000);
+    status = simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r);
+  }
+  assert_int_equal(status, 200);
+  cl_close(&c[0]);
+  cl_close(&c[2]);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+static int unix_connect(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  assert_true(strlen(path) < sizeof(sa.sun_path));
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    close(fd);
+    return -1;
+  }
+  set_timeout(fd, 5000);
+  return fd;
+}
+
+static void test_unix(void **state) {
+  (void)state;
+  char *dir = tu_mkdtemp();
+  char p1[512], p2[512], pf[512], plong[512];
+  snprintf(p1, sizeof(p1), "%s/a.sock", dir);
+  snprintf(p2, sizeof(p2), "%s/b.sock", dir);
+  snprintf(pf, sizeof(pf), "%s/file", dir);
+  memset(plong, 'x', sizeof(plong));
+  snprintf(plong, sizeof(plong), "%s/%0200d", dir, 0);
+  assert_int_equal(file_write_atomic(pf, "x", 1, 0600), 0);
+  /* A stale socket file (nobody listening) is replaced. */
+  {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(p2) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, p2, strlen(p2) + 1);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(s);
+  }
+  mode_t old = umask(077);
+  struct srv f;
+  srv_init(&f, NULL, true);
+  assert_int_equal(http_server_listen_unix(f.s, p1, 0600), 0);
+  assert_int_equal(http_server_listen_unix(f.s, p2, 0777), 0);
+  assert_int_equal(http_server_listen_unix(f.s, pf, 0600), -EEXIST);
+  assert_int_equal(http_server_listen_unix(f.s, plong, 0600), -ENAMETOOLONG);
+  /* A live socket is not taken over. */
+  assert_int_equal(http_server_listen_unix(f.s, p1, 0600), -EADDRINUSE);
+  umask(old);
+  struct stat st;
+  assert_int_equal(stat(p1, &st), 0);
+  assert_true(S_ISSOCK(st.st_mode));
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(stat(p2, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0777);
+  srv_run(&f);
+  const char *paths[] = {p1, p2};
+  for (int i = 0; i < 2; i++) {
+    struct cl c = {.fd = unix_connect(paths[i])};
+    assert_true(c.fd >= 0);
+    struct resp r = {0};
+    cl_sends(&c, "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_int_equal(cl_read_resp(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr((char *)r.body.data, "\"path\":\"/echo\""));
+    resp_free(&r);
+    cl_close(&c);
+  }
+  srv_stop(&f);
+  /* Socket files are removed with the server. */
+  assert_int_equal(stat(p1, &st), -1);
+  assert_int_equal(stat(p2, &st), -1);
+  tu_rm_rf(dir);
+  free(dir);
+}
+
+static void test_stream(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.stream_buffer = 64 * 1024};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl c;
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /stream HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_true(r.chunked);
+  assert_false(r.has_cl);
+  _cleanup_buf_ struct buf want = BUF_INIT(4096);
+  for (int i = 0; i < 100; i++)
+    buf_printf(&want, "chunk-%d\n", i);
+  assert_int_equal(r.body.len, want.len);
+  assert_memory_equal(r.body.data, want.data, want.len);
+  /* Keep-alive after a stream. */
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_string_equal((char *)r.body.data, "api");
+  cl_close(&c);
+
+  /* HTTP/1.0: close-delimited stream. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /stream HTTP/1.0\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_false(r.chunked);
+  assert_int_equal(r.body.len, want.len);
+  assert_memory_equal(r.body.data, want.data, want.len);
+  cl_close(&c);
+
+  /* Backpressure: 8 MiB through a 64 KiB stream buffer to a slow reader. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /big HTTP/1.1\r\n\r\n");
+  usleep(300000); /* let the server fill the socket and hit its cap */
+  assert_true(atomic_load(&g_stream_eagain) > 0);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.body.len, BIG_TOTAL);
+  assert_int_equal(atomic_load(&g_stream_closed), 0);
+  cl_close(&c);
+
+  /* Client leaves in the middle of a stream: close callback. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /big HTTP/1.1\r\n\r\n");
+  usleep(100000);
+  assert_true(cl_fill(&c) > 0);
+  cl_close(&c);
+  for (int i = 0; i < 100 && atomic_load(&g_stream_closed) == 0; i++)
+    usleep(20000);
+  assert_int_equal(atomic_load(&g_stream_closed), 1);
+
+  /* Async handler: close callback when the client disconnects before the answer. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /async HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 100 && atomic_load(&g_async_started) == 0; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_started), 1);
+  assert_int_equal(atomic_load(&g_async_closed), 0);
+  cl_close(&c);
+  for (int i = 0; i < 100 && atomic_load(&g_async_closed) == 0; i++)
+    usleep(20000);
+  assert_int_equal(atomic_load(&g_async_closed), 1);
+
+  /* Pending async request when the server is freed: close callback too. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /async HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 100 && atomic_load(&g_async_started) == 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_started), 2);
+  srv_stop(&f);
+  assert_int_equal(atomic_load(&g_async_closed), 2);
+  cl_close(&c);
+  resp_free(&r);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+struct pki {
+  char *dir;
+  char ca[512], ca_key[512], srv_cert[512], srv_key[512], cli_cert[512], cli_key[512];
+  char other_cert[512], other_key[512];
+};
+
+static void write_cert_key(X509 *x, EVP_PKEY *k, const char *cp, const char *kp) {
+  _cleanup_buf_ struct buf b = BUF_INIT(1 << 16);
+  assert_int_equal(x509_cert_to_pem(x, &b), 0);
+  assert_int_equal(file_write_atomic(cp, b.data, b.len, 0644), 0);
+  b.len = 0;
+  assert_int_equal(key_to_pkcs8_pem(k, &b), 0);
+  assert_int_equal(file_write_atomic(kp, b.data, b.len, 0600), 0);
+}
+
+static void make_pki(struct pki *p) {
+  p->dir = tu_mkdtemp();
+#define P(f, n) snprintf(p->f, sizeof(p->f), "%s/" n, p->dir)
+  P(ca, "ca.pem");
+  P(ca_key, "ca.key");
+  P(srv_cert, "srv.pem");
+  P(srv_key, "srv.key");
+  P(cli_cert, "cli.pem");
+  P(cli_key, "cli.key");
+  P(other_cert, "other.pem");
+  P(other_key, "other.key");
+#undef P
+  EVP_PKEY *cak, *sk, *ck, *ok;
+  X509 *ca, *sc, *cc, *oc;
+  assert_int_equal(key_p256_generate(&cak), 0);
+  assert_int_equal(key_p256_generate(&sk), 0);
+  assert_int_equal(key_p256_generate(&ck), 0);
+  assert_int_equal(key_p256_generate(&ok), 0);
+  int64_t now = time(NULL);
+  struct x509_params pca = {.subject_cn = "Test CA", .is_ca = true, .path_len = -1,
+                            .key_usage = X509_KU_KEY_CERT_SIGN | X509_KU_CRL_SIGN,
+                            .not_before = now - 3600, .not_after = now + 86400, .skid_akid = true};
+  assert_int_equal(x509_cert_build(&pca, cak, NULL, NULL, &ca), 0);
+  const char *sans[] = {"localhost"};
+  struct x509_params ps = {.subject_cn = "localhost", .dns_sans = sans, .n_dns_sans = 1,
+                           .key_usage = X509_KU_DIGITAL_SIGNATURE,
+                           .ext_key_usage = X509_EKU_SERVER_AUTH, .not_before = now - 3600,
+                           .not_after = now + 86400, .skid_akid = true};
+  assert_int_equal(x509_cert_build(&ps, sk, ca, cak, &sc), 0);
+  struct x509_params pc = {.subject_cn = "test-client", .key_usage = X509_KU_DIGITAL_SIGNATURE,
+                           .ext_key_usage = X509_EKU_CLIENT_AUTH, .not_before = now - 3600,
+                           .not_after = now + 86400, .skid_akid = true};
+  assert_int_equal(x509_cert_build(&pc, ck, ca, cak, &cc), 0);
+  /* Self-signed client cert from no trusted CA. */
+  struct x509_params po = pc;
+  po.subject_cn = "intruder";
+  assert_int_equal(x509_cert_build(&po, ok, NULL, NULL, &oc), 0);
+  write_cert_key(ca, cak, p->ca, p->ca_key);
+  write_cert_key(sc, sk, p->srv_cert, p->srv_key);
+  write_cert_key(cc, ck, p->cli_cert, p->cli_key);
+  write_cert_key(oc, ok, p->other_cert, p->other_key);
+  X509_free(ca);
+  X509_free(sc);
+  X509_free(cc);
+  X509_free(oc);
+  EVP_PKEY_free(cak);
+  EVP_PKEY_free(sk);
+  EVP_PKEY_free(ck);
+  EVP_PKEY_free(ok);
+}
+
+static void free_pki(struct pki *p) {
+  tu_rm_rf(p->dir);
+  free(p->dir);
+}
+
+/* TLS client; returns 0 when the handshake completed. */
+static int tls_open(struct cl *c, SSL_CTX *cctx, uint16_t port) {
+  cl_open(c, port);
+  c->ssl = SSL_new(cctx);
+  assert_non_null(c->ssl);
+  SSL_set_fd(c->ssl, c->fd);
+  SSL_set_tlsext_host_name(c->ssl, "localhost");
+  SSL_set1_host(c->ssl, "localhost");
+  int k = SSL_connect(c->ssl);
+  ERR_clear_error();
+  return k == 1 ? 0 : -1;
+}
+
+static SSL_CTX *client_ctx(const struct pki *p, const char *cert, const char *key, int max_ver) {
+  SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+  assert_non_null(c);
+  assert_int_equal(SSL_CTX_load_verify_locations(c, p->ca, NULL), 1);
+  SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+  if (max_ver)
+    SSL_CTX_set_max_proto_version(c, max_ver);
+  if (cert) {
+    assert_int_equal(SSL_CTX_use_certificate_file(c, cert, SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM), 1);
+  }
+  return c;
+}
+
+/* GET /cert over TLS: the body, or NULL when the exchange failed. */
+static char *tls_get_cert(SSL_CTX *cctx, uint16_t port) {
+  struct cl c;
+  char *out = NULL;
+  if (tls_open(&c, cctx, port) == 0) {
+    struct resp r = {0};
+    if (SSL_write(c.ssl, "GET /cert HTTP/1.1\r\n\r\n", 22) == 22 && cl_read_resp(&c, &r) == 0 &&
+        r.status == 200)
+      out = strdup((char *)r.body.data);
+    ERR_clear_error();
+    resp_free(&r);
+  }
+  cl_close(&c);
+  return out;
+}
+
+static void test_tls(void **state) {
+  (void)state;
+  struct pki p;
+  make_pki(&p);
+  SSL_CTX *plain_ctx = NULL, *mtls_ctx = NULL, *opt_ctx = NULL;
+  struct http_tls_files tf = {.cert_file = p.srv_cert, .key_file = p.srv_key};
+  assert_int_equal(http_tls_ctx_new(&tf, &plain_ctx), 0);
+  tf.client_ca_file = p.ca;
+  assert_int_equal(http_tls_ctx_new(&tf, &mtls_ctx), 0);
+  tf.client_cert_optional = true;
+  assert_int_equal(http_tls_ctx_new(&tf, &opt_ctx), 0);
+  /* Bad inputs. */
+  SSL_CTX *bad = NULL;
+  struct http_tls_files wrong = {.cert_file = p.srv_cert, .key_file = p.cli_key};
+  assert_int_equal(http_tls_ctx_new(&wrong, &bad), -EBADMSG);
+  wrong = (struct http_tls_files){.cert_file = p.srv_key, .key_file = p.srv_key};
+  assert_int_equal(http_tls_ctx_new(&wrong, &bad), -EBADMSG);
+  wrong = (struct http_tls_files){.cert_file = "/nonexistent", .key_file = p.srv_key};
+  assert_int_equal(http_tls_ctx_new(&wrong, &bad), -ENOENT);
+  assert_null(bad);
+
+  struct srv f;
+  srv_init(&f, NULL, true);
+  uint16_t port_plain, port_mtls, port_opt;
+  assert_int_equal(http_server_listen_tls(f.s, "127.0.0.1", 0, plain_ctx, &port_plain), 0);
+  assert_int_equal(http_server_listen_tls(f.s, "127.0.0.1", 0, mtls_ctx, &port_mtls), 0);
+  assert_int_equal(http_server_listen_tls(f.s, "127.0.0.1", 0, opt_ctx, &port_opt), 0);
+  /* The server holds its own references. */
+  SSL_CTX_free(plain_ctx);
+  SSL_CTX_free(mtls_ctx);
+  SSL_CTX_free(opt_ctx);
+  srv_run(&f);
+
+  SSL_CTX *anon = client_ctx(&p, NULL, NULL, 0);
+  SSL_CTX *withcert = client_ctx(&p, p.cli_cert, p.cli_key, 0);
+  SSL_CTX *withcert12 = client_ctx(&p, p.cli_cert, p.cli_key, TLS1_2_VERSION);
+  SSL_CTX *intruder = client_ctx(&p, p.other_cert, p.other_key, 0);
+  SSL_CTX *old = client_ctx(&p, NULL, NULL, TLS1_1_VERSION);
+  char *s;
+
+  /* Plain TLS: works, no peer certificate even if the client has one. */
+  s = tls_get_cert(anon, port_plain);
+  assert_non_null(s);
+  assert_string_equal(s, "none");
+  free(s);
+  s = tls_get_cert(withcert, port_plain);
+  assert_string_equal(s, "none");
+  free(s);
+  /* TLS < 1.2 refused. */
+  assert_null(tls_get_cert(old, port_plain));
+
+  /* mTLS: the handler sees the verified client cert (TLS 1.3 and 1.2). */
+  s = tls_get_cert(withcert, port_mtls);
+  assert_non_null(s);
+  assert_string_equal(s, "test-client");
+  free(s);
+  s = tls_get_cert(withcert12, port_mtls);
+  assert_non_null(s);
+  assert_string_equal(s, "test-client");
+  free(s);
+  /* No client cert, or one from an unknown issuer: no exchange. */
+  assert_null(tls_get_cert(anon, port_mtls));
+  assert_null(tls_get_cert(intruder, port_mtls));
+  /* TLS 1.2 without a cert: the handshake itself fails. */
+  SSL_CTX *anon12 = client_ctx(&p, NULL, NULL, TLS1_2_VERSION);
+  struct cl c;
+  assert_int_equal(tls_open(&c, anon12, port_mtls), -1);
+  cl_close(&c);
+
+  /* Optional client certs: with and without. */
+  s = tls_get_cert(withcert, port_opt);
+  assert_string_equal(s, "test-client");
+  free(s);
+  s = tls_get_cert(anon, port_opt);
+  assert_string_equal(s, "none");
+  free(s);
+  assert_null(tls_get_cert(intruder, port_opt));
+
+  /* Keep-alive, chunked stream and a body over TLS. */
+  assert_int_equal(tls_open(&c, withcert, port_mtls), 0);
+  struct resp r = {0};
+  const char *req = "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz";
+  cl_sends(&c, req);
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_non_null(strstr((char *)r.body.data, "\"body\":\"xyz\""));
+  assert_non_null(strstr((char *)r.body.data, "\"tls\":true"));
+  cl_sends(&c, "GET /stream HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_true(r.chunked);
+  assert_true(strncmp((char *)r.body.data, "chunk-0\nchunk-1\n", 16) == 0);
+  resp_free(&r);
+  cl_close(&c);
+
+  srv_stop(&f);
+  SSL_CTX_free(anon);
+  SSL_CTX_free(anon12);
+  SSL_CTX_free(withcert);
+  SSL_CTX_free(withcert12);
+  SSL_CTX_free(intruder);
+  SSL_CTX_free(old);
+  free_pki(&p);
+}
+
+static void test_parse_helpers(void **state) {
+  (void)state;
+  uint64_t v;
+  assert_int_equal(http_content_length_parse("0", &v), 0);
+  assert_int_equal(v, 0);
+  assert_int_equal(http_content_length_parse("42, 42 ,42", &v), 0);
+  assert_int_equal(v, 42);
+  assert_int_equal(http_content_length_parse("42, 43", &v), -EBADMSG);
+  assert_int_equal(http_content_length_parse("", &v), -EBADMSG);
+  assert_int_equal(http_content_length_parse("+1", &v), -EBADMSG);
+  assert_int_equal(http_content_length_parse("1,", &v), -EBADMSG);
+  assert_int_equal(http_content_length_parse("18446744073709551616", &v), -EBADMSG);
+  assert_int_equal(http_chunk_size_parse("1aF", 3, &v), 0);
+  assert_int_equal(v, 0x1af);
+  assert_int_equal(http_chunk_size_parse("10 ;name=val", 12, &v), 0);
+  assert_int_equal(v, 16);
+  assert_int_equal(http_chunk_size_parse("", 0, &v), -EBADMSG);
+  assert_int_equal(http_chunk_size_parse("x", 1, &v), -EBADMSG);
+  assert_int_equal(http_chunk_size_parse("1 2", 3, &v), -EBADMSG);
+  assert_int_equal(http_chunk_size_parse("1;\x01", 3, &v), -EBADMSG);
+  assert_int_equal(http_chunk_size_parse("fffffffffffffffff", 17, &v), -EBADMSG);
+  assert_true(http_list_has_token("keep-alive, Close", "close"));
+  assert_true(http_list_has_token(" close ", "close"));
+  assert_false(http_list_has_token("closed, xclose", "close"));
+  assert_false(http_list_has_token("", "close"));
+  assert_int_equal(http_head_find_end("GET / HTTP/1.1\r\n\r\nX", 19, 0), 18);
+  assert_int_equal(http_head_find_end("GET / HTTP/1.1\n\nX", 17, 0), 16);
+  assert_int_equal(http_head_find_end("GET / HTTP/1.1\r\nA: b\r\n", 22, 0), 0);
+  /* A marker split across two searches is still found. */
+  assert_int_equal(http_head_find_end("GET / HTTP/1.1\r\n\r\n", 18, 16), 18);
+  char head[] = "POST /x?y HTTP/1.0\r\nA:b\r\nC: \t d e \t\r\na: 2\r\n\r\n";
+  struct http_head h;
+  assert_int_equal(http_head_parse(head, strlen(head), &h), 0);
+  assert_string_equal(h.method, "POST");
+  assert_string_equal(h.target, "/x?y");
+  assert_int_equal(h.minor, 0);
+  assert_int_equal(h.n_fields, 3);
+  assert_string_equal(http_head_get(&h, "c"), "d e");
+  assert_string_equal(http_head_get(&h, "A"), "b");
+  assert_int_equal(http_head_count(&h, "a"), 2);
+  assert_null(http_head_get(&h, "missing"));
+  char part[] = "GET / HTTP/1.1\r\nA: b\r\n";
+  assert_int_equal(http_head_parse(part, strlen(part), &h), -EAGAIN);
+  char nul[] = "GET / HTTP/1.1\r\nA: \0b\r\n\r\n";
+  assert_int_equal(http_head_parse(nul, sizeof(nul) - 1, &h), -EBADMSG);
+}
+
+static void test_api_errors(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  struct http_server *s = NULL;
+  assert_int_equal(http_server_new(NULL, NULL, &s), -EINVAL);
+  assert_int_equal(http_server_new(base, NULL, &s), 0);
+  uint16_t port;
+  assert_int_equal(http_server_listen_tcp(s, "not-an-ip", 0, &port), -EINVAL);
+  assert_int_equal(http_server_listen_tls(s, "127.0.0.1", 0, NULL, &port), -EINVAL);
+  assert_int_equal(http_server_listen_tcp(s, "::1", 0, &port), 0);
+  uint16_t port2;
+  assert_int_equal(http_server_listen_tcp(s, "127.0.0.1", 0, &port2), 0);
+  /* Same port again: in use. */
+  assert_int_equal(http_server_listen_tcp(s, "127.0.0.1", port2, NULL), -EADDRINUSE);
+  assert_int_equal(http_server_route(s, "/x", NULL, NULL), -EINVAL);
+  assert_ptr_equal(http_server_get_base(s), base);
+  assert_int_equal(http_server_n_connections(s), 0);
+  assert_string_equal(http_status_reason(431), "Request Header Fields Too Large");
+  assert_string_equal(http_status_reason(299), "Unknown");
+  assert_int_equal(http_server_add_connection(s, -1, NULL), -EINVAL);
+  /* Adopted socketpair connection, driven by hand. */
+  int sp[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  assert_int_equal(http_server_route(s, "/", h_text, "adopted"), 0);
+  assert_int_equal(http_server_add_connection(s, sp[0], NULL), 0);
+  assert_int_equal(http_server_n_connections(s), 1);
+  const char *req = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+  assert_int_equal(write(sp[1], req, strlen(req)), (ssize_t)strlen(req));
+  char out[1024];
+  size_t got = 0;
+  for (int i = 0; i < 100 && http_server_n_connections(s) > 0; i++) {
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ssize_t n = recv(sp[1], out + got, sizeof(out) - 1 - got, MSG_DONTWAIT);
+    if (n > 0)
+      got += (size_t)n;
+    if (n == 0)
+      shutdown(sp[1], SHUT_WR);
+    usleep(1000);
+  }
+  out[got] = 0;
+  assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(out, "\r\n\r\nadopted"));
+  assert_int_equal(http_server_n_connections(s), 0);
+  close(sp[1]);
+  http_server_free(s);
+  http_server_free(NULL);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  event_base_free(base);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parse_helpers), cmocka_unit_test(test_api_errors),
+      cmocka_unit_test(test_routing),
+      cmocka_unit_test(test_keepalive),  cmocka_unit_test(test_request_bodies),
+      cmocka_unit_test(test_malformed),  cmocka_unit_test(test_timeouts),
+      cmocka_unit_test(test_conn_cap),   cmocka_unit_test(test_unix),
+      cmocka_unit_test(test_stream),     cmocka_unit_test(test_tls),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
