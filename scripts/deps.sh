@@ -10,6 +10,7 @@ pkgs=(
   libevent-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev
   python3 python3-pytest python3-cryptography python3-requests
   xxd curl nginx
+  podman runc busybox-static
 )
 # node and npm run the published SDKs and the reference verifiers; the machine image may bring
 # its own node, otherwise Debian's.

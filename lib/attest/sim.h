@@ -52,6 +52,7 @@
 
 #include "attest/quote.h"
 #include "attest/tee.h"
+#include "base/buf.h"
 
 #define SIM_FILE_MARKER "sim.json"
 #define SIM_FILE_ROOT_CA "root_ca.pem"
@@ -139,6 +140,16 @@ struct sim_td {
 void sim_td_default(const char *seed, const uint8_t tee_tcb_svn[16], struct sim_td *ret);
 /* Reads DIR/td.json under a shared lock. */
 int sim_td_load(const char *dir, struct sim_td *ret);
+/* sim_td_load that remembers the last text it parsed: the file is still read under the lock
+ * on every call (other processes extend RTMRs), only an unchanged text skips the parse. cache
+ * starts zeroed and is owned by one caller at a time (no locking inside). */
+struct sim_td_cache {
+  bool valid;
+  struct buf text;
+  struct sim_td td;
+};
+int sim_td_load_cached(const char *dir, struct sim_td_cache *cache, struct sim_td *ret);
+void sim_td_cache_free(struct sim_td_cache *c);
 /* Writes DIR/td.json (atomic replace with fsync) under an exclusive lock. */
 int sim_td_store(const char *dir, const struct sim_td *td);
 /* Read-modify-write of RTMR[index] = SHA-384(RTMR || digest) under LOCK_EX. */

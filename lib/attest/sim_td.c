@@ -72,11 +72,10 @@ static int td_lock(const char *dir, int op, int *ret_fd) {
   return 0;
 }
 
+/* Closing the only descriptor of the lock file's open file description releases the lock. */
 static void td_unlock(int fd) {
-  if (fd >= 0) {
-    (void)flock(fd, LOCK_UN);
+  if (fd >= 0)
     close(fd);
-  }
 }
 
 struct td_field {
@@ -102,17 +101,10 @@ static const struct td_field td_fields[] = {
     TD_FIELD("rtmr3", rtmr[3]),
 };
 
-static int td_read_unlocked(const char *dir, struct sim_td *ret) {
-  _cleanup_free_ char *path = NULL;
-  int r = sim_path(dir, SIM_FILE_TD, &path);
-  if (r < 0)
-    return r;
-  _cleanup_buf_ struct buf text = BUF_INIT(SIM_TD_MAX_JSON);
-  r = file_read_all(path, SIM_TD_MAX_JSON, &text);
-  if (r < 0)
-    return log_debug_errno(r, "reading %s", path);
+/* Parses the text of td.json. */
+static int td_parse(const char *path, const struct buf *text, struct sim_td *ret) {
   _cleanup_json_ json_t *j = NULL;
-  r = json_parse_buf((const char *)text.data, text.len, SIM_TD_MAX_JSON, &j);
+  int r = json_parse_buf((const char *)text->data, text->len, SIM_TD_MAX_JSON, &j);
   if (r < 0)
     return log_debug_errno(r, "parsing %s", path);
   uint32_t version;
@@ -127,6 +119,35 @@ static int td_read_unlocked(const char *dir, struct sim_td *ret) {
   }
   *ret = td;
   return 0;
+}
+
+/* Reads td.json; with a cache, text equal to the last one parsed is not parsed again. */
+static int td_read_unlocked_cached(const char *dir, struct sim_td_cache *c, struct sim_td *ret) {
+  _cleanup_free_ char *path = NULL;
+  int r = sim_path(dir, SIM_FILE_TD, &path);
+  if (r < 0)
+    return r;
+  _cleanup_buf_ struct buf text = BUF_INIT(SIM_TD_MAX_JSON);
+  r = file_read_all(path, SIM_TD_MAX_JSON, &text);
+  if (r < 0)
+    return log_debug_errno(r, "reading %s", path);
+  if (c && c->valid && c->text.len == text.len && memcmp(c->text.data, text.data, text.len) == 0) {
+    *ret = c->td;
+    return 0;
+  }
+  r = td_parse(path, &text, ret);
+  if (r < 0 || !c)
+    return r;
+  buf_free(&c->text);
+  c->text = text;
+  text = BUF_INIT(SIM_TD_MAX_JSON); /* moved into the cache */
+  c->td = *ret;
+  c->valid = true;
+  return 0;
+}
+
+static int td_read_unlocked(const char *dir, struct sim_td *ret) {
+  return td_read_unlocked_cached(dir, NULL, ret);
 }
 
 static int td_write_unlocked(const char *dir, const struct sim_td *td) {
@@ -165,6 +186,25 @@ int sim_td_load(const char *dir, struct sim_td *ret) {
   r = td_read_unlocked(dir, ret);
   td_unlock(fd);
   return r;
+}
+
+int sim_td_load_cached(const char *dir, struct sim_td_cache *cache, struct sim_td *ret) {
+  if (!dir || !ret)
+    return -EINVAL;
+  int fd = -1;
+  int r = td_lock(dir, LOCK_SH, &fd);
+  if (r < 0)
+    return r;
+  r = td_read_unlocked_cached(dir, cache, ret);
+  td_unlock(fd);
+  return r;
+}
+
+void sim_td_cache_free(struct sim_td_cache *c) {
+  if (!c)
+    return;
+  buf_free(&c->text);
+  *c = (struct sim_td_cache){0};
 }
 
 int sim_td_store(const char *dir, const struct sim_td *td) {

@@ -145,21 +145,20 @@ static int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const uint8_t digest48[48],
-                     const char *associated_data) {
-  if (!t || !digest48 || index >= TEE_RTMR_COUNT)
+int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[48],
+                          const void *line, size_t len) {
+  if (!t || !digest48 || index >= TEE_RTMR_COUNT || !line)
     return -EINVAL;
+  /* Exactly one JSON line: a missing or inner newline would corrupt its neighbours. */
+  if (len == 0 || ((const char *)line)[len - 1] != '\n' || memchr(line, '\n', len - 1))
+    return -EINVAL;
+  if (len > TEE_EVENT_LINE_MAX)
+    return -ENOBUFS;
   if (!t->ops->extend_rtmr || !t->ops->eventlog_path)
     return -ENOTSUP;
 
-  _cleanup_buf_ struct buf line = BUF_INIT(BUF_MAX_SMALL);
-  int r = eventlog_seed_line(index, event_type, digest48, associated_data ? associated_data : "",
-                             &line);
-  if (r < 0)
-    return r;
-
   _cleanup_free_ char *path = NULL;
-  r = t->ops->eventlog_path(t, &path);
+  int r = t->ops->eventlog_path(t, &path);
   if (r < 0)
     return r;
   r = tee_mkdir_parents(path);
@@ -182,7 +181,7 @@ int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const u
   }
   /* The line goes first and is taken back if the extend fails, so the log never names an
    * extend that did not happen; a failed append leaves the RTMR untouched. */
-  r = write_all(fd, line.data, line.len);
+  r = write_all(fd, line, len);
   if (r >= 0)
     r = fdatasync(fd) < 0 ? -errno : 0;
   if (r < 0) {
@@ -201,6 +200,18 @@ out:
   (void)flock(fd, LOCK_UN);
   close(fd);
   return r;
+}
+
+int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const uint8_t digest48[48],
+                     const char *associated_data) {
+  if (!t || !digest48 || index >= TEE_RTMR_COUNT)
+    return -EINVAL;
+  _cleanup_buf_ struct buf line = BUF_INIT(BUF_MAX_SMALL);
+  int r = eventlog_seed_line(index, event_type, digest48, associated_data ? associated_data : "",
+                             &line);
+  if (r < 0)
+    return r;
+  return tee_extend_event_line(t, index, digest48, line.data, line.len);
 }
 
 void tee_free(struct tee *t) {

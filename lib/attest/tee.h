@@ -64,6 +64,15 @@ int tee_eventlog_path(struct tee *t, char **ret_path);
  * tee_digest_pad48). */
 int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const uint8_t digest48[48],
                      const char *associated_data);
+/* The same with any one-line record: line (len bytes, ending in its only '\n', at most
+ * TEE_EVENT_LINE_MAX) is appended to the event log and RTMR[index] extended with digest48, under
+ * the same exclusive flock; the line is truncated away again when the extend fails. Readers
+ * that need the log and the RTMRs to agree (a quote plus its log) take flock(LOCK_SH) on the
+ * same file (tee_eventlog_path). -EINVAL for a line that is not exactly one line, -ENOBUFS
+ * over the cap. */
+#define TEE_EVENT_LINE_MAX ((size_t)1024 * 1024)
+int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[48],
+                          const void *line, size_t len);
 /* Copies len (<= 48) bytes to out and zero-fills the rest; -EINVAL if len > 48. */
 int tee_digest_pad48(const void *digest, size_t len, uint8_t out[48]);
 

@@ -4,6 +4,7 @@
 #include "crypto/hash.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,37 @@ static const struct hash_info infos[_HASH_ALG_MAX] = {
     [HASH_BLAKE2B512] = {"blake2b512", "BLAKE2B-512", 64, IMPL_EVP},
     [HASH_BLAKE2S256] = {"blake2s256", "BLAKE2S-256", 32, IMPL_EVP},
 };
+
+/* EVP_MD objects fetched once per process (a fetch costs a locked lookup by name); freed at
+ * exit, before OpenSSL's own cleanup (registered earlier, so it runs later). */
+static _Atomic(EVP_MD *) md_cache[_HASH_ALG_MAX];
+static atomic_flag md_atexit = ATOMIC_FLAG_INIT;
+
+static void md_cache_free(void) {
+  for (size_t i = 0; i < _HASH_ALG_MAX; i++)
+    EVP_MD_free(atomic_exchange(&md_cache[i], NULL));
+}
+
+const EVP_MD *hash_alg_md(enum hash_alg alg) {
+  if ((unsigned)alg >= _HASH_ALG_MAX || infos[alg].impl != IMPL_EVP)
+    return NULL;
+  EVP_MD *md = atomic_load_explicit(&md_cache[alg], memory_order_acquire);
+  if (md)
+    return md;
+  md = EVP_MD_fetch(NULL, infos[alg].ossl_name, NULL);
+  if (!md) {
+    ERR_clear_error();
+    return NULL;
+  }
+  EVP_MD *expected = NULL;
+  if (!atomic_compare_exchange_strong(&md_cache[alg], &expected, md)) {
+    EVP_MD_free(md); /* another thread was first */
+    return expected;
+  }
+  if (!atomic_flag_test_and_set(&md_atexit))
+    (void)atexit(md_cache_free);
+  return md;
+}
 
 static const struct hash_info *info_get(enum hash_alg alg) {
   if ((unsigned)alg >= _HASH_ALG_MAX)
@@ -208,7 +240,7 @@ int hash_ctx_new(enum hash_alg alg, struct hash_ctx **ret) {
   c->info = info;
   switch (info->impl) {
   case IMPL_EVP: {
-    _cleanup_(EVP_MD_freep) EVP_MD *md = EVP_MD_fetch(NULL, info->ossl_name, NULL);
+    const EVP_MD *md = hash_alg_md(alg);
     c->md = EVP_MD_CTX_new();
     if (!md || !c->md || EVP_DigestInit_ex2(c->md, md, NULL) != 1) {
       ERR_clear_error();
@@ -309,7 +341,7 @@ int hash_buf(enum hash_alg alg, const void *data, size_t len, uint8_t *out) {
     break;
   }
 
-  _cleanup_(EVP_MD_freep) EVP_MD *md = EVP_MD_fetch(NULL, info->ossl_name, NULL);
+  const EVP_MD *md = hash_alg_md(alg);
   if (!md) {
     ERR_clear_error();
     return -ENOTSUP;

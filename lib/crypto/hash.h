@@ -2,6 +2,7 @@
  * SHA-2/SHA-3/BLAKE2 come from OpenSSL; Keccak (original 0x01 padding) from crypto/keccak.c. */
 #pragma once
 
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,10 @@ int hash_alg_from_name(const char *name, enum hash_alg *ret);
 const char *hash_alg_name(enum hash_alg alg);
 /* Digest size in bytes, 0 for an invalid value. */
 size_t hash_alg_size(enum hash_alg alg);
+
+/* The OpenSSL digest of an OpenSSL-backed algorithm, fetched once per process and kept (do not
+ * free it); NULL for Keccak / BLAKE2b-256 or when OpenSSL lacks it. */
+const EVP_MD *hash_alg_md(enum hash_alg alg);
 
 /* One-shot digest into out (hash_alg_size(alg) bytes). */
 int hash_buf(enum hash_alg alg, const void *data, size_t len, uint8_t *out);

@@ -6,9 +6,11 @@
 #include <openssl/rand.h>
 #include <secp256k1.h>
 #include <secp256k1_recovery.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/macro.h"
+#include "crypto/hash.h"
 
 #define ECDSA_DER_MAX 80
 
@@ -249,11 +251,17 @@ static int ec_public_encode(EVP_PKEY *k, point_conversion_form_t form, uint8_t *
   if (!k || !out || !key_is_ec(k))
     return -EINVAL;
   /* The stored point may be in either form (it follows the encoding it was decoded from), so
-   * re-encode through the group. */
+   * re-encode through the group, unless it already is in the form asked for. */
   uint8_t oct[65];
   size_t len = 0;
   if (EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, oct, sizeof(oct), &len) != 1)
     return ossl_fail(-EINVAL);
+  if (len == n && ((form == POINT_CONVERSION_UNCOMPRESSED && n == 65 && oct[0] == 0x04) ||
+                   (form == POINT_CONVERSION_COMPRESSED && n == 33 &&
+                    (oct[0] == 0x02 || oct[0] == 0x03)))) {
+    memcpy(out, oct, n);
+    return 0;
+  }
   _cleanup_(EC_GROUP_freep) EC_GROUP *group = EC_GROUP_new_by_curve_name(ec_group_nid(key_get_type(k)));
   _cleanup_(EC_POINT_freep) EC_POINT *pt = group ? EC_POINT_new(group) : NULL;
   if (!pt)
@@ -388,14 +396,77 @@ int key_to_pkcs8_pem(EVP_PKEY *k, struct buf *out) {
   return pem_armour("PRIVATE KEY", der.data, der.len, out);
 }
 
+/* SubjectPublicKeyInfo written out for the key types of this project (i2d_PUBKEY goes through
+ * OpenSSL 3.0's encoder lookup, which costs far more than the key itself):
+ *   SEQUENCE { SEQUENCE { OID alg [, OID curve] }, BIT STRING { 0 unused bits, key } }
+ * with the key as i2d_PUBKEY puts it (the EC point in the key's own conversion form, which the
+ * "pub" parameter follows; "encoded-pub-key" does not). 0, or 1 for a key this does not
+ * cover. */
+static int spki_der_direct(EVP_PKEY *k, struct buf *out) {
+  static const uint8_t oid_ec[] = {0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
+  static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  static const uint8_t oid_k1[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a};
+  static const uint8_t oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+  static const uint8_t oid_x25519[] = {0x06, 0x03, 0x2b, 0x65, 0x6e};
+  const uint8_t *alg = NULL, *curve = NULL;
+  size_t alg_len = 0, curve_len = 0;
+  switch (key_get_type(k)) {
+  case KEY_TYPE_P256:
+    alg = oid_ec, alg_len = sizeof(oid_ec), curve = oid_p256, curve_len = sizeof(oid_p256);
+    break;
+  case KEY_TYPE_SECP256K1:
+    alg = oid_ec, alg_len = sizeof(oid_ec), curve = oid_k1, curve_len = sizeof(oid_k1);
+    break;
+  case KEY_TYPE_ED25519:
+    alg = oid_ed25519, alg_len = sizeof(oid_ed25519);
+    break;
+  case KEY_TYPE_X25519:
+    alg = oid_x25519, alg_len = sizeof(oid_x25519);
+    break;
+  default:
+    return 1;
+  }
+  uint8_t key[65];
+  size_t key_len = 0;
+  if (EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, key, sizeof(key),
+                                      &key_len) != 1 ||
+      key_len == 0) {
+    ERR_clear_error();
+    return 1;
+  }
+  /* every length here is below 128: one-byte DER lengths */
+  size_t algid_len = alg_len + curve_len, bits_len = key_len + 1;
+  size_t inner = 2 + algid_len + 2 + bits_len;
+  uint8_t der[2 + 2 + sizeof(oid_ec) + sizeof(oid_p256) + 2 + 1 + sizeof(key)], *p = der;
+  *p++ = 0x30;
+  *p++ = (uint8_t)inner;
+  *p++ = 0x30;
+  *p++ = (uint8_t)algid_len;
+  memcpy(p, alg, alg_len);
+  p += alg_len;
+  if (curve_len) {
+    memcpy(p, curve, curve_len);
+    p += curve_len;
+  }
+  *p++ = 0x03;
+  *p++ = (uint8_t)bits_len;
+  *p++ = 0x00;
+  memcpy(p, key, key_len);
+  p += key_len;
+  return buf_append(out, der, (size_t)(p - der));
+}
+
 int key_to_spki_der(EVP_PKEY *k, struct buf *out) {
   if (!k || !out)
     return -EINVAL;
+  int r = spki_der_direct(k, out);
+  if (r <= 0)
+    return r;
   unsigned char *der = NULL;
   int n = i2d_PUBKEY(k, &der);
   if (n <= 0)
     return ossl_fail(-EIO);
-  int r = buf_append(out, der, (size_t)n);
+  r = buf_append(out, der, (size_t)n);
   OPENSSL_free(der);
   return r;
 }
@@ -569,11 +640,16 @@ int key_ecdsa_sig_der_to_raw(const uint8_t *der, size_t len, uint8_t ret[64]) {
 static int ecdsa_sign_der(EVP_PKEY *k, const void *msg, size_t len, uint8_t *der, size_t *der_len) {
   if (!k || (!msg && len) || !key_is_ec(k))
     return -EINVAL;
-  _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
-  if (!md)
-    return -ENOMEM;
-  if (EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, k, NULL) != 1 ||
-      EVP_DigestSign(md, der, der_len, msg ? msg : (const void *)"", len) != 1)
+  /* SHA-256 with the digest fetched once, then ECDSA over the digest: the same signature as
+   * EVP_DigestSign with SHA-256, without its per-call fetches of the digest. */
+  uint8_t h[32];
+  int r = hash_buf(HASH_SHA256, msg ? msg : (const void *)"", len, h);
+  if (r < 0)
+    return r;
+  _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+  if (!ctx)
+    return ossl_fail(-ENOMEM);
+  if (EVP_PKEY_sign_init(ctx) != 1 || EVP_PKEY_sign(ctx, der, der_len, h, sizeof(h)) != 1)
     return ossl_fail(-EINVAL);
   return 0;
 }
@@ -689,25 +765,39 @@ int key_x25519_derive(EVP_PKEY *priv, const uint8_t peer_pub[32], uint8_t ret_se
 
 /* ---- secp256k1 (libsecp256k1) ---- */
 
-/* A signing context, randomised against side channels; destroy after use. */
-static secp256k1_context *k1_sign_ctx(void) {
-  secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+/* One signing context per process, created and randomised (blinding against side channels)
+ * on first use and shared from then on: libsecp256k1's key and signing functions take it const,
+ * so threads may use it concurrently. Returns NULL when it cannot be set up. */
+static _Atomic(secp256k1_context *) k1_ctx;
+
+static const secp256k1_context *k1_sign_ctx(void) {
+  secp256k1_context *ctx = atomic_load_explicit(&k1_ctx, memory_order_acquire);
+  if (ctx)
+    return ctx;
+  ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
   uint8_t seed[32];
   if (!ctx)
     return NULL;
-  if (RAND_bytes(seed, sizeof(seed)) != 1 || !secp256k1_context_randomize(ctx, seed)) {
+  if (RAND_priv_bytes(seed, sizeof(seed)) != 1 || !secp256k1_context_randomize(ctx, seed)) {
     ERR_clear_error();
+    secure_wipe(seed, sizeof(seed));
     secp256k1_context_destroy(ctx);
     return NULL;
   }
   secure_wipe(seed, sizeof(seed));
+  secp256k1_context *expected = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&k1_ctx, &expected, ctx, memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    secp256k1_context_destroy(ctx); /* another thread was first */
+    return expected;
+  }
   return ctx;
 }
 
 int key_secp256k1_public_from_secret(const uint8_t secret[32], uint8_t ret_pub33[33]) {
   if (!secret || !ret_pub33)
     return -EINVAL;
-  secp256k1_context *ctx = k1_sign_ctx();
+  const secp256k1_context *ctx = k1_sign_ctx();
   if (!ctx)
     return -ENOMEM;
   secp256k1_pubkey pk;
@@ -718,7 +808,6 @@ int key_secp256k1_public_from_secret(const uint8_t secret[32], uint8_t ret_pub33
   else if (!secp256k1_ec_pubkey_serialize(ctx, ret_pub33, &n, &pk, SECP256K1_EC_COMPRESSED) ||
            n != 33)
     r = -EIO;
-  secp256k1_context_destroy(ctx);
   return r;
 }
 
@@ -726,7 +815,7 @@ int key_secp256k1_sign_recoverable(const uint8_t secret[32], const uint8_t hash[
                                    uint8_t ret_sig65[65]) {
   if (!secret || !hash || !ret_sig65)
     return -EINVAL;
-  secp256k1_context *ctx = k1_sign_ctx();
+  const secp256k1_context *ctx = k1_sign_ctx();
   if (!ctx)
     return -ENOMEM;
   secp256k1_ecdsa_recoverable_signature sig;
@@ -738,7 +827,6 @@ int key_secp256k1_sign_recoverable(const uint8_t secret[32], const uint8_t hash[
     r = -EIO;
   else
     ret_sig65[64] = (uint8_t)recid;
-  secp256k1_context_destroy(ctx);
   return r;
 }
 
@@ -766,7 +854,7 @@ int key_secp256k1_sign_prehash(const uint8_t secret[32], const uint8_t hash[32],
                                uint8_t ret_sig64[64]) {
   if (!secret || !hash || !ret_sig64)
     return -EINVAL;
-  secp256k1_context *ctx = k1_sign_ctx();
+  const secp256k1_context *ctx = k1_sign_ctx();
   if (!ctx)
     return -ENOMEM;
   secp256k1_ecdsa_signature sig;
@@ -775,7 +863,6 @@ int key_secp256k1_sign_prehash(const uint8_t secret[32], const uint8_t hash[32],
     r = -EINVAL;
   else if (!secp256k1_ecdsa_signature_serialize_compact(ctx, ret_sig64, &sig))
     r = -EIO;
-  secp256k1_context_destroy(ctx);
   return r;
 }
 

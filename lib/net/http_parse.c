@@ -5,10 +5,16 @@
 #include <string.h>
 #include <strings.h>
 
+/* RFC 9110 tchar as a bitmap: DIGIT, ALPHA and !#$%&'*+-.^_`|~ */
+static const uint8_t tchar_bits[32] = {
+    0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03,
+    0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+};
+
 bool http_is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-    return true;
-  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  return (tchar_bits[c >> 3] >> (c & 7)) & 1;
 }
 
 static bool is_vchar_or_obs(unsigned char c) {

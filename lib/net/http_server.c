@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,9 @@ struct http_conn {
   enum conn_state state;
   size_t scan;
   bool peer_eof;
+  bool write_armed;     /* plain sockets: the bufferevent's write event is enabled */
+  struct event *rev;    /* plain sockets: our own read event (the bufferevent only writes) */
+  bool read_paused;     /* plain sockets: input at the high-water mark, rev not pending */
   bool resp_keep_alive; /* for the reply being written */
   struct http_request *req;
   /* body */
@@ -104,6 +108,12 @@ struct http_server {
   struct http_conn *conns;
   unsigned n_conns;
   bool freeing;
+  /* libevent "common timeouts" (O(1) queues instead of the heap) for the three durations
+   * every connection re-arms on every request */
+  const struct timeval *tv_idle, *tv_request, *tv_linger;
+  time_t date_time; /* when date was formatted */
+  size_t date_len;
+  char date[64];
 };
 
 struct http_request {
@@ -247,10 +257,46 @@ int http_request_version_minor(const struct http_request *r) {
 /* ---------------------------------------------------------------- connections */
 
 static void conn_process(struct http_conn *c);
+static void conn_on_eof(struct http_conn *c);
 
-static void conn_arm(struct http_conn *c, unsigned secs) {
-  struct timeval tv = {.tv_sec = secs, .tv_usec = 0};
-  evtimer_add(c->timer, &tv);
+static void conn_arm(struct http_conn *c, const struct timeval *tv) {
+  evtimer_add(c->timer, tv);
+}
+
+/* Plain sockets: a queued reply is written right away and, when the socket took all of it (the
+ * usual case), the bufferevent's write event is never armed: two epoll_ctl calls less per
+ * request. Whatever the socket does not take is left to the write event, enabled until the
+ * output drained (it also reports write errors). TLS bufferevents keep their write event on. */
+static void conn_kick_write(struct http_conn *c) {
+  if (c->ctx || c->write_armed)
+    return;
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  if (evbuffer_get_length(out) == 0)
+    return;
+  /* The bufferevent keeps the front of its output frozen (only it drains it); thaw it for
+   * this write as its own write callback does. */
+  evbuffer_unfreeze(out, 1);
+  (void)evbuffer_write(out, c->fd);
+  evbuffer_freeze(out, 1);
+  if (evbuffer_get_length(out) > 0) {
+    c->write_armed = true;
+    bufferevent_enable(c->bev, EV_WRITE);
+  }
+}
+
+/* Plain sockets: reading again after a pause at the high-water mark. */
+static void conn_resume_read(struct http_conn *c) {
+  if (c->rev && c->read_paused && !c->peer_eof) {
+    c->read_paused = false;
+    event_add(c->rev, NULL);
+  }
+}
+
+static void conn_unarm_write(struct http_conn *c) {
+  if (c->ctx || !c->write_armed)
+    return;
+  c->write_armed = false;
+  bufferevent_disable(c->bev, EV_WRITE);
 }
 
 static void conn_free(struct http_conn *c) {
@@ -265,6 +311,8 @@ static void conn_free(struct http_conn *c) {
   }
   if (c->timer)
     event_free(c->timer);
+  if (c->rev)
+    event_free(c->rev);
   if (c->bev)
     bufferevent_free(c->bev); /* closes the fd (and frees the SSL) */
   X509_free(c->peer);
@@ -290,17 +338,22 @@ static void conn_start_close(struct http_conn *c) {
   c->state = CS_LINGER;
   struct evbuffer *in = bufferevent_get_input(c->bev);
   evbuffer_drain(in, evbuffer_get_length(in));
-  bufferevent_enable(c->bev, EV_READ);
-  conn_arm(c, LINGER_S);
+  if (c->rev)
+    conn_resume_read(c);
+  else
+    bufferevent_enable(c->bev, EV_READ);
+  conn_arm(c, c->srv->tv_linger);
 }
 
 static void conn_after_response(struct http_conn *c) {
+  conn_unarm_write(c);
+  conn_resume_read(c);
   if (!c->resp_keep_alive) {
     conn_start_close(c);
     return;
   }
   c->state = CS_IDLE;
-  conn_arm(c, c->srv->cfg.idle_timeout_s);
+  conn_arm(c, c->srv->tv_idle);
   conn_process(c);
 }
 
@@ -309,7 +362,16 @@ static void conn_finish_request(struct http_conn *c) {
   struct http_request *r = TAKE_PTR(c->req);
   request_free(r);
   c->state = CS_WRITING;
+  conn_kick_write(c);
   if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (c->resp_keep_alive && !c->peer_eof && !c->write_armed &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+      /* All sent and nothing more to read: idle now (what the loop would do next). */
+      c->state = CS_IDLE;
+      conn_arm(c, c->srv->tv_idle);
+      conn_resume_read(c);
+      return;
+    }
     /* Nothing left to send: continue from the loop, not from inside the caller. */
     struct timeval tv = {0, 0};
     evtimer_add(c->timer, &tv);
@@ -318,12 +380,19 @@ static void conn_finish_request(struct http_conn *c) {
   }
 }
 
-static void append_date(struct evbuffer *out) {
-  char d[64];
-  struct tm tm;
+/* "Date: <IMF-fixdate>\r\n" for now, formatted once per second per server. */
+static const char *date_line(struct http_server *s, size_t *ret_len) {
   time_t now = time(NULL);
-  if (gmtime_r(&now, &tm) && strftime(d, sizeof(d), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
-    evbuffer_add_printf(out, "Date: %s\r\n", d);
+  if (now != s->date_time || !s->date_len) {
+    struct tm tm;
+    size_t n = 0;
+    if (gmtime_r(&now, &tm))
+      n = strftime(s->date, sizeof(s->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    s->date_len = n;
+    s->date_time = now;
+  }
+  *ret_len = s->date_len;
+  return s->date;
 }
 
 static bool status_has_body(int status) {
@@ -337,35 +406,63 @@ static bool header_value_ok(const char *v) {
   return true;
 }
 
-/* Writes the status line and headers. length < 0: no Content-Length. */
+static char *put_str(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+#define PUT_LIT(p, lit) put_str(p, lit, sizeof(lit) - 1)
+
+static char *put_ull(char *p, unsigned long long v) {
+  char tmp[24], *e = tmp + sizeof(tmp), *q = e;
+  do {
+    *--q = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return put_str(p, q, (size_t)(e - q));
+}
+
+/* Writes the status line and headers (one evbuffer_add, composed in place). length < 0: no
+ * Content-Length. */
 static int write_head(struct http_conn *c, int status, const char *ctype, const struct buf *extra,
                       long long length, bool chunked, bool keep_alive, int minor) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
-  struct evbuffer *tmp = evbuffer_new();
-  if (!tmp)
+  const char *reason = http_status_reason(status);
+  size_t date_len, ctype_len = ctype ? strlen(ctype) : 0, extra_len = extra ? extra->len : 0;
+  const char *date = date_line(c->srv, &date_len);
+  /* fixed parts: status line, names, numbers, Connection, the end: well under 256 */
+  size_t need = 256 + strlen(reason) + date_len + ctype_len + extra_len;
+  char stack[1024];
+  char *h = need <= sizeof(stack) ? stack : malloc(need);
+  if (!h)
     return -ENOMEM;
-  int r = 0;
-  if (evbuffer_add_printf(tmp, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status)) < 0) {
-    r = -ENOMEM;
-    goto out;
+  char *p = PUT_LIT(h, "HTTP/1.1 ");
+  p = put_ull(p, (unsigned)status);
+  *p++ = ' ';
+  p = put_str(p, reason, strlen(reason));
+  p = PUT_LIT(p, "\r\n");
+  p = put_str(p, date, date_len);
+  if (extra_len)
+    p = put_str(p, (const char *)extra->data, extra_len);
+  if (ctype) {
+    p = PUT_LIT(p, "Content-Type: ");
+    p = put_str(p, ctype, ctype_len);
+    p = PUT_LIT(p, "\r\n");
   }
-  append_date(tmp);
-  if (extra && extra->len)
-    evbuffer_add(tmp, extra->data, extra->len);
-  if (ctype)
-    evbuffer_add_printf(tmp, "Content-Type: %s\r\n", ctype);
-  if (length >= 0)
-    evbuffer_add_printf(tmp, "Content-Length: %lld\r\n", length);
+  if (length >= 0) {
+    p = PUT_LIT(p, "Content-Length: ");
+    p = put_ull(p, (unsigned long long)length);
+    p = PUT_LIT(p, "\r\n");
+  }
   if (chunked)
-    evbuffer_add_printf(tmp, "Transfer-Encoding: chunked\r\n");
+    p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
   if (!keep_alive)
-    evbuffer_add_printf(tmp, "Connection: close\r\n");
+    p = PUT_LIT(p, "Connection: close\r\n");
   else if (minor == 0)
-    evbuffer_add_printf(tmp, "Connection: keep-alive\r\n");
-  if (evbuffer_add(tmp, "\r\n", 2) < 0 || evbuffer_add_buffer(out, tmp) < 0)
-    r = -ENOMEM;
-out:
-  evbuffer_free(tmp);
+    p = PUT_LIT(p, "Connection: keep-alive\r\n");
+  p = PUT_LIT(p, "\r\n");
+  int r = evbuffer_add(out, h, (size_t)(p - h)) < 0 ? -ENOMEM : 0;
+  if (h != stack)
+    free(h);
   return r;
 }
 
@@ -509,56 +606,81 @@ static int conn_take_head(struct http_conn *c, size_t end, const char **ret_msg)
   int status = 400;
   if (request_target(r, &status) < 0)
     return *ret_msg = status == 414 ? "request target too long" : "bad request target", status;
-  if (http_head_count(&r->h, "Host") > 1)
+  /* The fields this layer acts on, in one pass (names compared only when the length fits). */
+  size_t n_host = 0, n_te = 0, n_cl = 0;
+  const char *te = NULL, *expect = NULL;
+  bool close = false, ka = false, cl_bad = false;
+  uint64_t cl = 0;
+  for (size_t i = 0; i < r->h.n_fields; i++) {
+    const char *name = r->h.fields[i].name, *value = r->h.fields[i].value;
+    switch (strlen(name)) {
+    case 4:
+      n_host += strcasecmp(name, "Host") == 0;
+      break;
+    case 6:
+      if (!expect && strcasecmp(name, "Expect") == 0)
+        expect = value;
+      break;
+    case 10:
+      if (strcasecmp(name, "Connection") == 0) {
+        close |= http_list_has_token(value, "close");
+        ka |= http_list_has_token(value, "keep-alive");
+      }
+      break;
+    case 14:
+      if (strcasecmp(name, "Content-Length") == 0) {
+        uint64_t v;
+        if (http_content_length_parse(value, &v) < 0 || (n_cl && v != cl))
+          cl_bad = true;
+        else
+          cl = v;
+        n_cl++;
+      }
+      break;
+    case 17:
+      if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        if (!te)
+          te = value;
+        n_te++;
+      }
+      break;
+    }
+  }
+  if (n_host > 1)
     return *ret_msg = "duplicate Host", 400;
 
   /* Connection persistence. */
-  bool close = false, ka = false;
-  for (size_t i = 0; i < r->h.n_fields; i++)
-    if (strcasecmp(r->h.fields[i].name, "Connection") == 0) {
-      close |= http_list_has_token(r->h.fields[i].value, "close");
-      ka |= http_list_has_token(r->h.fields[i].value, "keep-alive");
-    }
   r->keep_alive = r->h.minor >= 1 ? !close : (ka && !close);
 
   /* Body framing. */
-  size_t n_te = http_head_count(&r->h, "Transfer-Encoding");
-  size_t n_cl = http_head_count(&r->h, "Content-Length");
   c->chunked = false;
   c->body_left = 0;
   if (n_te) {
     if (n_cl || r->h.minor == 0)
       return *ret_msg = "ambiguous message framing", 400;
-    if (n_te > 1 || strcasecmp(http_head_get(&r->h, "Transfer-Encoding"), "chunked") != 0)
+    if (n_te > 1 || strcasecmp(te, "chunked") != 0)
       return *ret_msg = "unsupported transfer coding", 501;
     c->chunked = true;
     c->ck = CK_SIZE;
     c->trailer_bytes = 0;
   } else if (n_cl) {
-    uint64_t cl = 0, v;
-    bool first = true;
-    for (size_t i = 0; i < r->h.n_fields; i++) {
-      if (strcasecmp(r->h.fields[i].name, "Content-Length") != 0)
-        continue;
-      if (http_content_length_parse(r->h.fields[i].value, &v) < 0 || (!first && v != cl))
-        return *ret_msg = "bad Content-Length", 400;
-      cl = v;
-      first = false;
-    }
+    if (cl_bad)
+      return *ret_msg = "bad Content-Length", 400;
     if (cl > s->cfg.max_body)
       return *ret_msg = "request body too large", 413;
     c->body_left = cl;
   }
 
-  const char *expect = http_head_get(&r->h, "Expect");
   bool cont = false;
   if (expect) {
     if (strcasecmp(expect, "100-continue") != 0)
       return *ret_msg = "unsupported expectation", 417;
     cont = r->h.minor >= 1;
   }
-  if (cont && (c->chunked || c->body_left) && evbuffer_get_length(in) == 0)
+  if (cont && (c->chunked || c->body_left) && evbuffer_get_length(in) == 0) {
     bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    conn_kick_write(c);
+  }
   return 0;
 }
 
@@ -689,7 +811,7 @@ static void conn_process(struct http_conn *c) {
       }
       c->state = CS_HEAD;
       c->scan = 0;
-      conn_arm(c, s->cfg.request_timeout_s);
+      conn_arm(c, s->tv_request);
       break;
     }
     case CS_HEAD: {
@@ -786,19 +908,74 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg) {
     conn_free(c);
     return;
   }
-  if (what & BEV_EVENT_EOF) {
-    c->peer_eof = true;
-    switch (c->state) {
-    case CS_WRITING:
-      return; /* finish the reply; then close */
-    case CS_HANDLER:
-      conn_free(c); /* client went away: close callback */
-      return;
-    default:
-      conn_process(c); /* completes what is buffered, or closes */
-      return;
-    }
+  if (what & BEV_EVENT_EOF)
+    conn_on_eof(c);
+}
+
+/* The peer closed its side: finish what is buffered, answer what is asked, then close. */
+static void conn_on_eof(struct http_conn *c) {
+  c->peer_eof = true;
+  switch (c->state) {
+  case CS_WRITING:
+    return; /* finish the reply; then close */
+  case CS_HANDLER:
+    conn_free(c); /* client went away: close callback */
+    return;
+  default:
+    conn_process(c); /* completes what is buffered, or closes */
+    return;
   }
+}
+
+/* Plain sockets read here rather than through the bufferevent: one read per readiness into
+ * space reserved in the input buffer, without the FIONREAD ioctl and the deferred callback the
+ * bufferevent adds to every read. Reading pauses while the input holds the high-water mark
+ * (max_header + 4 KiB) and resumes when the connection goes back to reading requests. */
+#define READ_CHUNK 16384
+static void conn_on_read(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  struct http_conn *c = arg;
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  if (evbuffer_get_length(in) >= c->srv->cfg.max_header + 4096) {
+    c->read_paused = true;
+    event_del(c->rev);
+    return;
+  }
+  struct evbuffer_iovec v[2];
+  evbuffer_unfreeze(in, 0); /* the bufferevent keeps the end frozen: only it appends */
+  int nv = evbuffer_reserve_space(in, READ_CHUNK, v, 2);
+  ssize_t n = -1;
+  int err = ENOMEM;
+  if (nv > 0) {
+    struct iovec iov[2];
+    for (int i = 0; i < nv; i++)
+      iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
+    do
+      n = readv(fd, iov, nv);
+    while (n < 0 && errno == EINTR);
+    err = errno;
+    size_t left = n > 0 ? (size_t)n : 0;
+    for (int i = 0; i < nv; i++) {
+      size_t k = MIN(left, v[i].iov_len);
+      v[i].iov_len = k;
+      left -= k;
+    }
+    evbuffer_commit_space(in, v, n > 0 ? nv : 0);
+  }
+  evbuffer_freeze(in, 0);
+  if (n > 0) {
+    conn_process(c);
+    return;
+  }
+  if (n == 0) {
+    event_del(c->rev);
+    conn_on_eof(c);
+    return;
+  }
+  if (err == EAGAIN || err == EWOULDBLOCK)
+    return;
+  log_debug("http %s: read: %s", c->remote, strerror(err));
+  conn_free(c);
 }
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg) {
@@ -888,7 +1065,11 @@ static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct so
     c->bev = bufferevent_socket_new(s->base, fd, opts);
   }
   c->timer = evtimer_new(s->base, conn_timer_cb, c);
-  if (!c->bev || !c->timer) {
+  if (!ctx)
+    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+  if (!c->bev || !c->timer || (!ctx && !c->rev)) {
+    if (c->rev)
+      event_free(c->rev);
     if (c->timer)
       event_free(c->timer);
     if (c->bev)
@@ -909,8 +1090,16 @@ static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct so
   struct timeval wt = {.tv_sec = s->cfg.write_timeout_s, .tv_usec = 0};
   bufferevent_set_timeouts(c->bev, NULL, &wt);
   c->state = CS_IDLE;
-  conn_arm(c, s->cfg.idle_timeout_s);
-  bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+  conn_arm(c, s->tv_idle);
+  if (ctx) {
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+  } else {
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* EV_WRITE is on in new bufferevents */
+    if (event_add(c->rev, NULL) < 0) {
+      conn_free(c);
+      return -ENOMEM;
+    }
+  }
   return 0;
 }
 
@@ -1025,6 +1214,11 @@ int http_stream_start(struct http_request *r, int status, const char *ctype) {
     return k;
   c->resp_keep_alive = ka;
   r->state = RQ_STREAM;
+  /* A stream is written by the write event as its chunks come (plain sockets too). */
+  if (!c->ctx && !c->write_armed) {
+    c->write_armed = true;
+    bufferevent_enable(c->bev, EV_WRITE);
+  }
   return 0;
 }
 
@@ -1305,6 +1499,15 @@ int http_server_new(struct event_base *base, const struct http_server_config *cf
     s->cfg.write_timeout_s = HTTP_SERVER_DEFAULT_WRITE_TIMEOUT_S;
   if (!s->cfg.stream_buffer)
     s->cfg.stream_buffer = HTTP_SERVER_DEFAULT_STREAM_BUFFER;
+  struct timeval idle = {.tv_sec = s->cfg.idle_timeout_s}, req = {.tv_sec = s->cfg.request_timeout_s},
+                 linger = {.tv_sec = LINGER_S};
+  s->tv_idle = event_base_init_common_timeout(base, &idle);
+  s->tv_request = event_base_init_common_timeout(base, &req);
+  s->tv_linger = event_base_init_common_timeout(base, &linger);
+  if (!s->tv_idle || !s->tv_request || !s->tv_linger) {
+    free(s);
+    return -ENOMEM;
+  }
   /* Writes to a closed peer must fail with EPIPE, not kill the process. */
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)

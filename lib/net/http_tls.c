@@ -33,6 +33,12 @@ int http_tls_ctx_new_mem(const struct http_tls_mem *m, SSL_CTX **ret) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION);
   SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+  if (m->no_resumption) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (!SSL_CTX_set_num_tickets(ctx, 0))
+      goto out;
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  }
   if (!SSL_CTX_set_session_id_context(ctx, session_ctx_id, sizeof(session_ctx_id) - 1))
     goto out;
   if (!SSL_CTX_use_certificate(ctx, m->cert))
@@ -150,7 +156,8 @@ int http_tls_ctx_new(const struct http_tls_files *f, SSL_CTX **ret) {
                            .chain = certs,
                            .key = key,
                            .client_cas = cas,
-                           .client_cert_optional = f->client_cert_optional};
+                           .client_cert_optional = f->client_cert_optional,
+                           .no_resumption = f->no_resumption};
   r = http_tls_ctx_new_mem(&m, ret);
   X509_free(leaf);
 out:

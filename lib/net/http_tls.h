@@ -14,6 +14,7 @@ struct http_tls_files {
   const char *key_file;       /* PEM private key (read into wiped memory, never logged) */
   const char *client_ca_file; /* PEM CA certificates for client certs; NULL = no client certs */
   bool client_cert_optional;  /* with client_ca_file: ask for a cert but accept none */
+  bool no_resumption;         /* no session tickets (TLS 1.2/1.3) and no server session cache */
 };
 
 struct http_tls_mem {
@@ -22,6 +23,9 @@ struct http_tls_mem {
   EVP_PKEY *key;                /* private key of cert (a reference is taken) */
   STACK_OF(X509) *client_cas;   /* trust anchors for client certs; NULL = no client certs */
   bool client_cert_optional;
+  /* For servers whose clients never resume (one request per connection, e.g. the KMS): no
+   * TLS 1.3 tickets, no TLS 1.2 tickets, no server-side session cache. Default (false): on. */
+  bool no_resumption;
 };
 
 int http_tls_ctx_new(const struct http_tls_files *f, SSL_CTX **ret);

@@ -146,11 +146,11 @@ static int encode_output(const ProtobufCMessage *out, bool json, unsigned flags,
   if (json) {
     if (prpc_descriptor_is_empty(out->descriptor))
       return buf_append_str(ret, "null");
-    _cleanup_json_ json_t *j = NULL;
-    int r = prpc_message_to_json_full(out, flags, &j);
-    if (r < 0)
-      return r;
-    return json_dump_buf(j, JSON_COMPACT, ret);
+    /* Room for the usual text at once (bytes become hex, plus names and punctuation), so the
+     * buffer does not grow by doubling from 64 bytes; a reply that needs more still grows. */
+    size_t guess = 2 * protobuf_c_message_get_packed_size(out) + 1024;
+    (void)buf_reserve(ret, MIN(guess, ret->max));
+    return prpc_message_to_json_text(out, flags, ret);
   }
   size_t n = protobuf_c_message_get_packed_size(out);
   int r = buf_reserve(ret, n);

@@ -42,16 +42,32 @@ static int dec_fail(struct dec *c, int r, const char *fmt, ...) {
   return r;
 }
 
-/* Appends ".name", "name" or "[i]" to the path; returns the old length for path_pop(). */
+static void path_append(struct dec *c, const char *s, size_t n) {
+  size_t room = sizeof(c->path) - 1 - c->path_len;
+  n = MIN(n, room);
+  memcpy(c->path + c->path_len, s, n);
+  c->path_len += n;
+  c->path[c->path_len] = 0;
+}
+
+/* Appends ".name", "name" or "[i]" to the path (cut at the buffer's end); returns the old
+ * length for path_pop(). Runs for every decoded field, so no printf. */
 static size_t path_push(struct dec *c, const char *name, size_t index, bool is_index) {
   size_t old = c->path_len;
-  int n;
-  if (is_index)
-    n = snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", index);
-  else
-    n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s", old ? "." : "", name);
-  if (n > 0)
-    c->path_len = MIN(old + (size_t)n, sizeof(c->path) - 1);
+  if (is_index) {
+    char digits[24], *e = digits + sizeof(digits), *q = e;
+    do {
+      *--q = (char)('0' + index % 10);
+      index /= 10;
+    } while (index);
+    path_append(c, "[", 1);
+    path_append(c, q, (size_t)(e - q));
+    path_append(c, "]", 1);
+  } else {
+    if (old)
+      path_append(c, ".", 1);
+    path_append(c, name, strlen(name));
+  }
   return old;
 }
 
@@ -434,6 +450,251 @@ int prpc_json_to_message(const ProtobufCMessageDescriptor *d, const json_t *j,
   return prpc_json_to_message_full(d, j, 0, ret, err, errlen);
 }
 
+/* ---- JSON text -> message, the common case without a tree ----
+ * Request bodies are nearly always one flat object of plain strings, integers, booleans and
+ * nulls. Those are decoded here straight into the message; anything else (escapes, non-ASCII,
+ * reals, arrays, nested objects, duplicate keys, a value the field does not take, any syntax
+ * error) is left to the jansson path, which stays the reference for what is accepted and for
+ * every error message. So this path only ever succeeds where that one would have built the
+ * same message. */
+#define FAST_MAX_MEMBERS 32
+#define FAST_MAX_DIGITS 18
+
+enum fast_type { FV_NULL, FV_TRUE, FV_FALSE, FV_INT, FV_STR };
+
+struct fast_member {
+  const char *key;
+  size_t key_len;
+  enum fast_type type;
+  int64_t i;
+  const char *s; /* FV_STR: printable ASCII, no escapes */
+  size_t n;
+};
+
+static const char *fast_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+/* A string without escapes of printable ASCII; p is past the opening quote. */
+static const char *fast_str(const char *p, const char *end, const char **ret, size_t *ret_n) {
+  const char *start = p;
+  while (p < end && *p != '"') {
+    unsigned char c = (unsigned char)*p;
+    if (c < 0x20 || c > 0x7e || c == '\\')
+      return NULL;
+    p++;
+  }
+  if (p == end)
+    return NULL;
+  *ret = start;
+  *ret_n = (size_t)(p - start);
+  return p + 1;
+}
+
+static const char *fast_value(const char *p, const char *end, struct fast_member *m) {
+  if (p == end)
+    return NULL;
+  static const struct {
+    const char *lit;
+    size_t n;
+    enum fast_type t;
+  } lits[] = {{"true", 4, FV_TRUE}, {"false", 5, FV_FALSE}, {"null", 4, FV_NULL}};
+  if (*p == '"') {
+    m->type = FV_STR;
+    return fast_str(p + 1, end, &m->s, &m->n);
+  }
+  for (size_t k = 0; k < ARRAY_SIZE(lits); k++)
+    if ((size_t)(end - p) >= lits[k].n && memcmp(p, lits[k].lit, lits[k].n) == 0) {
+      m->type = lits[k].t;
+      return p + lits[k].n;
+    }
+  bool neg = *p == '-';
+  if (neg)
+    p++;
+  const char *digits = p;
+  uint64_t v = 0;
+  while (p < end && *p >= '0' && *p <= '9' && p - digits < FAST_MAX_DIGITS)
+    v = v * 10 + (uint64_t)(*p++ - '0');
+  size_t nd = (size_t)(p - digits);
+  /* no digits, a leading zero, more digits than kept, or a real: the reference path decides */
+  if (nd == 0 || (digits[0] == '0' && nd > 1) ||
+      (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E')))
+    return NULL;
+  m->type = FV_INT;
+  m->i = neg ? -(int64_t)v : (int64_t)v;
+  return p;
+}
+
+/* 1: parsed into m[0..*ret_n); 0: not for this path. */
+static int fast_parse(const char *text, size_t len, struct fast_member *m, size_t *ret_n) {
+  const char *p = fast_ws(text, text + len), *end = text + len;
+  size_t n = 0;
+  if (p == end || *p++ != '{')
+    return 0;
+  p = fast_ws(p, end);
+  if (p < end && *p == '}') {
+    p++;
+  } else {
+    for (;;) {
+      if (n == FAST_MAX_MEMBERS || p == end || *p != '"')
+        return 0;
+      struct fast_member *cur = &m[n];
+      if (!(p = fast_str(p + 1, end, &cur->key, &cur->key_len)))
+        return 0;
+      for (size_t k = 0; k < n; k++) /* duplicates: the reference path rejects them */
+        if (m[k].key_len == cur->key_len && memcmp(m[k].key, cur->key, cur->key_len) == 0)
+          return 0;
+      p = fast_ws(p, end);
+      if (p == end || *p++ != ':')
+        return 0;
+      if (!(p = fast_value(fast_ws(p, end), end, cur)))
+        return 0;
+      n++;
+      p = fast_ws(p, end);
+      if (p == end)
+        return 0;
+      if (*p == '}') {
+        p++;
+        break;
+      }
+      if (*p++ != ',')
+        return 0;
+      p = fast_ws(p, end);
+    }
+  }
+  if (fast_ws(p, end) != end)
+    return 0;
+  *ret_n = n;
+  return 1;
+}
+
+static bool fast_int_in(const struct fast_member *v, int64_t min, int64_t max) {
+  return v->type == FV_INT && v->i >= min && v->i <= max;
+}
+
+/* One member into its field, as dec_value would; false when that needs the reference path. */
+static bool fast_set(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                     const struct fast_member *v) {
+  void *dst = FIELD_PTR(msg, f->offset);
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+    if (!fast_int_in(v, INT32_MIN, INT32_MAX))
+      return false;
+    *(int32_t *)dst = (int32_t)v->i;
+    break;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    if (v->type != FV_INT)
+      return false;
+    *(int64_t *)dst = v->i;
+    break;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    if (!fast_int_in(v, 0, UINT32_MAX))
+      return false;
+    *(uint32_t *)dst = (uint32_t)v->i;
+    break;
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+    if (!fast_int_in(v, 0, INT64_MAX))
+      return false;
+    *(uint64_t *)dst = (uint64_t)v->i;
+    break;
+  case PROTOBUF_C_TYPE_ENUM:
+    if (v->type == FV_STR) {
+      char name[128];
+      if (v->n >= sizeof(name))
+        return false;
+      memcpy(name, v->s, v->n);
+      name[v->n] = 0;
+      const ProtobufCEnumValue *ev =
+          protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, name);
+      if (!ev)
+        return false;
+      *(int32_t *)dst = ev->value;
+    } else if (fast_int_in(v, INT32_MIN, INT32_MAX)) {
+      *(int32_t *)dst = (int32_t)v->i;
+    } else {
+      return false;
+    }
+    break;
+  case PROTOBUF_C_TYPE_BOOL:
+    if (v->type != FV_TRUE && v->type != FV_FALSE)
+      return false;
+    *(protobuf_c_boolean *)dst = v->type == FV_TRUE;
+    break;
+  case PROTOBUF_C_TYPE_STRING: {
+    if (v->type != FV_STR)
+      return false;
+    char *copy = strndup(v->s, v->n);
+    if (!copy)
+      return false;
+    *(char **)dst = copy;
+    break;
+  }
+  case PROTOBUF_C_TYPE_BYTES: {
+    if (v->type != FV_STR)
+      return false;
+    size_t digits = v->n;
+    if (v->n >= 2 && v->s[0] == '0' && (v->s[1] == 'x' || v->s[1] == 'X'))
+      digits -= 2;
+    if (digits % 2)
+      return false;
+    ProtobufCBinaryData *b = dst;
+    if (digits == 0) {
+      *b = (ProtobufCBinaryData){0};
+      break;
+    }
+    uint8_t *data = malloc(digits / 2);
+    if (!data)
+      return false;
+    if (hex_decode_exact(v->s, v->n, data, digits / 2) < 0) {
+      free(data);
+      return false;
+    }
+    *b = (ProtobufCBinaryData){.len = digits / 2, .data = data};
+    break;
+  }
+  default: /* reals, messages: the reference path */
+    return false;
+  }
+  if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
+      f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+    *(protobuf_c_boolean *)FIELD_PTR(msg, f->quantifier_offset) = 1;
+  return true;
+}
+
+/* The message of text when this path can build it; NULL otherwise. */
+static ProtobufCMessage *fast_decode(const ProtobufCMessageDescriptor *d, const char *text,
+                                     size_t len) {
+  struct fast_member m[FAST_MAX_MEMBERS];
+  size_t n = 0;
+  ProtobufCMessage *msg = NULL;
+  if (!fast_parse(text, len, m, &n) || prpc_message_new(d, &msg) < 0)
+    return NULL;
+  for (size_t k = 0; k < n; k++) {
+    char name[128];
+    if (m[k].key_len >= sizeof(name))
+      continue; /* longer than any field name here: an unknown key, ignored */
+    memcpy(name, m[k].key, m[k].key_len);
+    name[m[k].key_len] = 0;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+    if (!f || m[k].type == FV_NULL)
+      continue; /* unknown keys are ignored, null is the default */
+    if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+        !fast_set(msg, f, &m[k])) {
+      prpc_message_free(msg);
+      return NULL;
+    }
+  }
+  return msg;
+}
+
 int prpc_json_text_to_message(const ProtobufCMessageDescriptor *d, const char *text, size_t len,
                               size_t max_len, unsigned flags, ProtobufCMessage **ret, char *err,
                               size_t errlen) {
@@ -449,6 +710,13 @@ int prpc_json_text_to_message(const ProtobufCMessageDescriptor *d, const char *t
     k++;
   if (k == len)
     return prpc_json_to_message_full(d, NULL, flags, ret, err, errlen);
+  if (flags == 0 && d && d->magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC && ret) {
+    ProtobufCMessage *m = fast_decode(d, text, len);
+    if (m) {
+      *ret = m;
+      return 0;
+    }
+  }
 
   _cleanup_json_ json_t *j = NULL;
   json_error_t je;
@@ -729,4 +997,274 @@ int prpc_message_to_json_full(const ProtobufCMessage *m, unsigned flags, json_t 
 
 int prpc_message_to_json(const ProtobufCMessage *m, json_t **ret) {
   return prpc_message_to_json_full(m, 0, ret);
+}
+
+/* ---- message -> JSON text, directly ------------------------------------------------- */
+
+/* Writes n bytes of reserved space. */
+static inline void put(struct buf *out, const void *p, size_t n) {
+  memcpy(out->data + out->len, p, n);
+  out->len += n;
+}
+
+static int put_lit(struct buf *out, const char *s, size_t n) {
+  return buf_append(out, s, n);
+}
+
+static int put_i64(struct buf *out, int64_t v) {
+  char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--p = '-';
+  return buf_append(out, p, (size_t)(e - p));
+}
+
+/* A finite real exactly as jansson prints it (its own formatting rules). */
+static int put_real(struct buf *out, double x) {
+  _cleanup_json_ json_t *j = json_real(x);
+  if (!j)
+    return -ENOMEM;
+  _cleanup_free_ char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+  if (!s)
+    return -ENOMEM;
+  return buf_append_str(out, s);
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid: no overlong forms,
+ * no surrogates, nothing above U+10FFFF (the rules jansson applies to strings). */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  size_t len;
+  uint32_t cp;
+  if (c < 0x80)
+    return 1;
+  if (c < 0xc2)
+    return 0;
+  if (c < 0xe0) {
+    len = 2;
+    cp = c & 0x1f;
+  } else if (c < 0xf0) {
+    len = 3;
+    cp = c & 0x0f;
+  } else if (c < 0xf5) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (len == 3 && cp < 0x800) ||
+      (len == 4 && cp < 0x10000))
+    return 0;
+  return len;
+}
+
+/* Bytes a JSON string adds for each input byte beyond the byte itself: 1 for \" \\ \b \f \n
+ * \r \t, 5 for the other control characters (\u00XX), 0 otherwise (bytes >= 0x80 included:
+ * they are copied as they are, once the UTF-8 they form is checked). */
+static const uint8_t json_extra[256] = {
+    5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* A JSON string as jansson's compact dump writes it: '"', '\\' and control characters
+ * escaped (\b \f \n \r \t, else \u00XX upper-case), everything else as is. -EBADMSG when s is
+ * not UTF-8. The output size is counted first (and any non-ASCII checked as UTF-8), then the
+ * bytes go into space reserved once. */
+static int put_string(struct buf *out, const char *s, size_t n) {
+  static const char hexu[] = "0123456789ABCDEF";
+  const unsigned char *p = (const unsigned char *)s;
+  size_t extra = 0;
+  unsigned high = 0;
+  for (size_t i = 0; i < n; i++) {
+    extra += json_extra[p[i]];
+    high |= p[i];
+  }
+  if (high & 0x80)
+    for (size_t i = 0; i < n;) {
+      if (p[i] < 0x80) {
+        i++;
+        continue;
+      }
+      size_t k = utf8_seq(p + i, n - i);
+      if (!k)
+        return -EBADMSG;
+      i += k;
+    }
+  int r = buf_reserve(out, n + extra + 2);
+  if (r < 0)
+    return r;
+  char *o = (char *)out->data + out->len;
+  *o++ = '"';
+  if (extra == 0) {
+    memcpy(o, s, n); /* nothing to escape */
+    o += n;
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      unsigned char c = p[i];
+      switch (json_extra[c]) {
+      case 0:
+        *o++ = (char)c;
+        break;
+      case 1:
+        *o++ = '\\';
+        *o++ = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ? 'f'
+                 : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        break;
+      default:
+        memcpy(o, "\\u00", 4);
+        o[4] = hexu[c >> 4];
+        o[5] = hexu[c & 15];
+        o += 6;
+      }
+    }
+  }
+  *o++ = '"';
+  out->len = (size_t)(o - (char *)out->data);
+  return 0;
+}
+
+/* Lower-case hex of n bytes at o (2n bytes, no NUL), two digits per table entry. */
+static void put_hex(char *o, const uint8_t *p, size_t n) {
+  static const char pairs[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+  for (size_t i = 0; i < n; i++)
+    memcpy(o + 2 * i, pairs + 2 * p[i], 2);
+}
+
+static int text_message(const ProtobufCMessage *m, unsigned flags, unsigned depth,
+                        struct buf *out);
+
+static int text_value(const ProtobufCFieldDescriptor *f, const void *src, unsigned flags,
+                      unsigned depth, struct buf *out) {
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_ENUM:
+    return put_i64(out, *(const int32_t *)src);
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    return put_i64(out, *(const uint32_t *)src);
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    return put_i64(out, *(const int64_t *)src);
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: {
+    uint64_t u = *(const uint64_t *)src;
+    if (u > (uint64_t)INT64_MAX)
+      return -ERANGE;
+    return put_i64(out, (int64_t)u);
+  }
+  case PROTOBUF_C_TYPE_FLOAT: {
+    float x = *(const float *)src;
+    return isfinite(x) ? put_real(out, x) : put_lit(out, "null", 4);
+  }
+  case PROTOBUF_C_TYPE_DOUBLE: {
+    double x = *(const double *)src;
+    return isfinite(x) ? put_real(out, x) : put_lit(out, "null", 4);
+  }
+  case PROTOBUF_C_TYPE_BOOL:
+    return *(const protobuf_c_boolean *)src ? put_lit(out, "true", 4) : put_lit(out, "false", 5);
+  case PROTOBUF_C_TYPE_STRING: {
+    const char *s = *(const char *const *)src;
+    s = s ? s : "";
+    return put_string(out, s, strlen(s));
+  }
+  case PROTOBUF_C_TYPE_BYTES: {
+    const ProtobufCBinaryData *b = src;
+    size_t pre = (flags & PRPC_JSON_BYTES_0X) ? 2 : 0, n;
+    if (!size_mul(b->len, 2, &n) || !size_add(n, pre + 2, &n))
+      return -ENOMEM;
+    int r = buf_reserve(out, n);
+    if (r < 0)
+      return r;
+    put(out, "\"0x", pre + 1);
+    if (b->len)
+      put_hex((char *)out->data + out->len, b->data, b->len);
+    out->len += 2 * b->len;
+    put(out, "\"", 1);
+    return 0;
+  }
+  case PROTOBUF_C_TYPE_MESSAGE: {
+    const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)src;
+    return sub ? text_message(sub, flags, depth + 1, out) : put_lit(out, "null", 4);
+  }
+  }
+  return -EINVAL;
+}
+
+static int text_message(const ProtobufCMessage *m, unsigned flags, unsigned depth,
+                        struct buf *out) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  if (depth > PRPC_JSON_MAX_DEPTH)
+    return -ENOBUFS;
+  if (!d || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
+    return -EINVAL;
+  int r = buf_append(out, "{", 1);
+  bool first = true;
+  for (unsigned k = 0; r >= 0 && k < d->n_fields; k++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[k];
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)FIELD_CPTR(m, f->quantifier_offset) != f->id)
+      continue;
+    if (!first && (r = buf_append(out, ",", 1)) < 0)
+      break;
+    first = false;
+    if ((r = put_string(out, f->name, strlen(f->name))) < 0 || (r = buf_append(out, ":", 1)) < 0)
+      break;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+      r = text_value(f, FIELD_CPTR(m, f->offset), flags, depth, out);
+      continue;
+    }
+    size_t n = *(const size_t *)FIELD_CPTR(m, f->quantifier_offset), esz = elem_size(f->type);
+    const uint8_t *arr = *(const void *const *)FIELD_CPTR(m, f->offset);
+    if (n && !arr)
+      return -EINVAL;
+    r = buf_append(out, "[", 1);
+    for (size_t e = 0; r >= 0 && e < n; e++) {
+      if (e && (r = buf_append(out, ",", 1)) < 0)
+        break;
+      r = text_value(f, arr + e * esz, flags, depth, out);
+    }
+    if (r >= 0)
+      r = buf_append(out, "]", 1);
+  }
+  if (r >= 0)
+    r = buf_append(out, "}", 1);
+  return r;
+}
+
+int prpc_message_to_json_text(const ProtobufCMessage *m, unsigned flags, struct buf *out) {
+  if (!m || !out)
+    return -EINVAL;
+  size_t start = out->len;
+  int r = text_message(m, flags, 0, out);
+  if (r < 0)
+    out->len = start;
+  return r;
 }

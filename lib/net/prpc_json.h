@@ -29,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/buf.h"
+
 #define PRPC_JSON_MAX_DEPTH 32
 #define PRPC_JSON_MAX_REPEATED 65536
 
@@ -69,6 +71,11 @@ int prpc_query_to_message(const ProtobufCMessageDescriptor *d, const char *query
  * INT64_MAX, -EBADMSG for a string that is not UTF-8, -ENOMEM. */
 int prpc_message_to_json(const ProtobufCMessage *m, json_t **ret);
 int prpc_message_to_json_full(const ProtobufCMessage *m, unsigned flags, json_t **ret);
+
+/* The same text as json_dump_buf() of prpc_message_to_json_full(m, flags) with JSON_COMPACT
+ * (fields in descriptor order, jansson's escaping and number formats), appended to out without
+ * building a JSON tree. Same errors; out is left as it was on failure. */
+int prpc_message_to_json_text(const ProtobufCMessage *m, unsigned flags, struct buf *out);
 
 /* True for a message type with no fields named "Empty" (our stand-in for
  * google.protobuf.Empty: the request body is ignored and the JSON reply is null). */

@@ -124,6 +124,18 @@ static void h_async(struct http_request *r, void *ud) {
   atomic_fetch_add(&g_async_started, 1);
 }
 
+/* Answers 300 ms later, from the event loop. */
+static void slow_reply(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  assert_int_equal(http_reply(arg, 200, "text/plain", "slow", 4), 0);
+}
+
+static void h_slow(struct http_request *r, void *ud) {
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 300 * 1000};
+  assert_int_equal(event_base_once(ud, -1, EV_TIMEOUT, slow_reply, r, &tv), 0);
+}
+
 /* Backpressure: writes BIG_TOTAL bytes, pausing on -EAGAIN until drained. */
 #define BIG_TOTAL ((size_t)8 * 1024 * 1024)
 struct big {
@@ -203,6 +215,7 @@ static void srv_init(struct srv *f, const struct http_server_config *cfg, bool d
   assert_int_equal(http_server_route(f->s, "/stream", h_stream, NULL), 0);
   assert_int_equal(http_server_route(f->s, "/async", h_async, NULL), 0);
   assert_int_equal(http_server_route(f->s, "/big", h_big, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/slow", h_slow, f->base), 0);
   assert_int_equal(http_server_route(f->s, "/cert", h_cert, NULL), 0);
   assert_int_equal(http_server_route(f->s, "nope", h_cert, NULL), -EINVAL);
   assert_int_equal(pipe(f->stop), 0);
@@ -572,6 +585,50 @@ static void test_keepalive(void **state) {
   cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal((char *)r.body.data, "v2"); /* no stray body bytes from HEAD */
+  cl_close(&c);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+/* While a request is being answered, the server reads pipelined requests only up to its
+ * high-water mark (max_header + 4 KiB), then leaves the rest in the socket; it reads again
+ * once the answer is out and answers everything, in order. */
+#define FLOOD_N 6000
+static void *flood_sender(void *arg) {
+  struct cl *c = arg;
+  static const char one[] = "GET /api/ HTTP/1.1\r\n\r\n";
+  char *all = malloc(FLOOD_N * (sizeof(one) - 1));
+  for (size_t i = 0; i < FLOOD_N; i++)
+    memcpy(all + i * (sizeof(one) - 1), one, sizeof(one) - 1);
+  cl_send(c, all, FLOOD_N * (sizeof(one) - 1));
+  free(all);
+  return NULL;
+}
+
+static void test_pipeline_flood(void **state) {
+  (void)state;
+  struct srv f;
+  struct http_server_config cfg = {.max_header = 8192}; /* high-water mark 12 KiB */
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl c;
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /slow HTTP/1.1\r\n\r\n");
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, flood_sender, &c), 0); /* ~140 KiB */
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal((char *)r.body.data, "slow");
+  for (int i = 0; i < FLOOD_N; i++) {
+    assert_int_equal(cl_read_resp(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal((char *)r.body.data, "api");
+  }
+  pthread_join(th, NULL);
+  /* and the connection still works */
+  cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_string_equal((char *)r.body.data, "v2");
   cl_close(&c);
   resp_free(&r);
   srv_stop(&f);
@@ -1325,6 +1382,7 @@ int main(void) {
       cmocka_unit_test(test_parse_helpers), cmocka_unit_test(test_api_errors),
       cmocka_unit_test(test_routing),
       cmocka_unit_test(test_keepalive),  cmocka_unit_test(test_request_bodies),
+      cmocka_unit_test(test_pipeline_flood),
       cmocka_unit_test(test_malformed),  cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_conn_cap),   cmocka_unit_test(test_unix),
       cmocka_unit_test(test_stream),     cmocka_unit_test(test_tls),

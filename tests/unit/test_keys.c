@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
+#include <openssl/x509.h>
+
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "testutil.h"
@@ -295,6 +298,59 @@ static void test_spki(void **state) {
   assert_null(bad);
 }
 
+/* key_to_spki_der writes the SPKI itself for the project's key types: byte for byte what
+ * OpenSSL's encoder (i2d_PUBKEY) gives, private or public keys, either EC point form. */
+static void assert_spki_as_openssl(EVP_PKEY *k) {
+  _cleanup_buf_ struct buf der = BUF_INIT(1024);
+  assert_int_equal(key_to_spki_der(k, &der), 0);
+  unsigned char *want = NULL;
+  int n = i2d_PUBKEY(k, &want);
+  assert_true(n > 0);
+  assert_int_equal(der.len, (size_t)n);
+  assert_memory_equal(der.data, want, (size_t)n);
+  OPENSSL_free(want);
+}
+
+static void test_spki_direct(void **state) {
+  (void)state;
+  EVP_PKEY *k = NULL;
+  uint8_t s[32], pt[65], c33[33];
+  for (size_t i = 0; i < 32; i++)
+    s[i] = (uint8_t)(0x40 + i);
+  assert_int_equal(key_p256_generate(&k), 0);
+  assert_spki_as_openssl(k);
+  assert_int_equal(key_ec_public_point(k, pt), 0);
+  assert_int_equal(key_ec_public_compressed(k, c33), 0);
+  EVP_PKEY_free(k);
+  /* public only, from either encoding */
+  assert_int_equal(key_ec_from_public_sec1(KEY_TYPE_P256, c33, 33, &k), 0);
+  assert_spki_as_openssl(k);
+  uint8_t back[65];
+  assert_int_equal(key_ec_public_point(k, back), 0);
+  assert_memory_equal(back, pt, 65);
+  EVP_PKEY_free(k);
+  assert_int_equal(key_ec_from_public_sec1(KEY_TYPE_P256, pt, 65, &k), 0);
+  assert_spki_as_openssl(k);
+  uint8_t back33[33];
+  assert_int_equal(key_ec_public_compressed(k, back33), 0);
+  assert_memory_equal(back33, c33, 33);
+  /* a key set to the compressed point form */
+  assert_int_equal(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                                  "compressed"),
+                   1);
+  assert_spki_as_openssl(k);
+  EVP_PKEY_free(k);
+  assert_int_equal(key_secp256k1_from_secret(s, &k), 0);
+  assert_spki_as_openssl(k);
+  EVP_PKEY_free(k);
+  assert_int_equal(key_ed25519_from_secret(s, &k), 0);
+  assert_spki_as_openssl(k);
+  EVP_PKEY_free(k);
+  assert_int_equal(key_x25519_from_secret(s, &k), 0);
+  assert_spki_as_openssl(k);
+  EVP_PKEY_free(k);
+}
+
 static void test_ecdsa(void **state) {
   (void)state;
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = NULL, *other = NULL, *ed = NULL, *k1 = NULL;
@@ -557,7 +613,7 @@ int main(void) {
       cmocka_unit_test(test_pkcs8_negative),   cmocka_unit_test(test_spki),
       cmocka_unit_test(test_ecdsa),            cmocka_unit_test(test_ed25519),
       cmocka_unit_test(test_x25519),           cmocka_unit_test(test_secp256k1),
-      cmocka_unit_test(test_key_misc),
+      cmocka_unit_test(test_key_misc),         cmocka_unit_test(test_spki_direct),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -403,6 +403,188 @@ static void test_encode_errors(void **state) {
   assert_int_equal(prpc_message_to_json(NULL, &j), -EINVAL);
 }
 
+/* prpc_message_to_json_text gives byte for byte what the jansson tree dumped compactly gives. */
+static void assert_text_same(const ProtobufCMessage *m, unsigned flags) {
+  json_t *j = NULL;
+  assert_int_equal(prpc_message_to_json_full(m, flags, &j), 0);
+  _cleanup_buf_ struct buf want = BUF_INIT(1 << 20), got = BUF_INIT(1 << 20);
+  assert_int_equal(json_dump_buf(j, JSON_COMPACT, &want), 0);
+  json_decref(j);
+  assert_int_equal(buf_append_str(&got, "x"), 0); /* appends after what is there */
+  assert_int_equal(prpc_message_to_json_text(m, flags, &got), 0);
+  if (got.len != want.len + 1 || memcmp(got.data + 1, want.data, want.len) != 0)
+    fail_msg("text encoder differs\n got:  %.*s\n want: %.*s", (int)got.len - 1,
+             (const char *)got.data + 1, (int)want.len, (const char *)want.data);
+}
+
+static void test_text_encoder(void **state) {
+  (void)state;
+  static const char *const inputs[] = {
+      full_in,
+      "{}",
+      "{\"o_s\":\"text\"}",
+      "{\"o_by\":\"0xff00\"}",
+      "{\"o_i\":-9,\"r_db\":[0.1,1e300,-0.0,3,5e-324,123456789.125],\"fl\":0.1}",
+      "{\"s\":\"ctl \\u0001\\u001f\\b\\f\\n\\r\\t\\u007f \\\\ / \\\" \\u00e9\\u20ac"
+      "\\ud83d\\ude00 \\u2028\"}",
+      "{\"color\":\"NEGATIVE\",\"r_color\":[7,\"RED\"],\"i64\":-9223372036854775808}",
+  };
+  for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+    ProtobufCMessage *m = decode_ok(all_d, inputs[i]);
+    assert_text_same(m, 0);
+    assert_text_same(m, PRPC_JSON_BYTES_0X);
+    prpc_message_free(m);
+  }
+  ProtobufCMessage *m = decode_ok(&dstack__get_tls_key_args__descriptor,
+                                  "{\"subject\":\"s\",\"alt_names\":[\"a\",\"b\"]}");
+  assert_text_same(m, 0);
+  prpc_message_free(m);
+
+  /* Strings scanned 8 bytes at a time: every special byte at every offset of a word. */
+  Prpctest__AllTypes a = PRPCTEST__ALL_TYPES__INIT;
+  static const char *const specials[] = {"\"",   "\\",         "\n",         "\x01", "\x1f", "\x7f", " ",
+                                         "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "~"};
+  for (size_t sp = 0; sp < sizeof(specials) / sizeof(specials[0]); sp++)
+    for (size_t pos = 0; pos < 20; pos++)
+      for (size_t len = pos; len < 26; len += 5) {
+        char str[64];
+        memset(str, 'a', sizeof(str));
+        size_t k = strlen(specials[sp]);
+        memcpy(str + pos, specials[sp], k);
+        str[len + k] = 0;
+        a.s = str;
+        assert_text_same(&a.base, 0);
+        /* a broken sequence there instead (a lead byte, then no continuation) */
+        if (pos + 1 < len + k) {
+          str[pos] = (char)0xc3;
+          str[pos + 1] = 'a';
+          json_t *j = NULL;
+          _cleanup_buf_ struct buf t = BUF_INIT(1024);
+          assert_int_equal(prpc_message_to_json_full(&a.base, 0, &j), -EBADMSG);
+          assert_int_equal(prpc_message_to_json_text(&a.base, 0, &t), -EBADMSG);
+        }
+      }
+  a.s = (char *)"";
+
+  /* Non-finite reals are null, as in the tree. */
+  a.db = NAN;
+  a.fl = -INFINITY;
+  assert_text_same(&a.base, 0);
+
+  /* The same errors, and out is left as it was. */
+  _cleanup_buf_ struct buf b = BUF_INIT(1 << 20);
+  assert_int_equal(buf_append_str(&b, "keep"), 0);
+  a.db = 0;
+  a.fl = 0;
+  a.u64 = (uint64_t)INT64_MAX + 1;
+  assert_int_equal(prpc_message_to_json_text(&a.base, 0, &b), -ERANGE);
+  a.u64 = 0;
+  static const char *const bad_utf8[] = {"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                         "ok\xe2\x82", "\x80"};
+  for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
+    json_t *j = NULL;
+    a.s = (char *)bad_utf8[i];
+    assert_int_equal(prpc_message_to_json_full(&a.base, 0, &j), -EBADMSG);
+    assert_int_equal(prpc_message_to_json_text(&a.base, 0, &b), -EBADMSG);
+  }
+  assert_int_equal(b.len, 4);
+  a.s = (char *)"";
+  /* A buffer cap is honoured. */
+  struct buf small = BUF_INIT(16);
+  assert_int_equal(prpc_message_to_json_text(&a.base, 0, &small), -ENOBUFS);
+  assert_int_equal(small.len, 0);
+  buf_free(&small);
+  assert_int_equal(prpc_message_to_json_text(NULL, 0, &b), -EINVAL);
+}
+
+/* Text decoding takes a shortcut for flat objects of plain values; whatever it accepts must
+ * give the message the jansson tree gives, and whatever the tree rejects it must reject. */
+static void assert_decode_same(const ProtobufCMessageDescriptor *d, const char *text) {
+  ProtobufCMessage *m1 = NULL, *m2 = NULL;
+  char err[256];
+  size_t len = strlen(text);
+  int r1 = prpc_json_text_to_message(d, text, len, 1 << 20, 0, &m1, err, sizeof(err));
+  json_t *j = NULL;
+  int r2 = -1;
+  size_t k = 0;
+  while (k < len && strchr(" \t\r\n", text[k]))
+    k++;
+  if (k == len)
+    r2 = prpc_json_to_message_full(d, NULL, 0, &m2, err, sizeof(err));
+  else if (json_parse_buf_full(text, len, 1 << 20, JSON_DECODE_ANY, &j, NULL) == 0)
+    r2 = prpc_json_to_message_full(d, j, 0, &m2, err, sizeof(err));
+  json_decref(j);
+  if ((r1 == 0) != (r2 == 0))
+    fail_msg("%s: text path %d, tree path %d", text, r1, r2);
+  if (r1 == 0) {
+    size_t n1 = protobuf_c_message_get_packed_size(m1), n2 = protobuf_c_message_get_packed_size(m2);
+    uint8_t *b1 = malloc(n1 + 1), *b2 = malloc(n2 + 1);
+    assert_int_equal(protobuf_c_message_pack(m1, b1), n1);
+    assert_int_equal(protobuf_c_message_pack(m2, b2), n2);
+    if (n1 != n2 || memcmp(b1, b2, n1) != 0)
+      fail_msg("%s: messages differ", text);
+    free(b1);
+    free(b2);
+  }
+  prpc_message_free(m1);
+  prpc_message_free(m2);
+}
+
+static size_t rnd(uint32_t *seed, size_t n) {
+  *seed = *seed * 1103515245u + 12345u;
+  return (*seed >> 16) % n;
+}
+
+static void test_text_decode_shortcut(void **state) {
+  (void)state;
+  static const char *const fixed[] = {
+      "{\"path\":\"bench/key\",\"purpose\":\"bench\"}",
+      " {\"path\" : \"a\" ,\n\t\"purpose\":\"b\", \"algorithm\":\"ed25519\"}\r\n",
+      "{}", "{ }", "{\"path\":null}", "{\"unknown\":1,\"path\":\"p\"}",
+      "{\"path\":\"a\",\"path\":\"b\"}", "{\"x\":1,\"x\":2}", "{\"path\":\"a\",}", "{,}",
+      "{\"path\":\"a\"", "{\"path\":\"a\"}x", "{\"path\":\"a\"} {}", "[]", "\"s\"", "1", "null",
+      "{\"path\":1}", "{\"path\":true}", "{\"path\":\"\\u0041\"}", "{\"path\":\"\xc3\xa9\"}",
+      "{\"path\":\"tab\there\"}", "{\"pa\\\"th\":\"x\"}", "{path:\"x\"}", "{\"path\":'x'}",
+  };
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+    assert_decode_same(&dstack__get_key_args__descriptor, fixed[i]);
+
+  static const char *const keys[] = {"i32", "u32", "i64", "u64", "s32", "sf64", "f32", "f64",
+                                     "b", "s", "by", "color", "fl", "db", "inner", "r_i32",
+                                     "o_s", "o_i", "zz", "S"};
+  static const char *const vals[] = {
+      "\"x\"", "\"\"", "\"0xdeadBEEF\"", "\"0X00\"", "\"abc\"", "\"a1\"", "\"GREEN\"",
+      "\"NEGATIVE\"", "\"nope\"", "1", "-1", "0", "-0", "007", "2147483647", "2147483648",
+      "-2147483648", "-2147483649", "4294967295", "4294967296", "9223372036854775807",
+      "-9223372036854775808", "123456789012345678", "1234567890123456789", "true", "false",
+      "null", "1.5", "1e3", "-", "[]", "[1]", "{}", "\"\\u0041\"", "\"\\n\"", "\"\xc3\xa9\"",
+      "tru", "nul", "\"unterminated"};
+  static const char *const ws[] = {"", " ", "\n", "\t ", "\r\n"};
+  uint32_t seed = 12345;
+#define RND(n) rnd(&seed, (n))
+  char text[1024];
+  for (int iter = 0; iter < 6000; iter++) {
+    size_t o = 0, members = RND(5);
+    o += (size_t)snprintf(text + o, sizeof(text) - o, "%s{", ws[RND(5)]);
+    for (size_t m = 0; m < members; m++) {
+      const char *w1 = ws[RND(5)], *key = keys[RND(sizeof(keys) / sizeof(keys[0]))];
+      const char *w2 = ws[RND(5)], *w3 = ws[RND(5)];
+      const char *val = vals[RND(sizeof(vals) / sizeof(vals[0]))], *w4 = ws[RND(5)];
+      o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%s\"%s\"%s:%s%s%s", m ? "," : "", w1,
+                            key, w2, w3, val, w4);
+    }
+    o += (size_t)snprintf(text + o, sizeof(text) - o, "}%s", ws[RND(5)]);
+    if (RND(10) == 0 && o > 1) { /* cut somewhere */
+      text[RND(o)] = 0;
+    } else if (RND(10) == 0) { /* or break one byte */
+      size_t at = RND(o);
+      text[at] = "{}[],:\"x0 "[RND(10)];
+    }
+    assert_decode_same(all_d, text);
+  }
+#undef RND
+}
+
 static void test_query(void **state) {
   (void)state;
   ProtobufCMessage *m = NULL;
@@ -607,6 +789,7 @@ int main(void) {
       cmocka_unit_test(test_limits),              cmocka_unit_test(test_encode_errors),
       cmocka_unit_test(test_query),               cmocka_unit_test(test_proto2),
       cmocka_unit_test(test_service_messages),    cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_text_encoder),        cmocka_unit_test(test_text_decode_shortcut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -384,6 +384,73 @@ static void test_extend_failure_rolls_back(void **state) {
   tee_free(t);
 }
 
+/* The backend keeps the platform's keys and the parsed TD state between calls; what other
+ * processes change must still show: an extend through another path, a re-initialised platform
+ * (new QE key, new PCK chain), a removed platform. */
+static void test_cache_coherent(void **state) {
+  (void)state;
+  char d2[1024];
+  snprintf(d2, sizeof(d2), "%s/sim-cache", g_tmp);
+  assert_int_equal(sim_platform_init(d2, NULL), 0);
+  struct tee *t = NULL;
+  assert_int_equal(tee_sim_new(d2, &t), 0);
+  uint8_t rd[64] = {0}, digest[48];
+  fill(digest, sizeof(digest), 9);
+  _cleanup_buf_ struct buf q1 = BUF_INIT(BUF_MAX_QUOTE), q2 = BUF_INIT(BUF_MAX_QUOTE),
+                           q3 = BUF_INIT(BUF_MAX_QUOTE);
+  struct quote a, b, c;
+  assert_int_equal(tee_get_quote(t, rd, &q1), 0);
+  assert_int_equal(quote_parse(q1.data, q1.len, &a), 0);
+
+  /* An extend that does not go through this tee object (as another process's would). */
+  assert_int_equal(sim_td_extend(d2, 3, digest), 0);
+  uint8_t rtmrs[4][48];
+  assert_int_equal(tee_read_rtmrs(t, rtmrs), 0);
+  struct sim_td td;
+  assert_int_equal(sim_td_load(d2, &td), 0);
+  assert_memory_equal(rtmrs, td.rtmr, sizeof(rtmrs));
+  assert_memory_not_equal(rtmrs[3], a.td.rt_mr[3], 48);
+  assert_int_equal(tee_get_quote(t, rd, &q2), 0);
+  assert_int_equal(quote_parse(q2.data, q2.len, &b), 0);
+  assert_memory_equal(b.td.rt_mr, td.rtmr, sizeof(td.rtmr));
+  assert_memory_equal(b.attest_key, a.attest_key, 64);
+  uint8_t rep[TDREPORT_SIZE];
+  assert_int_equal(tee_get_report(t, rd, rep), 0);
+  struct tdreport tr;
+  assert_int_equal(tdreport_parse(rep, sizeof(rep), &tr), 0);
+  assert_memory_equal(tr.td_info.rtmr, td.rtmr, sizeof(td.rtmr));
+
+  /* A new platform in the same directory: new keys, RTMR3 back to zero. */
+  assert_int_equal(sim_platform_init(d2, NULL), 0);
+  assert_int_equal(tee_get_quote(t, rd, &q3), 0);
+  assert_int_equal(quote_parse(q3.data, q3.len, &c), 0);
+  assert_memory_not_equal(c.attest_key, a.attest_key, 64);
+  _cleanup_buf_ struct buf chain = BUF_INIT(BUF_MAX_SMALL);
+  char chain_path[1100];
+  snprintf(chain_path, sizeof(chain_path), "%s/%s", d2, SIM_FILE_PCK_CHAIN);
+  tu_read_file(chain_path, &chain);
+  assert_int_equal(c.pck_chain_pem.len, chain.len);
+  assert_memory_equal(c.pck_chain_pem.ptr, chain.data, chain.len);
+  static const uint8_t z48[48];
+  assert_memory_equal(c.td.rt_mr[3], z48, 48);
+  /* The quote verifies with the new attestation key. */
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *ak = NULL;
+  assert_int_equal(key_p256_from_public_raw(c.attest_key, &ak), 0);
+  assert_int_equal(key_ecdsa_verify_raw(ak, q3.data, c.signed_len, c.signature), 0);
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *old = NULL;
+  assert_int_equal(key_p256_from_public_raw(a.attest_key, &old), 0);
+  assert_int_not_equal(key_ecdsa_verify_raw(old, q3.data, c.signed_len, c.signature), 0);
+
+  /* No platform any more: an error, not a quote from remembered keys. */
+  char marker[1100];
+  snprintf(marker, sizeof(marker), "%s/%s", d2, SIM_FILE_MARKER);
+  assert_int_equal(unlink(marker), 0);
+  buf_reset(&q3);
+  assert_int_not_equal(tee_get_quote(t, rd, &q3), 0);
+  assert_int_not_equal(tee_get_report(t, rd, rep), 0);
+  tee_free(t);
+}
+
 static void test_open_selection(void **state) {
   (void)state;
   struct tee *t = NULL;
@@ -466,6 +533,7 @@ int main(void) {
       cmocka_unit_test(test_replay_fresh),
       cmocka_unit_test(test_concurrent_extends),
       cmocka_unit_test(test_extend_failure_rolls_back),
+      cmocka_unit_test(test_cache_coherent),
       cmocka_unit_test(test_open_selection),
       cmocka_unit_test(test_null_args),
   };

@@ -1,0 +1,202 @@
+/* tappd: the guest agent inside a CVM (tappd.sock, dstack.sock, external port). */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "config.h"
+#include "dev.h"
+#include "server.h"
+#include "tappd.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 3
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: tappd [options]\n"
+          "\n"
+          "  -c, --config FILE   read tappd.toml FILE (on top of the defaults)\n"
+          "      --dev DIR       dev mode: simulated TDX, demo app keys and sockets in DIR\n"
+          "                      (DIR/tappd.sock, DIR/dstack.sock, external port printed)\n"
+          "      --dump-config   print the effective configuration and exit\n"
+          "      --check-config  validate the configuration and the app keys, then exit\n"
+          "  -h, --help          this text\n"
+          "\n"
+          "Listeners are announced on stdout as 'listening <name> <address>' lines.\n"
+          "Logging: DSTACK_LOG=error|warn|info|debug (default from [default] log_level).\n");
+}
+
+static void set_log_level(const char *rocket_level) {
+  if (getenv("DSTACK_LOG"))
+    return;
+  enum log_level l = LOG_LVL_INFO;
+  if (str_eq_ptr(rocket_level, "off") || str_eq_ptr(rocket_level, "critical"))
+    l = LOG_LVL_ERROR;
+  else if (str_eq_ptr(rocket_level, "debug"))
+    l = LOG_LVL_DEBUG;
+  else if (log_level_from_name(rocket_level, &l) < 0)
+    l = LOG_LVL_INFO;
+  log_level_set(l);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *ud) {
+  (void)what;
+  log_info("signal %d: shutting down", (int)sig);
+  event_base_loopbreak(ud);
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"dev", required_argument, NULL, 'D'},
+      {"dump-config", no_argument, NULL, 'P'},
+      {"check-config", no_argument, NULL, 'C'},
+      {"help", no_argument, NULL, 'h'},
+      {0},
+  };
+  const char *config_file = NULL, *dev_dir = NULL;
+  bool dump = false, check = false;
+  int c;
+  log_ident_set("tappd");
+  (void)log_level_from_env();
+  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      config_file = optarg;
+      break;
+    case 'D':
+      dev_dir = optarg;
+      break;
+    case 'P':
+      dump = true;
+      break;
+    case 'C':
+      check = true;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "tappd: unexpected argument '%s'\n", argv[optind]);
+    return EXIT_USAGE;
+  }
+  umask(077);
+
+  struct tappd_config cfg;
+  char err[512] = "";
+  _cleanup_free_ char *dev_abs = NULL;
+  int r;
+  if (dev_dir) {
+    if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
+      fprintf(stderr, "tappd: creating %s: %s\n", dev_dir, strerror(errno));
+      return EXIT_CONFIG;
+    }
+    dev_abs = realpath(dev_dir, NULL);
+    if (!dev_abs) {
+      fprintf(stderr, "tappd: %s: %s\n", dev_dir, strerror(errno));
+      return EXIT_CONFIG;
+    }
+    r = tappd_config_init_dev(&cfg, dev_abs);
+  } else {
+    r = tappd_config_init(&cfg);
+  }
+  if (r < 0) {
+    fprintf(stderr, "tappd: %s\n", strerror(-r));
+    return 1;
+  }
+  if (config_file && (r = tappd_config_apply_file(&cfg, config_file, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tappd: config: %s\n", err);
+    tappd_config_free(&cfg);
+    return EXIT_CONFIG;
+  }
+  if ((r = tappd_config_check(&cfg, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tappd: config: %s\n", err);
+    tappd_config_free(&cfg);
+    return EXIT_CONFIG;
+  }
+  if (dump) {
+    _cleanup_buf_ struct buf b = BUF_INIT(1024 * 1024);
+    r = tappd_config_dump(&cfg, &b);
+    if (r >= 0)
+      fwrite(b.data, 1, b.len, stdout);
+    tappd_config_free(&cfg);
+    return r < 0 ? 1 : 0;
+  }
+  set_log_level(cfg.log_level);
+  if (dev_abs && (r = tappd_dev_prepare(dev_abs, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tappd: dev mode: %s\n", err);
+    tappd_config_free(&cfg);
+    return 1;
+  }
+  if (check) {
+    struct appkeys k;
+    r = appkeys_load(cfg.keys_file, cfg.cert_file, cfg.key_file, &k, err, sizeof(err));
+    if (r < 0) {
+      fprintf(stderr, "tappd: app keys: %s\n", err);
+      tappd_config_free(&cfg);
+      return EXIT_CONFIG;
+    }
+    printf("configuration OK (app keys: %s%s)\n", k.has_k256 ? "k256 key" : "no k256 key",
+           k.ca_key ? ", app CA key" : ", no app CA key");
+    appkeys_free(&k);
+    tappd_config_free(&cfg);
+    return 0;
+  }
+
+  struct tappd *t = NULL;
+  struct event_base *base = NULL;
+  struct tappd_server *srv = NULL;
+  struct event *sigint = NULL, *sigterm = NULL;
+  int ret = 1;
+  if ((r = tappd_new(&cfg, &t, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tappd: %s\n", err[0] ? err : strerror(-r));
+    goto out;
+  }
+  if (dev_abs && (r = tappd_dev_boot(t)) < 0) {
+    fprintf(stderr, "tappd: dev mode: emitting boot events: %s\n", strerror(-r));
+    goto out;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  base = event_base_new();
+  if (!base) {
+    fprintf(stderr, "tappd: cannot create the event loop\n");
+    goto out;
+  }
+  if ((r = tappd_server_new(t, base, stdout, &srv, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tappd: %s\n", err[0] ? err : strerror(-r));
+    goto out;
+  }
+  sigint = evsignal_new(base, SIGINT, on_signal, base);
+  sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+  if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+    fprintf(stderr, "tappd: cannot install signal handlers\n");
+    goto out;
+  }
+  log_info("tappd %s (%s) running on the %s TEE", tappd_version(), tappd_git_rev(),
+           str_isempty(cfg.tee) ? "auto-detected" : cfg.tee);
+  event_base_dispatch(base);
+  ret = 0;
+out:
+  if (sigint)
+    event_free(sigint);
+  if (sigterm)
+    event_free(sigterm);
+  tappd_server_free(srv);
+  if (base)
+    event_base_free(base);
+  tappd_free(t);
+  tappd_config_free(&cfg);
+  return ret;
+}
