@@ -24,6 +24,7 @@ static const struct cli_command cli_commands[] = {
     {"hash", cmd_hash, "stream stdin to stdout and print its digest (like iohash)"},
     {"sim", cmd_sim, "manage a simulated TDX platform (sim init DIR)"},
     {"verify", cmd_verify, "verify a quote with Intel DCAP collateral (QVL rules)"},
+    {"env", cmd_env, "decrypt or encrypt an app environment (SDK encryptEnvVars format)"},
 };
 
 static void cli_main_usage(FILE *f) {

@@ -75,3 +75,4 @@ int cmd_eventlog(int argc, char **argv);
 int cmd_hash(int argc, char **argv);
 int cmd_ratls_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_env(int argc, char **argv);

@@ -1,0 +1,278 @@
+/* kms: hands keys to attested CVMs (see kms_service.h, the README's "KMS trust assumptions"). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "attest/dcap_fetch.h"
+#include "base/hex.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "kms_config.h"
+#include "kms_dev.h"
+#include "kms_onboard.h"
+#include "kms_rootkeys.h"
+#include "kms_server.h"
+#include "kms_service.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 3
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: kms [options]                      serve\n"
+          "       kms init DIR                       create root keys in DIR (0600 key files)\n"
+          "       kms onboard --source URL [options] get the root keys from a running KMS over\n"
+          "                                          mutually attested RA-TLS, then serve\n"
+          "\n"
+          "  -c, --config FILE   read kms.toml FILE (on top of the defaults, or of DIR/kms.toml)\n"
+          "      --dev DIR       dev mode: simulated TDX ($DSTACK_SIM_DIR or DIR/sim), root keys,\n"
+          "                      temporary CA and DIR/kms.toml created when absent; serves on a\n"
+          "                      free loopback port\n"
+          "      --dump-config   print the effective configuration and exit\n"
+          "      --check-config  validate the configuration and the root keys, then exit\n"
+          "      --source URL    (onboard) https:// URL of the source KMS\n"
+          "      --exit          (onboard) exit after storing the keys instead of serving\n"
+          "  -h, --help          this text\n"
+          "\n"
+          "The listener is announced on stdout as 'listening https://ADDR:PORT'.\n"
+          "Logging: DSTACK_LOG=error|warn|info|debug (default from log_level).\n");
+}
+
+static void set_log_level(const char *rocket_level) {
+  if (getenv("DSTACK_LOG"))
+    return;
+  enum log_level l = LOG_LVL_INFO;
+  if (str_eq_ptr(rocket_level, "off") || str_eq_ptr(rocket_level, "critical"))
+    l = LOG_LVL_ERROR;
+  else if (str_eq_ptr(rocket_level, "debug"))
+    l = LOG_LVL_DEBUG;
+  else if (log_level_from_name(rocket_level, &l) < 0)
+    l = LOG_LVL_INFO;
+  log_level_set(l);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *ud) {
+  (void)what;
+  log_info("signal %d: shutting down", (int)sig);
+  event_base_loopbreak(ud);
+}
+
+static int cmd_init(int argc, char **argv) {
+  if (argc != 3 || argv[2][0] == '-') {
+    fprintf(stderr, "Usage: kms init DIR\n");
+    return EXIT_USAGE;
+  }
+  umask(077);
+  char err[512] = "";
+  struct kms_root_keys k;
+  int r = kms_init_dir(argv[2], &k, err, sizeof(err));
+  if (r < 0) {
+    fprintf(stderr, "kms init: %s\n", err[0] ? err : strerror(-r));
+    return 1;
+  }
+  char pub[67];
+  hex_encode(k.k256_pub, sizeof(k.k256_pub), pub);
+  printf("created root keys in %s (root-ca.cert, root-ca.key, root-k256.key, tmp-ca.cert, "
+         "tmp-ca.key)\nroot k256 public key: %s\n",
+         argv[2], pub);
+  kms_root_keys_free(&k);
+  return 0;
+}
+
+static int serve(const struct kms_config *cfg, struct kms *k) {
+  struct event_base *base = event_base_new();
+  struct kms_server *srv = NULL;
+  struct event *sigint = NULL, *sigterm = NULL;
+  char err[512] = "";
+  int ret = 1, r;
+  if (!base) {
+    fprintf(stderr, "kms: cannot create the event loop\n");
+    return 1;
+  }
+  if ((r = kms_server_new(k, base, stdout, &srv, err, sizeof(err))) < 0) {
+    fprintf(stderr, "kms: %s\n", err[0] ? err : strerror(-r));
+    goto out;
+  }
+  sigint = evsignal_new(base, SIGINT, on_signal, base);
+  sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+  if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+    fprintf(stderr, "kms: cannot install signal handlers\n");
+    goto out;
+  }
+  log_info("kms serving on %s:%u (%s)", cfg->address, srv->port,
+           cfg->dev ? "dev mode" : "production");
+  event_base_dispatch(base);
+  ret = 0;
+out:
+  if (sigint)
+    event_free(sigint);
+  if (sigterm)
+    event_free(sigterm);
+  kms_server_free(srv);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  event_base_free(base);
+  return ret;
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"dev", required_argument, NULL, 'D'},
+      {"dump-config", no_argument, NULL, 'P'},
+      {"check-config", no_argument, NULL, 'C'},
+      {"source", required_argument, NULL, 'S'},
+      {"exit", no_argument, NULL, 'X'},
+      {"help", no_argument, NULL, 'h'},
+      {0},
+  };
+  log_ident_set("kms");
+  (void)log_level_from_env();
+  if (argc >= 2 && str_eq(argv[1], "init"))
+    return cmd_init(argc, argv);
+  bool onboard = argc >= 2 && str_eq(argv[1], "onboard");
+  if (onboard) {
+    argv++;
+    argc--;
+  }
+  const char *config_file = NULL, *dev_dir = NULL, *source = NULL;
+  bool dump = false, check = false, exit_after = false;
+  int c;
+  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      config_file = optarg;
+      break;
+    case 'D':
+      dev_dir = optarg;
+      break;
+    case 'P':
+      dump = true;
+      break;
+    case 'C':
+      check = true;
+      break;
+    case 'S':
+      source = optarg;
+      break;
+    case 'X':
+      exit_after = true;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "kms: unexpected argument '%s'\n", argv[optind]);
+    return EXIT_USAGE;
+  }
+  if (onboard != (source != NULL) || (exit_after && !onboard)) {
+    fprintf(stderr, "kms: --source URL (and --exit) belong to 'kms onboard'\n");
+    return EXIT_USAGE;
+  }
+  umask(077);
+  signal(SIGPIPE, SIG_IGN);
+
+  struct kms_config cfg;
+  char err[512] = "";
+  _cleanup_free_ char *dev_abs = NULL;
+  int r;
+  if (dev_dir) {
+    if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
+      fprintf(stderr, "kms: creating %s: %s\n", dev_dir, strerror(errno));
+      return EXIT_CONFIG;
+    }
+    dev_abs = realpath(dev_dir, NULL);
+    if (!dev_abs) {
+      fprintf(stderr, "kms: %s: %s\n", dev_dir, strerror(errno));
+      return EXIT_CONFIG;
+    }
+    r = kms_dev_config(dev_abs, &cfg, err, sizeof(err));
+  } else {
+    r = kms_config_init(&cfg);
+  }
+  if (r < 0) {
+    fprintf(stderr, "kms: %s\n", err[0] ? err : strerror(-r));
+    return EXIT_CONFIG;
+  }
+  int ret = 1;
+  struct kms *k = NULL;
+  if (config_file && (r = kms_config_apply_file(&cfg, config_file, err, sizeof(err))) < 0) {
+    fprintf(stderr, "kms: config: %s\n", err);
+    ret = EXIT_CONFIG;
+    goto out;
+  }
+  if ((r = kms_config_check(&cfg, err, sizeof(err))) < 0) {
+    fprintf(stderr, "kms: config: %s\n", err);
+    ret = EXIT_CONFIG;
+    goto out;
+  }
+  if (dump) {
+    _cleanup_buf_ struct buf b = BUF_INIT(1024 * 1024);
+    r = kms_config_dump(&cfg, &b);
+    if (r >= 0)
+      fwrite(b.data, 1, b.len, stdout);
+    ret = r < 0 ? 1 : 0;
+    goto out;
+  }
+  set_log_level(cfg.log_level);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
+  if (onboard) {
+    if (kms_root_keys_present(&cfg) > 0) {
+      fprintf(stderr, "kms onboard: root key files already exist (%s ...); refusing to replace "
+                      "them\n",
+              cfg.root_ca_key);
+      goto out;
+    }
+    struct kms_root_keys keys;
+    r = kms_onboard(&cfg, source, (int64_t)time(NULL), &keys, err, sizeof(err));
+    if (r < 0) {
+      fprintf(stderr, "kms onboard: %s\n", err[0] ? err : strerror(-r));
+      goto out;
+    }
+    r = kms_root_keys_store(&keys, &cfg, err, sizeof(err));
+    kms_root_keys_free(&keys);
+    if (r < 0) {
+      fprintf(stderr, "kms onboard: %s\n", err);
+      goto out;
+    }
+    log_info("onboard: root keys from %s stored (%s)", source, cfg.root_ca_key);
+    if (exit_after) {
+      ret = 0;
+      goto out;
+    }
+  } else if (dev_abs && (r = kms_dev_keys(&cfg, err, sizeof(err))) < 0) {
+    fprintf(stderr, "kms: dev mode: %s\n", err);
+    goto out;
+  }
+
+  if ((r = kms_new(&cfg, &k, err, sizeof(err))) < 0) {
+    fprintf(stderr, "kms: %s\n", err[0] ? err : strerror(-r));
+    ret = check ? EXIT_CONFIG : 1;
+    goto out;
+  }
+  if (check) {
+    printf("configuration OK (root CA %s, onboarding %s)\n", cfg.root_ca_cert,
+           cfg.onboard_enabled ? "enabled" : "disabled");
+    ret = 0;
+    goto out;
+  }
+  ret = serve(&cfg, k);
+out:
+  kms_free(k);
+  kms_config_free(&cfg);
+  dcap_fetch_caches_free();
+  curl_global_cleanup();
+  return ret;
+}

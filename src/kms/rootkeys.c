@@ -1,0 +1,279 @@
+/* Root keys: generation, loading, storing. */
+#include "kms_rootkeys.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "base/hex.h"
+#include "base/str.h"
+#include "kms_config.h"
+#include "crypto/keys.h"
+#include "crypto/x509.h"
+
+#define PEM_MAX ((size_t)64 * 1024)
+
+_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return r;
+}
+
+static void keys_init(struct kms_root_keys *k) {
+  memset(k, 0, sizeof(*k));
+  buf_init(&k->ca_cert_pem, PEM_MAX);
+  buf_init(&k->tmp_ca_cert_pem, PEM_MAX);
+  buf_init_secret(&k->tmp_ca_key_pem, PEM_MAX);
+}
+
+void kms_root_keys_free(struct kms_root_keys *k) {
+  if (!k)
+    return;
+  EVP_PKEY_free(k->ca_key);
+  X509_free(k->ca_cert);
+  EVP_PKEY_free(k->tmp_ca_key);
+  X509_free(k->tmp_ca_cert);
+  buf_free(&k->ca_cert_pem);
+  buf_free(&k->tmp_ca_cert_pem);
+  buf_free(&k->tmp_ca_key_pem);
+  secure_wipe(k, sizeof(*k));
+}
+
+static int ca_build(EVP_PKEY *key, const char *cn, int path_len, X509 **ret) {
+  struct x509_params p = {
+      .subject_cn = cn,
+      .subject_org = KMS_CA_ORG,
+      .is_ca = true,
+      .path_len = path_len,
+      .key_usage = X509_KU_KEY_CERT_SIGN | X509_KU_CRL_SIGN | X509_KU_DIGITAL_SIGNATURE,
+      .skid_akid = true,
+  };
+  return x509_cert_build(&p, key, NULL, key, ret);
+}
+
+/* Fills the derived members (scalar, k256 public key, PEM texts) once the objects are set. */
+static int keys_finish(struct kms_root_keys *k) {
+  int r;
+  if ((r = key_ec_private_scalar(k->ca_key, k->ca_scalar)) < 0 ||
+      (r = key_secp256k1_public_from_secret(k->k256, k->k256_pub)) < 0)
+    return r;
+  buf_reset(&k->ca_cert_pem);
+  buf_reset(&k->tmp_ca_cert_pem);
+  buf_reset(&k->tmp_ca_key_pem);
+  if ((r = x509_cert_to_pem(k->ca_cert, &k->ca_cert_pem)) < 0 ||
+      (r = buf_terminate(&k->ca_cert_pem)) < 0 ||
+      (r = x509_cert_to_pem(k->tmp_ca_cert, &k->tmp_ca_cert_pem)) < 0 ||
+      (r = buf_terminate(&k->tmp_ca_cert_pem)) < 0 ||
+      (r = key_to_pkcs8_pem(k->tmp_ca_key, &k->tmp_ca_key_pem)) < 0 ||
+      (r = buf_terminate(&k->tmp_ca_key_pem)) < 0)
+    return r;
+  return 0;
+}
+
+int kms_root_keys_generate(struct kms_root_keys *ret) {
+  struct kms_root_keys k;
+  keys_init(&k);
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *k256 = NULL;
+  int r;
+  if ((r = key_p256_generate(&k.ca_key)) < 0 ||
+      (r = ca_build(k.ca_key, KMS_ROOT_CA_CN, 3, &k.ca_cert)) < 0 ||
+      (r = key_p256_generate(&k.tmp_ca_key)) < 0 ||
+      (r = ca_build(k.tmp_ca_key, KMS_TMP_CA_CN, 1, &k.tmp_ca_cert)) < 0 ||
+      (r = key_secp256k1_generate(&k256)) < 0 || (r = key_ec_private_scalar(k256, k.k256)) < 0 ||
+      (r = keys_finish(&k)) < 0) {
+    kms_root_keys_free(&k);
+    return r;
+  }
+  *ret = k;
+  secure_wipe(&k, sizeof(k));
+  return 0;
+}
+
+/* A CA certificate (first of the PEM text) and its private key. */
+static int load_ca(const char *what, const char *cert_pem, size_t cert_len, const char *key_pem,
+                   size_t key_len, X509 **ret_cert, EVP_PKEY **ret_key, char *err,
+                   size_t errlen) {
+  _cleanup_(X509_freep) X509 *cert = NULL;
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+  int r = x509_cert_from_pem(cert_pem, cert_len, &cert);
+  if (r < 0)
+    return fail(err, errlen, r, "%s certificate: not a PEM certificate", what);
+  r = key_from_pem_or_der(key_pem, key_len, &key);
+  if (r < 0)
+    return fail(err, errlen, r, "%s key: not a PEM private key", what);
+  if (key_get_type(key) != KEY_TYPE_P256)
+    return fail(err, errlen, -EINVAL, "%s key: not a P-256 key", what);
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+  if ((r = x509_cert_public_key(cert, &pub)) < 0 || key_public_equal(pub, key) != 0)
+    return fail(err, errlen, -EINVAL, "%s key does not match its certificate", what);
+  bool ca = false;
+  int pl;
+  if (x509_cert_basic_constraints(cert, &ca, &pl) < 0 || !ca)
+    return fail(err, errlen, -EINVAL, "%s certificate is not a CA certificate", what);
+  *ret_cert = TAKE_PTR(cert);
+  *ret_key = TAKE_PTR(key);
+  return 0;
+}
+
+static int parse_k256(const uint8_t *data, size_t len, uint8_t out[32]) {
+  if (len == 32) {
+    memcpy(out, data, 32);
+    return 0;
+  }
+  struct slice s = slice_strip(SLICE(data, len));
+  if (s.len != 64)
+    return -EINVAL;
+  return hex_decode_exact((const char *)s.ptr, s.len, out, 32);
+}
+
+int kms_root_keys_from_pem(const char *ca_cert_pem, size_t ca_cert_len, const char *ca_key_pem,
+                           size_t ca_key_len, const uint8_t *k256, size_t k256_len,
+                           const char *tmp_cert_pem, size_t tmp_cert_len, const char *tmp_key_pem,
+                           size_t tmp_key_len, struct kms_root_keys *ret, char *err,
+                           size_t errlen) {
+  struct kms_root_keys k;
+  keys_init(&k);
+  uint8_t pub[33];
+  int r = load_ca("root CA", ca_cert_pem, ca_cert_len, ca_key_pem, ca_key_len, &k.ca_cert,
+                  &k.ca_key, err, errlen);
+  if (r < 0)
+    goto fail;
+  r = load_ca("temporary CA", tmp_cert_pem, tmp_cert_len, tmp_key_pem, tmp_key_len,
+              &k.tmp_ca_cert, &k.tmp_ca_key, err, errlen);
+  if (r < 0)
+    goto fail;
+  if (parse_k256(k256, k256_len, k.k256) < 0 || key_secp256k1_public_from_secret(k.k256, pub) < 0) {
+    r = fail(err, errlen, -EINVAL, "k256 key: expected a 32-byte secp256k1 secret");
+    goto fail;
+  }
+  if ((r = keys_finish(&k)) < 0) {
+    fail(err, errlen, r, "encoding the root keys: %s", strerror(-r));
+    goto fail;
+  }
+  *ret = k;
+  secure_wipe(&k, sizeof(k));
+  return 0;
+fail:
+  kms_root_keys_free(&k);
+  return r;
+}
+
+static int read_file(const char *path, bool secret, struct buf *out, char *err, size_t errlen) {
+  if (secret)
+    buf_init_secret(out, PEM_MAX);
+  else
+    buf_init(out, PEM_MAX);
+  int r = file_read_all(path, PEM_MAX, out);
+  if (r < 0)
+    return fail(err, errlen, r, "reading %s: %s", path, strerror(-r));
+  return 0;
+}
+
+int kms_root_keys_load(const struct kms_config *c, struct kms_root_keys *ret, char *err,
+                       size_t errlen) {
+  _cleanup_buf_ struct buf cc = {0}, ck = {0}, k2 = {0}, tc = {0}, tk = {0};
+  int r;
+  if ((r = read_file(c->root_ca_cert, false, &cc, err, errlen)) < 0 ||
+      (r = read_file(c->root_ca_key, true, &ck, err, errlen)) < 0 ||
+      (r = read_file(c->k256_key, true, &k2, err, errlen)) < 0 ||
+      (r = read_file(c->tmp_ca_cert, false, &tc, err, errlen)) < 0 ||
+      (r = read_file(c->tmp_ca_key, true, &tk, err, errlen)) < 0)
+    return r;
+  return kms_root_keys_from_pem((const char *)cc.data, cc.len, (const char *)ck.data, ck.len,
+                                k2.data, k2.len, (const char *)tc.data, tc.len,
+                                (const char *)tk.data, tk.len, ret, err, errlen);
+}
+
+static int write_one(const char *path, const void *data, size_t len, mode_t mode, char *err,
+                     size_t errlen) {
+  int r = mkdir_parents(path, 0700);
+  if (r >= 0)
+    r = file_write_atomic(path, data, len, mode);
+  if (r < 0)
+    return fail(err, errlen, r, "writing %s: %s", path, strerror(-r));
+  return 0;
+}
+
+int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *c, char *err,
+                        size_t errlen) {
+  _cleanup_buf_ struct buf ca_key;
+  buf_init_secret(&ca_key, PEM_MAX);
+  int r = key_to_pkcs8_pem(k->ca_key, &ca_key);
+  if (r < 0)
+    return fail(err, errlen, r, "encoding the root CA key: %s", strerror(-r));
+  /* Keys first: a certificate without its key is useless, never the other way round. */
+  if ((r = write_one(c->root_ca_key, ca_key.data, ca_key.len, 0600, err, errlen)) < 0 ||
+      (r = write_one(c->k256_key, k->k256, sizeof(k->k256), 0600, err, errlen)) < 0 ||
+      (r = write_one(c->tmp_ca_key, k->tmp_ca_key_pem.data, k->tmp_ca_key_pem.len, 0600, err,
+                     errlen)) < 0 ||
+      (r = write_one(c->root_ca_cert, k->ca_cert_pem.data, k->ca_cert_pem.len, 0644, err,
+                     errlen)) < 0 ||
+      (r = write_one(c->tmp_ca_cert, k->tmp_ca_cert_pem.data, k->tmp_ca_cert_pem.len, 0644, err,
+                     errlen)) < 0)
+    return r;
+  return 0;
+}
+
+int kms_root_keys_present(const struct kms_config *c) {
+  const char *files[] = {c->root_ca_cert, c->root_ca_key, c->k256_key, c->tmp_ca_cert,
+                         c->tmp_ca_key};
+  int n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+    if (!str_isempty(files[i]) && access(files[i], F_OK) == 0)
+      n++;
+  return n;
+}
+
+int kms_init_dir(const char *dir, struct kms_root_keys *ret, char *err, size_t errlen) {
+  struct kms_config c;
+  int r = kms_config_init(&c);
+  if (r < 0)
+    return r;
+  struct {
+    char **field;
+    const char *name;
+  } files[] = {{&c.root_ca_cert, "root-ca.cert"},
+               {&c.root_ca_key, "root-ca.key"},
+               {&c.k256_key, "root-k256.key"},
+               {&c.tmp_ca_cert, "tmp-ca.cert"},
+               {&c.tmp_ca_key, "tmp-ca.key"}};
+  for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+    char *p = str_printf("%s/%s", dir, files[i].name);
+    if (!p) {
+      r = -ENOMEM;
+      goto out;
+    }
+    free(*files[i].field);
+    *files[i].field = p;
+  }
+  if ((r = mkdir_p(dir, 0700)) < 0) {
+    fail(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+    goto out;
+  }
+  if (kms_root_keys_present(&c) > 0) {
+    r = fail(err, errlen, -EEXIST, "%s already holds KMS keys; not overwriting them", dir);
+    goto out;
+  }
+  struct kms_root_keys k;
+  if ((r = kms_root_keys_generate(&k)) < 0) {
+    fail(err, errlen, r, "generating keys: %s", strerror(-r));
+    goto out;
+  }
+  r = kms_root_keys_store(&k, &c, err, errlen);
+  if (r < 0 || !ret)
+    kms_root_keys_free(&k);
+  else
+    *ret = k;
+  secure_wipe(&k, sizeof(k));
+out:
+  kms_config_free(&c);
+  return r;
+}
