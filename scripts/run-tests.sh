@@ -30,9 +30,10 @@ run_unit() { # dir label
     [ -f "$t" ] && [ -x "$t" ] || continue
     out="$logdir/$(basename "$t").$label"
     DSTACK_SOURCE_ROOT=$root timeout 300 "$t" >"$out" 2>&1; rc=$?
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
-    s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
+    # a binary may run several cmocka groups: sum the summary lines of all of them
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+    s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
     p=${p:-0}; f=${f:-0}; s=${s:-0}
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed or sanitizer report
     if [ "$f" -ne 0 ]; then
@@ -43,6 +44,13 @@ run_unit() { # dir label
     count "$p" "$f" "$s"
   done
 }
+
+# The pinned npm packages of tests/sdk serve the sdk suite and some integration tests (signature
+# checks with @noble/curves): install them once, before any suite needs them.
+if [ -f tests/sdk/package-lock.json ] && [ ! -d tests/sdk/node_modules ]; then
+  (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1) ||
+    echo "warning: npm ci in tests/sdk failed; tests needing the SDKs will fail or skip"
+fi
 
 for suite in $suites; do
   case "$suite" in

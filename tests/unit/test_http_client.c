@@ -522,12 +522,14 @@ static void test_redirects(void **state) {
   assert_null(r.body.data);
 }
 
+/* ud is the URL, built once by the caller: url() returns a static buffer that threads must not
+ * share. */
 static void *thread_get(void *ud) {
-  (void)ud;
+  const char *u = ud;
   intptr_t fails = 0;
   for (int i = 0; i < 5; i++) {
     struct http_response r = {0};
-    if (http_get(url("/hello"), NULL, &r) != 0 || r.status != 200 || r.body.len != 5)
+    if (http_get(u, NULL, &r) != 0 || r.status != 200 || r.body.len != 5)
       fails++;
     http_response_free(&r);
   }
@@ -538,8 +540,10 @@ static void test_threads(void **state) {
   (void)state;
   pthread_t th[4];
   int before = atomic_load(&g_srv->n_requests);
+  _cleanup_free_ char *u = strdup(url("/hello"));
+  assert_non_null(u);
   for (int i = 0; i < 4; i++)
-    assert_int_equal(pthread_create(&th[i], NULL, thread_get, NULL), 0);
+    assert_int_equal(pthread_create(&th[i], NULL, thread_get, u), 0);
   for (int i = 0; i < 4; i++) {
     void *res;
     pthread_join(th[i], &res);
