@@ -55,6 +55,17 @@ int log_level_from_env(void) {
   return 0;
 }
 
+void log_level_from_config(const char *name) {
+  enum log_level l = LOG_LVL_INFO;
+  if (getenv("DSTACK_LOG"))
+    return;
+  if (name && (strcasecmp(name, "off") == 0 || strcasecmp(name, "critical") == 0))
+    l = LOG_LVL_ERROR;
+  else if (log_level_from_name(name, &l) < 0)
+    l = LOG_LVL_INFO;
+  log_cur_level = l;
+}
+
 int log_msg(enum log_level lvl, int err, const char *file, int line, const char *fmt, ...) {
   char msg[2048];
   va_list ap;

@@ -19,6 +19,9 @@ enum log_level log_level_get(void);
 int log_level_from_env(void);
 int log_level_from_name(const char *name, enum log_level *ret);
 void log_ident_set(const char *ident);
+/* A daemon's configured level (Rocket-style names: off, critical, error, warn, info, debug), unless
+ * DSTACK_LOG is set, which wins. Unknown names give info. */
+void log_level_from_config(const char *name);
 
 /* Writes one line; returns err (so `return log_msg_errno(...)` works). err may be 0. */
 int log_msg(enum log_level lvl, int err, const char *file, int line, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include "attest/dcap_fetch.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "net/loop.h"
 #include "base/str.h"
 #include "kms_config.h"
 #include "kms_dev.h"
@@ -45,25 +46,6 @@ static void usage(FILE *f) {
           "Logging: DSTACK_LOG=error|warn|info|debug (default from log_level).\n");
 }
 
-static void set_log_level(const char *rocket_level) {
-  if (getenv("DSTACK_LOG"))
-    return;
-  enum log_level l = LOG_LVL_INFO;
-  if (str_eq_ptr(rocket_level, "off") || str_eq_ptr(rocket_level, "critical"))
-    l = LOG_LVL_ERROR;
-  else if (str_eq_ptr(rocket_level, "debug"))
-    l = LOG_LVL_DEBUG;
-  else if (log_level_from_name(rocket_level, &l) < 0)
-    l = LOG_LVL_INFO;
-  log_level_set(l);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *ud) {
-  (void)what;
-  log_info("signal %d: shutting down", (int)sig);
-  event_base_loopbreak(ud);
-}
-
 static int cmd_init(int argc, char **argv) {
   if (argc != 3 || argv[2][0] == '-') {
     fprintf(stderr, "Usage: kms init DIR\n");
@@ -89,7 +71,6 @@ static int cmd_init(int argc, char **argv) {
 static int serve(const struct kms_config *cfg, struct kms *k) {
   struct event_base *base = event_base_new();
   struct kms_server *srv = NULL;
-  struct event *sigint = NULL, *sigterm = NULL;
   char err[512] = "";
   int ret = 1, r;
   if (!base) {
@@ -100,24 +81,16 @@ static int serve(const struct kms_config *cfg, struct kms *k) {
     fprintf(stderr, "kms: %s\n", err[0] ? err : strerror(-r));
     goto out;
   }
-  sigint = evsignal_new(base, SIGINT, on_signal, base);
-  sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-  if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+  log_info("kms serving on %s:%u (%s)", cfg->address, srv->port,
+           cfg->dev ? "dev mode" : "production");
+  if ((r = net_loop_run(base)) < 0) {
     fprintf(stderr, "kms: cannot install signal handlers\n");
     goto out;
   }
-  log_info("kms serving on %s:%u (%s)", cfg->address, srv->port,
-           cfg->dev ? "dev mode" : "production");
-  event_base_dispatch(base);
   ret = 0;
 out:
-  if (sigint)
-    event_free(sigint);
-  if (sigterm)
-    event_free(sigterm);
   kms_server_free(srv);
-  event_base_loop(base, EVLOOP_NONBLOCK);
-  event_base_free(base);
+  net_loop_free(base);
   return ret;
 }
 
@@ -225,7 +198,7 @@ int main(int argc, char **argv) {
     ret = r < 0 ? 1 : 0;
     goto out;
   }
-  set_log_level(cfg.log_level);
+  log_level_from_config(cfg.log_level);
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   if (onboard) {

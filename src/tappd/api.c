@@ -297,3 +297,33 @@ int api_fill_tls_key(ProtobufCMessage *m, const struct tappd_tls_key *k) {
 int api_reply_new(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret) {
   return prpc_message_new(d, ret);
 }
+
+int api_reply_done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out) {
+  if (r < 0) {
+    prpc_message_free(out);
+    return r;
+  }
+  *ret_out = out;
+  return 0;
+}
+
+int api_info_reply(struct tappd *t, bool external, const ProtobufCMessageDescriptor *d,
+                   ProtobufCMessage **ret_out, char **ret_error) {
+  struct tappd_info info;
+  int r = tappd_info(t, external, &info, ret_error);
+  if (r < 0)
+    return r;
+  ProtobufCMessage *out = NULL;
+  if ((r = api_reply_new(d, &out)) >= 0)
+    r = api_fill_app_info(out, &info);
+  tappd_info_free(&info);
+  return api_reply_done(r, out, ret_out);
+}
+
+int api_version_reply(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret_out) {
+  ProtobufCMessage *out = NULL;
+  int r = api_reply_new(d, &out);
+  if (r >= 0)
+    r = api_fill_version(out);
+  return api_reply_done(r, out, ret_out);
+}

@@ -61,3 +61,10 @@ int worker_api_methods(prpc_method_fn *table, size_t n);
 int api_fill_tls_key(ProtobufCMessage *m, const struct tappd_tls_key *k);
 /* Builds a reply of type d with fill(); frees it on failure. */
 int api_reply_new(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret);
+/* Ends a handler: on r < 0 frees out and returns r, else hands out over. */
+int api_reply_done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out);
+/* Info and Version replies, shared by the services whose messages have the same shape in
+ * different proto packages (d is that service's AppInfo / WorkerVersion descriptor). */
+int api_info_reply(struct tappd *t, bool external, const ProtobufCMessageDescriptor *d,
+                   ProtobufCMessage **ret_out, char **ret_error);
+int api_version_reply(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret_out);

@@ -6,15 +6,6 @@
 #include "dstack_guest.pb-c.h"
 #include "net/prpc_json.h"
 
-static int done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out) {
-  if (r < 0) {
-    prpc_message_free(out);
-    return r;
-  }
-  *ret_out = out;
-  return 0;
-}
-
 static int m_get_tls_key(void *ud, struct http_request *req, const ProtobufCMessage *in,
                          ProtobufCMessage **ret_out, char **ret_error) {
   (void)req;
@@ -40,7 +31,7 @@ static int m_get_tls_key(void *ud, struct http_request *req, const ProtobufCMess
   if ((r = api_reply_new(&dstack__get_tls_key_response__descriptor, &out)) >= 0)
     r = api_fill_tls_key(out, &k);
   tappd_tls_key_free(&k);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_get_key(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -57,7 +48,7 @@ static int m_get_key(void *ud, struct http_request *req, const ProtobufCMessage 
       (r = api_add_bytes(out, "signature_chain", k.sig, 65)) >= 0)
     r = api_add_bytes(out, "signature_chain", k.kms_sig.data, k.kms_sig.len);
   tappd_key_free(&k);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_get_quote(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -71,7 +62,7 @@ static int m_get_quote(void *ud, struct http_request *req, const ProtobufCMessag
   ProtobufCMessage *out = NULL;
   if ((r = api_reply_new(&dstack__get_quote_response__descriptor, &out)) >= 0)
     r = api_fill_quote(ud, out, rd, ret_error);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_attest(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -88,7 +79,7 @@ static int m_attest(void *ud, struct http_request *req, const ProtobufCMessage *
   ProtobufCMessage *out = NULL;
   if ((r = api_reply_new(&dstack__attest_response__descriptor, &out)) >= 0)
     r = api_set_bytes(out, "attestation", att.data, att.len);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_emit_event(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -106,15 +97,7 @@ static int m_info(void *ud, struct http_request *req, const ProtobufCMessage *in
                   ProtobufCMessage **ret_out, char **ret_error) {
   (void)req;
   (void)in;
-  struct tappd_info info;
-  int r = tappd_info(ud, false, &info, ret_error);
-  if (r < 0)
-    return r;
-  ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__app_info__descriptor, &out)) >= 0)
-    r = api_fill_app_info(out, &info);
-  tappd_info_free(&info);
-  return done(r, out, ret_out);
+  return api_info_reply(ud, false, &dstack__app_info__descriptor, ret_out, ret_error);
 }
 
 static int m_version(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -123,11 +106,7 @@ static int m_version(void *ud, struct http_request *req, const ProtobufCMessage 
   (void)req;
   (void)in;
   (void)ret_error;
-  ProtobufCMessage *out = NULL;
-  int r = api_reply_new(&dstack__worker_version__descriptor, &out);
-  if (r >= 0)
-    r = api_fill_version(out);
-  return done(r, out, ret_out);
+  return api_version_reply(&dstack__worker_version__descriptor, ret_out);
 }
 
 static int m_sign(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -146,7 +125,7 @@ static int m_sign(void *ud, struct http_request *req, const ProtobufCMessage *in
       (r = api_add_bytes(out, "signature_chain", s.key.kms_sig.data, s.key.kms_sig.len)) >= 0)
     r = api_set_bytes(out, "public_key", s.pub, s.pub_len);
   tappd_signature_free(&s);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_verify(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -163,7 +142,7 @@ static int m_verify(void *ud, struct http_request *req, const ProtobufCMessage *
   ProtobufCMessage *out = NULL;
   if ((r = api_reply_new(&dstack__verify_response__descriptor, &out)) >= 0)
     r = api_set_bool(out, "valid", valid);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 int guest_api_methods(prpc_method_fn *table, size_t n) {

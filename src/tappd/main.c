@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "net/loop.h"
 #include "base/str.h"
 #include "config.h"
 #include "dev.h"
@@ -31,25 +32,6 @@ static void usage(FILE *f) {
           "\n"
           "Listeners are announced on stdout as 'listening <name> <address>' lines.\n"
           "Logging: DSTACK_LOG=error|warn|info|debug (default from [default] log_level).\n");
-}
-
-static void set_log_level(const char *rocket_level) {
-  if (getenv("DSTACK_LOG"))
-    return;
-  enum log_level l = LOG_LVL_INFO;
-  if (str_eq_ptr(rocket_level, "off") || str_eq_ptr(rocket_level, "critical"))
-    l = LOG_LVL_ERROR;
-  else if (str_eq_ptr(rocket_level, "debug"))
-    l = LOG_LVL_DEBUG;
-  else if (log_level_from_name(rocket_level, &l) < 0)
-    l = LOG_LVL_INFO;
-  log_level_set(l);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *ud) {
-  (void)what;
-  log_info("signal %d: shutting down", (int)sig);
-  event_base_loopbreak(ud);
 }
 
 int main(int argc, char **argv) {
@@ -134,7 +116,7 @@ int main(int argc, char **argv) {
     tappd_config_free(&cfg);
     return r < 0 ? 1 : 0;
   }
-  set_log_level(cfg.log_level);
+  log_level_from_config(cfg.log_level);
   if (dev_abs && (r = tappd_dev_prepare(dev_abs, err, sizeof(err))) < 0) {
     fprintf(stderr, "tappd: dev mode: %s\n", err);
     tappd_config_free(&cfg);
@@ -158,7 +140,6 @@ int main(int argc, char **argv) {
   struct tappd *t = NULL;
   struct event_base *base = NULL;
   struct tappd_server *srv = NULL;
-  struct event *sigint = NULL, *sigterm = NULL;
   int ret = 1;
   if ((r = tappd_new(&cfg, &t, err, sizeof(err))) < 0) {
     fprintf(stderr, "tappd: %s\n", err[0] ? err : strerror(-r));
@@ -178,24 +159,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tappd: %s\n", err[0] ? err : strerror(-r));
     goto out;
   }
-  sigint = evsignal_new(base, SIGINT, on_signal, base);
-  sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-  if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+  log_info("tappd %s (%s) running on the %s TEE", tappd_version(), tappd_git_rev(),
+           str_isempty(cfg.tee) ? "auto-detected" : cfg.tee);
+  if ((r = net_loop_run(base)) < 0) {
     fprintf(stderr, "tappd: cannot install signal handlers\n");
     goto out;
   }
-  log_info("tappd %s (%s) running on the %s TEE", tappd_version(), tappd_git_rev(),
-           str_isempty(cfg.tee) ? "auto-detected" : cfg.tee);
-  event_base_dispatch(base);
   ret = 0;
 out:
-  if (sigint)
-    event_free(sigint);
-  if (sigterm)
-    event_free(sigterm);
   tappd_server_free(srv);
-  if (base)
-    event_base_free(base);
+  net_loop_free(base);
   tappd_free(t);
   tappd_config_free(&cfg);
   return ret;

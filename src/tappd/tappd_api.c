@@ -7,15 +7,6 @@
 #include "tappd_rpc.pb-c.h"
 
 /* Finishes a handler: on success hands out the reply, else frees it. */
-static int done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out) {
-  if (r < 0) {
-    prpc_message_free(out);
-    return r;
-  }
-  *ret_out = out;
-  return 0;
-}
-
 static int m_derive_key(void *ud, struct http_request *req, const ProtobufCMessage *in,
                         ProtobufCMessage **ret_out, char **ret_error) {
   (void)req;
@@ -38,7 +29,7 @@ static int m_derive_key(void *ud, struct http_request *req, const ProtobufCMessa
   if (r >= 0)
     r = api_fill_tls_key(out, &k);
   tappd_tls_key_free(&k);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_derive_k256_key(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -56,7 +47,7 @@ static int m_derive_k256_key(void *ud, struct http_request *req, const ProtobufC
       (r = api_add_bytes(out, "k256_signature_chain", k.sig, 65)) >= 0)
     r = api_add_bytes(out, "k256_signature_chain", k.kms_sig.data, k.kms_sig.len);
   tappd_key_free(&k);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int quote_reply(struct tappd *t, const uint8_t *data, size_t len, const char *hash,
@@ -70,7 +61,7 @@ static int quote_reply(struct tappd *t, const uint8_t *data, size_t len, const c
       (r = api_fill_quote(t, out, rd, ret_error)) >= 0 &&
       (r = api_set_string(out, "hash_algorithm", tappd_report_data_hash_name(hash))) >= 0)
     r = api_set_string(out, "prefix", tappd_report_data_prefix(hash, prefix));
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_tdx_quote(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -92,15 +83,7 @@ static int m_info(void *ud, struct http_request *req, const ProtobufCMessage *in
                   ProtobufCMessage **ret_out, char **ret_error) {
   (void)req;
   (void)in;
-  struct tappd_info info;
-  int r = tappd_info(ud, false, &info, ret_error);
-  if (r < 0)
-    return r;
-  ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&tappd__app_info__descriptor, &out)) >= 0)
-    r = api_fill_app_info(out, &info);
-  tappd_info_free(&info);
-  return done(r, out, ret_out);
+  return api_info_reply(ud, false, &tappd__app_info__descriptor, ret_out, ret_error);
 }
 
 static int m_version(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -109,11 +92,7 @@ static int m_version(void *ud, struct http_request *req, const ProtobufCMessage 
   (void)req;
   (void)in;
   (void)ret_error;
-  ProtobufCMessage *out = NULL;
-  int r = api_reply_new(&tappd__worker_version__descriptor, &out);
-  if (r >= 0)
-    r = api_fill_version(out);
-  return done(r, out, ret_out);
+  return api_version_reply(&tappd__worker_version__descriptor, ret_out);
 }
 
 int tappd_api_methods(prpc_method_fn *table, size_t n) {

@@ -17,15 +17,6 @@
 #include "server.h"
 #include "tappd_rpc.pb-c.h"
 
-static int done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out) {
-  if (r < 0) {
-    prpc_message_free(out);
-    return r;
-  }
-  *ret_out = out;
-  return 0;
-}
-
 static void version_header(struct http_request *req) {
   if (req)
     (void)http_reply_header(req, "X-App-Version", tappd_version());
@@ -48,7 +39,7 @@ static int m_info(void *ud, struct http_request *req, const ProtobufCMessage *in
     r = api_set_string(out, "tcb_info", info.tcb_info);
   tappd_info_free(&info);
   version_header(req);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 static int m_version(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -61,7 +52,7 @@ static int m_version(void *ud, struct http_request *req, const ProtobufCMessage 
   if (r >= 0)
     r = api_fill_version(out);
   version_header(req);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 /* ListContainersResponse of the Docker list. */
@@ -89,7 +80,7 @@ static int containers_message(const struct docker_container *cs, size_t n,
     }
     r = api_add_message(out, "containers", c);
   }
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 /* pRPC replies as the dispatcher sends them (net/prpc.h): JSON or protobuf like the request,
@@ -201,7 +192,7 @@ static int m_get_attestation_for_app_key(void *ud, struct http_request *req,
   if ((r = api_reply_new(&tappd__get_quote_response__descriptor, &out)) >= 0)
     r = api_fill_quote(ud, out, rd, ret_error);
   version_header(req);
-  return done(r, out, ret_out);
+  return api_reply_done(r, out, ret_out);
 }
 
 int worker_api_methods(prpc_method_fn *table, size_t n) {

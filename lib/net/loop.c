@@ -1,0 +1,34 @@
+#include "net/loop.h"
+
+#include <errno.h>
+#include <signal.h>
+
+#include "base/log.h"
+
+static void loop_on_signal(evutil_socket_t sig, short what, void *ud) {
+  (void)what;
+  log_info("signal %d: shutting down", (int)sig);
+  event_base_loopbreak(ud);
+}
+
+int net_loop_run(struct event_base *base) {
+  struct event *sigint = evsignal_new(base, SIGINT, loop_on_signal, base);
+  struct event *sigterm = evsignal_new(base, SIGTERM, loop_on_signal, base);
+  int r = 0;
+  if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0)
+    r = -ENOMEM;
+  else
+    event_base_dispatch(base);
+  if (sigint)
+    event_free(sigint);
+  if (sigterm)
+    event_free(sigterm);
+  return r;
+}
+
+void net_loop_free(struct event_base *base) {
+  if (!base)
+    return;
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  event_base_free(base);
+}

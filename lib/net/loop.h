@@ -1,0 +1,11 @@
+/* Running a daemon's libevent loop: SIGINT/SIGTERM end it cleanly, and freeing the base first lets
+ * libevent finish the deferred frees of connections closed by the servers (see http_server.h). */
+#pragma once
+
+#include <event2/event.h>
+
+/* Dispatches base until SIGINT or SIGTERM (logged at info) or until the loop runs out of events.
+ * 0, or -ENOMEM when the signal handlers cannot be installed. */
+int net_loop_run(struct event_base *base);
+/* One non-blocking pass, then event_base_free. Call after freeing the servers. NULL is fine. */
+void net_loop_free(struct event_base *base);
