@@ -9,7 +9,8 @@ pkgs=(
   libssl-dev openssl libjansson-dev libsecp256k1-dev libcmocka-dev
   libevent-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev
   python3 python3-pytest python3-cryptography python3-requests
-  libsqlite3-dev wireguard-go wireguard-tools iproute2
+  libsqlite3-dev wireguard-go wireguard-tools iproute2 libc-ares-dev
+  haproxy wrk knot knot-dnsutils
   xxd curl nginx
   podman runc busybox-static
 )

@@ -83,6 +83,32 @@ int buf_append_str(struct buf *b, const char *s) {
   return buf_append(b, s, strlen(s));
 }
 
+int buf_append_html(struct buf *b, const char *s) {
+  int r = 0;
+  for (; r >= 0 && s && *s; s++) {
+    switch (*s) {
+    case '<':
+      r = buf_append_str(b, "&lt;");
+      break;
+    case '>':
+      r = buf_append_str(b, "&gt;");
+      break;
+    case '&':
+      r = buf_append_str(b, "&amp;");
+      break;
+    case '"':
+      r = buf_append_str(b, "&quot;");
+      break;
+    case '\'':
+      r = buf_append_str(b, "&#39;");
+      break;
+    default:
+      r = buf_append(b, s, 1);
+    }
+  }
+  return r;
+}
+
 int buf_append_u8(struct buf *b, uint8_t v) {
   return buf_append(b, &v, 1);
 }

@@ -43,6 +43,8 @@ void buf_reset(struct buf *b);
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
+/* s with < > & " ' as HTML character references (s may be NULL: nothing). */
+int buf_append_html(struct buf *b, const char *s);
 int buf_append_u8(struct buf *b, uint8_t v);
 int buf_append_u16le(struct buf *b, uint16_t v);
 int buf_append_u32le(struct buf *b, uint32_t v);

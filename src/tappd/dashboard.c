@@ -10,36 +10,10 @@
 #include "net/http_server.h"
 #include "server.h"
 
-static int html_escape(struct buf *out, const char *s) {
-  int r = 0;
-  for (; r >= 0 && s && *s; s++) {
-    switch (*s) {
-    case '<':
-      r = buf_append_str(out, "&lt;");
-      break;
-    case '>':
-      r = buf_append_str(out, "&gt;");
-      break;
-    case '&':
-      r = buf_append_str(out, "&amp;");
-      break;
-    case '"':
-      r = buf_append_str(out, "&quot;");
-      break;
-    case '\'':
-      r = buf_append_str(out, "&#39;");
-      break;
-    default:
-      r = buf_append_u8(out, (uint8_t)*s);
-    }
-  }
-  return r;
-}
-
 static int row(struct buf *out, const char *label, const char *value) {
   int r = buf_printf(out, "<tr><th>%s</th><td><code>", label);
   if (r >= 0)
-    r = html_escape(out, value);
+    r = buf_append_html(out, value);
   if (r >= 0)
     r = buf_append_str(out, "</code></td></tr>\n");
   return r;
@@ -58,17 +32,17 @@ static int containers_table(struct tappd *t, int list_err, const struct docker_c
       name++;
     r = buf_append_str(out, "<tr><td>");
     if (r >= 0)
-      r = html_escape(out, name);
+      r = buf_append_html(out, name);
     if (r >= 0)
       r = buf_append_str(out, "</td><td>");
     if (r >= 0)
-      r = html_escape(out, cs[i].status);
+      r = buf_append_html(out, cs[i].status);
     if (r >= 0)
       r = buf_append_str(out, "</td><td>");
     if (r >= 0 && t->public_logs && logs_container_name_valid(name)) {
       r = buf_append_str(out, "<a href=\"/logs/");
       if (r >= 0)
-        r = html_escape(out, name);
+        r = buf_append_html(out, name);
       if (r >= 0)
         r = buf_append_str(out, "?text&amp;bare&amp;timestamps&amp;follow\">logs</a>");
     }
@@ -119,7 +93,7 @@ int dashboard_render(struct tappd *t, int list_err, const struct docker_containe
     if (t->public_tcbinfo) {
       r = buf_append_str(out, "<textarea readonly rows=\"20\">");
       if (r >= 0)
-        r = html_escape(out, info.tcb_info);
+        r = buf_append_html(out, info.tcb_info);
       if (r >= 0)
         r = buf_append_str(out, "</textarea>\n");
     } else {
@@ -129,7 +103,7 @@ int dashboard_render(struct tappd *t, int list_err, const struct docker_containe
   if (r >= 0)
     r = buf_append_str(out, "<h2>App Certificate</h2>\n<textarea readonly rows=\"12\">");
   if (r >= 0)
-    r = html_escape(out, info.app_cert);
+    r = buf_append_html(out, info.app_cert);
   if (r >= 0)
     r = buf_printf(out, "</textarea>\n<p>tappd %s (%s)</p>\n</body></html>\n", tappd_version(),
                    tappd_git_rev());

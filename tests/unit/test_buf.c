@@ -104,12 +104,26 @@ static void test_memcmp_ct(void **state) {
   assert_int_not_equal(memcmp_ct("abcd", "abce", 4), 0);
 }
 
+static void test_buf_html(void **state) {
+  (void)state;
+  struct buf b = BUF_INIT(64);
+  assert_int_equal(buf_append_html(&b, "<a href=\"x\">'&'</a>"), 0);
+  assert_int_equal(buf_append_html(&b, NULL), 0);
+  assert_int_equal(buf_terminate(&b), 0);
+  assert_string_equal((const char *)b.data,
+                      "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  struct buf small = BUF_INIT(4);
+  assert_true(buf_append_html(&small, "&&") < 0);
+  buf_free(&b);
+  buf_free(&small);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_buf_cap),     cmocka_unit_test(test_buf_grow_and_ints),
       cmocka_unit_test(test_buf_printf_steal), cmocka_unit_test(test_buf_secret),
       cmocka_unit_test(test_cursor),      cmocka_unit_test(test_slices),
-      cmocka_unit_test(test_memcmp_ct),
+      cmocka_unit_test(test_memcmp_ct), cmocka_unit_test(test_buf_html),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,236 @@
+/* tproxy.toml: one table of options drives the defaults, the parser and --dump-config. */
+#include "tproxy_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "addrpool.h"
+#include "attest/dcap.h"
+#include "base/conftab.h"
+#include "base/str.h"
+#include "wg.h"
+
+#define O(field) offsetof(struct tproxy_config, field)
+#define CERTS "/etc/tproxy/certs/"
+
+static const struct conftab_opt opts[] = {
+    {"", "address", CONFTAB_STR, O(address), "0.0.0.0", 0, NULL},
+    {"", "port", CONFTAB_U16, O(port), "8010", 0, NULL},
+    {"", "log_level", CONFTAB_STR, O(log_level), "normal", 0, NULL},
+    {"", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
+    {"", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
+    {"tls", "key", CONFTAB_STR, O(tls_key), CERTS "tproxy-rpc.key", 0, NULL},
+    {"tls", "certs", CONFTAB_STR, O(tls_certs), CERTS "tproxy-rpc.cert", 0, NULL},
+    {"tls.mutual", "ca_certs", CONFTAB_STR, O(mutual_ca_certs), CERTS "root-ca.cert", 0, NULL},
+    {"tls.mutual", "mandatory", CONFTAB_BOOL, O(mutual_mandatory), "false", 0, NULL},
+    {"core", "state_db", CONFTAB_STR, O(state_db), "/var/lib/tproxy/tproxy.db", 0, NULL},
+    {"core", "dev", CONFTAB_BOOL, O(dev), "false", 0, NULL},
+    {"core.quote", "pccs_url", CONFTAB_STR, O(pccs_url), "", 0, NULL},
+    {"core.quote", "cache_dir", CONFTAB_STR, O(cache_dir), "", 0, NULL},
+    {"core.quote", "simulator_dir", CONFTAB_STR, O(simulator_dir), "", 0, NULL},
+    {"core.quote", "tcb_statuses", CONFTAB_STRV, O(tcb_statuses), "UpToDate", 0, NULL},
+    {"core.certbot", "workdir", CONFTAB_STR, O(certbot_workdir), "/etc/certbot", 0, NULL},
+    {"core.wg", "public_key", CONFTAB_STR, O(wg_public_key), "", 0, NULL},
+    {"core.wg", "private_key", CONFTAB_STR, O(wg_private_key), "", 0, NULL},
+    {"core.wg", "ip", CONFTAB_STR, O(wg_ip), "10.0.0.1", 0, NULL},
+    {"core.wg", "listen_port", CONFTAB_U16, O(wg_listen_port), "51820", 0, NULL},
+    {"core.wg", "client_ip_range", CONFTAB_STR, O(wg_client_ip_range), "10.0.0.0/24", 0, NULL},
+    {"core.wg", "config_path", CONFTAB_STR, O(wg_config_path), "/etc/wireguard/wg0.conf", 0,
+     NULL},
+    {"core.wg", "interface", CONFTAB_STR, O(wg_interface), "wg0", 0, NULL},
+    {"core.wg", "endpoint", CONFTAB_STR, O(wg_endpoint), "10.0.2.2:51820", 0, NULL},
+    {"core.wg", "mode", CONFTAB_STR, O(wg_mode), "syncconf", 0, NULL},
+    {"core.wg", "sock_dir", CONFTAB_STR, O(wg_sock_dir), WG_DEFAULT_SOCK_DIR, 0, NULL},
+    {"core.wg", "wg_bin", CONFTAB_STR, O(wg_bin), "wg", 0, NULL},
+    {"core.wg", "stale_timeout", CONFTAB_U32, O(wg_stale_timeout), "86400", 0, NULL},
+    {"core.wg", "poll_interval", CONFTAB_U32, O(wg_poll_interval), "10", 0, NULL},
+    {"core.proxy", "cert_chain", CONFTAB_STR, O(proxy_cert_chain), "/etc/certbot/live/cert.pem",
+     0, NULL},
+    {"core.proxy", "cert_key", CONFTAB_STR, O(proxy_cert_key), "/etc/certbot/live/key.pem", 0,
+     NULL},
+    {"core.proxy", "base_domain", CONFTAB_STR, O(base_domain), "app.localhost", 0, NULL},
+    {"core.proxy", "listen_addr", CONFTAB_STR, O(listen_addr), "0.0.0.0", 0, NULL},
+    {"core.proxy", "listen_port", CONFTAB_U16, O(listen_port), "8443", 0, NULL},
+    {"core.proxy", "tappd_port", CONFTAB_U16, O(tappd_port), "8090", 0, NULL},
+    {"core.proxy", "workers", CONFTAB_U32, O(workers), "0", 0, NULL},
+    {"core.proxy", "max_conns", CONFTAB_U32, O(proxy_max_conns), "16384", 0, NULL},
+    {"core.proxy", "connect_timeout", CONFTAB_U32, O(connect_timeout_ms), "5000", 0, NULL},
+    {"core.proxy", "handshake_timeout", CONFTAB_U32, O(handshake_timeout_ms), "10000", 0, NULL},
+    {"core.proxy", "idle_timeout", CONFTAB_U32, O(idle_timeout_s), "600", 0, NULL},
+    {"core.proxy", "cert_poll", CONFTAB_U32, O(cert_poll_s), "5", 0, NULL},
+    {"core.proxy", "dns_servers", CONFTAB_STR, O(dns_servers), "", 0, NULL},
+    {"core.proxy", "dns_legacy", CONFTAB_BOOL, O(dns_legacy), "true", 0, NULL},
+    {"core.proxy", "dns_timeout", CONFTAB_U32, O(dns_timeout_ms), "3000", 0, NULL},
+    {"core.proxy", "dns_min_ttl", CONFTAB_U32, O(dns_min_ttl), "5", 0, NULL},
+    {"core.proxy", "dns_max_ttl", CONFTAB_U32, O(dns_max_ttl), "3600", 0, NULL},
+    {"core.proxy", "dns_neg_ttl", CONFTAB_U32, O(dns_neg_ttl), "10", 0, NULL},
+};
+
+static const struct conftab table = {opts, ARRAY_SIZE(opts)};
+
+int tproxy_config_init(struct tproxy_config *c) {
+  memset(c, 0, sizeof(*c));
+  int r = conftab_defaults(&table, c);
+  if (r < 0)
+    tproxy_config_free(c);
+  return r;
+}
+
+void tproxy_config_free(struct tproxy_config *c) {
+  conftab_free(&table, c);
+}
+
+int tproxy_config_apply(struct tproxy_config *c, const char *text, size_t len, char *err,
+                        size_t errlen) {
+  return conftab_load_text(&table, c, text, len, err, errlen);
+}
+
+int tproxy_config_apply_file(struct tproxy_config *c, const char *path, char *err,
+                             size_t errlen) {
+  return conftab_load_file(&table, c, path, err, errlen);
+}
+
+int tproxy_config_set(char **dst, const char *v) {
+  return conftab_set_str(dst, v);
+}
+
+int tproxy_config_dump(const struct tproxy_config *c, struct buf *out) {
+  return conftab_dump(&table, c, out);
+}
+
+static bool is_ip_literal(const char *s) {
+  if (str_isempty(s))
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!strchr("0123456789abcdefABCDEF.:", *p))
+      return false;
+  return true;
+}
+
+/* "host:port" or "[v6]:port", host an IP address or a DNS name. */
+static bool endpoint_valid(const char *s) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || strlen(s) > 255)
+    return false;
+  char *end;
+  errno = 0;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  if (errno || *end || port == 0 || port > 65535 || colon[1] == '+' || colon[1] == '-')
+    return false;
+  for (const char *p = s; p < colon; p++)
+    if (!strchr("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:[]", *p))
+      return false;
+  return true;
+}
+
+static bool domain_valid(const char *s) {
+  while (*s == '.')
+    s++;
+  size_t n = strlen(s);
+  if (n == 0 || n > 200)
+    return false;
+  size_t label = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p == '.') {
+      if (label == 0)
+        return false;
+      label = 0;
+      continue;
+    }
+    if (!strchr("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-", *p) ||
+        ++label > 63)
+      return false;
+  }
+  return true;
+}
+
+int tproxy_config_check(struct tproxy_config *c, char *err, size_t errlen) {
+  int r;
+  if (!is_ip_literal(c->address))
+    return conftab_error(err, errlen, "address: '%s' is not an IP address", c->address);
+  if (!is_ip_literal(c->listen_addr))
+    return conftab_error(err, errlen, "[core.proxy] listen_addr: '%s' is not an IP address",
+                         c->listen_addr);
+  if (c->max_conns == 0 || c->proxy_max_conns == 0)
+    return conftab_error(err, errlen, "max_conns: must be > 0");
+  if (c->request_timeout == 0)
+    return conftab_error(err, errlen, "request_timeout: must be > 0");
+  if (str_isempty(c->tls_key) || str_isempty(c->tls_certs))
+    return conftab_error(err, errlen, "[tls] needs key and certs");
+  if (str_isempty(c->mutual_ca_certs))
+    return conftab_error(err, errlen,
+                         "[tls.mutual] ca_certs: required (the CA that CVM certificates chain to)");
+  if (str_isempty(c->state_db))
+    return conftab_error(err, errlen, "[core] state_db: a file path is required");
+  for (size_t i = 0; c->tcb_statuses && c->tcb_statuses[i]; i++) {
+    enum dcap_status s;
+    if (dcap_status_from_name(c->tcb_statuses[i], &s) < 0)
+      return conftab_error(err, errlen, "[core.quote] tcb_statuses: unknown TCB status '%s'",
+                           c->tcb_statuses[i]);
+    if (s == DCAP_STATUS_REVOKED)
+      return conftab_error(err, errlen, "[core.quote] tcb_statuses: Revoked is never accepted");
+  }
+  if (!str_isempty(c->pccs_url) && !str_startswith(c->pccs_url, "http://") &&
+      !str_startswith(c->pccs_url, "https://"))
+    return conftab_error(err, errlen, "[core.quote] pccs_url: expected an http(s) URL");
+
+  uint32_t ip;
+  if (ipv4_parse(c->wg_ip, &ip) < 0)
+    return conftab_error(err, errlen, "[core.wg] ip: '%s' is not an IPv4 address", c->wg_ip);
+  struct addrpool pool;
+  if (addrpool_init(&pool, c->wg_client_ip_range, c->wg_ip) < 0)
+    return conftab_error(err, errlen,
+                         "[core.wg] client_ip_range: '%s' is not an IPv4 range with usable "
+                         "addresses (a.b.c.d/n, n <= 30)",
+                         c->wg_client_ip_range);
+  if (str_isempty(c->wg_endpoint) || !endpoint_valid(c->wg_endpoint))
+    return conftab_error(err, errlen, "[core.wg] endpoint: expected host:port, got '%s'",
+                         c->wg_endpoint);
+  if (!str_eq(c->wg_mode, "syncconf") && !str_eq(c->wg_mode, "uapi") &&
+      !str_eq(c->wg_mode, "none"))
+    return conftab_error(err, errlen, "[core.wg] mode: expected \"syncconf\", \"uapi\" or \"none\"");
+  size_t iflen = strlen(c->wg_interface);
+  if (iflen == 0 || iflen > WG_IFNAME_MAX ||
+      strspn(c->wg_interface, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+          iflen)
+    return conftab_error(err, errlen, "[core.wg] interface: bad name '%s'", c->wg_interface);
+  if (c->wg_poll_interval == 0 || c->wg_stale_timeout < c->wg_poll_interval)
+    return conftab_error(err, errlen,
+                         "[core.wg] poll_interval must be > 0 and stale_timeout >= it");
+  if (str_isempty(c->wg_private_key)) {
+    if (!str_eq(c->wg_mode, "none"))
+      return conftab_error(err, errlen, "[core.wg] private_key: required");
+  } else {
+    char pub[WG_KEY_B64_LEN + 1];
+    if (wg_key_public_from_private_b64(c->wg_private_key, pub) < 0)
+      return conftab_error(err, errlen,
+                           "[core.wg] private_key: not a WireGuard key (base64 of 32 bytes)");
+    if (str_isempty(c->wg_public_key)) {
+      if ((r = conftab_set_str(&c->wg_public_key, pub)) < 0)
+        return r;
+    } else if (!str_eq(c->wg_public_key, pub))
+      return conftab_error(err, errlen, "[core.wg] public_key does not belong to private_key");
+  }
+  if (!str_isempty(c->wg_public_key)) {
+    uint8_t k[WG_KEY_LEN];
+    if (wg_key_decode(c->wg_public_key, k) < 0)
+      return conftab_error(err, errlen, "[core.wg] public_key: not a WireGuard key");
+  }
+
+  if (!domain_valid(c->base_domain))
+    return conftab_error(err, errlen, "[core.proxy] base_domain: bad domain '%s'",
+                         c->base_domain);
+  if (str_isempty(c->proxy_cert_chain) || str_isempty(c->proxy_cert_key))
+    return conftab_error(err, errlen, "[core.proxy] needs cert_chain and cert_key");
+  if (c->workers > 256)
+    return conftab_error(err, errlen, "[core.proxy] workers: at most 256");
+  if (c->connect_timeout_ms == 0 || c->handshake_timeout_ms == 0 || c->idle_timeout_s == 0)
+    return conftab_error(err, errlen, "[core.proxy] timeouts must be > 0");
+  if (c->cert_poll_s == 0)
+    return conftab_error(err, errlen, "[core.proxy] cert_poll: must be > 0");
+  if (c->dns_timeout_ms == 0 || c->dns_min_ttl > c->dns_max_ttl)
+    return conftab_error(err, errlen,
+                         "[core.proxy] dns_timeout must be > 0 and dns_min_ttl <= dns_max_ttl");
+  return 0;
+}
