@@ -270,6 +270,26 @@ int eventlog_seed_line(uint32_t imr, uint32_t type, const uint8_t digest48[48], 
   return 0;
 }
 
+int eventlog_runtime_line(const char *name, const uint8_t digest48[48], const uint8_t *payload,
+                          size_t len, struct buf *out) {
+  if (!name || !digest48 || !out || (len && !payload))
+    return -EINVAL;
+  if (!utf8_valid((const uint8_t *)name, strlen(name)))
+    return -EINVAL;
+  size_t len0 = out->len;
+  int r;
+  if ((r = buf_printf(out, "{\"imr\":3,\"event_type\":%u,\"digest\":\"",
+                      (unsigned)EVENTLOG_EV_RUNTIME)) < 0 ||
+      (r = hex_append(out, digest48, 48)) < 0 || (r = buf_append_str(out, "\",\"event\":")) < 0 ||
+      (r = json_string_append(out, name)) < 0 ||
+      (r = buf_append_str(out, ",\"event_payload\":\"")) < 0 ||
+      (r = hex_append(out, payload, len)) < 0 || (r = buf_append_str(out, "\"}\n")) < 0) {
+    out->len = len0;
+    return r;
+  }
+  return 0;
+}
+
 int eventlog_find(const struct eventlog *log, uint32_t imr, const char *name,
                   const struct tdx_event **ret) {
   if (!log || !name)

@@ -99,6 +99,10 @@ int eventlog_runtime_digest(const char *name, const uint8_t *payload, size_t len
  * with a trailing '\n', appended to out. */
 int eventlog_seed_line(uint32_t imr, uint32_t type, const uint8_t digest48[48], const char *assoc,
                        struct buf *out);
+/* One runtime-event JSON line on RTMR3, {"imr":3,"event_type":134217729,"digest":"<96 hex>",
+ * "event":"<name>","event_payload":"<hex>"} with a trailing '\n', appended to out. */
+int eventlog_runtime_line(const char *name, const uint8_t digest48[48], const uint8_t *payload,
+                          size_t len, struct buf *out);
 
 /* First event with that imr and event name (seed: associated_data). -ENOENT when none.
  * *ret points into log. */

@@ -326,22 +326,6 @@ int tappd_quote(struct tappd *t, const uint8_t report_data[64], struct buf *quot
   return r;
 }
 
-static int runtime_line(const char *name, const uint8_t digest[48], const uint8_t *payload,
-                        size_t len, struct buf *out) {
-  _cleanup_json_ json_t *o = json_object();
-  if (!o)
-    return -ENOMEM;
-  int r;
-  if ((r = json_set_u64(o, "imr", 3)) < 0 ||
-      (r = json_set_u64(o, "event_type", EVENTLOG_EV_RUNTIME)) < 0 ||
-      (r = json_set_hex(o, "digest", digest, 48)) < 0 || (r = json_set_str(o, "event", name)) < 0 ||
-      (r = json_set_hex(o, "event_payload", payload, len)) < 0)
-    return r;
-  if ((r = json_dump_buf(o, JSON_COMPACT, out)) < 0)
-    return r;
-  return buf_append_u8(out, '\n');
-}
-
 int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
                      char **ret_error) {
   if (!tappd_event_name_valid(event))
@@ -356,7 +340,7 @@ int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload,
   if (r < 0)
     return tappd_error(ret_error, r, "bad event");
   _cleanup_buf_ struct buf line = BUF_INIT(2 * TAPPD_MAX_EVENT_PAYLOAD + 8 * EVENTLOG_MAX_NAME + 512);
-  if ((r = runtime_line(event, digest, payload, len, &line)) < 0)
+  if ((r = eventlog_runtime_line(event, digest, payload, len, &line)) < 0)
     return r;
 
   /* Append + extend under the event-log flock (tee_extend_event_line): the log order is the

@@ -7,19 +7,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attest/eventlog.h"
 #include "attest/tee.h"
 #include "base/hex.h"
 #include "tdxctl.h"
 
 static void extend_usage(FILE *f) {
   fprintf(f,
-          "Usage: tdxctl extend -a DATA [-i INDEX] [-t TYPE] [-d HEX] [-v VERSION] [--force]\n\n"
+          "Usage: tdxctl extend -a DATA [-i INDEX] [-t TYPE] [-d HEX] [-v VERSION] [--force]\n"
+          "       tdxctl extend -a NAME --payload HEX [--force]\n\n"
           "  -a, --associated-data STR  event name recorded in the event log (required)\n"
           "  -d, --digest HEX           extend value, at most 48 bytes, right-padded with zeros\n"
           "                             (default: empty = 48 zero bytes)\n"
           "  -i, --index N              RTMR index 0..3 (default 3)\n"
           "  -t, --event-type N         event type (default 1)\n"
           "  -v, --version N            event version (only 1)\n"
+          "  -p, --payload HEX          a runtime event NAME with this payload on RTMR3 (as the\n"
+          "                             guest agent emits): digest SHA-384(type:NAME:payload)\n"
           "      --force                extend on TDX even when /dev/tdx_guest is missing\n\n"
           "Prints 'Extended RTMR <i>: <digest hex>'. Backend: DSTACK_TEE (tdx, sim).\n");
 }
@@ -33,16 +37,18 @@ int cmd_extend(int argc, char **argv) {
       {"event-type", required_argument, NULL, 't'},
       {"digest", required_argument, NULL, 'd'},
       {"associated-data", required_argument, NULL, 'a'},
+      {"payload", required_argument, NULL, 'p'},
       {"force", no_argument, NULL, OPT_FORCE},
       {},
   };
   uint64_t version = 1, index = 3, type = 1;
-  const char *digest_hex = "", *assoc = NULL;
+  const char *digest_hex = "", *assoc = NULL, *payload_hex = NULL;
+  bool digest_set = false, index_set = false;
   bool force = false;
   int c, r;
 
   optind = 0;
-  while ((c = getopt_long(argc, argv, "hv:i:t:d:a:", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "hv:i:t:d:a:p:", opts, NULL)) != -1) {
     switch (c) {
     case 'h':
       extend_usage(stdout);
@@ -54,6 +60,7 @@ int cmd_extend(int argc, char **argv) {
     case 'i':
       if (cli_parse_uint(optarg, 3, &index) < 0)
         return cli_usage_error("bad --index '%s' (0..3)", optarg);
+      index_set = true;
       break;
     case 't':
       if (cli_parse_uint(optarg, UINT32_MAX, &type) < 0)
@@ -61,6 +68,10 @@ int cmd_extend(int argc, char **argv) {
       break;
     case 'd':
       digest_hex = optarg;
+      digest_set = true;
+      break;
+    case 'p':
+      payload_hex = optarg;
       break;
     case 'a':
       assoc = optarg;
@@ -81,6 +92,11 @@ int cmd_extend(int argc, char **argv) {
     return cli_usage_error("unsupported event version %llu (only 1)",
                            (unsigned long long)version);
 
+  if (payload_hex && (digest_set || (index_set && index != 3)))
+    return cli_usage_error("--payload makes a runtime event on RTMR3: no --digest or --index");
+  _cleanup_buf_ struct buf payload = BUF_INIT(64 * 1024);
+  if (payload_hex && hex_decode_buf(payload_hex, strlen(payload_hex), false, &payload) < 0)
+    return cli_usage_error("--payload is not hex (at most 64 KiB)");
   _cleanup_buf_ struct buf d = BUF_INIT(TEE_RTMR_SIZE);
   r = hex_decode_buf(digest_hex, strlen(digest_hex), false, &d);
   if (r == -ENOBUFS)
@@ -102,7 +118,15 @@ int cmd_extend(int argc, char **argv) {
     return cli_fail(-ENODEV, "not extending RTMR %u: /dev/tdx_guest is missing (use --force)",
                     (unsigned)index);
 
-  r = tee_extend_event(tee, (unsigned)index, (uint32_t)type, digest48, assoc);
+  if (payload_hex) {
+    _cleanup_buf_ struct buf line = BUF_INIT(TEE_EVENT_LINE_MAX);
+    if ((r = eventlog_runtime_digest(assoc, payload.data, payload.len, 1, digest48)) < 0 ||
+        (r = eventlog_runtime_line(assoc, digest48, payload.data, payload.len, &line)) < 0)
+      return cli_fail(r, "bad runtime event");
+    r = tee_extend_event_line(tee, 3, digest48, line.data, line.len);
+  } else {
+    r = tee_extend_event(tee, (unsigned)index, (uint32_t)type, digest48, assoc);
+  }
   if (r < 0)
     return cli_fail(r, "extending RTMR %u", (unsigned)index);
 

@@ -110,6 +110,25 @@ def test_extend_other_index_and_empty_digest(sim, tmp_path):
     assert r["rtmr2"] == after["rt_mr2"]
 
 
+def test_extend_runtime_event(sim, tmp_path):
+    """--payload: a runtime event as the guest agent emits it (digest over type, name and
+    payload), replayable and quoted like any other."""
+    payload = bytes(range(20))
+    want = hashlib.sha384((0x08000001).to_bytes(4, "little") + b":instance-id:" + payload).digest()
+    out = sim.tdxctl.run("extend", "-a", "instance-id", "--payload", payload.hex()).stdout.decode()
+    assert out == f"Extended RTMR 3: {want.hex()}\n"
+    last = json.loads(sim.eventlog.read_text().splitlines()[-1])
+    assert last == {"imr": 3, "event_type": 0x08000001, "digest": want.hex(),
+                    "event": "instance-id", "event_payload": payload.hex()}
+    _, info = quote_info(sim, bytes(64), tmp_path)
+    r = replay(sim.tdxctl, sim.eventlog)
+    assert r["rtmr3"] == info["rt_mr3"]
+    for args in (["-a", "x", "-p", "zz"], ["-a", "x", "-p", "00", "-d", "00"],
+                 ["-a", "x", "-p", "00", "-i", "2"]):
+        p = sim.tdxctl.run("extend", *args, check=False)
+        assert p.returncode == 2, args
+
+
 def test_extend_bad_arguments(sim):
     for args in (["-d", "00" * 49, "-a", "x"],   # digest over 48 bytes
                  ["-d", "zz", "-a", "x"],         # not hex
