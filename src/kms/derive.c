@@ -61,7 +61,7 @@ static int sign_message(const struct kms_root_keys *rk, const char *prefix, cons
 
 int kms_derive_env_secret(const struct kms_root_keys *rk, const uint8_t *app_id, size_t len,
                           uint8_t ret[32]) {
-  if (!rk || (!app_id && len) || len > KMS_APP_ID_MAX)
+  if (!rk || (!app_id && len) || len > RATLS_APP_ID_MAX)
     return -EINVAL;
   struct slice ctx[] = {SLICE(app_id, len), SLICE_STR("env-encrypt-key")};
   return kdf_derive_dh_secret(rk->ca_scalar, sizeof(rk->ca_scalar), ctx, ARRAY_SIZE(ctx), ret);
@@ -69,7 +69,7 @@ int kms_derive_env_secret(const struct kms_root_keys *rk, const uint8_t *app_id,
 
 int kms_derive_k256(const struct kms_root_keys *rk, const uint8_t *app_id, size_t len,
                     uint8_t ret_key[32], uint8_t ret_sig[65]) {
-  if (!rk || (!app_id && len) || len > KMS_APP_ID_MAX)
+  if (!rk || (!app_id && len) || len > RATLS_APP_ID_MAX)
     return -EINVAL;
   struct slice ctx[] = {SLICE(app_id, len), SLICE_STR("app-key")};
   uint8_t pub[33];
@@ -107,21 +107,21 @@ int kms_env_pubkey(const struct kms_root_keys *rk, const uint8_t *app_id, size_t
 }
 
 /* What an identity must hold for its era's derivations. */
-static int identity_check(const struct kms_app_identity *id) {
-  if (!id || id->app_id_len == 0 || id->app_id_len > KMS_APP_ID_MAX ||
-      id->instance_id_len > KMS_INSTANCE_ID_MAX)
+static int identity_check(const struct ratls_app_identity *id) {
+  if (!id || id->app_id_len == 0 || id->app_id_len > RATLS_APP_ID_MAX ||
+      id->instance_id_len > RATLS_INSTANCE_ID_MAX)
     return -EINVAL;
-  if (id->era == KMS_ERA_SEED &&
+  if (id->era == RATLS_ERA_SEED &&
       (!id->has_rootfs_hash || strlen(id->app_id_hex) != 40 || strlen(id->rootfs_hash_hex) != 64))
     return -EINVAL;
   return 0;
 }
 
 /* The keys that depend on the era and the app id only: app_key, env_crypt_key, k256_*. */
-static int derive_app_part(const struct kms_root_keys *rk, const struct kms_app_identity *id,
+static int derive_app_part(const struct kms_root_keys *rk, const struct ratls_app_identity *id,
                            struct kms_app_keys *k) {
   int r;
-  if (id->era == KMS_ERA_SEED) {
+  if (id->era == RATLS_ERA_SEED) {
     struct slice app_ctx[] = {SLICE_STR(id->app_id_hex), SLICE_STR("app-key")};
     r = kdf_derive_p256_key(rk->ca_scalar, sizeof(rk->ca_scalar), app_ctx, ARRAY_SIZE(app_ctx),
                             &k->app_key);
@@ -138,10 +138,10 @@ static int derive_app_part(const struct kms_root_keys *rk, const struct kms_app_
 }
 
 /* disk_crypt_key: seed era PKCS#8 DER of a P-256 key, newest era a dh secret. */
-static int derive_disk(const struct kms_root_keys *rk, const struct kms_app_identity *id,
+static int derive_disk(const struct kms_root_keys *rk, const struct ratls_app_identity *id,
                        struct kms_app_keys *k) {
   int r;
-  if (id->era == KMS_ERA_SEED) {
+  if (id->era == RATLS_ERA_SEED) {
     struct slice disk_ctx[] = {SLICE_STR(id->app_id_hex), SLICE_STR(id->rootfs_hash_hex),
                                SLICE_STR("app-disk-crypt-key")};
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *disk = NULL;
@@ -162,7 +162,7 @@ static int derive_disk(const struct kms_root_keys *rk, const struct kms_app_iden
   return r;
 }
 
-int kms_derive_app_keys(const struct kms_root_keys *rk, const struct kms_app_identity *id,
+int kms_derive_app_keys(const struct kms_root_keys *rk, const struct ratls_app_identity *id,
                         struct kms_app_keys *ret) {
   if (!rk || identity_check(id) < 0)
     return -EINVAL;
@@ -185,8 +185,8 @@ int kms_derive_app_keys(const struct kms_root_keys *rk, const struct kms_app_ide
 struct key_entry {
   bool used;
   uint64_t stamp;
-  enum kms_era era;
-  uint8_t app_id[KMS_APP_ID_MAX];
+  enum ratls_era era;
+  uint8_t app_id[RATLS_APP_ID_MAX];
   size_t app_id_len;
   struct kms_app_keys keys; /* disk_crypt_key unused */
 };
@@ -240,7 +240,7 @@ static int copy_app_part(const struct kms_app_keys *src, struct kms_app_keys *ds
 }
 
 static struct key_entry *cache_find(struct kms_key_cache *c, const struct kms_root_keys *rk,
-                                    const struct kms_app_identity *id) {
+                                    const struct ratls_app_identity *id) {
   if (c->rk != rk) {
     for (size_t i = 0; i < c->n; i++)
       entry_clear(&c->e[i]);
@@ -258,7 +258,7 @@ static struct key_entry *cache_find(struct kms_key_cache *c, const struct kms_ro
 }
 
 /* Takes over the app part of k (k keeps a copy) into the least recently used slot. */
-static void cache_put(struct kms_key_cache *c, const struct kms_app_identity *id,
+static void cache_put(struct kms_key_cache *c, const struct ratls_app_identity *id,
                       const struct kms_app_keys *k) {
   struct key_entry *slot = &c->e[0];
   for (size_t i = 0; i < c->n; i++) {
@@ -285,7 +285,7 @@ static void cache_put(struct kms_key_cache *c, const struct kms_app_identity *id
 }
 
 int kms_derive_app_keys_cached(struct kms_key_cache *c, const struct kms_root_keys *rk,
-                               const struct kms_app_identity *id, struct kms_app_keys *ret) {
+                               const struct ratls_app_identity *id, struct kms_app_keys *ret) {
   if (!rk || identity_check(id) < 0)
     return -EINVAL;
   struct kms_app_keys k;
@@ -314,7 +314,7 @@ int kms_derive_app_keys_cached(struct kms_key_cache *c, const struct kms_root_ke
   return 0;
 }
 
-int kms_app_cert_build(const struct kms_root_keys *rk, const struct kms_app_identity *id,
+int kms_app_cert_build(const struct kms_root_keys *rk, const struct ratls_app_identity *id,
                        EVP_PKEY *app_key, const struct ratls_attestation *att,
                        const char *subject_postfix, X509 **ret) {
   if (!rk || !id || !app_key || !att || !ret)

@@ -34,34 +34,10 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "ratls/ratls_verify.h"
 
 struct kms_root_keys;
 struct ratls_attestation;
-
-#define KMS_APP_ID_MAX 64
-#define KMS_INSTANCE_ID_MAX 64
-#define KMS_OS_IMAGE_HASH_MAX 64
-
-enum kms_era {
-  KMS_ERA_SEED = 0,
-  KMS_ERA_NEWEST = 1,
-};
-
-/* What the verified RTMR3 events say about the app. */
-struct kms_app_identity {
-  enum kms_era era;
-  uint8_t app_id[KMS_APP_ID_MAX];
-  size_t app_id_len;
-  char app_id_hex[2 * KMS_APP_ID_MAX + 1];
-  bool has_compose_hash;
-  uint8_t compose_hash[32];
-  uint8_t instance_id[KMS_INSTANCE_ID_MAX];
-  size_t instance_id_len;
-  bool has_rootfs_hash;
-  char rootfs_hash_hex[65];
-  uint8_t os_image_hash[KMS_OS_IMAGE_HASH_MAX];
-  size_t os_image_hash_len;
-};
 
 struct kms_app_keys {
   EVP_PKEY *app_key;         /* P-256 */
@@ -76,7 +52,7 @@ struct kms_app_keys {
 void kms_app_keys_free(struct kms_app_keys *k);
 
 /* All keys of an app. -EINVAL when the identity lacks what its era needs (seed: rootfs hash). */
-int kms_derive_app_keys(const struct kms_root_keys *rk, const struct kms_app_identity *id,
+int kms_derive_app_keys(const struct kms_root_keys *rk, const struct ratls_app_identity *id,
                         struct kms_app_keys *ret);
 
 /* The keys that depend on the era and app id only (app_key and its PEM, env_crypt_key,
@@ -90,7 +66,7 @@ void kms_key_cache_free(struct kms_key_cache *c);
 /* kms_derive_app_keys (same results, same errors) through cache c (NULL = derive everything),
  * also filling ret->app_key_pem. */
 int kms_derive_app_keys_cached(struct kms_key_cache *c, const struct kms_root_keys *rk,
-                               const struct kms_app_identity *id, struct kms_app_keys *ret);
+                               const struct ratls_app_identity *id, struct kms_app_keys *ret);
 
 /* Pieces, for GetAppEnvEncryptPubKey and the tests. */
 int kms_derive_env_secret(const struct kms_root_keys *rk, const uint8_t *app_id, size_t len,
@@ -105,6 +81,6 @@ int kms_env_pubkey(const struct kms_root_keys *rk, const uint8_t *app_id, size_t
 /* The seed-era app certificate: CN = APP_ID_HEX + subject_postfix, O = Dstack, CA pathLen 1,
  * public key = app_key, the caller's RA-TLS extensions (quote, event log, app info) copied,
  * signed by the root CA. */
-int kms_app_cert_build(const struct kms_root_keys *rk, const struct kms_app_identity *id,
+int kms_app_cert_build(const struct kms_root_keys *rk, const struct ratls_app_identity *id,
                        EVP_PKEY *app_key, const struct ratls_attestation *att,
                        const char *subject_postfix, X509 **ret);

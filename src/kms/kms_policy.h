@@ -9,30 +9,32 @@
 #include <stdint.h>
 
 #include "attest/dcap.h"
+#include "ratls/ratls_verify.h"
 
 struct kms_policy;
-struct kms_app_identity;
+struct ratls_app_identity;
 
+/* The verification reasons are ratls's (same values, same codes); the policy adds its own. */
 enum kms_reason {
-  KMS_OK = 0,
-  KMS_R_NO_CLIENT_CERT,        /* no client certificate on the connection */
-  KMS_R_NO_ATTESTATION,        /* the certificate carries no quote */
-  KMS_R_BAD_ATTESTATION,       /* malformed RA-TLS extensions or quote */
-  KMS_R_KEY_NOT_BOUND,         /* report_data does not bind the certificate's key */
-  KMS_R_UNSUPPORTED_QUOTE,     /* not a TDX quote */
-  KMS_R_COLLATERAL_UNAVAILABLE,/* no collateral source or fetching failed */
-  KMS_R_COLLATERAL_EXPIRED,    /* the collateral's nextUpdate has passed */
-  KMS_R_SIMULATOR_NOT_ALLOWED, /* a simulated quote where the policy does not allow it */
-  KMS_R_QUOTE_INVALID,         /* DCAP verification failed */
-  KMS_R_BAD_EVENT_LOG,         /* the event log does not parse */
-  KMS_R_EVENT_LOG_MISMATCH,    /* the event log does not replay to the quote's RTMRs */
-  KMS_R_MISSING_EVENT,         /* a required RTMR3 event (app-id, rootfs-hash) is absent */
-  KMS_R_TCB_STATUS_NOT_ALLOWED,
+  KMS_OK = RATLS_OK,
+  KMS_R_NO_CLIENT_CERT = RATLS_R_NO_CLIENT_CERT,
+  KMS_R_NO_ATTESTATION = RATLS_R_NO_ATTESTATION,
+  KMS_R_BAD_ATTESTATION = RATLS_R_BAD_ATTESTATION,
+  KMS_R_KEY_NOT_BOUND = RATLS_R_KEY_NOT_BOUND,
+  KMS_R_UNSUPPORTED_QUOTE = RATLS_R_UNSUPPORTED_QUOTE,
+  KMS_R_COLLATERAL_UNAVAILABLE = RATLS_R_COLLATERAL_UNAVAILABLE,
+  KMS_R_COLLATERAL_EXPIRED = RATLS_R_COLLATERAL_EXPIRED,
+  KMS_R_SIMULATOR_NOT_ALLOWED = RATLS_R_SIMULATOR_NOT_ALLOWED, /* also: the policy forbids it */
+  KMS_R_QUOTE_INVALID = RATLS_R_QUOTE_INVALID,
+  KMS_R_BAD_EVENT_LOG = RATLS_R_BAD_EVENT_LOG,
+  KMS_R_EVENT_LOG_MISMATCH = RATLS_R_EVENT_LOG_MISMATCH,
+  KMS_R_MISSING_EVENT = RATLS_R_MISSING_EVENT,
+  KMS_R_INTERNAL = RATLS_R_INTERNAL,
+  KMS_R_TCB_STATUS_NOT_ALLOWED = _RATLS_R_MAX,
   KMS_R_MEASUREMENT_NOT_ALLOWED,
   KMS_R_APP_NOT_ALLOWED,
   KMS_R_ONBOARDING_DISABLED,
   KMS_R_BAD_REQUEST,
-  KMS_R_INTERNAL,
   _KMS_R_MAX,
 };
 
@@ -46,7 +48,7 @@ struct kms_policy_input {
   enum dcap_status status;
   bool simulated;
   int64_t tcb_uptodate_since;     /* tcbDate of the newest UpToDate level; 0 = unknown */
-  const struct kms_app_identity *id; /* NULL: no app identity (app lists then refuse) */
+  const struct ratls_app_identity *id; /* NULL: no app identity (app lists then refuse) */
 };
 
 /* KMS_OK, or the reason with an explanation in why. Order: simulator, TCB status, then (unless

@@ -43,8 +43,6 @@ int kms_tee_open(const struct kms_config *c, struct tee **ret);
 int kms_ratls_cert_make(struct tee *tee, const char *cn, char *const *alt_names, X509 *issuer,
                         EVP_PKEY *issuer_key, X509 **ret_cert, EVP_PKEY **ret_key);
 
-/* SSL verify callback that also accepts a self-signed leaf carrying an RA-TLS quote. */
-int kms_tls_verify_cb(int ok, X509_STORE_CTX *x);
 
 /* The status page text. */
 int kms_status_render(const struct kms *k, struct buf *out);

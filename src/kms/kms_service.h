@@ -18,7 +18,7 @@
 #include "net/prpc.h"
 #include "kms_rootkeys.h"
 
-struct kms_verifier;
+struct ratls_verifier;
 struct kms_key_cache;
 
 struct kms_stats {
@@ -30,7 +30,7 @@ struct kms_stats {
 struct kms {
   const struct kms_config *cfg; /* not owned */
   struct kms_root_keys keys;
-  struct kms_verifier *verifier;
+  struct ratls_verifier *verifier;
   struct kms_key_cache *key_cache; /* per-app derived keys (kms_derive.h) */
   time_t started;
   struct kms_stats stats;

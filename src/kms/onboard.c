@@ -30,7 +30,7 @@
 struct ob {
   CURL *h;
   const struct kms_config *c;
-  struct kms_verifier *v;
+  struct ratls_verifier *v;
   int64_t now;
   X509 *cert;
   EVP_PKEY *key;
@@ -76,9 +76,9 @@ static int prereq_cb(void *ud, char *ip, char *local_ip, int port, int local_por
     return CURL_PREREQFUNC_ABORT;
   }
   X509 *peer = SSL_get1_peer_certificate((SSL *)ti->internals);
-  struct kms_peer p;
-  struct kms_app_identity id;
-  kms_peer_init(&p);
+  struct ratls_peer p;
+  struct ratls_app_identity id;
+  ratls_peer_init(&p);
   o->reason = kms_verify_peer(o->v, peer, o->now, &p, o->why, sizeof(o->why));
   if (o->reason == KMS_OK) {
     char idwhy[128];
@@ -88,14 +88,14 @@ static int prereq_cb(void *ud, char *ip, char *local_ip, int port, int local_por
     o->reason = kms_policy_check(&o->c->onboard, &in, o->now, o->why, sizeof(o->why));
   }
   _cleanup_buf_ struct buf d = BUF_INIT(4096);
-  (void)kms_peer_describe(&p, NULL, &d);
+  (void)ratls_peer_describe(&p, NULL, &d);
   (void)buf_terminate(&d);
   if (o->reason == KMS_OK)
     log_info("onboard: the source KMS passed attestation;%s", d.data ? (char *)d.data : "");
   else
     log_warn("onboard: refusing the source KMS: %s: %s;%s", kms_reason_code(o->reason), o->why,
              d.data ? (char *)d.data : "");
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
   X509_free(peer);
   o->attested = o->reason == KMS_OK;
   return o->attested ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
@@ -234,6 +234,6 @@ out:
   buf_free(&o.body);
   X509_free(o.cert);
   EVP_PKEY_free(o.key);
-  kms_verifier_free(o.v);
+  ratls_verifier_free(o.v);
   return r;
 }

@@ -11,28 +11,16 @@
 #include "kms_derive.h"
 
 static const char *const codes[_KMS_R_MAX] = {
-    [KMS_OK] = "ok",
-    [KMS_R_NO_CLIENT_CERT] = "no_client_cert",
-    [KMS_R_NO_ATTESTATION] = "no_attestation",
-    [KMS_R_BAD_ATTESTATION] = "bad_attestation",
-    [KMS_R_KEY_NOT_BOUND] = "key_not_bound",
-    [KMS_R_UNSUPPORTED_QUOTE] = "unsupported_quote",
-    [KMS_R_COLLATERAL_UNAVAILABLE] = "collateral_unavailable",
-    [KMS_R_COLLATERAL_EXPIRED] = "collateral_expired",
-    [KMS_R_SIMULATOR_NOT_ALLOWED] = "simulator_not_allowed",
-    [KMS_R_QUOTE_INVALID] = "quote_invalid",
-    [KMS_R_BAD_EVENT_LOG] = "bad_event_log",
-    [KMS_R_EVENT_LOG_MISMATCH] = "event_log_mismatch",
-    [KMS_R_MISSING_EVENT] = "missing_event",
     [KMS_R_TCB_STATUS_NOT_ALLOWED] = "tcb_status_not_allowed",
     [KMS_R_MEASUREMENT_NOT_ALLOWED] = "measurement_not_allowed",
     [KMS_R_APP_NOT_ALLOWED] = "app_not_allowed",
     [KMS_R_ONBOARDING_DISABLED] = "onboarding_disabled",
     [KMS_R_BAD_REQUEST] = "bad_request",
-    [KMS_R_INTERNAL] = "internal",
 };
 
 const char *kms_reason_code(enum kms_reason r) {
+  if ((unsigned)r < _RATLS_R_MAX)
+    return ratls_reason_code((enum ratls_reason)r);
   if ((unsigned)r >= _KMS_R_MAX || !codes[r])
     return "internal";
   return codes[r];
@@ -98,7 +86,7 @@ enum kms_reason kms_policy_check(const struct kms_policy *p, const struct kms_po
   bool have_ids = p->app_ids && p->app_ids[0];
   if (!have_ch && !have_ids)
     return KMS_OK;
-  const struct kms_app_identity *id = in->id;
+  const struct ratls_app_identity *id = in->id;
   if (!id)
     return refuse(KMS_R_APP_NOT_ALLOWED, why, whylen, "no app identity in the event log");
   if (have_ch && id->has_compose_hash && list_has(p->compose_hashes, id->compose_hash, 32))

@@ -20,6 +20,7 @@
 #include "net/http_server.h"
 #include "net/http_tls.h"
 #include "ratls/ratls.h"
+#include "ratls/ratls_verify.h"
 
 _printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
   if (err && errlen) {
@@ -155,23 +156,6 @@ int kms_ratls_cert_make(struct tee *tee, const char *cn, char *const *alt_names,
   return 0;
 }
 
-int kms_tls_verify_cb(int ok, X509_STORE_CTX *x) {
-  if (ok)
-    return 1;
-  int err = X509_STORE_CTX_get_error(x);
-  int depth = X509_STORE_CTX_get_error_depth(x);
-  X509 *cur = X509_STORE_CTX_get_current_cert(x);
-  struct slice v;
-  if (depth == 0 && cur && err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT &&
-      x509_cert_ext_find(cur, RATLS_OID_QUOTE, &v, NULL) == 0) {
-    /* A self-signed RA-TLS certificate: the quote inside is what will be trusted (or not),
-     * per request. Its signature and validity are still checked by the caller of this. */
-    X509_STORE_CTX_set_error(x, X509_V_OK);
-    return 1;
-  }
-  return 0;
-}
-
 static int load_chain(const char *path, STACK_OF(X509) **ret, char *err, size_t errlen) {
   _cleanup_buf_ struct buf pem = BUF_INIT(X509_INPUT_MAX);
   int r = file_read_all(path, X509_INPUT_MAX, &pem);
@@ -230,7 +214,7 @@ static int tls_ctx(struct kms *k, SSL_CTX **ret, char *err, size_t errlen) {
   /* Ask for client certificates always: chained to the client CAs, or self-signed RA-TLS. */
   SSL_CTX_set_verify(*ret,
                      SSL_VERIFY_PEER | (c->mutual_mandatory ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                     kms_tls_verify_cb);
+                     ratls_tls_verify_cb);
   SSL_CTX_set_verify_depth(*ret, 8);
   return 0;
 }

@@ -72,7 +72,7 @@ void kms_free(struct kms *k) {
   if (!k)
     return;
   kms_root_keys_free(&k->keys);
-  kms_verifier_free(k->verifier);
+  ratls_verifier_free(k->verifier);
   kms_key_cache_free(k->key_cache);
   free(k);
 }
@@ -137,10 +137,10 @@ void kms_reply_free(ProtobufCMessage *m, void *ud) {
 
 /* Logs a refusal with the measured values and answers the client with the reason code. */
 static int refuse(struct kms *k, struct http_request *req, const char *method,
-                  enum kms_reason rr, const char *why, const struct kms_peer *p,
-                  const struct kms_app_identity *id, char **ret_error) {
+                  enum kms_reason rr, const char *why, const struct ratls_peer *p,
+                  const struct ratls_app_identity *id, char **ret_error) {
   _cleanup_buf_ struct buf d = BUF_INIT(4096);
-  (void)kms_peer_describe(p, id, &d);
+  (void)ratls_peer_describe(p, id, &d);
   (void)buf_terminate(&d);
   k->stats.refused++;
   log_warn("%s from %s refused: %s: %s;%s", method, http_request_remote(req),
@@ -151,8 +151,8 @@ static int refuse(struct kms *k, struct http_request *req, const char *method,
 
 /* Verifies the peer and checks policy pol; identity required for apps, optional otherwise. */
 static enum kms_reason check_peer(struct kms *k, struct http_request *req,
-                                  const struct kms_policy *pol, bool need_id, struct kms_peer *p,
-                                  struct kms_app_identity *id, bool *have_id, char *why,
+                                  const struct kms_policy *pol, bool need_id, struct ratls_peer *p,
+                                  struct ratls_app_identity *id, bool *have_id, char *why,
                                   size_t whylen) {
   int64_t now = kms_now(k);
   *have_id = false;
@@ -176,7 +176,7 @@ static enum kms_reason check_peer(struct kms *k, struct http_request *req,
 /* check_peer, its CPU time counted as verification. */
 static enum kms_reason check_peer_timed(struct kms *k, struct http_request *req,
                                         const struct kms_policy *pol, bool need_id,
-                                        struct kms_peer *p, struct kms_app_identity *id,
+                                        struct ratls_peer *p, struct ratls_app_identity *id,
                                         bool *have_id, char *why, size_t whylen) {
   uint64_t t0 = kms_cpu_ns();
   enum kms_reason rr = check_peer(k, req, pol, need_id, p, id, have_id, why, whylen);
@@ -184,8 +184,8 @@ static enum kms_reason check_peer_timed(struct kms *k, struct http_request *req,
   return rr;
 }
 
-static int build_app_reply(struct kms *k, const struct kms_peer *p,
-                           const struct kms_app_identity *id, const struct kms_app_keys *keys,
+static int build_app_reply(struct kms *k, const struct ratls_peer *p,
+                           const struct ratls_app_identity *id, const struct kms_app_keys *keys,
                            Kms__AppKeyResponse **ret) {
   _cleanup_(X509_freep) X509 *cert = NULL;
   _cleanup_buf_ struct buf cert_pem = BUF_INIT(256 * 1024);
@@ -239,16 +239,16 @@ static int m_get_app_key(void *ud, struct http_request *req, const ProtobufCMess
   if (rq->api_version > 1)
     return refuse(k, req, "GetAppKey", KMS_R_BAD_REQUEST, "unsupported api_version", NULL, NULL,
                   ret_error);
-  struct kms_peer p;
-  struct kms_app_identity id;
+  struct ratls_peer p;
+  struct ratls_app_identity id;
   bool have_id;
   char why[512] = "";
-  kms_peer_init(&p);
+  ratls_peer_init(&p);
   enum kms_reason rr =
       check_peer_timed(k, req, &k->cfg->apps, true, &p, &id, &have_id, why, sizeof(why));
   if (rr != KMS_OK) {
     int r = refuse(k, req, "GetAppKey", rr, why, &p, have_id ? &id : NULL, ret_error);
-    kms_peer_free(&p);
+    ratls_peer_free(&p);
     return r;
   }
   struct kms_app_keys keys;
@@ -263,14 +263,14 @@ static int m_get_app_key(void *ud, struct http_request *req, const ProtobufCMess
   if (r < 0) {
     snprintf(why, sizeof(why), "deriving the keys: %s", strerror(-r));
     r = refuse(k, req, "GetAppKey", KMS_R_INTERNAL, why, &p, &id, ret_error);
-    kms_peer_free(&p);
+    ratls_peer_free(&p);
     return r;
   }
   k->stats.granted++;
   log_info("GetAppKey from %s: keys for app %s (%s era, TCB %s%s)", http_request_remote(req),
-           id.app_id_hex, id.era == KMS_ERA_SEED ? "seed" : "newest",
+           id.app_id_hex, id.era == RATLS_ERA_SEED ? "seed" : "newest",
            dcap_status_name(p.dcap.status), p.dcap.simulated ? ", simulated" : "");
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
   secure_wipe(&id, sizeof(id));
   *ret_out = &m->base;
   return 0;
@@ -281,9 +281,9 @@ static int m_get_env_pubkey(void *ud, struct http_request *req, const ProtobufCM
   struct kms *k = ud;
   (void)req;
   const Kms__AppId *rq = (const Kms__AppId *)in;
-  if (rq->app_id.len == 0 || rq->app_id.len > KMS_APP_ID_MAX)
+  if (rq->app_id.len == 0 || rq->app_id.len > RATLS_APP_ID_MAX)
     return prpc_error(ret_error, -EINVAL, "%s: app_id must be 1..%d bytes",
-                      kms_reason_code(KMS_R_BAD_REQUEST), KMS_APP_ID_MAX);
+                      kms_reason_code(KMS_R_BAD_REQUEST), RATLS_APP_ID_MAX);
   uint8_t pub[32], sig[65], sig1[65];
   uint64_t ts = (uint64_t)kms_now(k);
   uint64_t t0 = kms_cpu_ns();
@@ -391,16 +391,16 @@ static int m_get_kms_key(void *ud, struct http_request *req, const ProtobufCMess
     return refuse(k, req, "GetKmsKey", KMS_R_ONBOARDING_DISABLED,
                   "this KMS does not hand out its root keys ([core.onboard] enabled = false)",
                   NULL, NULL, ret_error);
-  struct kms_peer p;
-  struct kms_app_identity id;
+  struct ratls_peer p;
+  struct ratls_app_identity id;
   bool have_id;
   char why[512] = "";
-  kms_peer_init(&p);
+  ratls_peer_init(&p);
   enum kms_reason rr =
       check_peer_timed(k, req, &k->cfg->onboard, false, &p, &id, &have_id, why, sizeof(why));
   if (rr != KMS_OK) {
     int r = refuse(k, req, "GetKmsKey", rr, why, &p, have_id ? &id : NULL, ret_error);
-    kms_peer_free(&p);
+    ratls_peer_free(&p);
     return r;
   }
   Kms__KmsKeyResponse *m = NULL;
@@ -410,16 +410,16 @@ static int m_get_kms_key(void *ud, struct http_request *req, const ProtobufCMess
   if (r < 0) {
     snprintf(why, sizeof(why), "encoding the keys: %s", strerror(-r));
     r = refuse(k, req, "GetKmsKey", KMS_R_INTERNAL, why, &p, NULL, ret_error);
-    kms_peer_free(&p);
+    ratls_peer_free(&p);
     return r;
   }
   _cleanup_buf_ struct buf d = BUF_INIT(4096);
-  (void)kms_peer_describe(&p, have_id ? &id : NULL, &d);
+  (void)ratls_peer_describe(&p, have_id ? &id : NULL, &d);
   (void)buf_terminate(&d);
   k->stats.onboarded++;
   log_warn("GetKmsKey from %s: ROOT KEYS RELEASED to an attested replica;%s",
            http_request_remote(req), d.data ? (const char *)d.data : "");
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
   *ret_out = &m->base;
   return 0;
 }

@@ -75,9 +75,9 @@ static void rk_fixed(struct kms_root_keys *rk) {
   assert_int_equal(x509_cert_build(&p, rk->ca_key, NULL, rk->ca_key, &rk->ca_cert), 0);
 }
 
-static void id_seed(struct kms_app_identity *id) {
+static void id_seed(struct ratls_app_identity *id) {
   memset(id, 0, sizeof(*id));
-  id->era = KMS_ERA_SEED;
+  id->era = RATLS_ERA_SEED;
   assert_int_equal(hex_decode_exact(APP_HEX, 40, id->app_id, 20), 0);
   id->app_id_len = 20;
   strcpy(id->app_id_hex, APP_HEX);
@@ -85,9 +85,9 @@ static void id_seed(struct kms_app_identity *id) {
   id->has_rootfs_hash = true;
 }
 
-static void id_newest(struct kms_app_identity *id, bool with_instance) {
+static void id_newest(struct ratls_app_identity *id, bool with_instance) {
   memset(id, 0, sizeof(*id));
-  id->era = KMS_ERA_NEWEST;
+  id->era = RATLS_ERA_NEWEST;
   assert_int_equal(hex_decode_exact(APP_HEX, 40, id->app_id, 20), 0);
   id->app_id_len = 20;
   strcpy(id->app_id_hex, APP_HEX);
@@ -112,7 +112,7 @@ static void test_info_bytes(void **state) {
   rk_fixed(&rk);
   static const uint8_t salt[] = "RATLS";
   uint8_t want[32];
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   struct kms_app_keys k;
 
   /* seed app key: ASCII hex app id || "app-key" */
@@ -150,7 +150,7 @@ static void test_info_bytes(void **state) {
 static void test_seed_keys(void **state) {
   (void)state;
   struct kms_root_keys rk;
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   struct kms_app_keys k;
   rk_fixed(&rk);
   id_seed(&id);
@@ -182,7 +182,7 @@ static void test_seed_keys(void **state) {
 static void test_newest_keys(void **state) {
   (void)state;
   struct kms_root_keys rk;
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   struct kms_app_keys k;
   rk_fixed(&rk);
   id_newest(&id, true);
@@ -218,7 +218,7 @@ static void test_newest_keys(void **state) {
   /* Bad identities. */
   id.app_id_len = 0;
   assert_int_equal(kms_derive_app_keys(&rk, &id, &k), -EINVAL);
-  id.app_id_len = KMS_APP_ID_MAX + 1;
+  id.app_id_len = RATLS_APP_ID_MAX + 1;
   assert_int_equal(kms_derive_app_keys(&rk, &id, &k), -EINVAL);
   kms_root_keys_free(&rk);
 }
@@ -237,7 +237,7 @@ static void keys_equal(const struct kms_app_keys *a, const struct kms_app_keys *
 }
 
 static void cached_matches(struct kms_key_cache *c, const struct kms_root_keys *rk,
-                           const struct kms_app_identity *id, EVP_PKEY **ret_app_key) {
+                           const struct ratls_app_identity *id, EVP_PKEY **ret_app_key) {
   struct kms_app_keys want, got;
   assert_int_equal(kms_derive_app_keys(rk, id, &want), 0);
   assert_int_equal(kms_derive_app_keys_cached(c, rk, id, &got), 0);
@@ -258,7 +258,7 @@ static void cached_matches(struct kms_key_cache *c, const struct kms_root_keys *
 static void test_key_cache(void **state) {
   (void)state;
   struct kms_root_keys rk, rk2;
-  struct kms_app_identity seed, newest, other;
+  struct ratls_app_identity seed, newest, other;
   struct kms_app_keys k;
   struct kms_key_cache *c = NULL;
   rk_fixed(&rk);
@@ -375,14 +375,14 @@ static void test_env_pubkey(void **state) {
   assert_int_equal(kms_env_pubkey(&rk, app, 20, ENV_TS + 1, pub2, sig_b, sig1_b), 0);
   assert_memory_equal(sig, sig_b, 65);
   assert_memory_not_equal(sig1, sig1_b, 65);
-  assert_int_equal(kms_env_pubkey(&rk, app, KMS_APP_ID_MAX + 1, ENV_TS, pub, sig, sig1), -EINVAL);
+  assert_int_equal(kms_env_pubkey(&rk, app, RATLS_APP_ID_MAX + 1, ENV_TS, pub, sig, sig1), -EINVAL);
   kms_root_keys_free(&rk);
 }
 
 static void test_app_cert(void **state) {
   (void)state;
   struct kms_root_keys rk;
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   struct kms_app_keys k;
   rk_fixed(&rk);
   id_seed(&id);

@@ -27,7 +27,7 @@ struct fx {
   struct kms_config cfg;
   uint8_t mrtd[48];
   uint8_t rtmr[4][48];
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   struct kms_policy_input in;
 };
 
@@ -43,7 +43,7 @@ static void fx_init(struct fx *f, const char *toml) {
   memset(f->rtmr[1], 0x03, 48);
   memset(f->rtmr[2], 0x04, 48);
   memset(f->rtmr[3], 0x05, 48);
-  f->id.era = KMS_ERA_NEWEST;
+  f->id.era = RATLS_ERA_NEWEST;
   memset(f->id.app_id, 0x66, 20);
   f->id.app_id_len = 20;
   memset(f->id.compose_hash, 0x77, 32);

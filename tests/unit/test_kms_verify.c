@@ -32,7 +32,7 @@ struct fx {
   char sim[512];
   struct tee *tee;
   struct kms_config cfg;
-  struct kms_verifier *v;
+  struct ratls_verifier *v;
 };
 
 static int setup(void **state) {
@@ -55,7 +55,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   struct fx *f = *state;
-  kms_verifier_free(f->v);
+  ratls_verifier_free(f->v);
   kms_config_free(&f->cfg);
   tee_free(f->tee);
   tu_rm_rf(f->dir);
@@ -95,9 +95,9 @@ static void make_cert(struct fx *f, X509 **cert, EVP_PKEY **key) {
   assert_int_equal(ratls_cert_generate(NULL, f->tee, NULL, NULL, cert, key), 0);
 }
 
-static enum kms_reason verify(struct fx *f, X509 *cert, int64_t now, struct kms_peer *p,
+static enum kms_reason verify(struct fx *f, X509 *cert, int64_t now, struct ratls_peer *p,
                               char *why, size_t n) {
-  kms_peer_init(p);
+  ratls_peer_init(p);
   return kms_verify_peer(f->v, cert, now, p, why, n);
 }
 
@@ -124,7 +124,7 @@ static void test_seed_ok(void **state) {
   X509 *cert;
   EVP_PKEY *key;
   make_cert(f, &cert, &key);
-  struct kms_peer p;
+  struct ratls_peer p;
   char why[512] = "";
   enum kms_reason r = verify(f, cert, time(NULL), &p, why, sizeof(why));
   if (r != KMS_OK)
@@ -134,12 +134,12 @@ static void test_seed_ok(void **state) {
   assert_int_equal(p.dcap.status, DCAP_STATUS_UP_TO_DATE);
   assert_true(p.tcb_uptodate_since > 0);
 
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   assert_int_equal(kms_identity_from_log(&p.log, &id, why, sizeof(why)), KMS_OK);
   uint8_t h[32];
   char hx[65];
   sha256("compose-a", 9, h);
-  assert_int_equal(id.era, KMS_ERA_SEED);
+  assert_int_equal(id.era, RATLS_ERA_SEED);
   assert_int_equal(id.app_id_len, 20);
   assert_memory_equal(id.app_id, h, 20);
   hex_encode(h, 20, hx);
@@ -158,13 +158,13 @@ static void test_seed_ok(void **state) {
   assert_int_equal(kms_policy_check(&f->cfg.apps, &in, time(NULL), why, sizeof(why)), KMS_OK);
 
   struct buf d = BUF_INIT(8192);
-  assert_int_equal(kms_peer_describe(&p, &id, &d), 0);
+  assert_int_equal(ratls_peer_describe(&p, &id, &d), 0);
   assert_int_equal(buf_terminate(&d), 0);
   assert_non_null(strstr((char *)d.data, "mrtd="));
   assert_non_null(strstr((char *)d.data, "rtmr3="));
   assert_non_null(strstr((char *)d.data, id.app_id_hex));
   buf_free(&d);
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
   X509_free(cert);
   EVP_PKEY_free(key);
 }
@@ -183,14 +183,14 @@ static void test_newest_ok(void **state) {
   X509 *cert;
   EVP_PKEY *key;
   make_cert(f, &cert, &key);
-  struct kms_peer p;
+  struct ratls_peer p;
   char why[512] = "";
   enum kms_reason r = verify(f, cert, time(NULL), &p, why, sizeof(why));
   if (r != KMS_OK)
     fail_msg("%s: %s", kms_reason_code(r), why);
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   assert_int_equal(kms_identity_from_log(&p.log, &id, why, sizeof(why)), KMS_OK);
-  assert_int_equal(id.era, KMS_ERA_NEWEST);
+  assert_int_equal(id.era, RATLS_ERA_NEWEST);
   assert_int_equal(id.app_id_len, 20);
   assert_memory_equal(id.app_id, app, 20);
   assert_true(id.has_compose_hash);
@@ -199,19 +199,19 @@ static void test_newest_ok(void **state) {
   assert_memory_equal(id.instance_id, inst, 20);
   assert_int_equal(id.os_image_hash_len, 32);
   assert_false(id.has_rootfs_hash);
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
   X509_free(cert);
   EVP_PKEY_free(key);
 }
 
 static void expect(struct fx *f, X509 *cert, int64_t now, enum kms_reason want,
                    const char *why_part) {
-  struct kms_peer p;
+  struct ratls_peer p;
   char why[512] = "";
   enum kms_reason r = verify(f, cert, now, &p, why, sizeof(why));
   if (r != want || (why_part && !strstr(why, why_part)))
     fail_msg("got %s (%s), want %s", kms_reason_code(r), why, kms_reason_code(want));
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
 }
 
 static void test_no_cert_no_quote(void **state) {
@@ -390,16 +390,16 @@ static void test_simulator_untrusted(void **state) {
   make_cert(f, &cert, &key);
   /* A production configuration: no simulator, no PCCS. */
   struct kms_config c;
-  struct kms_verifier *v = NULL;
+  struct ratls_verifier *v = NULL;
   char err[256] = "";
   assert_int_equal(kms_config_init(&c), 0);
   assert_int_equal(kms_verifier_new(&c, &v, err, sizeof(err)), 0);
-  struct kms_peer p;
-  kms_peer_init(&p);
+  struct ratls_peer p;
+  ratls_peer_init(&p);
   assert_int_equal(kms_verify_peer(v, cert, time(NULL), &p, err, sizeof(err)),
                    KMS_R_SIMULATOR_NOT_ALLOWED);
-  kms_peer_free(&p);
-  kms_verifier_free(v);
+  ratls_peer_free(&p);
+  ratls_verifier_free(v);
   kms_config_free(&c);
 
   /* Another simulated platform (another root) is not the trusted one either. */
@@ -426,12 +426,12 @@ static void test_wrong_imr(void **state) {
   X509 *cert;
   EVP_PKEY *key;
   make_cert(f, &cert, &key);
-  struct kms_peer p;
+  struct ratls_peer p;
   char why[512] = "";
   enum kms_reason r = verify(f, cert, time(NULL), &p, why, sizeof(why));
   if (r != KMS_OK)
     fail_msg("%s: %s", kms_reason_code(r), why);
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   assert_int_equal(kms_identity_from_log(&p.log, &id, why, sizeof(why)), KMS_R_MISSING_EVENT);
   assert_non_null(strstr(why, "app-id"));
   /* And RTMR2 no longer matches the dev policy. */
@@ -439,7 +439,7 @@ static void test_wrong_imr(void **state) {
   kms_peer_policy_input(&p, NULL, &in);
   assert_int_equal(kms_policy_check(&f->cfg.apps, &in, time(NULL), why, sizeof(why)),
                    KMS_R_MEASUREMENT_NOT_ALLOWED);
-  kms_peer_free(&p);
+  ratls_peer_free(&p);
   X509_free(cert);
   EVP_PKEY_free(key);
 }
@@ -447,7 +447,7 @@ static void test_wrong_imr(void **state) {
 static void test_identity_rules(void **state) {
   (void)state;
   struct eventlog log = EVENTLOG_INIT;
-  struct kms_app_identity id;
+  struct ratls_app_identity id;
   char why[256];
   uint8_t d[48] = {0x42}, app[20] = {7}, big[65] = {0};
   /* Empty log. */
@@ -484,7 +484,7 @@ static void test_identity_rules(void **state) {
   assert_int_equal(eventlog_add_runtime(&log, "app-id", app, 20, 2), 0);
   assert_int_equal(eventlog_add_runtime(&log, "app-id", app2, 20, 1), 0);
   assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_OK);
-  assert_int_equal(id.era, KMS_ERA_NEWEST);
+  assert_int_equal(id.era, RATLS_ERA_NEWEST);
   assert_memory_equal(id.app_id, app, 20);
   assert_false(id.has_compose_hash);
   assert_int_equal(id.instance_id_len, 0);

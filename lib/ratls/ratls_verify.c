@@ -1,0 +1,686 @@
+/* Verification of RA-TLS peers: binding, DCAP, event-log replay, app identity. */
+#include "ratls_verify.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attest/dcap_collateral.h"
+#include "attest/dcap_fetch.h"
+#include "attest/quote.h"
+#include "attest/sim.h"
+#include "base/fileio.h"
+#include "base/hex.h"
+#include "base/json.h"
+#include "base/str.h"
+#include "crypto/hash.h"
+#include "crypto/x509.h"
+
+#define FETCH_TIMEOUT_MS 30000L
+#define CHAIN_CACHE_N 64
+#define DIR_SIG_MAX_ENTRIES 4096
+
+/* What the verifier learnt about one PCK certificate chain (quotes of one platform carry the
+ * same chain), keyed by a hash of the chain text and the quote fields the lookups use:
+ *   - whether it chains to the trusted simulator root (and whether its root says "simulator");
+ *   - the collateral for it, as loaded from the simulator directory (reloaded whenever a file
+ *     there changes: the directory signature below) or fetched (reloaded once its earliest
+ *     nextUpdate has passed). Expiry is checked against every request's time either way, so
+ *     expired collateral is never used.
+ * Every value is what the uncached computation gives for the same bytes. */
+struct chain_entry {
+  bool used;
+  uint64_t stamp; /* last use, for eviction */
+  uint8_t key[32];
+  bool is_sim, looks_sim;
+  bool have_col;
+  bool have_sig;
+  uint8_t sig[32]; /* simulator directory signature at load time */
+  struct dcap_collateral col;
+  bool have_next;
+  int64_t next_update;
+  int64_t uptodate_since;
+};
+
+struct ratls_verifier {
+  struct dcap_verifier *dcap;
+  char *pccs_url;
+  char *cache_dir;
+  char *sim_collateral; /* DIR/collateral of the trusted simulator, or NULL */
+  struct buf sim_root_der;
+  uint8_t sim_root_hash[32]; /* SHA-256 of sim_root_der (valid when sim_root_der.len) */
+  struct chain_entry chains[CHAIN_CACHE_N];
+  uint64_t clock;
+};
+
+_printf_(4, 5) static enum ratls_reason refuse(enum ratls_reason r, char *why, size_t whylen,
+                                             const char *fmt, ...) {
+  if (why && whylen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+  }
+  return r;
+}
+
+void ratls_verifier_free(struct ratls_verifier *v) {
+  if (!v)
+    return;
+  dcap_verifier_free(v->dcap);
+  free(v->pccs_url);
+  free(v->cache_dir);
+  free(v->sim_collateral);
+  buf_free(&v->sim_root_der);
+  for (size_t i = 0; i < CHAIN_CACHE_N; i++)
+    dcap_collateral_free(&v->chains[i].col);
+  free(v);
+}
+
+static char *dup_or_null(const char *s) {
+  return str_isempty(s) ? NULL : strdup(s);
+}
+
+int ratls_verifier_new(const struct ratls_verifier_opts *c, struct ratls_verifier **ret, char *err,
+                     size_t errlen) {
+  struct ratls_verifier *v = calloc(1, sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  buf_init(&v->sim_root_der, 64 * 1024);
+  struct dcap_verifier_opts vo = {0};
+  _cleanup_free_ char *root = NULL;
+  int r = -ENOMEM;
+  if ((!str_isempty(c->pccs_url) && !(v->pccs_url = strdup(c->pccs_url))) ||
+      (!str_isempty(c->cache_dir) && !(v->cache_dir = dup_or_null(c->cache_dir))))
+    goto fail;
+  if (!str_isempty(c->simulator_dir)) {
+    root = str_printf("%s/%s", c->simulator_dir, SIM_FILE_ROOT_CA);
+    v->sim_collateral = str_printf("%s/%s", c->simulator_dir, SIM_DIR_COLLATERAL);
+    if (!root || !v->sim_collateral)
+      goto fail;
+    _cleanup_buf_ struct buf pem = BUF_INIT(64 * 1024);
+    _cleanup_(X509_freep) X509 *x = NULL;
+    r = file_read_all(root, 64 * 1024, &pem);
+    if (r >= 0)
+      r = x509_cert_from_pem(pem.data, pem.len, &x);
+    if (r >= 0)
+      r = x509_cert_to_der(x, &v->sim_root_der);
+    if (r >= 0)
+      sha256(v->sim_root_der.data, v->sim_root_der.len, v->sim_root_hash);
+    if (r < 0) {
+      if (err && errlen)
+        snprintf(err, errlen, "simulator root %s: %s", root, strerror(-r));
+      goto fail;
+    }
+    vo.allow_simulator = true;
+    vo.simulator_root_pem = root;
+  }
+  r = dcap_verifier_new(&vo, &v->dcap);
+  if (r < 0) {
+    if (err && errlen)
+      snprintf(err, errlen, "DCAP verifier: %s", strerror(-r));
+    goto fail;
+  }
+  *ret = v;
+  return 0;
+fail:
+  if (r == -ENOMEM && err && errlen && !err[0])
+    snprintf(err, errlen, "out of memory");
+  ratls_verifier_free(v);
+  return r;
+}
+
+void ratls_peer_init(struct ratls_peer *p) {
+  memset(p, 0, sizeof(*p));
+  ratls_attestation_init(&p->att);
+}
+
+void ratls_peer_free(struct ratls_peer *p) {
+  if (!p)
+    return;
+  ratls_attestation_free(&p->att);
+  if (p->verified)
+    dcap_result_free(&p->dcap);
+  eventlog_free(&p->log);
+  memset(p, 0, sizeof(*p));
+}
+
+/* The root (last certificate) of the quote's PCK chain, DER; -ENOENT when there is none. */
+static int pck_root(const struct quote *q, X509 **ret) {
+  if (q->pck_chain_pem.len == 0)
+    return -ENOENT;
+  _cleanup_x509_chain_ STACK_OF(X509) *chain = NULL;
+  int r = x509_chain_from_pem(q->pck_chain_pem.ptr, q->pck_chain_pem.len, &chain);
+  if (r < 0)
+    return r;
+  int n = sk_X509_num(chain);
+  if (n <= 0)
+    return -ENOENT;
+  X509 *x = sk_X509_value(chain, n - 1);
+  if (!X509_up_ref(x))
+    return -ENOMEM;
+  *ret = x;
+  return 0;
+}
+
+/* 1 when the quote chains to the trusted simulator root, 0 when not; *ret_looks is set when its
+ * root calls itself a simulator (a hint for the refusal reason only). */
+static int quote_is_sim(const struct ratls_verifier *v, const struct quote *q, bool *ret_looks) {
+  _cleanup_(X509_freep) X509 *root = NULL;
+  *ret_looks = false;
+  if (pck_root(q, &root) < 0)
+    return 0;
+  _cleanup_buf_ struct buf subj = BUF_INIT(4096);
+  if (x509_cert_subject_string(root, &subj) >= 0 && buf_terminate(&subj) >= 0 &&
+      strstr((const char *)subj.data, SIM_ORG))
+    *ret_looks = true;
+  if (v->sim_root_der.len == 0)
+    return 0;
+  _cleanup_buf_ struct buf der = BUF_INIT(64 * 1024);
+  if (x509_cert_to_der(root, &der) < 0)
+    return 0;
+  uint8_t h[32];
+  sha256(der.data, der.len, h);
+  return memcmp(h, v->sim_root_hash, sizeof(h)) == 0;
+}
+
+/* The cache key of a quote's chain: everything quote_is_sim(), dcap_collateral_from_dir_quote()
+ * and dcap_fetch_collateral() look at. */
+static void chain_key(const struct quote *q, uint8_t ret[32]) {
+  struct hash_ctx *h = NULL;
+  uint8_t hdr[8] = {(uint8_t)(q->tee_type >> 24), (uint8_t)(q->tee_type >> 16),
+                    (uint8_t)(q->tee_type >> 8),  (uint8_t)q->tee_type,
+                    (uint8_t)(q->cert_type >> 8), (uint8_t)q->cert_type,
+                    (uint8_t)(q->body_type >> 8), (uint8_t)q->body_type};
+  if (hash_ctx_new(HASH_SHA256, &h) < 0 || hash_ctx_update(h, "ratls-chain-v1", 14) < 0 ||
+      hash_ctx_update(h, hdr, sizeof(hdr)) < 0 ||
+      hash_ctx_update(h, q->pck_chain_pem.ptr, q->pck_chain_pem.len) < 0 ||
+      hash_ctx_final(h, ret) < 0)
+    memset(ret, 0, 32); /* no key: chain_get() does not cache this quote */
+  hash_ctx_free(h);
+}
+
+/* The entry for q's chain (filled with the simulator check on first sight), or NULL when the
+ * quote has no chain to key on. */
+static struct chain_entry *chain_get(struct ratls_verifier *v, const struct quote *q) {
+  static const uint8_t zero[32];
+  uint8_t key[32];
+  if (q->pck_chain_pem.len == 0)
+    return NULL;
+  chain_key(q, key);
+  if (memcmp(key, zero, sizeof(key)) == 0)
+    return NULL;
+  struct chain_entry *e = NULL, *oldest = &v->chains[0];
+  for (size_t i = 0; i < CHAIN_CACHE_N; i++) {
+    struct chain_entry *c = &v->chains[i];
+    if (c->used && memcmp(c->key, key, sizeof(key)) == 0) {
+      e = c;
+      break;
+    }
+    if (!c->used || (oldest->used && c->stamp < oldest->stamp))
+      oldest = c;
+  }
+  if (!e) {
+    e = oldest;
+    dcap_collateral_free(&e->col);
+    memset(e, 0, sizeof(*e));
+    memcpy(e->key, key, sizeof(key));
+    e->is_sim = quote_is_sim(v, q, &e->looks_sim) == 1;
+    e->used = true;
+  }
+  e->stamp = ++v->clock;
+  return e;
+}
+
+/* A signature of a directory's listing: every entry's name, inode, size, modification and
+ * change times (following symlinks), and the directory's own. Any file written, replaced,
+ * added or removed changes it. */
+static int dir_signature(const char *path, uint8_t ret[32]) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    int r = -errno;
+    close(fd);
+    return r;
+  }
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    int r = -errno;
+    close(fd);
+    return r;
+  }
+  /* entries are combined order-independently (XOR of their hashes): readdir order is not
+   * guaranteed */
+  uint8_t acc[32] = {0};
+  size_t n = 0;
+  int r = 0;
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d))) {
+    if (str_eq(de->d_name, ".") || str_eq(de->d_name, ".."))
+      continue;
+    if (++n > DIR_SIG_MAX_ENTRIES) {
+      r = -ENOBUFS;
+      break;
+    }
+    struct stat es;
+    int64_t rec[8] = {0};
+    if (fstatat(dirfd(d), de->d_name, &es, 0) == 0) {
+      rec[0] = (int64_t)es.st_dev;
+      rec[1] = (int64_t)es.st_ino;
+      rec[2] = (int64_t)es.st_size;
+      rec[3] = (int64_t)es.st_mtim.tv_sec;
+      rec[4] = (int64_t)es.st_mtim.tv_nsec;
+      rec[5] = (int64_t)es.st_ctim.tv_sec;
+      rec[6] = (int64_t)es.st_ctim.tv_nsec;
+      rec[7] = (int64_t)es.st_mode;
+    } else {
+      rec[0] = -1; /* dangling or unreadable: still part of the listing */
+    }
+    struct hash_ctx *h = NULL;
+    uint8_t eh[32];
+    if ((r = hash_ctx_new(HASH_SHA256, &h)) < 0 ||
+        (r = hash_ctx_update(h, de->d_name, strlen(de->d_name) + 1)) < 0 ||
+        (r = hash_ctx_update(h, rec, sizeof(rec))) < 0 || (r = hash_ctx_final(h, eh)) < 0) {
+      hash_ctx_free(h);
+      break;
+    }
+    hash_ctx_free(h);
+    for (size_t i = 0; i < sizeof(acc); i++)
+      acc[i] ^= eh[i];
+    errno = 0;
+  }
+  if (r >= 0 && errno != 0)
+    r = -errno;
+  closedir(d);
+  if (r < 0)
+    return r;
+  int64_t self[7] = {(int64_t)st.st_dev,          (int64_t)st.st_ino,
+                     (int64_t)st.st_mtim.tv_sec,  (int64_t)st.st_mtim.tv_nsec,
+                     (int64_t)st.st_ctim.tv_sec,  (int64_t)st.st_ctim.tv_nsec,
+                     (int64_t)n};
+  struct hash_ctx *h = NULL;
+  if ((r = hash_ctx_new(HASH_SHA256, &h)) >= 0 && (r = hash_ctx_update(h, acc, sizeof(acc))) >= 0 &&
+      (r = hash_ctx_update(h, self, sizeof(self))) >= 0)
+    r = hash_ctx_final(h, ret);
+  hash_ctx_free(h);
+  return r < 0 ? r : 0;
+}
+
+/* tcbDate of the newest UpToDate level in the TCB info text (0 when there is none). */
+static int64_t newest_uptodate(const char *tcb_info) {
+  _cleanup_json_ json_t *j = NULL;
+  json_t *levels;
+  int64_t best = 0;
+  if (!tcb_info ||
+      json_parse_buf(tcb_info, strlen(tcb_info), DCAP_COLLATERAL_MAX_JSON, &j) < 0 ||
+      json_get_array(j, "tcbLevels", &levels) < 0)
+    return 0;
+  size_t i;
+  json_t *l;
+  json_array_foreach(levels, i, l) {
+    const char *st, *date;
+    int64_t t;
+    if (json_get_str(l, "tcbStatus", &st) == 0 && str_eq(st, "UpToDate") &&
+        json_get_str(l, "tcbDate", &date) == 0 && dcap_parse_date(date, &t) == 0 && t > best)
+      best = t;
+  }
+  return best;
+}
+
+/* Loads (or fetches) the collateral for q into col. */
+static enum ratls_reason load_collateral(struct ratls_verifier *v, const struct quote *q, bool is_sim,
+                                       int64_t now, struct dcap_collateral *col, char *why,
+                                       size_t whylen) {
+  int r;
+  if (is_sim) {
+    r = dcap_collateral_from_dir_quote(v->sim_collateral, q, col);
+    if (r < 0)
+      return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
+                    "simulator collateral in %s: %s", v->sim_collateral, strerror(-r));
+    return RATLS_OK;
+  }
+  if (!v->pccs_url)
+    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
+                  "no pccs_url configured to fetch collateral from");
+  struct dcap_fetch_opts fo = {
+      .http = {.timeout_ms = FETCH_TIMEOUT_MS},
+      .cache_dir = v->cache_dir,
+      .now = now,
+  };
+  r = dcap_fetch_collateral(v->pccs_url, q, &fo, col);
+  if (r < 0)
+    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "fetching collateral from %s: %s",
+                  v->pccs_url, strerror(-r));
+  return RATLS_OK;
+}
+
+/* The collateral for q, from the chain entry e when what it holds is still current (see struct
+ * chain_entry), else loaded and kept in e. *ret points into e or to tmp (which the caller
+ * frees). *ret_next is its earliest nextUpdate (when *ret_has_next), *ret_uptodate its newest
+ * UpToDate tcbDate. */
+static enum ratls_reason get_collateral(struct ratls_verifier *v, struct chain_entry *e,
+                                      const struct quote *q, bool is_sim, int64_t now,
+                                      struct dcap_collateral *tmp,
+                                      const struct dcap_collateral **ret, bool *ret_has_next,
+                                      int64_t *ret_next, int64_t *ret_uptodate, char *why,
+                                      size_t whylen) {
+  uint8_t sig[32];
+  bool have_sig = false;
+  if (e && is_sim)
+    have_sig = dir_signature(v->sim_collateral, sig) == 0;
+  if (e && e->have_col && e->is_sim == is_sim &&
+      (is_sim ? have_sig && e->have_sig && memcmp(sig, e->sig, sizeof(sig)) == 0
+              : e->have_next && e->next_update > now)) {
+    *ret = &e->col;
+    *ret_has_next = e->have_next;
+    *ret_next = e->next_update;
+    *ret_uptodate = e->uptodate_since;
+    return RATLS_OK;
+  }
+  enum ratls_reason rr = load_collateral(v, q, is_sim, now, tmp, why, whylen);
+  if (rr != RATLS_OK)
+    return rr;
+  int64_t next = 0;
+  bool has_next = dcap_collateral_next_update(tmp, &next) == 0;
+  int64_t uptodate = newest_uptodate(tmp->tcb_info);
+  if (e && (!is_sim || have_sig)) {
+    dcap_collateral_free(&e->col);
+    e->col = *tmp;
+    memset(tmp, 0, sizeof(*tmp));
+    e->have_col = true;
+    e->have_sig = have_sig;
+    if (have_sig)
+      memcpy(e->sig, sig, sizeof(sig));
+    e->have_next = has_next;
+    e->next_update = next;
+    e->uptodate_since = uptodate;
+    *ret = &e->col;
+  } else {
+    if (e) {
+      dcap_collateral_free(&e->col);
+      e->have_col = false;
+    }
+    *ret = tmp;
+  }
+  *ret_has_next = has_next;
+  *ret_next = next;
+  *ret_uptodate = uptodate;
+  return RATLS_OK;
+}
+
+static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *data, size_t len,
+                                    int64_t now, struct ratls_peer *p, char *why, size_t whylen) {
+  struct quote q;
+  char msg[256] = "";
+  int r = quote_parse_msg(data, len, &q, msg, sizeof(msg));
+  if (r < 0)
+    return refuse(r == -ENOTSUP ? RATLS_R_UNSUPPORTED_QUOTE : RATLS_R_BAD_ATTESTATION, why, whylen,
+                  "quote: %s", msg[0] ? msg : strerror(-r));
+  if (q.tee_type != QUOTE_TEE_TDX ||
+      (q.body_type != QUOTE_BODY_TD10 && q.body_type != QUOTE_BODY_TD15))
+    return refuse(RATLS_R_UNSUPPORTED_QUOTE, why, whylen, "not a TDX quote");
+  struct chain_entry *e = chain_get(v, &q);
+  bool looks_sim = false, is_sim;
+  if (e) {
+    is_sim = e->is_sim;
+    looks_sim = e->looks_sim;
+  } else {
+    is_sim = quote_is_sim(v, &q, &looks_sim) == 1;
+  }
+  if (!is_sim && looks_sim)
+    return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
+                  "the quote is signed by a simulated platform this KMS does not trust");
+
+  struct dcap_collateral tmp = {0};
+  const struct dcap_collateral *col = NULL;
+  bool has_next = false;
+  int64_t next = 0, uptodate = 0;
+  enum ratls_reason rr = get_collateral(v, e, &q, is_sim, now, &tmp, &col, &has_next, &next,
+                                      &uptodate, why, whylen);
+  if (rr != RATLS_OK)
+    return rr;
+  if (has_next && next <= now) {
+    char d[32];
+    dcap_format_date(next, d);
+    dcap_collateral_free(&tmp);
+    return refuse(RATLS_R_COLLATERAL_EXPIRED, why, whylen, "collateral expired at %s", d);
+  }
+  char err[256] = "";
+  r = dcap_verify(v->dcap, data, len, col, now, &p->dcap, err, sizeof(err));
+  if (r >= 0)
+    p->tcb_uptodate_since = uptodate;
+  dcap_collateral_free(&tmp);
+  if (r < 0)
+    return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s", err[0] ? err : strerror(-r));
+  p->verified = true;
+  if (p->dcap.quote.body_type != QUOTE_BODY_TD10 && p->dcap.quote.body_type != QUOTE_BODY_TD15)
+    return refuse(RATLS_R_UNSUPPORTED_QUOTE, why, whylen, "not a TDX quote");
+  return RATLS_OK;
+}
+
+enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,
+                                struct ratls_peer *p, char *why, size_t whylen) {
+  if (!cert)
+    return refuse(RATLS_R_NO_CLIENT_CERT, why, whylen, "no client certificate presented");
+  if (!v || !p)
+    return refuse(RATLS_R_INTERNAL, why, whylen, "bad arguments");
+  int r = ratls_cert_attestation(cert, &p->att);
+  if (r == -ENOENT)
+    return refuse(RATLS_R_NO_ATTESTATION, why, whylen,
+                  "the certificate carries no quote (not an RA-TLS certificate)");
+  if (r < 0)
+    return refuse(RATLS_R_BAD_ATTESTATION, why, whylen, "malformed RA-TLS extensions: %s",
+                  strerror(-r));
+  r = ratls_report_data_binds_key(cert, &p->att);
+  if (r == -EPERM)
+    return refuse(RATLS_R_KEY_NOT_BOUND, why, whylen,
+                  "the quote's report_data does not bind the certificate's public key");
+  if (r == -ENOTSUP)
+    return refuse(RATLS_R_UNSUPPORTED_QUOTE, why, whylen, "unsupported quote");
+  if (r < 0)
+    return refuse(RATLS_R_BAD_ATTESTATION, why, whylen, "quote or key unusable: %s",
+                  strerror(-r));
+  enum ratls_reason rr = verify_quote(v, p->att.quote.data, p->att.quote.len, now, p, why, whylen);
+  if (rr != RATLS_OK)
+    return rr;
+
+  /* The event log: untrusted until it replays to the verified RTMRs. */
+  if (p->att.event_log.len > 0) {
+    r = eventlog_parse_json((const char *)p->att.event_log.data, p->att.event_log.len, &p->log);
+    if (r < 0)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log does not parse: %s",
+                    strerror(-r));
+  }
+  uint8_t replay[EVENTLOG_N_RTMR][48];
+  r = eventlog_replay(&p->log, replay);
+  if (r < 0)
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log replay: %s", strerror(-r));
+  bool has[EVENTLOG_N_RTMR] = {false, false, false, true};
+  for (size_t i = 0; i < p->log.n; i++)
+    if (p->log.ev[i].imr < EVENTLOG_N_RTMR && p->log.ev[i].event_type != EVENTLOG_EV_NO_ACTION)
+      has[p->log.ev[i].imr] = true;
+  for (int i = 0; i < EVENTLOG_N_RTMR; i++)
+    if (has[i] && memcmp(replay[i], p->dcap.quote.td.rt_mr[i], 48) != 0)
+      return refuse(RATLS_R_EVENT_LOG_MISMATCH, why, whylen,
+                    "the event log does not replay to the quote's RTMR%d", i);
+  return RATLS_OK;
+}
+
+/* The first event of that name on IMR 3, and whether it is a verified runtime event
+ * (payload-carrying; its digest is recomputed here once more). */
+static int find3(const struct eventlog *log, const char *name, const struct tdx_event **ret,
+                 bool *ret_runtime) {
+  const struct tdx_event *e;
+  int r = eventlog_find(log, 3, name, &e);
+  if (r < 0)
+    return r;
+  bool rt = e->event_type == EVENTLOG_EV_RUNTIME && e->version >= 1;
+  if (rt) {
+    uint8_t d[48];
+    if (eventlog_runtime_digest(e->event, e->payload, e->payload_len, e->version, d) < 0 ||
+        memcmp(d, e->digest, 48) != 0)
+      return -EBADMSG;
+  }
+  *ret = e;
+  *ret_runtime = rt;
+  return 0;
+}
+
+enum ratls_reason ratls_identity_from_log(const struct eventlog *log, struct ratls_app_identity *ret,
+                                      char *why, size_t whylen) {
+  struct ratls_app_identity id = {0};
+  const struct tdx_event *e;
+  bool rt;
+  int r = find3(log, "app-id", &e, &rt);
+  if (r == -ENOENT)
+    return refuse(RATLS_R_MISSING_EVENT, why, whylen, "no app-id event on RTMR3");
+  if (r < 0)
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "app-id event: bad digest");
+  if (rt) {
+    if (e->payload_len == 0 || e->payload_len > RATLS_APP_ID_MAX)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "app-id event: payload of %zu bytes",
+                    e->payload_len);
+    id.era = RATLS_ERA_NEWEST;
+    memcpy(id.app_id, e->payload, e->payload_len);
+    id.app_id_len = e->payload_len;
+  } else {
+    id.era = RATLS_ERA_SEED;
+    memcpy(id.app_id, e->digest, 20);
+    id.app_id_len = 20;
+    memcpy(id.compose_hash, e->digest, 32); /* seed: app-id digest = SHA-256(compose file) */
+    id.has_compose_hash = true;
+  }
+  hex_encode(id.app_id, id.app_id_len, id.app_id_hex);
+
+  r = find3(log, "compose-hash", &e, &rt);
+  if (r == 0) {
+    if (rt && e->payload_len != 32)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen,
+                    "compose-hash event: payload of %zu bytes, expected 32", e->payload_len);
+    memcpy(id.compose_hash, rt ? e->payload : e->digest, 32);
+    id.has_compose_hash = true;
+  } else if (r != -ENOENT) {
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "compose-hash event: bad digest");
+  }
+
+  r = find3(log, "instance-id", &e, &rt);
+  if (r == 0 && rt) {
+    if (e->payload_len > RATLS_INSTANCE_ID_MAX)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "instance-id event: payload too long");
+    if (e->payload_len)
+      memcpy(id.instance_id, e->payload, e->payload_len);
+    id.instance_id_len = e->payload_len;
+  } else if (r < 0 && r != -ENOENT) {
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "instance-id event: bad digest");
+  }
+
+  r = find3(log, "rootfs-hash", &e, &rt);
+  if (r == 0) {
+    if (rt && e->payload_len != 32)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "rootfs-hash event: payload of %zu bytes",
+                    e->payload_len);
+    hex_encode(rt ? e->payload : e->digest, 32, id.rootfs_hash_hex);
+    id.has_rootfs_hash = true;
+  } else if (r != -ENOENT) {
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "rootfs-hash event: bad digest");
+  }
+
+  r = find3(log, "os-image-hash", &e, &rt);
+  if (r == 0 && rt) {
+    if (e->payload_len > RATLS_OS_IMAGE_HASH_MAX)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "os-image-hash event: payload too long");
+    if (e->payload_len)
+      memcpy(id.os_image_hash, e->payload, e->payload_len);
+    id.os_image_hash_len = e->payload_len;
+  } else if (r < 0 && r != -ENOENT) {
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "os-image-hash event: bad digest");
+  }
+
+  if (id.era == RATLS_ERA_SEED && !id.has_rootfs_hash)
+    return refuse(RATLS_R_MISSING_EVENT, why, whylen,
+                  "no rootfs-hash event on RTMR3 (needed for the seed-era disk key)");
+  *ret = id;
+  return RATLS_OK;
+}
+
+static int put_hex(struct buf *out, const char *name, const uint8_t *v, size_t len) {
+  int r = buf_printf(out, " %s=", name);
+  if (r >= 0)
+    r = hex_append(out, v, len);
+  return r;
+}
+
+int ratls_peer_describe(const struct ratls_peer *p, const struct ratls_app_identity *id,
+                      struct buf *out) {
+  int r = 0;
+  if (p && p->verified) {
+    const struct td_report_body *td = &p->dcap.quote.td;
+    r = put_hex(out, "mrtd", td->mr_td, 48);
+    for (int i = 0; r >= 0 && i < 4; i++) {
+      char n[8];
+      snprintf(n, sizeof(n), "rtmr%d", i);
+      r = put_hex(out, n, td->rt_mr[i], 48);
+    }
+    if (r >= 0)
+      r = buf_printf(out, " tcb=%s%s", dcap_status_name(p->dcap.status),
+                     p->dcap.simulated ? " simulated" : "");
+  } else if (p && p->att.quote.len) {
+    r = buf_printf(out, " (quote not verified, %zu bytes)", p->att.quote.len);
+  }
+  if (r >= 0 && id) {
+    r = buf_printf(out, " app_id=%s era=%s", id->app_id_hex,
+                   id->era == RATLS_ERA_SEED ? "seed" : "newest");
+    if (r >= 0 && id->has_compose_hash)
+      r = put_hex(out, "compose_hash", id->compose_hash, 32);
+    if (r >= 0 && id->instance_id_len)
+      r = put_hex(out, "instance_id", id->instance_id, id->instance_id_len);
+  }
+  return r < 0 ? r : 0;
+}
+
+const char *ratls_reason_code(enum ratls_reason r) {
+  static const char *const codes[_RATLS_R_MAX] = {
+      [RATLS_OK] = "ok",
+      [RATLS_R_NO_CLIENT_CERT] = "no_client_cert",
+      [RATLS_R_NO_ATTESTATION] = "no_attestation",
+      [RATLS_R_BAD_ATTESTATION] = "bad_attestation",
+      [RATLS_R_KEY_NOT_BOUND] = "key_not_bound",
+      [RATLS_R_UNSUPPORTED_QUOTE] = "unsupported_quote",
+      [RATLS_R_COLLATERAL_UNAVAILABLE] = "collateral_unavailable",
+      [RATLS_R_COLLATERAL_EXPIRED] = "collateral_expired",
+      [RATLS_R_SIMULATOR_NOT_ALLOWED] = "simulator_not_allowed",
+      [RATLS_R_QUOTE_INVALID] = "quote_invalid",
+      [RATLS_R_BAD_EVENT_LOG] = "bad_event_log",
+      [RATLS_R_EVENT_LOG_MISMATCH] = "event_log_mismatch",
+      [RATLS_R_MISSING_EVENT] = "missing_event",
+      [RATLS_R_INTERNAL] = "internal",
+  };
+  if ((unsigned)r >= _RATLS_R_MAX || !codes[r])
+    return "internal";
+  return codes[r];
+}
+
+int ratls_tls_verify_cb(int ok, X509_STORE_CTX *x) {
+  if (ok)
+    return 1;
+  int err = X509_STORE_CTX_get_error(x);
+  int depth = X509_STORE_CTX_get_error_depth(x);
+  X509 *cur = X509_STORE_CTX_get_current_cert(x);
+  struct slice v;
+  if (depth == 0 && cur && err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT &&
+      x509_cert_ext_find(cur, RATLS_OID_QUOTE, &v, NULL) == 0) {
+    /* A self-signed RA-TLS certificate: the quote inside is what will be trusted (or not),
+     * per request. Its signature and validity are still checked by OpenSSL as usual. */
+    X509_STORE_CTX_set_error(x, X509_V_OK);
+    return 1;
+  }
+  return 0;
+}

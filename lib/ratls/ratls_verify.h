@@ -1,0 +1,119 @@
+/* Verifying a peer's RA-TLS certificate (shared by every daemon that admits CVMs):
+ *   1. the certificate carries a quote (RA-TLS extension) whose report_data binds its key;
+ *   2. the quote is a TDX quote and passes full DCAP verification against collateral from the
+ *      configured PCCS, or, for quotes chained to the configured simulator root (only when a
+ *      simulator directory is given), the simulator's collateral; expired collateral fails;
+ *   3. the event log parses and replays to the verified RTMRs: RTMR3 always, RTMR0..2 when the
+ *      log has events for them;
+ *   4. the app identity comes from the RTMR3 events only (ratls_identity_from_log).
+ * Nothing is written anywhere (the collateral fetcher's disk cache aside, which only holds
+ * Intel-signed collateral that was fetched fresh). A verifier is used by one thread at a time. */
+#pragma once
+
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "attest/dcap.h"
+#include "attest/eventlog.h"
+#include "base/buf.h"
+#include "ratls/ratls.h"
+
+#define RATLS_APP_ID_MAX 64
+#define RATLS_INSTANCE_ID_MAX 64
+#define RATLS_OS_IMAGE_HASH_MAX 64
+
+/* Which guest generation measured the app: the seed flow's event lines or newest runtime
+ * events (UPSTREAM-SPEC §5.3 / §11.5). */
+enum ratls_era {
+  RATLS_ERA_SEED = 0,
+  RATLS_ERA_NEWEST = 1,
+};
+
+/* What the verified RTMR3 events say about the app. */
+struct ratls_app_identity {
+  enum ratls_era era;
+  uint8_t app_id[RATLS_APP_ID_MAX];
+  size_t app_id_len;
+  char app_id_hex[2 * RATLS_APP_ID_MAX + 1];
+  bool has_compose_hash;
+  uint8_t compose_hash[32];
+  uint8_t instance_id[RATLS_INSTANCE_ID_MAX];
+  size_t instance_id_len;
+  bool has_rootfs_hash;
+  char rootfs_hash_hex[65];
+  uint8_t os_image_hash[RATLS_OS_IMAGE_HASH_MAX];
+  size_t os_image_hash_len;
+};
+
+/* Why a peer was refused; ratls_reason_code gives the stable text clients see. */
+enum ratls_reason {
+  RATLS_OK = 0,
+  RATLS_R_NO_CLIENT_CERT,         /* no client certificate on the connection */
+  RATLS_R_NO_ATTESTATION,         /* the certificate carries no quote */
+  RATLS_R_BAD_ATTESTATION,        /* malformed RA-TLS extensions or quote */
+  RATLS_R_KEY_NOT_BOUND,          /* report_data does not bind the certificate's key */
+  RATLS_R_UNSUPPORTED_QUOTE,      /* not a TDX quote */
+  RATLS_R_COLLATERAL_UNAVAILABLE, /* no collateral source or fetching failed */
+  RATLS_R_COLLATERAL_EXPIRED,     /* the collateral's nextUpdate has passed */
+  RATLS_R_SIMULATOR_NOT_ALLOWED,  /* a simulated quote where no simulator is trusted */
+  RATLS_R_QUOTE_INVALID,          /* DCAP verification failed */
+  RATLS_R_BAD_EVENT_LOG,          /* the event log does not parse */
+  RATLS_R_EVENT_LOG_MISMATCH,     /* the event log does not replay to the quote's RTMRs */
+  RATLS_R_MISSING_EVENT,          /* a required RTMR3 event (app-id, rootfs-hash) is absent */
+  RATLS_R_INTERNAL,
+  _RATLS_R_MAX,
+};
+
+/* "no_client_cert", "quote_invalid", ...; "internal" for anything unknown. */
+const char *ratls_reason_code(enum ratls_reason r);
+
+struct ratls_verifier_opts {
+  const char *pccs_url;      /* collateral source for real quotes ("" / NULL: none) */
+  const char *cache_dir;     /* disk cache of fetched collateral (NULL: none) */
+  const char *simulator_dir; /* trust this simulator's root and collateral (NULL: never) */
+};
+
+struct ratls_verifier;
+
+/* Reads the simulator root when one is given; err (when errlen > 0) says what failed. */
+int ratls_verifier_new(const struct ratls_verifier_opts *o, struct ratls_verifier **ret,
+                       char *err, size_t errlen);
+void ratls_verifier_free(struct ratls_verifier *v);
+
+/* A verified peer. */
+struct ratls_peer {
+  struct ratls_attestation att;
+  struct dcap_result dcap; /* dcap.quote.td: the verified TD report body */
+  struct eventlog log;
+  int64_t tcb_uptodate_since; /* tcbDate of the newest UpToDate TCB level (0 = unknown) */
+  bool verified;              /* the quote passed DCAP (dcap is filled) */
+};
+
+void ratls_peer_init(struct ratls_peer *p);
+void ratls_peer_free(struct ratls_peer *p);
+
+/* Steps 1..3 at unix time now. RATLS_OK or a reason (why explains). p is filled as far as it
+ * got (ratls_peer_free it either way). */
+enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,
+                                    struct ratls_peer *p, char *why, size_t whylen);
+
+/* Step 4 on a replayed log: app id from the first (3, "app-id") event (runtime event: its
+ * payload; seed line: digest[0..20]), compose hash from (3, "compose-hash") (runtime payload,
+ * 32 bytes) or, in the seed era, the app-id digest[0..32] (SHA-256 of the compose file),
+ * instance id from (3, "instance-id"), rootfs hash from (3, "rootfs-hash") (seed digest[0..32]),
+ * os image hash from (3, "os-image-hash"). Events on other IMRs never count.
+ * RATLS_R_MISSING_EVENT without an app-id event, RATLS_R_BAD_EVENT_LOG for malformed values. */
+enum ratls_reason ratls_identity_from_log(const struct eventlog *log,
+                                          struct ratls_app_identity *ret, char *why,
+                                          size_t whylen);
+
+/* One line of measured values for the log: mrtd=.. rtmr0..3=.. tcb=.. [app_id=.. compose_hash=..]
+ * (whatever is known), appended to out. */
+int ratls_peer_describe(const struct ratls_peer *p, const struct ratls_app_identity *id,
+                        struct buf *out);
+
+/* An OpenSSL verify callback for servers that admit RA-TLS clients: lets a self-signed leaf
+ * through when it carries a quote (the quote is judged per request), refuses the rest as
+ * OpenSSL decided. */
+int ratls_tls_verify_cb(int ok, X509_STORE_CTX *x);
