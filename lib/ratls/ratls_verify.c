@@ -604,9 +604,6 @@ enum ratls_reason ratls_identity_from_log(const struct eventlog *log, struct rat
     return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "os-image-hash event: bad digest");
   }
 
-  if (id.era == RATLS_ERA_SEED && !id.has_rootfs_hash)
-    return refuse(RATLS_R_MISSING_EVENT, why, whylen,
-                  "no rootfs-hash event on RTMR3 (needed for the seed-era disk key)");
   *ret = id;
   return RATLS_OK;
 }

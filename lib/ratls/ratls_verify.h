@@ -103,7 +103,8 @@ enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_
  * 32 bytes) or, in the seed era, the app-id digest[0..32] (SHA-256 of the compose file),
  * instance id from (3, "instance-id"), rootfs hash from (3, "rootfs-hash") (seed digest[0..32]),
  * os image hash from (3, "os-image-hash"). Events on other IMRs never count.
- * RATLS_R_MISSING_EVENT without an app-id event, RATLS_R_BAD_EVENT_LOG for malformed values. */
+ * RATLS_R_MISSING_EVENT without an app-id event, RATLS_R_BAD_EVENT_LOG for malformed values.
+ * What else a caller needs (the KMS: a rootfs hash in the seed era) it checks itself. */
 enum ratls_reason ratls_identity_from_log(const struct eventlog *log,
                                           struct ratls_app_identity *ret, char *why,
                                           size_t whylen);

@@ -22,11 +22,10 @@ static inline enum kms_reason kms_verify_peer(struct ratls_verifier *v, X509 *ce
   return (enum kms_reason)ratls_verify_peer(v, cert, now, p, why, whylen);
 }
 
-static inline enum kms_reason kms_identity_from_log(const struct eventlog *log,
-                                                    struct ratls_app_identity *ret, char *why,
-                                                    size_t whylen) {
-  return (enum kms_reason)ratls_identity_from_log(log, ret, why, whylen);
-}
+/* ratls_identity_from_log, and a seed-era app must have measured its rootfs hash (the seed-era
+ * disk key is derived from it): KMS_R_MISSING_EVENT otherwise. */
+enum kms_reason kms_identity_from_log(const struct eventlog *log, struct ratls_app_identity *ret,
+                                      char *why, size_t whylen);
 
 /* The policy input of a verified peer (id may be NULL). */
 void kms_peer_policy_input(const struct ratls_peer *p, const struct ratls_app_identity *id,

@@ -1,6 +1,8 @@
 /* The KMS's verifier and policy input on top of the shared RA-TLS verifier. */
 #include "kms_verify.h"
 
+#include <stdio.h>
+
 #include "base/str.h"
 #include "kms_config.h"
 
@@ -14,6 +16,19 @@ int kms_verifier_new(const struct kms_config *c, struct ratls_verifier **ret, ch
                            : NULL,
   };
   return ratls_verifier_new(&o, ret, err, errlen);
+}
+
+enum kms_reason kms_identity_from_log(const struct eventlog *log, struct ratls_app_identity *ret,
+                                      char *why, size_t whylen) {
+  enum ratls_reason r = ratls_identity_from_log(log, ret, why, whylen);
+  if (r != RATLS_OK)
+    return (enum kms_reason)r;
+  if (ret->era == RATLS_ERA_SEED && !ret->has_rootfs_hash) {
+    if (why && whylen)
+      snprintf(why, whylen, "no rootfs-hash event on RTMR3 (needed for the seed-era disk key)");
+    return KMS_R_MISSING_EVENT;
+  }
+  return KMS_OK;
 }
 
 void kms_peer_policy_input(const struct ratls_peer *p, const struct ratls_app_identity *id,

@@ -312,6 +312,98 @@ int wg_render_uapi(const struct wg_config *c, struct buf *out) {
   return r;
 }
 
+static int status_key_cmp(const void *a, const void *b) {
+  const struct wg_peer_status *const *x = a, *const *y = b;
+  return memcmp((*x)->public_key, (*y)->public_key, WG_KEY_LEN);
+}
+
+/* The current peer with this key in a key-sorted index, or NULL. */
+static const struct wg_peer_status *status_lookup(const struct wg_peer_status **idx, size_t n,
+                                                  const uint8_t key[WG_KEY_LEN]) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = memcmp(key, idx[mid]->public_key, WG_KEY_LEN);
+    if (c == 0)
+      return idx[mid];
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return NULL;
+}
+
+static bool peer_unchanged(const struct wg_peer_status *cur, const struct rpeer *p) {
+  char want[48];
+  snprintf(want, sizeof(want), "%s/32", p->ip_str);
+  if (cur->n_allowed_ips != 1 || !str_eq(cur->allowed_ips[0], want))
+    return false;
+  return !p->endpoint[0] || str_eq(cur->endpoint, p->endpoint);
+}
+
+int wg_render_uapi_delta(const struct wg_config *c, const struct wg_status *cur, struct buf *out) {
+  uint8_t priv[WG_KEY_LEN];
+  char hex[2 * WG_KEY_LEN + 1];
+  struct rpeer *ps = NULL;
+  const struct wg_peer_status **idx = NULL;
+  uint8_t (*keys)[WG_KEY_LEN] = NULL;
+  size_t old = out ? out->len : 0;
+  if (!out || !cur || (cur->n_peers && !cur->peers))
+    return -EINVAL;
+  int r = prepare(c, priv, &ps);
+  if (r < 0)
+    return r;
+  if (!(idx = malloc((cur->n_peers ? cur->n_peers : 1) * sizeof(*idx)))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < cur->n_peers; i++)
+    idx[i] = &cur->peers[i];
+  qsort(idx, cur->n_peers, sizeof(*idx), status_key_cmp);
+  hex_encode(priv, WG_KEY_LEN, hex);
+  r = buf_printf(out, "set=1\nprivate_key=%s\n", hex); /* the same key is a no-op */
+  if (r == 0 && cur->listen_port != c->listen_port)
+    r = buf_printf(out, "listen_port=%u\n", (unsigned)c->listen_port);
+  /* Peers no longer wanted. */
+  if (r == 0 && !(keys = malloc((c->n_peers ? c->n_peers : 1) * WG_KEY_LEN)))
+    r = -ENOMEM;
+  for (size_t j = 0; r == 0 && j < c->n_peers; j++)
+    memcpy(keys[j], ps[j].key, WG_KEY_LEN);
+  if (r == 0)
+    qsort(keys, c->n_peers, WG_KEY_LEN, key_cmp);
+  for (size_t i = 0; r == 0 && i < cur->n_peers; i++) {
+    if (!bsearch(cur->peers[i].public_key, keys, c->n_peers, WG_KEY_LEN, key_cmp)) {
+      hex_encode(cur->peers[i].public_key, WG_KEY_LEN, hex);
+      r = buf_printf(out, "public_key=%s\nremove=true\n", hex);
+    }
+  }
+  /* New or changed peers; unchanged ones are not touched (sessions and roamed endpoints stay). */
+  for (size_t i = 0; r == 0 && i < c->n_peers; i++) {
+    const struct wg_peer_status *p = status_lookup(idx, cur->n_peers, ps[i].key);
+    if (p && peer_unchanged(p, &ps[i]))
+      continue;
+    hex_encode(ps[i].key, WG_KEY_LEN, hex);
+    r = buf_printf(out, "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n", hex,
+                   ps[i].ip_str);
+    if (r == 0 && ps[i].endpoint[0])
+      r = buf_printf(out, "endpoint=%s\n", ps[i].endpoint);
+  }
+  if (r == 0)
+    r = buf_append_str(out, "\n");
+out:
+  if (r < 0) {
+    secure_wipe(out->data + old, out->len - old);
+    out->len = old;
+  }
+  secure_wipe(priv, sizeof(priv));
+  secure_wipe(hex, sizeof(hex));
+  free(ps);
+  free(idx);
+  free(keys);
+  return r;
+}
+
 /* ---------------------------------------------------------------- get=1 */
 
 void wg_status_free(struct wg_status *s) {
@@ -677,12 +769,25 @@ static int apply_syncconf(struct wg_iface *w, const struct buf *conf) {
   return r;
 }
 
-static int apply_uapi(struct wg_iface *w, const struct buf *req) {
-  struct buf resp;
+/* Like `wg syncconf`: reads the interface, then writes only the difference. */
+static int apply_uapi(struct wg_iface *w, const struct wg_config *c) {
+  struct buf resp, req;
   struct wg_status st;
+  struct wg_status cur = {0};
+  int r = wg_iface_status(w, &cur);
+  if (r < 0)
+    return r;
+  buf_init_secret(&req, (size_t)WG_MAX_PEERS * 256 + 4096);
+  r = wg_render_uapi_delta(c, &cur, &req);
+  wg_status_free(&cur);
+  if (r < 0) {
+    buf_free(&req);
+    return r;
+  }
   buf_init_secret(&resp, 4096);
   w->writes++;
-  int r = wg_uapi_transact(w->sock_path, (const char *)req->data, req->len, w->timeout_ms, &resp);
+  r = wg_uapi_transact(w->sock_path, (const char *)req.data, req.len, w->timeout_ms, &resp);
+  buf_free(&req);
   if (r == 0) {
     r = wg_uapi_parse_get((const char *)resp.data, resp.len, &st);
     if (r == 0) {
@@ -712,7 +817,7 @@ int wg_apply(struct wg_iface *w, const struct wg_config *c, bool *ret_changed) {
   if (w->have_hash && memcmp_ct(h, w->hash, sizeof(h)) == 0)
     goto out;
   w->have_hash = false;
-  r = w->mode == WG_MODE_UAPI ? apply_uapi(w, &text) : apply_syncconf(w, &text);
+  r = w->mode == WG_MODE_UAPI ? apply_uapi(w, c) : apply_syncconf(w, &text);
   if (r < 0)
     goto out;
   memcpy(w->hash, h, sizeof(h));

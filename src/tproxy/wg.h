@@ -65,6 +65,13 @@ int wg_render_conf(const struct wg_config *c, struct buf *out);
  * "public_key=<hex>\nreplace_allowed_ips=true\nallowed_ip=a.b.c.d/32\n[endpoint=..\n]", then
  * the terminating empty line. Same order and checks as wg_render_conf. */
 int wg_render_uapi(const struct wg_config *c, struct buf *out);
+/* What `wg syncconf` would write, as UAPI, given the interface's current state (get=1): the
+ * private key (setting the same one is a no-op), listen_port only when it differs,
+ * "public_key=..\nremove=true\n" for peers no longer in c, and only the peers of c that are
+ * new or whose allowed IP (or configured endpoint) changed, as wg_render_uapi writes them.
+ * Unchanged peers are not mentioned, so their sessions and roamed endpoints survive. */
+struct wg_status;
+int wg_render_uapi_delta(const struct wg_config *c, const struct wg_status *cur, struct buf *out);
 
 /* --- get=1 --- */
 struct wg_peer_status {
@@ -114,7 +121,8 @@ struct wg_iface_opts {
 struct wg_iface;
 int wg_iface_new(const struct wg_iface_opts *o, struct wg_iface **ret);
 void wg_iface_free(struct wg_iface *w);
-/* Applies c unless the rendered text equals the last successfully applied one.
+/* Applies c unless the rendered text equals the last successfully applied one (UAPI: reads
+ * the interface and writes the delta, wg_render_uapi_delta).
  * *ret_changed (may be NULL) tells whether anything was written. On failure the remembered
  * hash is cleared, so the next call retries. */
 int wg_apply(struct wg_iface *w, const struct wg_config *c, bool *ret_changed);

@@ -134,6 +134,49 @@ static void test_render_golden(void **state) {
   assert_string_equal((char *)b.data, "[Interface]\nPrivateKey = " PRIV_A "\n");
 }
 
+/* The delta against the interface's current state: stale peer removed, unchanged peer not
+ * mentioned (its session and roamed endpoint stay), changed and new peers written. */
+static void test_render_delta(void **state) {
+  (void)state;
+  struct wg_config c = {.private_key = PRIV_A, .listen_port = 51820, .peers = peers3, .n_peers = 2};
+  const char get[] = "listen_port=51820\n"
+                     "public_key=" PUB_B_HEX "\nendpoint=10.1.1.1:999\nallowed_ip=10.0.0.2/32\n"
+                     "public_key=" PUB_C_HEX "\nallowed_ip=10.0.0.9/32\n"
+                     "public_key=de96a1140a296caade9138b3b58bffced7843596fbae364f5e3a9fec94442f6f\n"
+                     "allowed_ip=10.0.0.10/32\nerrno=0\n\n";
+  struct wg_status cur;
+  assert_int_equal(wg_uapi_parse_get(get, sizeof(get) - 1, &cur), 0);
+  _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_SMALL);
+  assert_int_equal(wg_render_uapi_delta(&c, &cur, &b), 0);
+  assert_int_equal(buf_terminate(&b), 0);
+  assert_string_equal((char *)b.data,
+                      "set=1\nprivate_key=" PRIV_A_HEX "\n"
+                      "public_key=de96a1140a296caade9138b3b58bffced7843596fbae364f5e3a9fec94442f6f\n"
+                      "remove=true\n"
+                      "public_key=" PUB_C_HEX "\nreplace_allowed_ips=true\nallowed_ip=10.0.0.3/32\n"
+                      "endpoint=192.168.1.5:51820\n\n");
+  /* another port: written; nothing current: every peer written */
+  cur.listen_port = 1;
+  buf_reset(&b);
+  assert_int_equal(wg_render_uapi_delta(&c, &cur, &b), 0);
+  assert_int_equal(buf_terminate(&b), 0);
+  assert_non_null(strstr((char *)b.data, "\nlisten_port=51820\n"));
+  wg_status_free(&cur);
+  struct wg_status none = {.listen_port = 51820};
+  buf_reset(&b);
+  assert_int_equal(wg_render_uapi_delta(&c, &none, &b), 0);
+  assert_int_equal(buf_terminate(&b), 0);
+  assert_non_null(strstr((char *)b.data, "allowed_ip=10.0.0.2/32"));
+  assert_null(strstr((char *)b.data, "remove=true"));
+  assert_null(strstr((char *)b.data, "listen_port"));
+  /* bad input: nothing appended */
+  struct wg_config bad = {.private_key = "nope"};
+  size_t len = b.len;
+  assert_int_equal(wg_render_uapi_delta(&bad, &none, &b), -EINVAL);
+  assert_int_equal(wg_render_uapi_delta(&c, NULL, &b), -EINVAL);
+  assert_int_equal(b.len, len);
+}
+
 static void expect_reject(const struct wg_config *c) {
   _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_SMALL);
   assert_int_equal(buf_append_str(&b, "keep"), 0);
@@ -544,6 +587,7 @@ int main(void) {
       cmocka_unit_test(test_key_file),
       cmocka_unit_test(test_render_golden),
       cmocka_unit_test(test_render_invalid),
+      cmocka_unit_test(test_render_delta),
       cmocka_unit_test(test_parse_get),
       cmocka_unit_test(test_parse_get_negative),
       cmocka_unit_test(test_iface_opts),

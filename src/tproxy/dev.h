@@ -1,0 +1,26 @@
+/* tproxy --dev DIR: everything a local run needs, created under DIR when absent and reused
+ * afterwards:
+ *   DIR/tproxy.toml        the configuration (loopback listeners on free ports, state under DIR,
+ *                          the simulator trusted), edit freely
+ *   DIR/sim                the simulated TDX platform ($DSTACK_SIM_DIR wins)
+ *   DIR/certs/ca.{cert,key}      the CA that CVM client certificates must chain to
+ *   DIR/certs/rpc.{cert,key}     the RPC server certificate (signed by that CA, for "localhost")
+ *   DIR/certbot/live/{cert,key}.pem  a self-signed wildcard for *.<base_domain> (app.localhost)
+ *   DIR/tproxy.db          registrations
+ * The WireGuard interface is run by wireguard-go (started by tproxy, its control socket under
+ * DIR/wg) when tproxy runs as root and wireguard-go is installed; otherwise [core.wg] mode is
+ * "none" and registrations are stored and routed without an interface. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "tproxy_config.h"
+
+int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_t errlen);
+
+/* Starts wireguard-go for the dev interface (when the config says uapi under DIR/wg) and
+ * assigns the server address. *ret_pid = 0 when nothing was started. */
+int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c, pid_t *ret_pid, char *err,
+                        size_t errlen);
+void tproxy_dev_wg_stop(const struct tproxy_config *c, pid_t pid);

@@ -1,0 +1,305 @@
+/* tproxy: registers attested CVMs as WireGuard peers and routes TLS to them by SNI. */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "attest/dcap_fetch.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "certs.h"
+#include "dev.h"
+#include "dns.h"
+#include "net/loop.h"
+#include "proxy.h"
+#include "ratls/ratls_verify.h"
+#include "server.h"
+#include "tproxy.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 3
+#define DNS_CACHE_ENTRIES 4096
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: tproxy [options]\n"
+          "\n"
+          "  -c, --config FILE   read tproxy.toml FILE (on top of the defaults, or of\n"
+          "                      DIR/tproxy.toml in dev mode)\n"
+          "      --dev DIR       dev mode: simulated TDX trusted, self-signed *.app.localhost\n"
+          "                      certificate, state and WireGuard under DIR, loopback listeners\n"
+          "                      on free ports\n"
+          "      --dump-config   print the effective configuration and exit\n"
+          "      --check-config  validate the configuration and the certificates, then exit\n"
+          "  -h, --help          this text\n"
+          "\n"
+          "Listeners are announced on stdout: 'listening https://ADDR:PORT' (RPC and dashboard)\n"
+          "and 'listening tls://ADDR:PORT' (the proxy). SIGHUP reloads the proxy certificate.\n"
+          "Logging: DSTACK_LOG=error|warn|info|debug (default from log_level).\n");
+}
+
+struct daemon {
+  struct tproxy t;
+  struct tproxy_server *srv;
+  struct tproxy_dns_cache *dns_cache;
+  struct event *poll_ev, *cert_ev, *hup_ev;
+};
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  struct tproxy *t = arg;
+  (void)tproxy_registry_poll(t->reg, tproxy_now(t));
+}
+
+static void cert_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  (void)tproxy_certs_reload(arg, false);
+}
+
+static void hup_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  log_info("SIGHUP: reloading the proxy certificate");
+  (void)tproxy_certs_reload(arg, true);
+}
+
+static int open_state(struct daemon *d, char *err, size_t errlen) {
+  struct tproxy *t = &d->t;
+  int r;
+  t->started = (int64_t)time(NULL);
+  if ((r = tproxy_table_init(&t->table)) < 0)
+    return r;
+  if ((r = tproxy_certs_new(t->cfg->proxy_cert_chain, t->cfg->proxy_cert_key, &t->certs, err,
+                            errlen)) < 0)
+    return r;
+  if ((r = tproxy_verifier_new(t->cfg, &t->verifier, err, errlen)) < 0)
+    return r;
+  return tproxy_registry_open(t->cfg, &t->table, &t->reg, err, errlen);
+}
+
+static void close_state(struct daemon *d) {
+  struct tproxy *t = &d->t;
+  tproxy_proxy_stop(t->proxy);
+  t->proxy = NULL;
+  tproxy_server_free(d->srv);
+  tproxy_registry_free(t->reg);
+  if (t->verifier)
+    ratls_verifier_free(t->verifier);
+  if (t->certs)
+    tproxy_certs_free(t->certs);
+  if (d->dns_cache)
+    tproxy_dns_cache_free(d->dns_cache);
+  if (t->table.cur)
+    tproxy_table_destroy(&t->table);
+}
+
+static int serve(struct daemon *d) {
+  struct tproxy *t = &d->t;
+  const struct tproxy_config *c = t->cfg;
+  struct event_base *base = event_base_new();
+  char err[512] = "";
+  int ret = 1, r;
+  if (!base) {
+    fprintf(stderr, "tproxy: cannot create the event loop\n");
+    return 1;
+  }
+  if ((r = tproxy_dns_cache_new(DNS_CACHE_ENTRIES, &d->dns_cache)) < 0) {
+    fprintf(stderr, "tproxy: out of memory\n");
+    goto out;
+  }
+  struct tproxy_proxy_opts po = {
+      .listen_addr = c->listen_addr,
+      .listen_port = c->listen_port,
+      .workers = c->workers,
+      .max_conns = c->proxy_max_conns,
+      .connect_timeout_ms = c->connect_timeout_ms,
+      .handshake_timeout_ms = c->handshake_timeout_ms,
+      .idle_timeout_s = c->idle_timeout_s,
+      .base_domain = c->base_domain,
+      .table = &t->table,
+      .certs = t->certs,
+      .dns_cache = d->dns_cache,
+      .dns_servers = c->dns_servers,
+      .dns_legacy = c->dns_legacy,
+      .dns_timeout_ms = c->dns_timeout_ms,
+      .dns_min_ttl = c->dns_min_ttl,
+      .dns_max_ttl = c->dns_max_ttl,
+      .dns_neg_ttl = c->dns_neg_ttl,
+  };
+  if ((r = tproxy_proxy_start(&po, &t->proxy, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
+    goto out;
+  }
+  if ((r = tproxy_server_new(t, base, stdout, &d->srv, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
+    goto out;
+  }
+  bool v6 = strchr(c->listen_addr, ':') != NULL;
+  printf("listening tls://%s%s%s:%u\n", v6 ? "[" : "", c->listen_addr, v6 ? "]" : "",
+         tproxy_proxy_port(t->proxy));
+  fflush(stdout);
+  struct timeval pt = {c->wg_poll_interval, 0}, ct = {c->cert_poll_s, 0};
+  d->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, t);
+  d->cert_ev = event_new(base, -1, EV_PERSIST, cert_cb, t->certs);
+  d->hup_ev = evsignal_new(base, SIGHUP, hup_cb, t->certs);
+  if (!d->poll_ev || !d->cert_ev || !d->hup_ev || event_add(d->poll_ev, &pt) < 0 ||
+      event_add(d->cert_ev, &ct) < 0 || event_add(d->hup_ev, NULL) < 0) {
+    fprintf(stderr, "tproxy: cannot set up timers\n");
+    goto out;
+  }
+  log_info("tproxy serving: RPC %s:%u, proxy %s:%u (%u workers), base domain %s, WireGuard %s "
+           "(%s)%s",
+           c->address, d->srv->port, c->listen_addr, tproxy_proxy_port(t->proxy),
+           tproxy_proxy_workers(t->proxy), c->base_domain, c->wg_interface, c->wg_mode,
+           c->dev ? ", dev mode" : "");
+  if (!str_isempty(c->simulator_dir))
+    log_warn("simulated quotes are trusted ([core.quote] simulator_dir = %s): dev only",
+             c->simulator_dir);
+  if ((r = net_loop_run(base)) < 0) {
+    fprintf(stderr, "tproxy: cannot install signal handlers\n");
+    goto out;
+  }
+  ret = 0;
+out:
+  /* Workers first: they read the table and the certificates. */
+  tproxy_proxy_stop(t->proxy);
+  t->proxy = NULL;
+  tproxy_server_free(d->srv);
+  d->srv = NULL;
+  if (d->poll_ev)
+    event_free(d->poll_ev);
+  if (d->cert_ev)
+    event_free(d->cert_ev);
+  if (d->hup_ev)
+    event_free(d->hup_ev);
+  net_loop_free(base);
+  return ret;
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"dev", required_argument, NULL, 'D'},
+      {"dump-config", no_argument, NULL, 'P'},
+      {"check-config", no_argument, NULL, 'C'},
+      {"help", no_argument, NULL, 'h'},
+      {0},
+  };
+  log_ident_set("tproxy");
+  (void)log_level_from_env();
+  const char *config_file = NULL, *dev_dir = NULL;
+  bool dump = false, check = false;
+  int c;
+  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      config_file = optarg;
+      break;
+    case 'D':
+      dev_dir = optarg;
+      break;
+    case 'P':
+      dump = true;
+      break;
+    case 'C':
+      check = true;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "tproxy: unexpected argument '%s'\n", argv[optind]);
+    return EXIT_USAGE;
+  }
+  umask(077);
+  signal(SIGPIPE, SIG_IGN);
+
+  struct tproxy_config cfg;
+  char err[512] = "";
+  _cleanup_free_ char *dev_abs = NULL;
+  pid_t wg_pid = 0;
+  int r;
+  if (dev_dir) {
+    if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
+      fprintf(stderr, "tproxy: creating %s: %s\n", dev_dir, strerror(errno));
+      return EXIT_CONFIG;
+    }
+    if (!(dev_abs = realpath(dev_dir, NULL))) {
+      fprintf(stderr, "tproxy: %s: %s\n", dev_dir, strerror(errno));
+      return EXIT_CONFIG;
+    }
+    r = tproxy_dev_config(dev_abs, &cfg, err, sizeof(err));
+  } else {
+    r = tproxy_config_init(&cfg);
+  }
+  if (r < 0) {
+    fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
+    return EXIT_CONFIG;
+  }
+  int ret = 1;
+  struct daemon d = {.t = {.cfg = &cfg}};
+  if (config_file && (r = tproxy_config_apply_file(&cfg, config_file, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tproxy: config: %s\n", err);
+    ret = EXIT_CONFIG;
+    goto out;
+  }
+  if ((r = tproxy_config_check(&cfg, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tproxy: config: %s\n", err);
+    ret = EXIT_CONFIG;
+    goto out;
+  }
+  if (dump) {
+    struct buf b;
+    buf_init_secret(&b, 1024 * 1024);
+    r = tproxy_config_dump(&cfg, &b);
+    if (r >= 0)
+      fwrite(b.data, 1, b.len, stdout);
+    buf_free(&b);
+    ret = r < 0 ? 1 : 0;
+    goto out;
+  }
+  log_level_from_config(cfg.log_level);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (check) {
+    struct tproxy_certs *certs = NULL;
+    r = tproxy_certs_new(cfg.proxy_cert_chain, cfg.proxy_cert_key, &certs, err, sizeof(err));
+    if (r < 0) {
+      fprintf(stderr, "tproxy: [core.proxy] certificate: %s\n", err[0] ? err : strerror(-r));
+      ret = EXIT_CONFIG;
+      goto out;
+    }
+    tproxy_certs_free(certs);
+    printf("configuration OK (base domain %s, WireGuard %s, %s)\n", cfg.base_domain,
+           cfg.wg_interface, cfg.wg_mode);
+    ret = 0;
+    goto out;
+  }
+  if (dev_abs && (r = tproxy_dev_wg_start(dev_abs, &cfg, &wg_pid, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tproxy: dev mode: %s\n", err);
+    goto out;
+  }
+  if ((r = open_state(&d, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
+    goto out;
+  }
+  ret = serve(&d);
+out:
+  close_state(&d);
+  tproxy_dev_wg_stop(&cfg, wg_pid);
+  tproxy_config_free(&cfg);
+  dcap_fetch_caches_free();
+  curl_global_cleanup();
+  return ret;
+}

@@ -1,0 +1,244 @@
+/* RPC listener, dashboard and metrics. */
+#include "server.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "acme.h"
+#include "base/hex.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "certs.h"
+#include "net/http_server.h"
+#include "net/http_tls.h"
+#include "proxy.h"
+
+static const char *domain_of(const struct tproxy *t) {
+  const char *d = t->cfg->base_domain;
+  while (*d == '.')
+    d++;
+  return d;
+}
+
+int tproxy_dashboard_render(struct tproxy *t, struct buf *out) {
+  struct acme_info a;
+  _cleanup_free_ struct tproxy_reg *rows = NULL;
+  size_t n = 0;
+  int r = acme_info_read(t->cfg->certbot_workdir, &a);
+  if (r < 0)
+    return r;
+  if ((r = tproxy_registry_list(t->reg, &rows, &n)) < 0)
+    goto out;
+  r = buf_append_str(out, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                          "<title>tproxy</title><style>body{font-family:sans-serif;margin:2em}"
+                          "table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+                          "padding:4px 8px;text-align:left}input{width:40em;font-family:monospace}"
+                          "</style></head><body>\n<h1>ACME Information</h1>\n"
+                          "<p>Account URI: <input readonly value=\"");
+  if (r >= 0)
+    r = buf_append_html(out, a.account_uri);
+  if (r >= 0)
+    r = buf_append_str(out, "\"></p>\n<p>Historical certificate public keys:</p>\n<ul>\n");
+  for (size_t i = 0; r >= 0 && i < a.n_keys; i++) {
+    _cleanup_free_ char *h = hex_encode_alloc(a.keys[i].der, a.keys[i].len);
+    r = h ? buf_printf(out, "<li><input readonly value=\"%s\"></li>\n", h) : -ENOMEM;
+  }
+  if (r >= 0)
+    r = buf_printf(out,
+                   "</ul>\n<h1>CVM List</h1>\n<table>\n<tr><th>App ID</th><th>Instance</th>"
+                   "<th>IP</th><th>Ports</th><th>Last handshake</th></tr>\n");
+  for (size_t i = 0; r >= 0 && i < n; i++) {
+    char ip[IPV4_STR_MAX];
+    char hs[32] = "never";
+    if (rows[i].last_handshake) {
+      time_t tt = (time_t)rows[i].last_handshake;
+      struct tm tm;
+      if (gmtime_r(&tt, &tm))
+        strftime(hs, sizeof(hs), "%Y-%m-%d %H:%M:%SZ", &tm);
+    }
+    r = buf_append_str(out, "<tr><td><code>");
+    if (r >= 0)
+      r = buf_append_html(out, rows[i].app_id);
+    if (r >= 0)
+      r = buf_append_str(out, "</code></td><td><code>");
+    if (r >= 0)
+      r = buf_append_html(out, rows[i].instance_id);
+    if (r >= 0)
+      r = buf_printf(out, "</code></td><td>%s</td><td>", ipv4_format(rows[i].ip, ip));
+    /* endpoint is <app_id>.<base_domain>; app ids are hex, the domain was validated. */
+    if (r >= 0)
+      r = buf_printf(out, "<a href=\"https://%s.%s:%u\">%u</a>", rows[i].app_id, domain_of(t),
+                     tproxy_external_port(t), tproxy_external_port(t));
+    if (r >= 0)
+      r = buf_printf(out, "</td><td>%s</td></tr>\n", hs);
+  }
+  if (r >= 0)
+    r = buf_append_str(out, "</table>\n");
+  if (r >= 0 && t->certs) {
+    struct tproxy_certs_stats cs;
+    tproxy_certs_stats(t->certs, &cs);
+    char na[32] = "?";
+    time_t tt = (time_t)cs.not_after;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm))
+      strftime(na, sizeof(na), "%Y-%m-%d %H:%M:%SZ", &tm);
+    r = buf_printf(out, "<h1>Certificate</h1>\n<p>*.%s, valid until %s, reloads %llu ok / %llu "
+                        "failed</p>\n",
+                   domain_of(t), na, (unsigned long long)cs.reloads_ok,
+                   (unsigned long long)cs.reloads_failed);
+  }
+  if (r >= 0 && t->proxy) {
+    struct tproxy_proxy_stats ps;
+    tproxy_proxy_stats(t->proxy, &ps);
+    r = buf_printf(out,
+                   "<h1>Proxy</h1>\n<p>%llu connections accepted, %llu open; %llu terminated, "
+                   "%llu h2, %llu passthrough; %llu unknown app, %llu bad hello</p>\n",
+                   (unsigned long long)ps.accepted, (unsigned long long)ps.active,
+                   (unsigned long long)ps.terminated, (unsigned long long)ps.h2,
+                   (unsigned long long)ps.passthrough, (unsigned long long)ps.unknown_app,
+                   (unsigned long long)(ps.bad_hello + ps.no_sni + ps.bad_sni));
+  }
+  if (r >= 0)
+    r = buf_append_str(out, "</body></html>\n");
+out:
+  acme_info_free(&a);
+  return r;
+}
+
+static bool is_get(struct http_request *req) {
+  const char *m = http_request_method(req);
+  if (str_eq(m, "GET") || str_eq(m, "HEAD"))
+    return true;
+  (void)http_reply_error(req, 405, "method not allowed");
+  return false;
+}
+
+static void dashboard_handler(struct http_request *req, void *ud) {
+  struct tproxy_server *s = ud;
+  if (!is_get(req))
+    return;
+  if (!str_eq(http_request_path(req), "/")) {
+    (void)http_reply_error(req, 404, "not found");
+    return;
+  }
+  _cleanup_buf_ struct buf b = BUF_INIT(16 * 1024 * 1024);
+  if (tproxy_dashboard_render(s->t, &b) < 0) {
+    (void)http_reply_error(req, 500, "rendering the dashboard");
+    return;
+  }
+  (void)http_reply(req, 200, "text/html; charset=utf-8", b.data, b.len);
+}
+
+static void metrics_handler(struct http_request *req, void *ud) {
+  struct tproxy_server *s = ud;
+  struct tproxy *t = s->t;
+  if (!is_get(req))
+    return;
+  if (!str_eq(http_request_path(req), "/metrics")) {
+    (void)http_reply_error(req, 404, "not found");
+    return;
+  }
+  _cleanup_buf_ struct buf b = BUF_INIT(64 * 1024);
+  struct tproxy_hosts *h = tproxy_table_acquire(&t->table);
+  size_t nh = tproxy_hosts_count(h);
+  tproxy_hosts_release(h);
+  int r = buf_printf(&b,
+                     "# TYPE tproxy_registrations gauge\ntproxy_registrations %zu\n"
+                     "# TYPE tproxy_register_total counter\n"
+                     "tproxy_register_total{result=\"ok\"} %llu\n"
+                     "tproxy_register_total{result=\"refused\"} %llu\n"
+                     "# TYPE tproxy_registrations_expired_total counter\n"
+                     "tproxy_registrations_expired_total %llu\n"
+                     "# TYPE tproxy_wg_failures_total counter\ntproxy_wg_failures_total %llu\n",
+                     nh, (unsigned long long)t->stats.registered,
+                     (unsigned long long)t->stats.refused, (unsigned long long)t->reg->n_expired,
+                     (unsigned long long)t->reg->n_wg_failures);
+  if (r >= 0 && t->certs) {
+    struct tproxy_certs_stats cs;
+    tproxy_certs_stats(t->certs, &cs);
+    r = buf_printf(&b,
+                   "# TYPE tproxy_cert_reloads_total counter\n"
+                   "tproxy_cert_reloads_total{result=\"ok\"} %llu\n"
+                   "tproxy_cert_reloads_total{result=\"failed\"} %llu\n"
+                   "# TYPE tproxy_cert_not_after gauge\ntproxy_cert_not_after %lld\n",
+                   (unsigned long long)cs.reloads_ok, (unsigned long long)cs.reloads_failed,
+                   (long long)cs.not_after);
+  }
+  if (r >= 0 && t->proxy)
+    r = tproxy_proxy_metrics(t->proxy, &b);
+  if (r < 0) {
+    (void)http_reply_error(req, 500, "rendering the metrics");
+    return;
+  }
+  (void)http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+}
+
+static void health_handler(struct http_request *req, void *ud) {
+  (void)ud;
+  if (!is_get(req))
+    return;
+  (void)http_reply(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
+                      struct tproxy_server **ret, char *err, size_t errlen) {
+  struct tproxy_server *s = calloc(1, sizeof(*s));
+  if (!s)
+    return -ENOMEM;
+  s->t = t;
+  tproxy_api_init(t, &s->api);
+  const struct tproxy_config *c = t->cfg;
+  struct http_server_config hc = {
+      .max_body = 64 * 1024,
+      .request_timeout_s = c->request_timeout,
+      .max_conns = c->max_conns,
+  };
+  /* No resumption: a CVM registers once per boot; a resumed session would also carry no
+   * client certificate chain to verify again. */
+  struct http_tls_files f = {.cert_file = c->tls_certs,
+                             .key_file = c->tls_key,
+                             .client_ca_file = c->mutual_ca_certs,
+                             .client_cert_optional = !c->mutual_mandatory,
+                             .no_resumption = true};
+  int r = http_tls_ctx_new(&f, &s->tls);
+  if (r < 0) {
+    snprintf(err, errlen, "[tls] setting up TLS (%s, %s, client CA %s): %s", c->tls_certs,
+             c->tls_key, c->mutual_ca_certs, strerror(-r));
+    goto fail;
+  }
+  SSL_CTX_set_verify_depth(s->tls, 8);
+  if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
+      (r = http_server_route(s->http, "/prpc/", prpc_http_handler, &s->api.router)) < 0 ||
+      (r = http_server_route(s->http, "/metrics", metrics_handler, s)) < 0 ||
+      (r = http_server_route(s->http, "/health", health_handler, s)) < 0 ||
+      (r = http_server_route(s->http, "/", dashboard_handler, s)) < 0) {
+    snprintf(err, errlen, "setting up the HTTP server: %s", strerror(-r));
+    goto fail;
+  }
+  r = http_server_listen_tls(s->http, c->address, c->port, s->tls, &s->port);
+  if (r < 0) {
+    snprintf(err, errlen, "listening on %s:%u: %s", c->address, c->port, strerror(-r));
+    goto fail;
+  }
+  if (out) {
+    bool v6 = strchr(c->address, ':') != NULL;
+    fprintf(out, "listening https://%s%s%s:%u\n", v6 ? "[" : "", c->address, v6 ? "]" : "",
+            s->port);
+    fflush(out);
+  }
+  *ret = s;
+  return 0;
+fail:
+  tproxy_server_free(s);
+  return r;
+}
+
+void tproxy_server_free(struct tproxy_server *s) {
+  if (!s)
+    return;
+  http_server_free(s->http);
+  if (s->tls)
+    SSL_CTX_free(s->tls);
+  free(s);
+}

@@ -1,0 +1,28 @@
+/* tproxy's RPC listener: HTTPS with optional client certificates (required by RegisterCvm),
+ * serving /prpc/ (service.h), the dashboard at GET / and Prometheus text at /metrics. */
+#pragma once
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "service.h"
+
+struct event_base;
+struct http_server;
+
+struct tproxy_server {
+  struct tproxy *t;
+  struct tproxy_api api;
+  struct http_server *http;
+  SSL_CTX *tls;
+  uint16_t port;
+};
+
+/* Listens on address:port; announces "listening https://ADDR:PORT" on out when given. */
+int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
+                      struct tproxy_server **ret, char *err, size_t errlen);
+void tproxy_server_free(struct tproxy_server *s);
+
+/* The dashboard page (UPSTREAM-SPEC §7.4). */
+int tproxy_dashboard_render(struct tproxy *t, struct buf *out);

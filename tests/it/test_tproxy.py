@@ -1,0 +1,493 @@
+"""tproxy on loopback (WireGuard mode "none": CVM backends listen on their client addresses):
+attested registration, List/Info/AcmeInfo/dashboard, SNI routing through the proxy with curl and
+openssl, bad input, certificate reload, restart, dev mode."""
+import json
+import os
+import pathlib
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+from shutil import which as shutil_which
+
+from tproxy_common import (BASE, TPROXY, Backend, Cvm, Pki, Tproxy, curl, make_cert, pem,
+                           key_pem, raw_exchange)
+
+pytestmark = pytest.mark.skipif(not TPROXY.exists(), reason=f"tproxy not built at {TPROXY}")
+
+
+@pytest.fixture
+def env(tmp_path):
+    pki = Pki(tmp_path / "pki")
+    sim = tmp_path / "sim"
+    subprocess.run([str(pathlib.Path(TPROXY).parents[1] / "tdxctl" / "tdxctl"), "sim", "init",
+                    str(sim)], check=True, stdout=subprocess.DEVNULL, timeout=60)
+    procs = []
+
+    class E:
+        pass
+    e = E()
+    e.tmp, e.pki, e.sim = tmp_path, pki, sim
+
+    def tproxy(**kw):
+        kw.setdefault("sim_dir", sim)
+        t = Tproxy(tmp_path, pki, **kw)
+        procs.append(t)
+        return t
+
+    def cvm(name, **kw):
+        kw.setdefault("sim_dir", None)
+        return Cvm(tmp_path, pki, name, **kw)
+    e.tproxy, e.cvm = tproxy, cvm
+    e.backends = []
+    yield e
+    for b in e.backends:
+        b.close()
+    for t in procs:
+        t.stop()
+
+
+def backend(e, *a, **kw):
+    b = Backend(*a, **kw)
+    e.backends.append(b)
+    return b
+
+
+# ---- registration -------------------------------------------------------------------------------
+
+def test_register_list_info_acme(env):
+    t = env.tproxy()
+    # The simulated platform is per CVM; the trusted simulator is env.sim: CVMs share it.
+    a1 = env.cvm("a1", sim_dir=env.sim)
+    r1 = t.register(a1)
+    assert r1["wg"]["client_ip"] == "127.77.0.2"
+    assert r1["wg"]["server_ip"] == "127.77.0.1"
+    assert r1["wg"]["server_endpoint"] == "127.0.0.1:51820"
+    assert r1["wg"]["servers"][0]["ip"] == "127.77.0.1"
+    assert r1["tappd"] == {"external_port": t.proxy_port, "internal_port": 8090, "domain": BASE,
+                           "app_address_ns_prefix": "_dstack-app-address"}
+    # same (app, instance, key): same address; a second instance of the app: its own address
+    assert t.register(a1)["wg"]["client_ip"] == "127.77.0.2"
+    a2 = env.cvm("a2", sim_dir=env.tmp / "sim2")  # another TD: own simulator, not trusted
+    st, j = t.rpc("RegisterCvm", a2, {"client_public_key": a2.wg_pub})
+    assert st == 400 and "simulator" in j["error"], j
+    # a second instance of the app on the trusted platform: same compose, new instance id
+    a2 = env.cvm("a2b", sim_dir=env.sim)
+    assert a2.app_id == a1.app_id and a2.instance_id != a1.instance_id
+    r2 = t.register(a2)
+    assert r2["wg"]["client_ip"] == "127.77.0.3"
+    # a changed key replaces the peer of that instance, same address
+    a2.wg_priv, a2.wg_pub = __import__("tproxy_common").wg_keypair()
+    assert t.register(a2)["wg"]["client_ip"] == "127.77.0.3"
+    # someone else's key is refused
+    st, j = t.rpc("RegisterCvm", a2, {"client_public_key": a1.wg_pub})
+    assert st == 400 and "another CVM" in j["error"]
+
+    st, lst = t.rpc("List")
+    assert st == 200
+    hosts = sorted(lst["hosts"], key=lambda h: h["ip"])
+    assert [h["ip"] for h in hosts] == ["127.77.0.2", "127.77.0.3"]
+    assert all(h["app_id"] == a1.app_id for h in hosts)
+    assert hosts[0]["endpoint"] == f"{a1.app_id}.{BASE}" and hosts[0]["ports"] == [t.proxy_port]
+    assert {h["instance_id"] for h in hosts} == {a1.instance_id, a2.instance_id}
+
+    st, info = t.rpc("Info")
+    assert st == 200 and info["base_domain"] == BASE and info["hosts"] == 2
+
+    st, acme = t.rpc("AcmeInfo")
+    assert st == 200 and acme["account_uri"] == "" and acme["hist_keys"] == []
+    wd = t.dir / "certbot"
+    (wd / "credentials.json").write_text('{"account_id": "https://acme.test/acct/7"}')
+    c1, k1 = make_cert("*." + BASE, ["*." + BASE])
+    (wd / "backup" / "1").mkdir(parents=True)
+    (wd / "backup" / "1" / "cert.pem").write_bytes(pem(c1))
+    st, acme = t.rpc("AcmeInfo")
+    from cryptography.hazmat.primitives import serialization
+    spki = c1.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert acme["account_uri"] == "https://acme.test/acct/7"
+    assert [bytes.fromhex(h.removeprefix("0x")) for h in acme["hist_keys"]] == [spki]
+
+    st, page, _ = curl(["--cacert", str(env.pki.path("ca.cert")), "--resolve",
+                        f"localhost:{t.rpc_port}:127.0.0.1", f"https://localhost:{t.rpc_port}/"])
+    page = page.decode()
+    assert st == 200 and "CVM List" in page and "ACME Information" in page
+    assert a1.app_id in page and "127.77.0.3" in page and spki.hex() in page
+    assert f"https://{a1.app_id}.{BASE}:{t.proxy_port}" in page
+    m = t.metrics()
+    assert m["tproxy_registrations"] == 2
+
+
+def test_seed_era_cvm(env):
+    t = env.tproxy()
+    c = env.cvm("seed", seed=True, sim_dir=env.sim)
+    r = t.register(c)
+    assert r["wg"]["client_ip"] == "127.77.0.2"
+    st, lst = t.rpc("List")
+    assert lst["hosts"][0]["app_id"] == c.app_id and lst["hosts"][0]["instance_id"] == "-"
+
+
+def test_register_refusals(env):
+    t = env.tproxy()
+    c = env.cvm("c", sim_dir=env.sim)
+    # no client certificate
+    st, j = t.rpc("RegisterCvm", None, {"client_public_key": c.wg_pub})
+    assert st == 400 and "no attestation provided" in j["error"]
+    # a certificate chained to the CA but without a quote
+    cert, key = env.pki.issue("plain", "plain", ["plain"])
+    st, j = t.rpc("RegisterCvm", None, {"client_public_key": c.wg_pub}, cert=cert, key=key)
+    assert st == 400 and "no_attestation" in j["error"], j
+    # a certificate not chained to the CA: the TLS handshake fails
+    sc, sk = make_cert("self", ["self"])
+    (env.tmp / "self.cert").write_bytes(pem(sc))
+    (env.tmp / "self.key").write_bytes(key_pem(sk))
+    st, j = t.rpc("RegisterCvm", None, {"client_public_key": c.wg_pub},
+                  cert=env.tmp / "self.cert", key=env.tmp / "self.key")
+    assert st == 0
+    # bad WireGuard keys
+    for bad in ("", "AAAA", "x" * 44, c.wg_pub[:-2] + "B=", c.wg_pub[:-1] + "A"):
+        st, j = t.rpc("RegisterCvm", c, {"client_public_key": bad})
+        assert st == 400 and "client_public_key" in j["error"], (bad, j)
+    st, lst = t.rpc("List")
+    assert lst["hosts"] == []
+    assert t.metrics()["tproxy_register_total{result=\"refused\"}"] >= 5
+    assert "refused" in t.log()
+    # the simulator is trusted only when configured
+    t2 = env.tproxy(name="nosim", sim_dir="")
+    st, j = t2.rpc("RegisterCvm", c, {"client_public_key": c.wg_pub})
+    assert st == 400 and "simulator" in j["error"], j
+    st, lst = t2.rpc("List")
+    assert lst["hosts"] == []
+
+
+# ---- proxy --------------------------------------------------------------------------------------
+
+def test_routes_terminate_port_passthrough(env):
+    t = env.tproxy()
+    c = env.cvm("c", sim_dir=env.sim)
+    ip = t.register(c)["wg"]["client_ip"]
+    backend(env, ip, 80, "port80")
+    backend(env, ip, 8080, "port8080")
+    backend(env, ip, 8443, "tls8443", certfile=str(env.pki.path("backend.cert")),
+            keyfile=str(env.pki.path("backend.key")))
+    app = c.app_id
+    st, body, err = t.get(f"{app}.{BASE}", "/hello")
+    assert st == 200 and body.startswith(b"port80 /hello host=" + f"{app}.{BASE}".encode()), err
+    st, body, err = t.get(f"{app}-8080.{BASE}", "/x")
+    assert st == 200 and body.startswith(b"port8080 /x"), err
+    # passthrough: the backend's own certificate (signed by the test CA) is what curl sees
+    st, body, err = t.get(f"{app}-8443s.{BASE}", "/pt", cacert=env.pki.path("ca.cert"))
+    assert st == 200 and body.startswith(b"tls8443 /pt"), err
+    # and the wildcard is not accepted there
+    st, body, err = t.get(f"{app}-8443s.{BASE}", "/pt")
+    assert st == 0
+    # keep-alive: several requests on one connection
+    st, body, err = t.get(f"{app}.{BASE}", "/a", extra=["--next", "--resolve",
+                                                       f"{app}.{BASE}:{t.proxy_port}:127.0.0.1",
+                                                       "--cacert", str(env.pki.path("wild.cert")),
+                                                       f"https://{app}.{BASE}:{t.proxy_port}/b"])
+    assert body.count(b"port80") == 2
+    # openssl s_client sees the wildcard and talks HTTP through it
+    p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{t.proxy_port}",
+                        "-servername", f"{app}.{BASE}", "-CAfile", str(env.pki.path("wild.cert")),
+                        "-verify_return_error", "-quiet", "-ign_eof"],
+                       input=f"GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    assert b"port80 /s" in p.stdout, p.stderr
+    m = t.metrics()
+    assert m['tproxy_connections_total{kind="terminated"}'] >= 4
+    assert m['tproxy_connections_total{kind="passthrough"}'] >= 2
+
+
+def test_two_instances_spread_and_failover(env):
+    t = env.tproxy()
+    c1 = env.cvm("c1", sim_dir=env.sim)
+    c2 = env.cvm("c2", sim_dir=env.sim)
+    ip1 = t.register(c1)["wg"]["client_ip"]
+    ip2 = t.register(c2)["wg"]["client_ip"]
+    assert ip1 != ip2
+    b1 = backend(env, ip1, 80, "one")
+    backend(env, ip2, 80, "two")
+    seen = set()
+    for i in range(8):
+        st, body, err = t.get(f"{c1.app_id}.{BASE}", f"/{i}")
+        assert st == 200, err
+        seen.add(body.split()[0])
+    assert seen == {b"one", b"two"}
+    # one instance down: every request still served, by the other
+    b1.close()
+    env.backends.remove(b1)
+    for i in range(6):
+        st, body, err = t.get(f"{c1.app_id}.{BASE}", f"/{i}")
+        assert st == 200 and body.startswith(b"two"), (st, body, err)
+
+
+def test_unknown_and_bad_input(env):
+    t = env.tproxy()
+    c = env.cvm("c", sim_dir=env.sim)
+    ip = t.register(c)["wg"]["client_ip"]
+    backend(env, ip, 80, "ok")
+    # unknown app: an unrecognized_name alert, curl fails
+    st, body, err = t.get(f"{'ab' * 20}.{BASE}")
+    assert st == 0 and ("alert" in err.lower() or "unrecognized" in err.lower()), err
+    # malformed names under the base domain
+    for name in (f"{c.app_id}-x.{BASE}", f"zz.{BASE}", f"a.b.{BASE}"):
+        st, body, err = t.get(name)
+        assert st == 0, name
+    # garbage instead of a ClientHello: a fatal alert record, then close
+    out = raw_exchange(t.proxy_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out[:1] == b"\x15" and len(out) == 7
+    out = raw_exchange(t.proxy_port, os.urandom(3000))
+    assert out == b"" or out[:1] == b"\x15"
+    # no SNI
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = socket.create_connection(("127.0.0.1", t.proxy_port), timeout=5)
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        ctx.wrap_socket(s, server_hostname=None).do_handshake()
+    s.close()
+    # a silent client is dropped after handshake_timeout (2 s), not kept forever
+    s = socket.create_connection(("127.0.0.1", t.proxy_port), timeout=10)
+    t0 = time.time()
+    assert s.recv(10) == b""
+    assert 1.5 < time.time() - t0 < 6
+    s.close()
+    # a backend port nobody listens on: alert, counted
+    st, body, err = t.get(f"{c.app_id}-9999.{BASE}")
+    assert st == 0
+    # none of it disturbed good traffic
+    st, body, err = t.get(f"{c.app_id}.{BASE}")
+    assert st == 200 and body.startswith(b"ok"), err
+    m = t.metrics()
+    assert m['tproxy_connections_closed_total{reason="unknown_app"}'] >= 1
+    assert m['tproxy_connections_closed_total{reason="bad_hello"}'] >= 1
+    assert m['tproxy_connections_closed_total{reason="no_sni"}'] >= 1
+    assert m['tproxy_connections_closed_total{reason="hello_timeout"}'] >= 1
+    assert m['tproxy_connections_closed_total{reason="backend_failed"}'] >= 1
+    assert m['tproxy_connections_closed_total{reason="bad_sni"}'] >= 1
+
+
+def served_cert(t, host):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", t.proxy_port), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname=host) as ss:
+            return ss.getpeercert(binary_form=True)
+
+
+def test_cert_reload(env):
+    t = env.tproxy()
+    c = env.cvm("c", sim_dir=env.sim)
+    ip = t.register(c)["wg"]["client_ip"]
+    backend(env, ip, 80, "ok")
+    host = f"{c.app_id}.{BASE}"
+    old = served_cert(t, host)
+    # certbot-style swap: new files, symlinks replaced
+    nc, nk = make_cert("*." + BASE, ["*." + BASE])
+    (t.dir / "new").mkdir()
+    (t.dir / "new" / "cert.pem").write_bytes(pem(nc))
+    (t.dir / "new" / "key.pem").write_bytes(key_pem(nk))
+    for n in ("cert.pem", "key.pem"):
+        tmp = t.live / (n + ".tmp")
+        tmp.symlink_to(t.dir / "new" / n)
+        os.replace(tmp, t.live / n)
+    from cryptography.hazmat.primitives import serialization
+    want = nc.public_bytes(serialization.Encoding.DER)
+    deadline = time.time() + 10
+    while served_cert(t, host) != want and time.time() < deadline:
+        time.sleep(0.2)
+    assert served_cert(t, host) == want
+    # a broken new pair: the old one keeps serving, the failure is logged
+    (t.dir / "bad").mkdir()
+    (t.dir / "bad" / "cert.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n")
+    tmp = t.live / "cert.tmp"
+    tmp.symlink_to(t.dir / "bad" / "cert.pem")
+    os.replace(tmp, t.live / "cert.pem")
+    deadline = time.time() + 10
+    while "keep" not in t.log().lower() and time.time() < deadline:
+        time.sleep(0.2)
+    assert served_cert(t, host) == want
+    st, body, err = t.get(host)
+    assert st == 0  # the wildcard file is no longer what the client trusts: it is the new cert
+    # a key that does not match the certificate: also kept
+    (t.dir / "bad" / "cert2.pem").write_bytes(pem(make_cert("*." + BASE, ["*." + BASE])[0]))
+    tmp = t.live / "cert.tmp"
+    tmp.symlink_to(t.dir / "bad" / "cert2.pem")
+    os.replace(tmp, t.live / "cert.pem")
+    t.proc.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    assert served_cert(t, host) == want
+    assert t.proc.poll() is None
+    m = t.metrics()
+    assert m['tproxy_cert_reloads_total{result="failed"}'] >= 2
+    assert m['tproxy_cert_reloads_total{result="ok"}'] >= 1
+
+
+def test_restart_keeps_registrations(env):
+    t = env.tproxy()
+    cs = [env.cvm(f"c{i}", sim_dir=env.sim, compose=f"app {i}".encode()) for i in range(3)]
+    ips = [t.register(c)["wg"]["client_ip"] for c in cs]
+    assert ips == ["127.77.0.2", "127.77.0.3", "127.77.0.4"]
+    backend(env, ips[1], 80, "c1")
+    t.restart()
+    st, lst = t.rpc("List")
+    assert sorted(h["ip"] for h in lst["hosts"]) == ips
+    # routes are back before anyone registers again
+    st, body, err = t.get(f"{cs[1].app_id}.{BASE}")
+    assert st == 200 and body.startswith(b"c1"), err
+    # and re-registration gives the same addresses
+    assert [t.register(c)["wg"]["client_ip"] for c in cs] == ips
+    assert oct(os.stat(t.dir / "tproxy.db").st_mode & 0o777) == "0o600"
+
+
+def test_check_and_dump_config(env, tmp_path):
+    t = env.tproxy(start=False)
+    cfg = str(t.dir / "tproxy.toml")
+    p = subprocess.run([str(TPROXY), "-c", cfg, "--check-config"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 0 and b"configuration OK" in p.stdout, p.stderr
+    p = subprocess.run([str(TPROXY), "-c", cfg, "--dump-config"], stdout=subprocess.PIPE,
+                       timeout=30)
+    assert p.returncode == 0 and b'base_domain = "app.test"' in p.stdout
+    (tmp_path / "bad.toml").write_text('[core.wg]\nclient_ip_range = "10.0.0.0/31"\n')
+    p = subprocess.run([str(TPROXY), "-c", cfg, "-c", str(tmp_path / "bad.toml"),
+                        "--check-config"], stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 3 and b"client_ip_range" in p.stderr
+    # a broken proxy certificate is a configuration error
+    (t.live / "cert.pem").write_bytes(b"garbage")
+    p = subprocess.run([str(TPROXY), "-c", cfg, "--check-config"], stderr=subprocess.PIPE,
+                       timeout=30)
+    assert p.returncode == 3 and b"certificate" in p.stderr
+
+
+@pytest.fixture
+def devns():
+    """A network namespace of our own for dev mode (it makes a WireGuard interface as root)."""
+    if os.geteuid() != 0 or not shutil_which("wireguard-go"):
+        yield None
+        return
+    ns = f"tpdev{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=30)
+    yield ns
+    subprocess.run(["ip", "netns", "del", ns], timeout=30)
+
+
+def test_dev_mode(tmp_path, devns):
+    d = tmp_path / "dev"
+    env = dict(os.environ)
+    env.pop("DSTACK_SIM_DIR", None)
+    pre = ["ip", "netns", "exec", devns] if devns else []
+    proc = subprocess.Popen(pre + [str(TPROXY), "--dev", str(d)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        from test_kms_common import read_line
+        lines = [read_line(proc, time.time() + 30) for _ in range(2)]
+        assert lines[0].startswith("listening https://127.0.0.1:"), lines
+        assert lines[1].startswith("listening tls://127.0.0.1:"), lines
+        rpc = int(lines[0].rsplit(":", 1)[1])
+        for f in ("tproxy.toml", "certs/ca.cert", "certs/rpc.cert", "certbot/live/cert.pem",
+                  "certbot/live/key.pem"):
+            assert (d / f).exists(), f
+        assert oct((d / "certbot/live/key.pem").stat().st_mode & 0o777) == "0o600"
+        # a CVM on the dev simulator with a certificate from the dev CA registers
+        class P:
+            pass
+        pki = P()
+        pki.path = lambda n: d / "certs" / {"tmp-ca.cert": "ca.cert",
+                                            "tmp-ca.key": "ca.key"}.get(n, n)
+        c = Cvm(tmp_path, pki, "c", sim_dir=d / "sim")
+        p = subprocess.run(pre + ["curl", "-sS", "--max-time", "20", "--cacert",
+                                  str(d / "certs" / "ca.cert"), "--resolve",
+                                  f"localhost:{rpc}:127.0.0.1", "--cert", str(c.cert), "--key",
+                                  str(c.key), "-H", "Content-Type: application/json",
+                                  "--data-binary", '{"client_public_key":"%s"}' % c.wg_pub,
+                                  f"https://localhost:{rpc}/prpc/Tproxy.RegisterCvm?json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        body = p.stdout
+        assert p.returncode == 0, p.stderr
+        assert json.loads(body)["wg"]["client_ip"] == "10.4.0.2", body
+        if devns:  # userspace WireGuard under DIR, the peer configured through its socket
+            cfg = (d / "tproxy.toml").read_text()
+            assert 'mode = "uapi"' in cfg, cfg
+            wgs = list((d / "wg").glob("*.sock"))
+            assert wgs, list(d.iterdir())
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(str(wgs[0]))
+            s.sendall(b"get=1\n\n")
+            out = b""
+            while not out.endswith(b"\n\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            s.close()
+            import base64
+            assert base64.b64decode(c.wg_pub).hex().encode() in out, out
+            assert b"allowed_ip=10.4.0.2/32" in out, out
+        cert = ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(
+            (d / "certbot/live/cert.pem").read_text()))
+        from cryptography import x509
+        sans = x509.load_pem_x509_certificate(cert.encode()).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        assert "*.app.localhost" in sans
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def nginx_h2c(tmp, addr, port, body):
+    """nginx answering HTTP/2 with prior knowledge (h2c) on addr:port."""
+    d = pathlib.Path(tmp) / f"nginx-{port}"
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    conf = d / "nginx.conf"
+    conf.write_text(
+        f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n"
+        "events {}\nhttp {\n access_log off;\n"
+        f" client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n"
+        f" fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n"
+        f" server {{\n  listen {addr}:{port} http2;\n"
+        f"  location / {{ default_type text/plain; return 200 \"{body}\\n\"; }}\n }}\n}}\n")
+    p = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(d)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection((addr, port), timeout=1).close()
+            return p
+        except OSError:
+            time.sleep(0.1)
+    p.kill()
+    raise AssertionError("nginx did not start: " + (d / "error.log").read_text())
+
+
+@pytest.mark.skipif(not shutil_which("nginx"), reason="nginx not installed")
+def test_h2_route(env):
+    t = env.tproxy()
+    c = env.cvm("c", sim_dir=env.sim)
+    ip = t.register(c)["wg"]["client_ip"]
+    ng = nginx_h2c(env.tmp, ip, 8081, "h2 backend")
+    try:
+        def get_v(host):
+            p = subprocess.run(["curl", "-sS", "--max-time", "10", "--http2", "--resolve",
+                                f"{host}:{t.proxy_port}:127.0.0.1", "--cacert",
+                                str(env.pki.path("wild.cert")), "-w", "\n%{http_version}",
+                                f"https://{host}:{t.proxy_port}/"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=20)
+            return p.stdout, p.stderr
+        out, err = get_v(f"{c.app_id}-8081g.{BASE}")
+        assert out == b"h2 backend\n\n2", (out, err)
+        # the plain-terminate route never offers h2: curl falls back to HTTP/1.1
+        backend(env, ip, 80, "h1")
+        out, err = get_v(f"{c.app_id}.{BASE}")
+        assert out.startswith(b"h1 /") and out.endswith(b"\n1.1"), (out, err)
+        assert t.metrics()['tproxy_connections_total{kind="h2"}'] >= 1
+    finally:
+        ng.terminate()
+        ng.wait(timeout=10)
