@@ -314,6 +314,10 @@ static int ctx_build(struct tproxy_certs *c, STACK_OF(X509) * chain, EVP_PKEY *k
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION);
   SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+  /* TLS 1.3: one ticket per handshake, not OpenSSL's two (a browser resumes with one; each
+   * costs an encryption and a record on every new connection). */
+  if (!SSL_CTX_set_num_tickets(ctx, 1))
+    goto out;
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

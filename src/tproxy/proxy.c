@@ -29,9 +29,11 @@
 
 #define MAX_CANDIDATES 8     /* instances tried per connection */
 #define ACCEPT_BATCH 64      /* accepts per listener event */
+#define STEAL_BATCH 4        /* accepts per event on another worker's listener */
 #define PUMP_ROUNDS 32       /* transfer rounds per event before yielding to others */
 #define RELAY_BUF 16384      /* terminated: one TLS record of plaintext per direction */
-#define PIPE_BYTES 65536     /* passthrough: splice chunk (the default pipe capacity) */
+#define PIPE_WANT (1 << 20)  /* passthrough: pipe capacity asked for (F_SETPIPE_SZ) */
+#define PIPE_MIN 65536       /* the default capacity, always there */
 #define PIPE_POOL 256        /* idle pipes kept per worker */
 #define TICK_MS 250          /* timeout sweep */
 
@@ -66,7 +68,7 @@ enum cstate { C_HELLO, C_DNS, C_CONNECT, C_HANDSHAKE, C_RELAY };
 
 struct dir {
   int pipe[2];  /* passthrough */
-  size_t inpipe;
+  size_t inpipe, cap;
   uint8_t *buf; /* terminated */
   size_t off, len;
   bool eof;     /* the source ended */
@@ -99,6 +101,8 @@ struct worker {
   struct event_base *base;
   int lfd;
   struct event *lev, *tick;
+  struct event **steal; /* the other workers' listeners, n_workers - 1 */
+  size_t n_steal;
   struct tproxy_dns *dns;
   struct conn head; /* list sentinel */
   int pipes[PIPE_POOL][2];
@@ -137,7 +141,15 @@ static int pipe_get(struct worker *w, int ret[2]) {
   }
   if (pipe2(ret, O_NONBLOCK | O_CLOEXEC) < 0)
     return -errno;
+  /* A bigger pipe keeps more bytes in flight per wakeup (best effort: capped by
+   * /proc/sys/fs/pipe-max-size and the user's pipe quota). */
+  (void)fcntl(ret[1], F_SETPIPE_SZ, PIPE_WANT);
   return 0;
+}
+
+static size_t pipe_cap(int fd) {
+  int n = fcntl(fd, F_GETPIPE_SZ);
+  return n >= PIPE_MIN ? (size_t)n : PIPE_MIN;
 }
 
 static void pipe_put(struct worker *w, int p[2], bool clean) {
@@ -356,6 +368,8 @@ static void conn_relay_start(struct conn *c) {
       conn_close(c);
       return;
     }
+    c->up.cap = pipe_cap(c->up.pipe[1]);
+    c->down.cap = pipe_cap(c->down.pipe[1]);
     count(w, K_PASSTHROUGH, 1);
   }
   c->c_rd = c->c_wr = c->b_rd = c->b_wr = true; /* try at once; EAGAIN clears them */
@@ -422,8 +436,8 @@ static void conn_handshake(struct conn *c) {
 static int splice_dir(struct conn *c, struct dir *d, int src, bool *src_rd, int dst, bool *dst_wr,
                       enum counter k) {
   int moved = 0;
-  if (!d->eof && d->inpipe < PIPE_BYTES && *src_rd) {
-    ssize_t n = splice(src, NULL, d->pipe[1], NULL, PIPE_BYTES - d->inpipe,
+  if (!d->eof && d->inpipe < d->cap && *src_rd) {
+    ssize_t n = splice(src, NULL, d->pipe[1], NULL, d->cap - d->inpipe,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       d->inpipe += (size_t)n;
@@ -623,7 +637,8 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
   (void)what;
   struct worker *w = arg;
   struct tproxy_proxy *px = w->px;
-  for (int i = 0; i < ACCEPT_BATCH; i++) {
+  int batch = lfd == w->lfd ? ACCEPT_BATCH : STEAL_BATCH;
+  for (int i = 0; i < batch; i++) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -734,6 +749,10 @@ static int listen_socket(const char *addr, uint16_t port, int *ret_fd, uint16_t 
   if (fd < 0)
     return -errno;
   int one = 1;
+  /* Wake the worker when the ClientHello is there, not at the bare handshake: one epoll round
+   * less per connection. A silent client is accepted after about a second and then meets the
+   * hello timeout as usual. */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
       bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
@@ -797,6 +816,9 @@ static void worker_free(struct worker *w) {
     tproxy_dns_free(w->dns);
   if (w->lev)
     event_free(w->lev);
+  for (size_t i = 0; i < w->n_steal; i++)
+    event_free(w->steal[i]);
+  free(w->steal);
   if (w->tick)
     event_free(w->tick);
   if (w->lfd >= 0)
@@ -836,6 +858,28 @@ int tproxy_proxy_start(const struct tproxy_proxy_opts *o, struct tproxy_proxy **
   for (unsigned i = 0; i < px->n_workers; i++)
     if ((r = worker_init(px, &px->w[i], err, errlen)) < 0)
       goto fail;
+  /* The kernel spreads connections over the SO_REUSEPORT listeners by a hash, which leaves
+   * one worker busier than another; each worker also watches the others' listeners and takes
+   * a few connections when it is free, so the load evens out. */
+  for (unsigned i = 0; px->n_workers > 1 && i < px->n_workers; i++) {
+    struct worker *w = &px->w[i];
+    if (!(w->steal = calloc(px->n_workers - 1, sizeof(*w->steal)))) {
+      r = -ENOMEM;
+      goto fail;
+    }
+    for (unsigned j = 0; j < px->n_workers; j++) {
+      if (j == i)
+        continue;
+      struct event *e = event_new(w->base, px->w[j].lfd, EV_READ | EV_PERSIST, accept_cb, w);
+      if (!e || event_add(e, NULL) < 0) {
+        if (e)
+          event_free(e);
+        r = -ENOMEM;
+        goto fail;
+      }
+      w->steal[w->n_steal++] = e;
+    }
+  }
   for (unsigned i = 0; i < px->n_workers; i++) {
     if ((r = -pthread_create(&px->w[i].th, NULL, worker_main, &px->w[i])) < 0) {
       snprintf(err, errlen, "proxy: starting worker threads: %s", strerror(-r));
