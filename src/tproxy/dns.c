@@ -2,7 +2,6 @@
 #include "dns.h"
 
 #include <ares.h>
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,14 +9,17 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "net/tls_hello.h"
 
-#define NAME_MAX_LEN 255 /* dotted text of a name, without the final dot */
+#define NAME_WIRE_MAX 255 /* RFC 1035 §2.3.4, length octets and the root included */
+#define NAME_TEXT_MAX 253 /* the same name dotted, without the final dot */
 #define CNAME_MAX 8
 #define POINTERS_MAX 64
-#define RR_MAX 64 /* answer records looked at */
-#define T_TXT_ 16
+#define RR_MAX 64 /* TXT and CNAME answer records looked at */
 #define T_CNAME_ 5
+#define T_TXT_ 16
 #define C_IN_ 1
+#define RCODE_NXDOMAIN 3
 
 /* ---------------------------------------------------------------- answer parser */
 
@@ -26,10 +28,22 @@ struct msg {
   size_t len;
 };
 
-/* Reads the name at *off into out (lowercase, dotted, no final dot; "" for the root) and moves
- * *off past it. */
-static int name_read(const struct msg *m, size_t *off, char out[NAME_MAX_LEN + 1]) {
-  size_t pos = *off, end = 0, n = 0;
+static char ascii_lower(uint8_t c) {
+  return (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+}
+
+static uint16_t rd16(const uint8_t *p) {
+  return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Reads the (possibly compressed) name at *off into out: lowercase, dotted, no final dot, ""
+ * for the root. Moves *off past the name's bytes at *off. */
+static int name_read(const struct msg *m, size_t *off, char out[NAME_TEXT_MAX + 1]) {
+  size_t pos = *off, end = 0, n = 0, wire = 1;
   bool jumped = false;
   int pointers = 0;
   for (;;) {
@@ -48,17 +62,22 @@ static int name_read(const struct msg *m, size_t *off, char out[NAME_MAX_LEN + 1
       pos = to;
       continue;
     }
-    if (l & 0xC0) /* 0x40, 0x80: extended / reserved label types */
+    if (l & 0xC0) /* 0x40, 0x80: extended and reserved label types */
       return -EBADMSG;
     pos++;
     if (l == 0)
       break;
-    if (pos + l > m->len || n + (n ? 1 : 0) + l > NAME_MAX_LEN)
+    wire += 1 + (size_t)l;
+    if (l > m->len - pos || wire > NAME_WIRE_MAX)
       return -EBADMSG;
     if (n)
       out[n++] = '.';
-    for (size_t i = 0; i < l; i++)
-      out[n++] = (char)tolower(m->p[pos + i]);
+    for (size_t i = 0; i < l; i++) {
+      uint8_t c = m->p[pos + i];
+      if (c == '.' || c == 0) /* would not survive the dotted form */
+        return -EBADMSG;
+      out[n++] = ascii_lower(c);
+    }
     pos += l;
   }
   out[n] = 0;
@@ -66,84 +85,103 @@ static int name_read(const struct msg *m, size_t *off, char out[NAME_MAX_LEN + 1
   return 0;
 }
 
-static uint16_t rd16(const uint8_t *p) {
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 /* qname as the parser compares it: lowercase, no final dot. */
-static int name_norm(const char *in, char out[NAME_MAX_LEN + 1]) {
+static int name_norm(const char *in, char out[NAME_TEXT_MAX + 1]) {
   size_t n = strlen(in);
   if (n && in[n - 1] == '.')
     n--;
-  if (n > NAME_MAX_LEN)
+  if (n > NAME_TEXT_MAX)
     return -ENAMETOOLONG;
   for (size_t i = 0; i < n; i++)
-    out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = ascii_lower((uint8_t)in[i]);
   out[n] = 0;
   return 0;
 }
 
 struct rr {
-  char name[NAME_MAX_LEN + 1];
+  char name[NAME_TEXT_MAX + 1];
   uint16_t type;
   uint32_t ttl;
-  size_t rdata, rdlen; /* offsets into the message */
+  size_t rdata, rdlen; /* offset into the message, length */
 };
+
+/* The character-strings of a TXT RDATA, concatenated. */
+static int txt_copy(const struct msg *m, const struct rr *x, char *out, size_t outlen) {
+  size_t p = x->rdata, e = x->rdata + x->rdlen, w = 0;
+  if (x->rdlen == 0)
+    return -EBADMSG; /* at least one character-string */
+  while (p < e) {
+    size_t sl = m->p[p++];
+    if (sl > e - p)
+      return -EBADMSG;
+    if (sl >= outlen - w)
+      return -EMSGSIZE;
+    memcpy(out + w, m->p + p, sl);
+    w += sl;
+    p += sl;
+  }
+  out[w] = 0;
+  return (int)w;
+}
 
 int tproxy_dns_parse_txt_answer(const uint8_t *msg, size_t len, const char *qname, char *out,
                                 size_t outlen, uint32_t *ret_ttl) {
-  if (!msg || !qname || !out || outlen == 0)
-    return -EINVAL;
   struct msg m = {msg, len};
-  char want[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
-  if (name_norm(qname, want) < 0)
+  char want[NAME_TEXT_MAX + 1], name[NAME_TEXT_MAX + 1];
+  int r;
+
+  if (ret_ttl)
+    *ret_ttl = 0;
+  if (!msg || !qname || !out || outlen == 0 || outlen > INT32_MAX)
+    return -EINVAL;
+  if (name_norm(qname, want) < 0 || !want[0])
     return -EINVAL;
   if (len < 12)
     return -EBADMSG;
   uint16_t flags = rd16(msg + 2);
-  if (!(flags & 0x8000) || ((flags >> 11) & 0xF) != 0)
+  if (!(flags & 0x8000) || ((flags >> 11) & 0xF) != 0) /* QR, opcode QUERY */
     return -EBADMSG;
   unsigned rcode = flags & 0xF;
   uint16_t qd = rd16(msg + 4), an = rd16(msg + 6);
-  if (rcode == 3)
+  if (qd > 1 || (qd == 0 && rcode == 0))
+    return -EBADMSG;
+  size_t off = 12;
+  if (qd == 1) {
+    if ((r = name_read(&m, &off, name)) < 0)
+      return r;
+    if (4 > len - off || strcmp(name, want) != 0 || rd16(msg + off) != T_TXT_ ||
+        rd16(msg + off + 2) != C_IN_)
+      return -EBADMSG;
+    off += 4;
+  }
+  if (rcode == RCODE_NXDOMAIN)
     return -ENOENT;
   if (rcode != 0)
     return -EIO;
-  if (qd != 1)
-    return -EBADMSG;
-  size_t off = 12;
-  int r = name_read(&m, &off, name);
-  if (r < 0)
-    return r;
-  if (off + 4 > len || strcmp(name, want) != 0 || rd16(msg + off) != T_TXT_ ||
-      rd16(msg + off + 2) != C_IN_)
-    return -EBADMSG;
-  off += 4;
+
+  /* The answer section: every record checked, TXT and CNAME of class IN kept. */
   struct rr rrs[RR_MAX];
   size_t n = 0;
-  for (uint16_t i = 0; i < an; i++) {
+  for (unsigned i = 0; i < an; i++) {
     struct rr x;
     if ((r = name_read(&m, &off, x.name)) < 0)
       return r;
-    if (off + 10 > len)
+    if (10 > len - off)
       return -EBADMSG;
     x.type = rd16(msg + off);
     uint16_t cls = rd16(msg + off + 2);
     x.ttl = rd32(msg + off + 4);
-    if (x.ttl > 0x7FFFFFFF) /* RFC 2181 §8: treat as zero */
+    if (x.ttl > INT32_MAX) /* RFC 2181 §8: as if zero */
       x.ttl = 0;
     x.rdlen = rd16(msg + off + 8);
     x.rdata = off + 10;
-    if (x.rdata + x.rdlen > len)
+    if (x.rdlen > len - x.rdata)
       return -EBADMSG;
     off = x.rdata + x.rdlen;
     if (cls == C_IN_ && (x.type == T_TXT_ || x.type == T_CNAME_) && n < RR_MAX)
       rrs[n++] = x;
   }
+
   uint32_t ttl = UINT32_MAX;
   for (int hop = 0; hop <= CNAME_MAX; hop++) {
     const struct rr *cname = NULL;
@@ -151,28 +189,17 @@ int tproxy_dns_parse_txt_answer(const uint8_t *msg, size_t len, const char *qnam
       if (strcmp(rrs[i].name, want) != 0)
         continue;
       if (rrs[i].type == T_TXT_) {
-        size_t p = rrs[i].rdata, e = p + rrs[i].rdlen, w = 0;
-        if (rrs[i].rdlen == 0)
-          return -EBADMSG;
-        while (p < e) {
-          size_t sl = msg[p++];
-          if (p + sl > e)
-            return -EBADMSG;
-          if (w + sl >= outlen)
-            return -EMSGSIZE;
-          memcpy(out + w, msg + p, sl);
-          w += sl;
-          p += sl;
-        }
-        out[w] = 0;
-        *ret_ttl = rrs[i].ttl < ttl ? rrs[i].ttl : ttl;
-        return (int)w;
+        if ((r = txt_copy(&m, &rrs[i], out, outlen)) < 0)
+          return r;
+        if (ret_ttl)
+          *ret_ttl = rrs[i].ttl < ttl ? rrs[i].ttl : ttl;
+        return r;
       }
       if (!cname)
         cname = &rrs[i];
     }
     if (!cname)
-      return -ENOENT;
+      return -ENOENT; /* NODATA */
     size_t p = cname->rdata;
     if ((r = name_read(&m, &p, name)) < 0 || p != cname->rdata + cname->rdlen)
       return -EBADMSG;
@@ -180,7 +207,7 @@ int tproxy_dns_parse_txt_answer(const uint8_t *msg, size_t len, const char *qnam
       ttl = cname->ttl;
     memcpy(want, name, sizeof(want));
   }
-  return -EBADMSG; /* CNAME chain too long (or a loop) */
+  return -EBADMSG; /* a CNAME chain too long, or a loop */
 }
 
 /* ---------------------------------------------------------------- cache */
@@ -188,7 +215,7 @@ int tproxy_dns_parse_txt_answer(const uint8_t *msg, size_t len, const char *qnam
 struct centry {
   struct centry *hnext;       /* hash chain */
   struct centry *prev, *next; /* LRU list, most recent first */
-  char name[NAME_MAX_LEN + 1];
+  char name[NAME_TEXT_MAX + 1];
   struct tproxy_route route;
   int status;
   int64_t expires;
@@ -209,7 +236,7 @@ static int64_t mono_now(void) {
 }
 
 static size_t hash_name(const char *s) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
   for (; *s; s++)
     h = (h ^ (uint8_t)*s) * 1099511628211ull;
   return (size_t)h;
@@ -249,7 +276,8 @@ void tproxy_dns_cache_free(struct tproxy_dns_cache *c) {
 }
 
 void tproxy_dns_cache_set_clock(struct tproxy_dns_cache *c, int64_t (*now)(void)) {
-  c->now = now ? now : mono_now;
+  if (c)
+    c->now = now ? now : mono_now;
 }
 
 static struct centry **cache_slot(struct tproxy_dns_cache *c, const char *name) {
@@ -268,10 +296,17 @@ static void cache_unlink(struct tproxy_dns_cache *c, struct centry **slot) {
   free(e);
 }
 
+static void lru_push_front(struct tproxy_dns_cache *c, struct centry *e) {
+  e->next = c->lru.next;
+  e->prev = &c->lru;
+  c->lru.next->prev = e;
+  c->lru.next = e;
+}
+
 int tproxy_dns_cache_get(struct tproxy_dns_cache *c, const char *name, struct tproxy_route *ret,
                          int *ret_status) {
-  char key[NAME_MAX_LEN + 1];
-  if (!c || !name || name_norm(name, key) < 0)
+  char key[NAME_TEXT_MAX + 1];
+  if (!c || !name || !ret || !ret_status || name_norm(name, key) < 0)
     return 0;
   int found = 0;
   pthread_mutex_lock(&c->mu);
@@ -282,12 +317,9 @@ int tproxy_dns_cache_get(struct tproxy_dns_cache *c, const char *name, struct tp
   } else if (e) {
     *ret = e->route;
     *ret_status = e->status;
-    e->prev->next = e->next; /* to the front */
+    e->prev->next = e->next;
     e->next->prev = e->prev;
-    e->next = c->lru.next;
-    e->prev = &c->lru;
-    c->lru.next->prev = e;
-    c->lru.next = e;
+    lru_push_front(c, e);
     found = 1;
   }
   pthread_mutex_unlock(&c->mu);
@@ -296,43 +328,36 @@ int tproxy_dns_cache_get(struct tproxy_dns_cache *c, const char *name, struct tp
 
 int tproxy_dns_cache_put(struct tproxy_dns_cache *c, const char *name,
                          const struct tproxy_route *route, int status, uint32_t ttl) {
-  char key[NAME_MAX_LEN + 1];
-  if (!c || !name || (status == 0 && !route))
+  char key[NAME_TEXT_MAX + 1];
+  if (!c || !name || status > 0 || (status == 0 && !route))
     return -EINVAL;
   int r = name_norm(name, key);
   if (r < 0)
     return r;
+  struct centry *e = NULL;
+  if (ttl > 0 && !(e = calloc(1, sizeof(*e))))
+    return -ENOMEM;
+  if (e) {
+    memcpy(e->name, key, sizeof(key));
+    if (status == 0)
+      e->route = *route;
+    e->status = status;
+  }
   pthread_mutex_lock(&c->mu);
   struct centry **slot = cache_slot(c, key);
   if (*slot)
     cache_unlink(c, slot);
-  r = 0;
-  if (ttl > 0) {
-    while (c->n >= c->max) { /* drop the least recently used */
-      struct centry *old = c->lru.prev;
-      struct centry **s = cache_slot(c, old->name);
-      cache_unlink(c, s);
-    }
-    struct centry *e = calloc(1, sizeof(*e));
-    if (!e) {
-      r = -ENOMEM;
-    } else {
-      memcpy(e->name, key, sizeof(key));
-      if (status == 0)
-        e->route = *route;
-      e->status = status;
-      e->expires = c->now() + ttl;
-      slot = cache_slot(c, key);
-      *slot = e;
-      e->next = c->lru.next;
-      e->prev = &c->lru;
-      c->lru.next->prev = e;
-      c->lru.next = e;
-      c->n++;
-    }
+  if (e) {
+    while (c->n >= c->max) /* drop the least recently used */
+      cache_unlink(c, cache_slot(c, c->lru.prev->name));
+    e->expires = c->now() + ttl;
+    e->hnext = NULL;
+    *cache_slot(c, key) = e;
+    lru_push_front(c, e);
+    c->n++;
   }
   pthread_mutex_unlock(&c->mu);
-  return r;
+  return 0;
 }
 
 /* ---------------------------------------------------------------- resolver */
@@ -346,15 +371,17 @@ struct tproxy_dns_query {
   void *arg;
 };
 
+/* One name being looked up, and everyone waiting for it. */
 struct pending {
   struct tproxy_dns *d;
-  struct pending *prev, *next;
-  char sni[NAME_MAX_LEN + 1];
+  struct pending *prev, *next; /* in d->pendings while a new lookup may join */
+  bool linked;
+  char sni[NAME_TEXT_MAX + 1];
   bool legacy_tried;
   int status;
   struct tproxy_route route;
   uint32_t ttl;
-  struct event *done;
+  struct event *done;              /* made active by the last c-ares callback */
   struct tproxy_dns_query waiters; /* sentinel */
 };
 
@@ -378,14 +405,19 @@ struct tproxy_dns {
   size_t n_pending;
 };
 
+/* The next c-ares timeout; no timer while nothing is asked. */
 static void timer_arm(struct tproxy_dns *d) {
-  struct timeval max = {5, 0}, tv;
-  struct timeval *t = ares_timeout(d->ch, &max, &tv);
-  (void)evtimer_add(d->timer, t);
+  struct timeval tv;
+  struct timeval *t = ares_timeout(d->ch, NULL, &tv);
+  if (t)
+    (void)evtimer_add(d->timer, t);
+  else
+    (void)evtimer_del(d->timer);
 }
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg) {
   struct tproxy_dns *d = arg;
+  /* May close this socket (sock_state_cb frees our event): nothing of it is touched after. */
   ares_process_fd(d->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
                   (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
   timer_arm(d);
@@ -398,6 +430,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
   timer_arm(d);
 }
 
+static void sockev_free(struct sockev *s) {
+  if (s->ev)
+    event_free(s->ev);
+  free(s);
+}
+
+/* c-ares opens, watches and closes its sockets: one persistent event each. */
 static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable) {
   struct tproxy_dns *d = data;
   struct sockev **pp = &d->socks;
@@ -408,12 +447,11 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   if (!what) {
     if (s) {
       *pp = s->next;
-      event_free(s->ev);
-      free(s);
+      sockev_free(s);
     }
     return;
   }
-  if (s && s->what == what)
+  if (s && s->what == what && s->ev)
     return;
   if (!s) {
     if (!(s = calloc(1, sizeof(*s))))
@@ -421,72 +459,81 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
     s->fd = fd;
     s->next = d->socks;
     d->socks = s;
-  } else {
+  } else if (s->ev) {
     event_free(s->ev);
     s->ev = NULL;
   }
   s->what = what;
-  if (!(s->ev = event_new(d->base, fd, (short)(what | EV_PERSIST), sock_cb, d)) ||
-      event_add(s->ev, NULL) < 0)
+  if (!(s->ev = event_new(d->base, fd, (short)(what | EV_PERSIST), sock_cb, d)))
     goto fail;
+  if (event_add(s->ev, NULL) < 0) {
+    event_free(s->ev);
+    s->ev = NULL;
+    goto fail;
+  }
   return;
 fail:
-  /* Without an event the query on this socket ends by its timeout. */
-  log_warn("dns: out of memory watching a resolver socket");
+  /* A query on this socket then ends by its timeout. */
+  log_warn("dns: cannot watch a resolver socket (out of memory)");
+}
+
+static void pending_unlink(struct pending *p) {
+  if (!p->linked)
+    return;
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  p->linked = false;
+  p->d->n_pending--;
 }
 
 static void pending_free(struct pending *p) {
-  struct tproxy_dns *d = p->d;
   while (p->waiters.next != &p->waiters) {
     struct tproxy_dns_query *q = p->waiters.next;
     p->waiters.next = q->next;
     free(q);
   }
-  p->prev->next = p->next;
-  p->next->prev = p->prev;
-  d->n_pending--;
+  pending_unlink(p);
   if (p->done)
     event_free(p->done);
   free(p);
 }
 
-static int pending_send(struct pending *p);
-
-static int ares_status_errno(int st) {
+static int status_from_ares(int st) {
   switch (st) {
   case ARES_ENOTFOUND:
   case ARES_ENODATA:
     return -ENOENT;
   case ARES_ETIMEOUT:
     return -ETIMEDOUT;
-  case ARES_ENOMEM:
-    return -ENOMEM;
   case ARES_EBADRESP:
   case ARES_EFORMERR:
     return -EBADMSG;
-  default:
+  default: /* ESERVFAIL, EREFUSED, ECONNREFUSED, ENOMEM, ... */
     return -EIO;
   }
 }
 
+static int pending_send(struct pending *p);
+
+/* The answer to one TXT question of p. */
 static void query_cb(void *arg, int st, int timeouts, unsigned char *abuf, int alen) {
   (void)timeouts;
   struct pending *p = arg;
   struct tproxy_dns *d = p->d;
   if (d->destroying || st == ARES_EDESTRUCTION || st == ARES_ECANCELLED)
-    return;
-  char name[NAME_MAX_LEN + 1], txt[TPROXY_DNS_TXT_MAX + 1];
-  int r;
+    return; /* tproxy_dns_free frees p */
+  char name[NAME_TEXT_MAX + 2], txt[TPROXY_DNS_TXT_MAX + 1];
   uint32_t ttl = 0;
+  int r;
   if (tproxy_route_txt_name(p->sni, p->legacy_tried, name, sizeof(name)) < 0) {
-    r = -EINVAL;
+    r = -EINVAL; /* checked by tproxy_dns_resolve */
   } else if (abuf && alen > 0 &&
              (st == ARES_SUCCESS || st == ARES_ENOTFOUND || st == ARES_ENODATA)) {
     r = tproxy_dns_parse_txt_answer(abuf, (size_t)alen, name, txt, sizeof(txt), &ttl);
-    if (r == -EMSGSIZE)
+    if (r == -EMSGSIZE || r == -EINVAL)
       r = -EBADMSG;
   } else {
-    r = st == ARES_SUCCESS ? -EBADMSG : ares_status_errno(st);
+    r = st == ARES_SUCCESS ? -EBADMSG : status_from_ares(st);
   }
   if (r == -ENOENT && d->o.legacy && !p->legacy_tried) {
     p->legacy_tried = true;
@@ -494,27 +541,28 @@ static void query_cb(void *arg, int st, int timeouts, unsigned char *abuf, int a
       return;
   }
   if (r >= 0) {
-    r = tproxy_route_parse_txt(txt, (size_t)r, &p->route);
-    if (r == 0) {
+    if (tproxy_route_parse_txt(txt, (size_t)r, &p->route) == 0) {
+      r = 0;
       ttl = ttl < d->o.min_ttl ? d->o.min_ttl : ttl > d->o.max_ttl ? d->o.max_ttl : ttl;
     } else {
       r = -EBADMSG;
     }
   }
-  if (r < 0)
+  if (r < 0) {
+    memset(&p->route, 0, sizeof(p->route));
     ttl = (r == -ENOENT || r == -EBADMSG) ? d->o.neg_ttl : 0;
-  if (r == -EBADMSG)
-    log_warn("dns: %s: malformed TXT answer or value", name);
+  }
   p->status = r;
   p->ttl = ttl;
-  event_active(p->done, EV_TIMEOUT, 0); /* the callbacks run from the loop */
+  event_active(p->done, EV_TIMEOUT, 0); /* the waiters are called from the loop */
 }
 
 static int pending_send(struct pending *p) {
-  char name[NAME_MAX_LEN + 1];
+  char name[NAME_TEXT_MAX + 2];
   int r = tproxy_route_txt_name(p->sni, p->legacy_tried, name, sizeof(name));
   if (r < 0)
     return r;
+  /* May call query_cb at once (e.g. no server): that only activates p->done. */
   ares_query(p->d->ch, name, C_IN_, T_TXT_, query_cb, p);
   timer_arm(p->d);
   return 0;
@@ -523,8 +571,9 @@ static int pending_send(struct pending *p) {
 static void done_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   struct pending *p = arg;
-  struct tproxy_dns *d = p->d;
-  (void)tproxy_dns_cache_put(d->cache, p->sni, &p->route, p->status, p->ttl);
+  /* A lookup started by a callback below is a new one (a hit when this result is cached). */
+  pending_unlink(p);
+  (void)tproxy_dns_cache_put(p->d->cache, p->sni, &p->route, p->status, p->ttl);
   while (p->waiters.next != &p->waiters) {
     struct tproxy_dns_query *q = p->waiters.next;
     p->waiters.next = q->next;
@@ -532,20 +581,21 @@ static void done_cb(evutil_socket_t fd, short what, void *arg) {
     tproxy_dns_cb cb = q->cb;
     void *a = q->arg;
     free(q);
-    cb(p->status, &p->route, a); /* may resolve or cancel other queries */
+    cb(p->status, &p->route, a); /* may cancel the waiters still queued */
   }
   pending_free(p);
 }
 
 static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
 static int ares_init_status;
+
 static void ares_global_init(void) {
   ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
 int tproxy_dns_new(struct event_base *base, struct tproxy_dns_cache *cache,
                    const struct tproxy_dns_opts *o, struct tproxy_dns **ret) {
-  if (!base || !cache || !o || !ret)
+  if (!base || !cache || !o || !ret || o->min_ttl > o->max_ttl)
     return -EINVAL;
   (void)pthread_once(&ares_once, ares_global_init);
   if (ares_init_status != ARES_SUCCESS)
@@ -556,7 +606,7 @@ int tproxy_dns_new(struct event_base *base, struct tproxy_dns_cache *cache,
   d->base = base;
   d->cache = cache;
   d->o = *o;
-  d->o.servers = NULL;
+  d->o.servers = NULL; /* not kept */
   d->pendings.prev = d->pendings.next = &d->pendings;
   struct ares_options ao = {
       .timeout = o->timeout_ms > 0 ? o->timeout_ms : 3000,
@@ -564,16 +614,19 @@ int tproxy_dns_new(struct event_base *base, struct tproxy_dns_cache *cache,
       .sock_state_cb = sock_state_cb,
       .sock_state_cb_data = d,
   };
-  int r = ares_init_options(&d->ch, &ao, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                                             ARES_OPT_SOCK_STATE_CB);
+  int r = ares_init_options(&d->ch, &ao,
+                            ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
   if (r != ARES_SUCCESS) {
     free(d);
     return r == ARES_ENOMEM ? -ENOMEM : -EIO;
   }
   d->have_ch = true;
   r = 0;
-  if (o->servers && *o->servers && ares_set_servers_ports_csv(d->ch, o->servers) != ARES_SUCCESS)
-    r = -EINVAL;
+  if (o->servers && *o->servers) {
+    int st = ares_set_servers_ports_csv(d->ch, o->servers);
+    if (st != ARES_SUCCESS)
+      r = st == ARES_ENOMEM ? -ENOMEM : -EINVAL;
+  }
   if (r == 0 && !(d->timer = evtimer_new(base, timer_cb, d)))
     r = -ENOMEM;
   if (r < 0) {
@@ -589,81 +642,85 @@ void tproxy_dns_free(struct tproxy_dns *d) {
     return;
   d->destroying = true;
   if (d->have_ch)
-    ares_destroy(d->ch); /* query_cb ignores ARES_EDESTRUCTION; sock_state_cb closes events */
+    ares_destroy(d->ch); /* query_cb ignores ARES_EDESTRUCTION; sock_state_cb drops events */
   while (d->pendings.next != &d->pendings)
     pending_free(d->pendings.next);
   while (d->socks) {
     struct sockev *s = d->socks;
     d->socks = s->next;
-    event_free(s->ev);
-    free(s);
+    sockev_free(s);
   }
   if (d->timer)
     event_free(d->timer);
   free(d);
 }
 
+static void waiter_append(struct pending *p, struct tproxy_dns_query *q) {
+  q->p = p;
+  q->next = &p->waiters;
+  q->prev = p->waiters.prev;
+  p->waiters.prev->next = q;
+  p->waiters.prev = q;
+}
+
 int tproxy_dns_resolve(struct tproxy_dns *d, const char *sni, tproxy_dns_cb cb, void *arg,
                        struct tproxy_route *ret_route, int *ret_status,
                        struct tproxy_dns_query **ret_q) {
+  char key[NAME_TEXT_MAX + 1], probe[NAME_TEXT_MAX + 2];
+  int r;
+
   if (!d || !sni || !cb || !ret_route || !ret_status || !ret_q)
     return -EINVAL;
   *ret_q = NULL;
-  char key[NAME_MAX_LEN + 1], probe[NAME_MAX_LEN + 2];
-  int r = name_norm(sni, key);
-  if (r < 0)
+  if ((r = name_norm(sni, key)) < 0)
     return r;
-  if (!key[0] || (r = tproxy_route_txt_name(key, true, probe, sizeof(probe))) < 0 ||
-      (r = tproxy_route_txt_name(key, false, probe, sizeof(probe))) < 0)
-    return r < 0 ? r : -EINVAL;
+  if (!tls_hello_hostname_valid(key, strlen(key)))
+    return -EINVAL;
+  /* Both TXT names must fit (the legacy prefix is the shorter one). */
+  if ((r = tproxy_route_txt_name(key, false, probe, sizeof(probe))) < 0)
+    return r;
   if (tproxy_dns_cache_get(d->cache, key, ret_route, ret_status))
     return 1;
-  struct pending *p = d->pendings.next;
-  while (p != &d->pendings && strcmp(p->sni, key) != 0)
-    p = p->next;
+
   struct tproxy_dns_query *q = calloc(1, sizeof(*q));
   if (!q)
     return -ENOMEM;
   q->cb = cb;
   q->arg = arg;
-  if (p == &d->pendings) {
-    if (d->n_pending >= TPROXY_DNS_PENDING_MAX) {
-      free(q);
-      return -EBUSY;
-    }
-    if (!(p = calloc(1, sizeof(*p)))) {
-      free(q);
-      return -ENOMEM;
-    }
-    p->d = d;
-    memcpy(p->sni, key, sizeof(key));
-    p->waiters.next = p->waiters.prev = &p->waiters;
-    p->next = d->pendings.next;
-    p->prev = &d->pendings;
-    d->pendings.next->prev = p;
-    d->pendings.next = p;
-    d->n_pending++;
-    if (!(p->done = event_new(d->base, -1, 0, done_cb, p))) {
-      pending_free(p);
-      free(q);
-      return -ENOMEM;
-    }
-    /* The waiter first: ares_query may answer at once (the answer waits for done_cb). */
-    q->p = p;
-    q->next = &p->waiters;
-    q->prev = p->waiters.prev;
-    p->waiters.prev->next = q;
-    p->waiters.prev = q;
-    if ((r = pending_send(p)) < 0) {
-      pending_free(p); /* frees q */
-      return r;
-    }
-  } else {
-    q->p = p;
-    q->next = &p->waiters;
-    q->prev = p->waiters.prev;
-    p->waiters.prev->next = q;
-    p->waiters.prev = q;
+  struct pending *p = d->pendings.next;
+  while (p != &d->pendings && strcmp(p->sni, key) != 0)
+    p = p->next;
+  if (p != &d->pendings) {
+    waiter_append(p, q);
+    *ret_q = q;
+    return 0;
+  }
+
+  if (d->n_pending >= TPROXY_DNS_PENDING_MAX) {
+    free(q);
+    return -EBUSY;
+  }
+  if (!(p = calloc(1, sizeof(*p)))) {
+    free(q);
+    return -ENOMEM;
+  }
+  p->d = d;
+  memcpy(p->sni, key, sizeof(key));
+  p->waiters.next = p->waiters.prev = &p->waiters;
+  p->next = d->pendings.next;
+  p->prev = &d->pendings;
+  d->pendings.next->prev = p;
+  d->pendings.next = p;
+  p->linked = true;
+  d->n_pending++;
+  waiter_append(p, q); /* before asking: the answer may come at once (it waits for done_cb) */
+  if (!(p->done = event_new(d->base, -1, 0, done_cb, p))) {
+    pending_free(p); /* and q */
+    return -ENOMEM;
+  }
+  if ((r = pending_send(p)) < 0) {
+    pending_free(p);
+    return r;
   }
   *ret_q = q;
   return 0;
@@ -672,6 +729,7 @@ int tproxy_dns_resolve(struct tproxy_dns *d, const char *sni, tproxy_dns_cb cb, 
 void tproxy_dns_cancel(struct tproxy_dns_query *q) {
   if (!q)
     return;
+  /* The lookup itself goes on: its answer still fills the cache. */
   q->prev->next = q->next;
   q->next->prev = q->prev;
   free(q);
