@@ -13,10 +13,12 @@
 #include "attest/eventlog.h"
 #include "attest/pck.h"
 #include "attest/sim.h"
+#include "attest/tee.h"
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -406,4 +408,33 @@ out:
   if (r < 0)
     log_debug_errno(r, "initialising simulator in %s", dir);
   return r;
+}
+
+int sim_platform_for_dev(const char *dir, char **ret, char *err, size_t errlen) {
+  const char *env = getenv(TEE_ENV_SIM_DIR);
+  int r;
+  if (env && *env) {
+    if (sim_platform_check(env) < 0)
+      return str_err(err, errlen, -ENOENT,
+                     "%s=%s is not an initialised simulated platform (tdxctl sim init DIR)",
+                     TEE_ENV_SIM_DIR, env);
+    char *abs = realpath(env, NULL);
+    if (!abs)
+      return str_err(err, errlen, -errno, "%s: %s", env, strerror(errno));
+    *ret = abs;
+    return 0;
+  }
+  char *p = str_printf("%s/sim", dir);
+  if (!p)
+    return -ENOMEM;
+  if (sim_platform_check(p) < 0) {
+    log_info("dev mode: creating a simulated TDX platform in %s", p);
+    r = sim_platform_init(p, NULL);
+    if (r < 0) {
+      free(p);
+      return str_err(err, errlen, r, "creating the simulated platform: %s", strerror(-r));
+    }
+  }
+  *ret = p;
+  return 0;
 }

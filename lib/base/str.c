@@ -244,6 +244,16 @@ char *str_printf(const char *fmt, ...) {
   return n < 0 ? NULL : s;
 }
 
+int str_err(char *err, size_t errlen, int r, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return r;
+}
+
 void strv_free(char **l) {
   if (!l)
     return;

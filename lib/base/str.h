@@ -60,6 +60,8 @@ char *str_ascii_lower(char *s);
 bool str_is_printable_ascii(const char *s);
 /* Allocated formatted string (NULL on error). */
 char *str_printf(const char *fmt, ...) _printf_(1, 2);
+/* The one-line error message convention: formats into err when errlen > 0, returns r. */
+int str_err(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
 
 /* String vectors: NULL-terminated arrays of allocated strings. strv_free accepts NULL. */
 void strv_free(char **l);

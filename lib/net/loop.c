@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "base/log.h"
 
@@ -31,4 +33,12 @@ void net_loop_free(struct event_base *base) {
     return;
   event_base_loop(base, EVLOOP_NONBLOCK);
   event_base_free(base);
+}
+
+void net_listening_print(FILE *out, const char *scheme, const char *addr, unsigned port) {
+  if (!out)
+    return;
+  bool v6 = strchr(addr, ':') != NULL;
+  fprintf(out, "listening %s://%s%s%s:%u\n", scheme, v6 ? "[" : "", addr, v6 ? "]" : "", port);
+  fflush(out);
 }

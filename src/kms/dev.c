@@ -14,49 +14,10 @@
 #include "base/str.h"
 #include "kms_rootkeys.h"
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
-static int sim_dir_for(const char *dir, char **ret, char *err, size_t errlen) {
-  const char *env = getenv(TEE_ENV_SIM_DIR);
-  int r;
-  if (env && *env) {
-    if (sim_platform_check(env) < 0)
-      return fail(err, errlen, -ENOENT,
-                  "%s=%s is not an initialised simulated platform (tdxctl sim init DIR)",
-                  TEE_ENV_SIM_DIR, env);
-    char *abs = realpath(env, NULL);
-    if (!abs)
-      return fail(err, errlen, -errno, "%s: %s", env, strerror(errno));
-    *ret = abs;
-    return 0;
-  }
-  char *p = str_printf("%s/sim", dir);
-  if (!p)
-    return -ENOMEM;
-  if (sim_platform_check(p) < 0) {
-    log_info("dev mode: creating a simulated TDX platform in %s", p);
-    r = sim_platform_init(p, NULL);
-    if (r < 0) {
-      free(p);
-      return fail(err, errlen, r, "creating the simulated platform: %s", strerror(-r));
-    }
-  }
-  *ret = p;
-  return 0;
-}
-
 int kms_dev_config(const char *dir, struct kms_config *c, char *err, size_t errlen) {
   int r = mkdir_p(dir, 0700);
   if (r < 0)
-    return fail(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
   _cleanup_free_ char *cfg_path = str_printf("%s/kms.toml", dir);
   if (!cfg_path)
     return -ENOMEM;
@@ -69,12 +30,12 @@ int kms_dev_config(const char *dir, struct kms_config *c, char *err, size_t errl
     return r;
   }
   _cleanup_free_ char *sim = NULL;
-  if ((r = sim_dir_for(dir, &sim, err, errlen)) < 0)
+  if ((r = sim_platform_for_dev(dir, &sim, err, errlen)) < 0)
     return r;
   struct sim_td td;
   r = sim_td_load(sim, &td);
   if (r < 0)
-    return fail(err, errlen, r, "reading the simulated TD in %s: %s", sim, strerror(-r));
+    return str_err(err, errlen, r, "reading the simulated TD in %s: %s", sim, strerror(-r));
   uint8_t rtmr[3][48];
   memcpy(rtmr, td.rtmr, sizeof(rtmr));
   if ((r = kms_config_init_dev(c, dir, sim, td.mr_td, (const uint8_t(*)[48])rtmr)) < 0)
@@ -87,7 +48,7 @@ int kms_dev_config(const char *dir, struct kms_config *c, char *err, size_t errl
     r = file_write_atomic(cfg_path, text.data, text.len, 0644);
   if (r < 0) {
     kms_config_free(c);
-    return fail(err, errlen, r, "writing %s: %s", cfg_path, strerror(-r));
+    return str_err(err, errlen, r, "writing %s: %s", cfg_path, strerror(-r));
   }
   log_info("dev mode: wrote %s", cfg_path);
   return 0;
@@ -98,12 +59,12 @@ int kms_dev_keys(const struct kms_config *c, char *err, size_t errlen) {
   if (n == 5)
     return 0;
   if (n > 0)
-    return fail(err, errlen, -EEXIST,
+    return str_err(err, errlen, -EEXIST,
                 "only some of the root key files exist; refusing to replace them");
   struct kms_root_keys k;
   int r = kms_root_keys_generate(&k);
   if (r < 0)
-    return fail(err, errlen, r, "generating root keys: %s", strerror(-r));
+    return str_err(err, errlen, r, "generating root keys: %s", strerror(-r));
   r = kms_root_keys_store(&k, c, err, errlen);
   kms_root_keys_free(&k);
   if (r >= 0)

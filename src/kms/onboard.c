@@ -40,16 +40,6 @@ struct ob {
   struct buf body; /* secret */
 };
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 static CURLcode ssl_ctx_cb(CURL *h, void *ssl_ctx, void *ud) {
   (void)h;
   struct ob *o = ud;
@@ -156,18 +146,18 @@ int kms_onboard(const struct kms_config *c, const char *source_url, int64_t now,
   struct curl_slist *hdrs = NULL;
   int r = base_url(source_url, &url);
   if (r < 0) {
-    fail(err, errlen, r, "--source: expected an https:// URL of the source KMS");
+    str_err(err, errlen, r, "--source: expected an https:// URL of the source KMS");
     goto out;
   }
   if ((r = kms_verifier_new(c, &o.v, err, errlen)) < 0)
     goto out;
   if ((r = kms_tee_open(c, &tee)) < 0) {
-    fail(err, errlen, r, "opening this KMS's TEE: %s", strerror(-r));
+    str_err(err, errlen, r, "opening this KMS's TEE: %s", strerror(-r));
     goto out;
   }
   if ((r = kms_ratls_cert_make(tee, "dstack-kms-replica", NULL, NULL, NULL, &o.cert, &o.key)) <
       0) {
-    fail(err, errlen, r, "making the RA-TLS client certificate: %s", strerror(-r));
+    str_err(err, errlen, r, "making the RA-TLS client certificate: %s", strerror(-r));
     goto out;
   }
   o.h = curl_easy_init();
@@ -196,12 +186,12 @@ int kms_onboard(const struct kms_config *c, const char *source_url, int64_t now,
   curl_easy_setopt(o.h, CURLOPT_WRITEDATA, &o);
   CURLcode cc = curl_easy_perform(o.h);
   if (cc == CURLE_ABORTED_BY_CALLBACK || (!o.attested && o.reason != KMS_OK)) {
-    r = fail(err, errlen, -EPERM, "%s: the source KMS failed attestation: %s",
+    r = str_err(err, errlen, -EPERM, "%s: the source KMS failed attestation: %s",
              kms_reason_code(o.reason), o.why);
     goto out;
   }
   if (cc != CURLE_OK) {
-    r = fail(err, errlen, -EIO, "calling %s: %s", url, curl_easy_strerror(cc));
+    r = str_err(err, errlen, -EIO, "calling %s: %s", url, curl_easy_strerror(cc));
     goto out;
   }
   long status = 0;
@@ -209,14 +199,14 @@ int kms_onboard(const struct kms_config *c, const char *source_url, int64_t now,
   if (status != 200) {
     char msg[512];
     proto_error_text(&o.body, msg, sizeof(msg));
-    r = fail(err, errlen, -EPERM, "the source KMS refused (HTTP %ld): %s", status, msg);
+    r = str_err(err, errlen, -EPERM, "the source KMS refused (HTTP %ld): %s", status, msg);
     goto out;
   }
   resp = kms__kms_key_response__unpack(NULL, o.body.len, o.body.data);
   if (!resp || resp->n_keys < 1 || !resp->keys[0] || str_isempty(resp->keys[0]->ca_cert) ||
       str_isempty(resp->keys[0]->ca_key) || str_isempty(resp->temp_ca_cert) ||
       str_isempty(resp->temp_ca_key)) {
-    r = fail(err, errlen, -EBADMSG,
+    r = str_err(err, errlen, -EBADMSG,
              "the source KMS's answer lacks keys or certificates (not a dstack-in-C KMS?)");
     goto out;
   }

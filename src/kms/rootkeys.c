@@ -17,16 +17,6 @@
 
 #define PEM_MAX ((size_t)64 * 1024)
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 static void keys_init(struct kms_root_keys *k) {
   memset(k, 0, sizeof(*k));
   buf_init(&k->ca_cert_pem, PEM_MAX);
@@ -105,19 +95,19 @@ static int load_ca(const char *what, const char *cert_pem, size_t cert_len, cons
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
   int r = x509_cert_from_pem(cert_pem, cert_len, &cert);
   if (r < 0)
-    return fail(err, errlen, r, "%s certificate: not a PEM certificate", what);
+    return str_err(err, errlen, r, "%s certificate: not a PEM certificate", what);
   r = key_from_pem_or_der(key_pem, key_len, &key);
   if (r < 0)
-    return fail(err, errlen, r, "%s key: not a PEM private key", what);
+    return str_err(err, errlen, r, "%s key: not a PEM private key", what);
   if (key_get_type(key) != KEY_TYPE_P256)
-    return fail(err, errlen, -EINVAL, "%s key: not a P-256 key", what);
+    return str_err(err, errlen, -EINVAL, "%s key: not a P-256 key", what);
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
   if ((r = x509_cert_public_key(cert, &pub)) < 0 || key_public_equal(pub, key) != 0)
-    return fail(err, errlen, -EINVAL, "%s key does not match its certificate", what);
+    return str_err(err, errlen, -EINVAL, "%s key does not match its certificate", what);
   bool ca = false;
   int pl;
   if (x509_cert_basic_constraints(cert, &ca, &pl) < 0 || !ca)
-    return fail(err, errlen, -EINVAL, "%s certificate is not a CA certificate", what);
+    return str_err(err, errlen, -EINVAL, "%s certificate is not a CA certificate", what);
   *ret_cert = TAKE_PTR(cert);
   *ret_key = TAKE_PTR(key);
   return 0;
@@ -151,11 +141,11 @@ int kms_root_keys_from_pem(const char *ca_cert_pem, size_t ca_cert_len, const ch
   if (r < 0)
     goto fail;
   if (parse_k256(k256, k256_len, k.k256) < 0 || key_secp256k1_public_from_secret(k.k256, pub) < 0) {
-    r = fail(err, errlen, -EINVAL, "k256 key: expected a 32-byte secp256k1 secret");
+    r = str_err(err, errlen, -EINVAL, "k256 key: expected a 32-byte secp256k1 secret");
     goto fail;
   }
   if ((r = keys_finish(&k)) < 0) {
-    fail(err, errlen, r, "encoding the root keys: %s", strerror(-r));
+    str_err(err, errlen, r, "encoding the root keys: %s", strerror(-r));
     goto fail;
   }
   *ret = k;
@@ -173,7 +163,7 @@ static int read_file(const char *path, bool secret, struct buf *out, char *err, 
     buf_init(out, PEM_MAX);
   int r = file_read_all(path, PEM_MAX, out);
   if (r < 0)
-    return fail(err, errlen, r, "reading %s: %s", path, strerror(-r));
+    return str_err(err, errlen, r, "reading %s: %s", path, strerror(-r));
   return 0;
 }
 
@@ -198,7 +188,7 @@ static int write_one(const char *path, const void *data, size_t len, mode_t mode
   if (r >= 0)
     r = file_write_atomic(path, data, len, mode);
   if (r < 0)
-    return fail(err, errlen, r, "writing %s: %s", path, strerror(-r));
+    return str_err(err, errlen, r, "writing %s: %s", path, strerror(-r));
   return 0;
 }
 
@@ -208,7 +198,7 @@ int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *
   buf_init_secret(&ca_key, PEM_MAX);
   int r = key_to_pkcs8_pem(k->ca_key, &ca_key);
   if (r < 0)
-    return fail(err, errlen, r, "encoding the root CA key: %s", strerror(-r));
+    return str_err(err, errlen, r, "encoding the root CA key: %s", strerror(-r));
   /* Keys first: a certificate without its key is useless, never the other way round. */
   if ((r = write_one(c->root_ca_key, ca_key.data, ca_key.len, 0600, err, errlen)) < 0 ||
       (r = write_one(c->k256_key, k->k256, sizeof(k->k256), 0600, err, errlen)) < 0 ||
@@ -255,16 +245,16 @@ int kms_init_dir(const char *dir, struct kms_root_keys *ret, char *err, size_t e
     *files[i].field = p;
   }
   if ((r = mkdir_p(dir, 0700)) < 0) {
-    fail(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+    str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
     goto out;
   }
   if (kms_root_keys_present(&c) > 0) {
-    r = fail(err, errlen, -EEXIST, "%s already holds KMS keys; not overwriting them", dir);
+    r = str_err(err, errlen, -EEXIST, "%s already holds KMS keys; not overwriting them", dir);
     goto out;
   }
   struct kms_root_keys k;
   if ((r = kms_root_keys_generate(&k)) < 0) {
-    fail(err, errlen, r, "generating keys: %s", strerror(-r));
+    str_err(err, errlen, r, "generating keys: %s", strerror(-r));
     goto out;
   }
   r = kms_root_keys_store(&k, &c, err, errlen);

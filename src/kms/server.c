@@ -18,19 +18,10 @@
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "net/http_server.h"
+#include "net/loop.h"
 #include "net/http_tls.h"
 #include "ratls/ratls.h"
 #include "ratls/ratls_verify.h"
-
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
 
 int kms_tee_open(const struct kms_config *c, struct tee **ret) {
   if (str_eq_ptr(c->tee, "sim"))
@@ -162,7 +153,7 @@ static int load_chain(const char *path, STACK_OF(X509) **ret, char *err, size_t 
   if (r >= 0)
     r = x509_chain_from_pem(pem.data, pem.len, ret);
   if (r < 0)
-    return fail(err, errlen, r, "reading certificates from %s: %s", path, strerror(-r));
+    return str_err(err, errlen, r, "reading certificates from %s: %s", path, strerror(-r));
   return 0;
 }
 
@@ -183,12 +174,12 @@ static int tls_ctx(struct kms *k, SSL_CTX **ret, char *err, size_t errlen) {
     if (!chain)
       return -ENOMEM;
     if ((r = kms_tee_open(c, &tee)) < 0)
-      return fail(err, errlen, r, "[tls] ra_tls: opening the TEE: %s", strerror(-r));
+      return str_err(err, errlen, r, "[tls] ra_tls: opening the TEE: %s", strerror(-r));
     const char *cn = c->tls_alt_names && c->tls_alt_names[0] ? c->tls_alt_names[0] : "localhost";
     r = kms_ratls_cert_make(tee, cn, c->tls_alt_names, k->keys.ca_cert, k->keys.ca_key, &cert,
                             &key);
     if (r < 0)
-      return fail(err, errlen, r, "[tls] ra_tls: making the RA-TLS server certificate: %s",
+      return str_err(err, errlen, r, "[tls] ra_tls: making the RA-TLS server certificate: %s",
                   strerror(-r));
     if (!X509_up_ref(k->keys.ca_cert))
       return -ENOMEM;
@@ -210,7 +201,7 @@ static int tls_ctx(struct kms *k, SSL_CTX **ret, char *err, size_t errlen) {
     r = http_tls_ctx_new(&f, ret);
   }
   if (r < 0)
-    return fail(err, errlen, r, "[tls] setting up TLS: %s", strerror(-r));
+    return str_err(err, errlen, r, "[tls] setting up TLS: %s", strerror(-r));
   /* Ask for client certificates always: chained to the client CAs, or self-signed RA-TLS. */
   SSL_CTX_set_verify(*ret,
                      SSL_VERIFY_PEER | (c->mutual_mandatory ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
@@ -321,7 +312,7 @@ int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms
   if (r < 0)
     goto fail;
   if ((r = kms_metrics_attach_tls(s->tls, &k->metrics)) < 0) {
-    fail(err, errlen, r, "setting up TLS metrics: %s", strerror(-r));
+    str_err(err, errlen, r, "setting up TLS metrics: %s", strerror(-r));
     goto fail;
   }
   if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
@@ -329,20 +320,15 @@ int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms
       (r = http_server_route(s->http, "/health", health_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/metrics", metrics_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/prpc/", prpc_http_handler, &s->api.router)) < 0) {
-    fail(err, errlen, r, "setting up the HTTP server: %s", strerror(-r));
+    str_err(err, errlen, r, "setting up the HTTP server: %s", strerror(-r));
     goto fail;
   }
   r = http_server_listen_tls(s->http, c->address, c->port, s->tls, &s->port);
   if (r < 0) {
-    fail(err, errlen, r, "listening on %s:%u: %s", c->address, c->port, strerror(-r));
+    str_err(err, errlen, r, "listening on %s:%u: %s", c->address, c->port, strerror(-r));
     goto fail;
   }
-  if (out) {
-    bool v6 = strchr(c->address, ':') != NULL;
-    fprintf(out, "listening https://%s%s%s:%u\n", v6 ? "[" : "", c->address, v6 ? "]" : "",
-            s->port);
-    fflush(out);
-  }
+  net_listening_print(out, "https", c->address, s->port);
   *ret = s;
   return 0;
 fail:

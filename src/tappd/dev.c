@@ -31,16 +31,6 @@ static const char dev_compose[] =
     "\"public_logs\":true,\"public_sysinfo\":true,\"public_tcbinfo\":true,"
     "\"runner\":\"docker-compose\"}";
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 static int derive(const char *label, uint8_t out[32]) {
   struct slice ctx = SLICE_STR(label);
   return kdf_derive_key((const uint8_t *)DEV_SEED, strlen(DEV_SEED), &ctx, 1, out, 32);
@@ -210,24 +200,24 @@ static int write_if_missing(const char *dir, const char *name, const void *data,
 int tappd_dev_prepare(const char *dir, char *err, size_t errlen) {
   int r = mkdir_p(dir, 0700);
   if (r < 0)
-    return fail(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
   _cleanup_free_ char *sim = str_printf("%s/sim", dir);
   if (!sim)
     return -ENOMEM;
   if (sim_platform_check(sim) < 0) {
     r = sim_platform_init(sim, NULL);
     if (r < 0)
-      return fail(err, errlen, r, "creating the simulated platform in %s: %s", sim, strerror(-r));
+      return str_err(err, errlen, r, "creating the simulated platform in %s: %s", sim, strerror(-r));
   }
   _cleanup_buf_ struct buf keys;
   buf_init_secret(&keys, 256 * 1024);
   if ((r = dev_appkeys(&keys)) < 0 ||
       (r = write_if_missing(dir, "appkeys.json", keys.data, keys.len, 0600)) < 0)
-    return fail(err, errlen, r, "writing %s/appkeys.json: %s", dir, strerror(-r));
+    return str_err(err, errlen, r, "writing %s/appkeys.json: %s", dir, strerror(-r));
   if ((r = write_if_missing(dir, "app-compose.json", dev_compose, strlen(dev_compose), 0644)) < 0)
-    return fail(err, errlen, r, "writing %s/app-compose.json: %s", dir, strerror(-r));
+    return str_err(err, errlen, r, "writing %s/app-compose.json: %s", dir, strerror(-r));
   if ((r = write_sys_config(dir)) < 0)
-    return fail(err, errlen, r, "writing %s/sys-config.json: %s", dir, strerror(-r));
+    return str_err(err, errlen, r, "writing %s/sys-config.json: %s", dir, strerror(-r));
   return 0;
 }
 

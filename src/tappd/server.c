@@ -13,16 +13,6 @@
 #include "net/http_tls.h"
 #include "net/prpc.h"
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 struct containers_wait {
   struct tappd_server *srv;
   struct http_request *req;
@@ -82,11 +72,11 @@ static int listen_one(struct http_server *hs, const char *name, const struct tap
   if (path) {
     mode_t mode;
     if (tappd_listen_mode(l, &mode) < 0)
-      return fail(err, errlen, -EINVAL, "[%s] bad mode", name);
+      return str_err(err, errlen, -EINVAL, "[%s] bad mode", name);
     (void)mkdir_parents(path, 0755);
     r = http_server_listen_unix(hs, path, mode);
     if (r < 0)
-      return fail(err, errlen, r, "[%s] listening on %s: %s", name, path, strerror(-r));
+      return str_err(err, errlen, r, "[%s] listening on %s: %s", name, path, strerror(-r));
     if (out)
       fprintf(out, "listening %s unix:%s\n", name, path);
     return 0;
@@ -94,7 +84,7 @@ static int listen_one(struct http_server *hs, const char *name, const struct tap
   uint16_t port = 0;
   r = http_server_listen_tcp(hs, l->address, l->port, &port);
   if (r < 0)
-    return fail(err, errlen, r, "[%s] listening on %s:%u: %s", name, l->address, l->port,
+    return str_err(err, errlen, r, "[%s] listening on %s:%u: %s", name, l->address, l->port,
                 strerror(-r));
   if (ret_port)
     *ret_port = port;
@@ -114,7 +104,7 @@ int tappd_server_new(struct tappd *t, struct event_base *base, FILE *out,
   const struct tappd_config *c = t->cfg;
   int r = tappd_api_init(t, &s->api);
   if (r < 0) {
-    r = fail(err, errlen, r, "setting up the RPC services: %s", strerror(-r));
+    r = str_err(err, errlen, r, "setting up the RPC services: %s", strerror(-r));
     goto fail;
   }
 
@@ -152,14 +142,14 @@ int tappd_server_new(struct tappd *t, struct event_base *base, FILE *out,
     struct http_tls_files f = {.cert_file = c->tls_certs, .key_file = c->tls_key};
     r = http_tls_ctx_new(&f, &s->tls);
     if (r < 0) {
-      r = fail(err, errlen, r, "[external-https.tls] loading %s / %s: %s", c->tls_certs,
+      r = str_err(err, errlen, r, "[external-https.tls] loading %s / %s: %s", c->tls_certs,
                c->tls_key, strerror(-r));
       goto fail;
     }
     r = http_server_listen_tls(s->external, c->external_https.address, c->external_https.port,
                                s->tls, &s->https_port);
     if (r < 0) {
-      r = fail(err, errlen, r, "[external-https] listening on %s:%u: %s",
+      r = str_err(err, errlen, r, "[external-https] listening on %s:%u: %s",
                c->external_https.address, c->external_https.port, strerror(-r));
       goto fail;
     }

@@ -14,16 +14,6 @@
 
 #define APP_FILE_MAX ((size_t)1024 * 1024)
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 static int open_tee(const struct tappd_config *cfg, struct tee **ret) {
   if (str_eq_ptr(cfg->tee, "sim"))
     return tee_sim_new(cfg->sim_dir, ret);
@@ -40,11 +30,11 @@ static int load_compose(struct tappd *t, char *err, size_t errlen) {
     _cleanup_buf_ struct buf b = BUF_INIT(APP_FILE_MAX);
     int r = file_read_all(path, APP_FILE_MAX, &b);
     if (r < 0)
-      return fail(err, errlen, r, "%s: %s", path, strerror(-r));
+      return str_err(err, errlen, r, "%s: %s", path, strerror(-r));
     _cleanup_json_ json_t *j = NULL;
     r = json_parse_buf((const char *)b.data, b.len, APP_FILE_MAX, &j);
     if (r < 0 || !json_is_object(j))
-      return fail(err, errlen, -EBADMSG, "%s: not a JSON object", path);
+      return str_err(err, errlen, -EBADMSG, "%s: not a JSON object", path);
     if ((r = buf_terminate(&b)) < 0)
       return r;
     t->compose_raw = strndup((const char *)b.data, b.len);
@@ -54,11 +44,11 @@ static int load_compose(struct tappd *t, char *err, size_t errlen) {
     if (!t->compose_raw || !t->app_name)
       return -ENOMEM;
     if ((r = json_get_bool(j, "public_logs", &logs)) < 0 && r != -ENOENT)
-      return fail(err, errlen, r, "%s: public_logs is not a boolean", path);
+      return str_err(err, errlen, r, "%s: public_logs is not a boolean", path);
     if ((r = json_get_bool(j, "public_sysinfo", &sysinfo)) < 0 && r != -ENOENT)
-      return fail(err, errlen, r, "%s: public_sysinfo is not a boolean", path);
+      return str_err(err, errlen, r, "%s: public_sysinfo is not a boolean", path);
     if ((r = json_get_bool(j, "public_tcbinfo", &tcbinfo)) < 0 && r != -ENOENT)
-      return fail(err, errlen, r, "%s: public_tcbinfo is not a boolean", path);
+      return str_err(err, errlen, r, "%s: public_tcbinfo is not a boolean", path);
   } else {
     t->compose_raw = strdup("");
     t->app_name = strdup("");
@@ -80,13 +70,13 @@ static int load_sys_config(struct tappd *t, char *err, size_t errlen) {
     _cleanup_buf_ struct buf b = BUF_INIT(APP_FILE_MAX);
     int r = file_read_all(path, APP_FILE_MAX, &b);
     if (r < 0)
-      return fail(err, errlen, r, "%s: %s", path, strerror(-r));
+      return str_err(err, errlen, r, "%s: %s", path, strerror(-r));
     r = json_parse_buf((const char *)b.data, b.len, APP_FILE_MAX, &j);
     if (r < 0 || !json_is_object(j))
-      return fail(err, errlen, -EBADMSG, "%s: not a JSON object", path);
+      return str_err(err, errlen, -EBADMSG, "%s: not a JSON object", path);
     r = json_get_str(j, "vm_config", &vm);
     if (r < 0 && r != -ENOENT)
-      return fail(err, errlen, r, "%s: vm_config is not a string", path);
+      return str_err(err, errlen, r, "%s: vm_config is not a string", path);
   }
   t->vm_config = strdup(vm);
   return t->vm_config ? 0 : -ENOMEM;
@@ -101,18 +91,18 @@ int tappd_new(struct tappd_config *cfg, struct tappd **ret, char *err, size_t er
   if (r >= 0)
     r = tappd_log_cache_new(&t->log_cache);
   if (r < 0) {
-    r = fail(err, errlen, r, "allocating the caches: %s", strerror(-r));
+    r = str_err(err, errlen, r, "allocating the caches: %s", strerror(-r));
     goto fail;
   }
   r = open_tee(cfg, &t->tee);
   if (r < 0) {
-    r = fail(err, errlen, r, "opening the TEE (%s): %s",
+    r = str_err(err, errlen, r, "opening the TEE (%s): %s",
              str_isempty(cfg->tee) ? "auto" : cfg->tee, strerror(-r));
     goto fail;
   }
   r = tee_eventlog_path(t->tee, &t->eventlog_path);
   if (r < 0) {
-    r = fail(err, errlen, r, "the TEE has no event log: %s", strerror(-r));
+    r = str_err(err, errlen, r, "the TEE has no event log: %s", strerror(-r));
     goto fail;
   }
   r = appkeys_load(cfg->keys_file, cfg->cert_file, cfg->key_file, &t->keys, err, errlen);

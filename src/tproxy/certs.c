@@ -78,16 +78,6 @@ static void ex_indexes_init(void) {
   ctx_store_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 static int64_t mono_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -296,9 +286,9 @@ static int read_file(const char *path, const char *what, bool secret, struct buf
   if (r == -ENOBUFS)
     r = -EFBIG;
   if (r == -EFBIG)
-    return fail(err, errlen, r, "%s %s: larger than %zu bytes", what, path, TPROXY_CERTS_FILE_MAX);
+    return str_err(err, errlen, r, "%s %s: larger than %zu bytes", what, path, TPROXY_CERTS_FILE_MAX);
   if (r < 0)
-    return fail(err, errlen, r, "%s %s: %s", what, path, strerror(-r));
+    return str_err(err, errlen, r, "%s %s: %s", what, path, strerror(-r));
   return 0;
 }
 
@@ -362,33 +352,33 @@ static int pair_load(struct tproxy_certs *c, const char *cert_path, const char *
 
   r = cpem.len ? x509_chain_from_pem(cpem.data, cpem.len, &chain) : -ENOENT;
   if (r == -ENOMEM)
-    return fail(err, errlen, r, "certificate %s: out of memory", cert_path);
+    return str_err(err, errlen, r, "certificate %s: out of memory", cert_path);
   if (r == -ENOENT)
-    return fail(err, errlen, -EBADMSG, "certificate %s: no PEM certificate", cert_path);
+    return str_err(err, errlen, -EBADMSG, "certificate %s: no PEM certificate", cert_path);
   if (r == -ENOBUFS)
-    return fail(err, errlen, -EBADMSG, "certificate %s: more than %d certificates", cert_path,
+    return str_err(err, errlen, -EBADMSG, "certificate %s: more than %d certificates", cert_path,
                 X509_CHAIN_MAX);
   if (r < 0)
-    return fail(err, errlen, -EBADMSG, "certificate %s: malformed PEM certificate", cert_path);
+    return str_err(err, errlen, -EBADMSG, "certificate %s: malformed PEM certificate", cert_path);
 
   if (kpem.len > INT_MAX || !(bio = BIO_new_mem_buf(kpem.data ? kpem.data : (void *)"",
                                                     (int)kpem.len)))
-    return fail(err, errlen, -ENOMEM, "key %s: out of memory", key_path);
+    return str_err(err, errlen, -ENOMEM, "key %s: out of memory", key_path);
   key = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
   if (!key) {
     ossl_error_string(ossl, sizeof(ossl));
-    return fail(err, errlen, -EBADMSG, "key %s: no readable PEM private key (%s)", key_path,
+    return str_err(err, errlen, -EBADMSG, "key %s: no readable PEM private key (%s)", key_path,
                 ossl[0] ? ossl : "empty");
   }
 
   X509 *leaf = sk_X509_value(chain, 0);
   if (X509_check_private_key(leaf, key) != 1) {
     ERR_clear_error();
-    return fail(err, errlen, -EKEYREJECTED, "key %s does not match the certificate %s", key_path,
+    return str_err(err, errlen, -EKEYREJECTED, "key %s does not match the certificate %s", key_path,
                 cert_path);
   }
   if ((r = x509_cert_validity(leaf, NULL, &ret->not_after)) < 0)
-    return fail(err, errlen, -EBADMSG, "certificate %s: unreadable validity", cert_path);
+    return str_err(err, errlen, -EBADMSG, "certificate %s: unreadable validity", cert_path);
   _cleanup_buf_ struct buf cn = BUF_INIT(sizeof(ret->cn) - 1);
   if (x509_cert_subject_cn(leaf, &cn) >= 0 && buf_terminate(&cn) >= 0)
     memcpy(ret->cn, cn.data, cn.len + 1);
@@ -397,9 +387,9 @@ static int pair_load(struct tproxy_certs *c, const char *cert_path, const char *
   if ((r = ctx_build(c, chain, key, &ret->ctx)) < 0) {
     ossl_error_string(ossl, sizeof(ossl));
     if (r == -EKEYREJECTED)
-      return fail(err, errlen, r, "key %s does not match the certificate %s", key_path,
+      return str_err(err, errlen, r, "key %s does not match the certificate %s", key_path,
                   cert_path);
-    return fail(err, errlen, r, "building the TLS context for %s: %s", cert_path,
+    return str_err(err, errlen, r, "building the TLS context for %s: %s", cert_path,
                 ossl[0] ? ossl : strerror(-r));
   }
   return 0;
@@ -419,25 +409,25 @@ int tproxy_certs_new(const char *cert_path, const char *key_path, struct tproxy_
   if (err && errlen)
     err[0] = '\0';
   if (!cert_path || !key_path || !*cert_path || !*key_path || !ret)
-    return fail(err, errlen, -EINVAL, "certificate and key paths are required");
+    return str_err(err, errlen, -EINVAL, "certificate and key paths are required");
   pthread_once(&ex_once, ex_indexes_init);
   if (ssl_h2_idx < 0 || ctx_store_idx < 0)
-    return fail(err, errlen, -ENOMEM, "out of memory");
+    return str_err(err, errlen, -ENOMEM, "out of memory");
 
   struct tproxy_certs *c = calloc(1, sizeof(*c));
   if (!c)
-    return fail(err, errlen, -ENOMEM, "out of memory");
+    return str_err(err, errlen, -ENOMEM, "out of memory");
   pthread_mutex_init(&c->lock, NULL);
   pthread_mutex_init(&c->tk_lock, NULL);
   int r;
   c->cert_path = strdup(cert_path);
   c->key_path = strdup(key_path);
   if (!c->cert_path || !c->key_path) {
-    r = fail(err, errlen, -ENOMEM, "out of memory");
+    r = str_err(err, errlen, -ENOMEM, "out of memory");
     goto out;
   }
   if ((r = ticket_key_make(&c->tk_cur)) < 0) {
-    r = fail(err, errlen, r, "no random bytes for the session ticket key");
+    r = str_err(err, errlen, r, "no random bytes for the session ticket key");
     goto out;
   }
   c->tk_started = mono_now();

@@ -31,44 +31,6 @@
 
 extern char **environ;
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
-static int sim_dir_for(const char *dir, char **ret, char *err, size_t errlen) {
-  const char *env = getenv(TEE_ENV_SIM_DIR);
-  int r;
-  if (env && *env) {
-    if (sim_platform_check(env) < 0)
-      return fail(err, errlen, -ENOENT,
-                  "%s=%s is not an initialised simulated platform (tdxctl sim init DIR)",
-                  TEE_ENV_SIM_DIR, env);
-    char *abs = realpath(env, NULL);
-    if (!abs)
-      return fail(err, errlen, -errno, "%s: %s", env, strerror(errno));
-    *ret = abs;
-    return 0;
-  }
-  char *p = str_printf("%s/sim", dir);
-  if (!p)
-    return -ENOMEM;
-  if (sim_platform_check(p) < 0) {
-    log_info("dev mode: creating a simulated TDX platform in %s", p);
-    if ((r = sim_platform_init(p, NULL)) < 0) {
-      free(p);
-      return fail(err, errlen, r, "creating the simulated platform: %s", strerror(-r));
-    }
-  }
-  *ret = p;
-  return 0;
-}
-
 static int write_pem_pair(const char *dir, const char *name, X509 *cert, EVP_PKEY *key) {
   _cleanup_buf_ struct buf pem = BUF_INIT(64 * 1024);
   struct buf kp;
@@ -95,7 +57,7 @@ static int dev_certs(const char *dir, char *err, size_t errlen) {
     return 0;
   int r = mkdir_p(cdir, 0700);
   if (r < 0)
-    return fail(err, errlen, r, "creating %s: %s", cdir, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", cdir, strerror(-r));
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *cak = NULL, *rk = NULL;
   _cleanup_(X509_freep) X509 *cac = NULL, *rc = NULL;
   int64_t now = (int64_t)time(NULL);
@@ -122,7 +84,7 @@ static int dev_certs(const char *dir, char *err, size_t errlen) {
       (r = x509_cert_build(&cap, cak, NULL, cak, &cac)) < 0 ||
       (r = x509_cert_build(&rp, rk, cac, cak, &rc)) < 0 ||
       (r = write_pem_pair(cdir, "ca", cac, cak)) < 0 || (r = write_pem_pair(cdir, "rpc", rc, rk)) < 0)
-    return fail(err, errlen, r, "creating the dev certificates in %s: %s", cdir, strerror(-r));
+    return str_err(err, errlen, r, "creating the dev certificates in %s: %s", cdir, strerror(-r));
   log_info("dev mode: created %s/ca.cert (the CA CVM certificates chain to) and rpc.cert", cdir);
   return 0;
 }
@@ -177,9 +139,9 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
   int r = wg_key_load_or_generate(keyfile, raw, priv);
   secure_wipe(raw, sizeof(raw));
   if (r < 0)
-    return fail(err, errlen, r, "WireGuard key %s: %s", keyfile, strerror(-r));
+    return str_err(err, errlen, r, "WireGuard key %s: %s", keyfile, strerror(-r));
   if ((r = free_port(SOCK_DGRAM, &wg_port)) < 0)
-    return fail(err, errlen, r, "picking a UDP port: %s", strerror(-r));
+    return str_err(err, errlen, r, "picking a UDP port: %s", strerror(-r));
   bool wg = can_run_wireguard_go();
   uint8_t h[32];
   sha256(dir, strlen(dir), h);
@@ -226,7 +188,7 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
 int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_t errlen) {
   int r = mkdir_p(dir, 0700);
   if (r < 0)
-    return fail(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
   _cleanup_free_ char *cfg_path = str_printf("%s/tproxy.toml", dir);
   _cleanup_free_ char *live = str_printf("%s/certbot/live", dir);
   _cleanup_free_ char *cert = str_printf("%s/certbot/live/cert.pem", dir);
@@ -236,9 +198,9 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
   if ((r = dev_certs(dir, err, errlen)) < 0)
     return r;
   if ((r = mkdir_p(live, 0700)) < 0)
-    return fail(err, errlen, r, "creating %s: %s", live, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", live, strerror(-r));
   if ((r = tproxy_certs_selfsigned_write(cert, key, "app.localhost")) < 0)
-    return fail(err, errlen, r, "creating the wildcard certificate: %s", strerror(-r));
+    return str_err(err, errlen, r, "creating the wildcard certificate: %s", strerror(-r));
   if (access(cfg_path, F_OK) == 0) {
     if ((r = tproxy_config_init(c)) < 0)
       return r;
@@ -247,7 +209,7 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
     return r;
   }
   _cleanup_free_ char *sim = NULL;
-  if ((r = sim_dir_for(dir, &sim, err, errlen)) < 0)
+  if ((r = sim_platform_for_dev(dir, &sim, err, errlen)) < 0)
     return r;
   if ((r = dev_config_new(dir, sim, c, err, errlen)) < 0)
     return r;
@@ -262,7 +224,7 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
   buf_free(&text);
   if (r < 0) {
     tproxy_config_free(c);
-    return fail(err, errlen, r, "writing %s: %s", cfg_path, strerror(-r));
+    return str_err(err, errlen, r, "writing %s: %s", cfg_path, strerror(-r));
   }
   log_info("dev mode: wrote %s", cfg_path);
   return 0;
@@ -292,7 +254,7 @@ int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c, pid_t *r
     return -ENOMEM;
   int r = mkdir_p(sock_dir, 0700);
   if (r < 0)
-    return fail(err, errlen, r, "creating %s: %s", sock_dir, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", sock_dir, strerror(-r));
   /* wireguard-go takes the listening socket from WG_UAPI_FD but watches its usual path
    * /run/wireguard/<ifname>.sock (and exits when that goes away): a symlink to ours, which also
    * lets `wg show` find it. */
@@ -300,14 +262,14 @@ int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c, pid_t *r
   if (!std)
     return -ENOMEM;
   if ((r = mkdir_p(WG_RUN_DIR, 0755)) < 0)
-    return fail(err, errlen, r, "creating %s: %s", WG_RUN_DIR, strerror(-r));
+    return str_err(err, errlen, r, "creating %s: %s", WG_RUN_DIR, strerror(-r));
   struct stat lst;
   if (lstat(std, &lst) == 0 && !S_ISLNK(lst.st_mode))
-    return fail(err, errlen, -EEXIST, "%s exists: another WireGuard interface has that name",
+    return str_err(err, errlen, -EEXIST, "%s exists: another WireGuard interface has that name",
                 std);
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(sock) >= sizeof(sa.sun_path))
-    return fail(err, errlen, -ENAMETOOLONG, "%s: path too long for a socket", sock);
+    return str_err(err, errlen, -ENAMETOOLONG, "%s: path too long for a socket", sock);
   strcpy(sa.sun_path, sock);
   (void)unlink(sock);
   /* wireguard-go takes its control socket from WG_UAPI_FD, so it lives under DIR. */
@@ -317,14 +279,14 @@ int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c, pid_t *r
   if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
     r = -errno;
     close(fd);
-    return fail(err, errlen, r, "%s: %s", sock, strerror(-r));
+    return str_err(err, errlen, r, "%s: %s", sock, strerror(-r));
   }
   (void)chmod(sock, 0600);
   (void)unlink(std);
   if (symlink(sock, std) < 0) {
     r = -errno;
     close(fd);
-    return fail(err, errlen, r, "linking %s to %s: %s", std, sock, strerror(-r));
+    return str_err(err, errlen, r, "linking %s to %s: %s", std, sock, strerror(-r));
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -354,7 +316,7 @@ int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c, pid_t *r
   free(env);
   close(fd);
   if (r != 0)
-    return fail(err, errlen, -r, "starting wireguard-go: %s", strerror(r));
+    return str_err(err, errlen, -r, "starting wireguard-go: %s", strerror(r));
   /* Wait (bounded) until the interface exists, then address it. */
   _cleanup_free_ char *sysfs = str_printf("/sys/class/net/%s", c->wg_interface);
   for (int i = 0; i < 100 && sysfs && access(sysfs, F_OK) < 0; i++)

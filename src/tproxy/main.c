@@ -141,10 +141,7 @@ static int serve(struct daemon *d) {
     fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
     goto out;
   }
-  bool v6 = strchr(c->listen_addr, ':') != NULL;
-  printf("listening tls://%s%s%s:%u\n", v6 ? "[" : "", c->listen_addr, v6 ? "]" : "",
-         tproxy_proxy_port(t->proxy));
-  fflush(stdout);
+  net_listening_print(stdout, "tls", c->listen_addr, tproxy_proxy_port(t->proxy));
   struct timeval pt = {c->wg_poll_interval, 0}, ct = {c->cert_poll_s, 0};
   d->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, t);
   d->cert_ev = event_new(base, -1, EV_PERSIST, cert_cb, t->certs);

@@ -12,16 +12,6 @@
 #include "base/macro.h"
 #include "base/str.h"
 
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
-
 int tproxy_registry_open(const struct tproxy_config *cfg, struct tproxy_table *table,
                          struct tproxy_registry **ret, char *err, size_t errlen) {
   struct tproxy_registry *r = calloc(1, sizeof(*r));
@@ -31,11 +21,11 @@ int tproxy_registry_open(const struct tproxy_config *cfg, struct tproxy_table *t
   r->cfg = cfg;
   r->table = table;
   if ((e = addrpool_init(&r->pool, cfg->wg_client_ip_range, cfg->wg_ip)) < 0) {
-    fail(err, errlen, e, "[core.wg] client_ip_range: %s", strerror(-e));
+    str_err(err, errlen, e, "[core.wg] client_ip_range: %s", strerror(-e));
     goto fail;
   }
   if ((e = store_open(cfg->state_db, &r->store)) < 0) {
-    fail(err, errlen, e, "opening the registration store %s: %s", cfg->state_db,
+    str_err(err, errlen, e, "opening the registration store %s: %s", cfg->state_db,
          e == -EBADMSG ? "not a tproxy store (or corrupt)" : strerror(-e));
     goto fail;
   }
@@ -47,7 +37,7 @@ int tproxy_registry_open(const struct tproxy_config *cfg, struct tproxy_table *t
         .wg_bin = cfg->wg_bin,
     };
     if ((e = wg_iface_new(&o, &r->wg)) < 0) {
-      fail(err, errlen, e, "[core.wg]: %s", strerror(-e));
+      str_err(err, errlen, e, "[core.wg]: %s", strerror(-e));
       goto fail;
     }
   }

@@ -11,6 +11,7 @@
 #include "base/str.h"
 #include "certs.h"
 #include "net/http_server.h"
+#include "net/loop.h"
 #include "net/http_tls.h"
 #include "proxy.h"
 
@@ -221,12 +222,7 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
     snprintf(err, errlen, "listening on %s:%u: %s", c->address, c->port, strerror(-r));
     goto fail;
   }
-  if (out) {
-    bool v6 = strchr(c->address, ':') != NULL;
-    fprintf(out, "listening https://%s%s%s:%u\n", v6 ? "[" : "", c->address, v6 ? "]" : "",
-            s->port);
-    fflush(out);
-  }
+  net_listening_print(out, "https", c->address, s->port);
   *ret = s;
   return 0;
 fail:
