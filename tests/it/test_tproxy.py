@@ -271,6 +271,33 @@ def test_unknown_and_bad_input(env):
     assert m['tproxy_connections_closed_total{reason="bad_sni"}'] >= 1
 
 
+def test_connection_cap_and_idle_timeout(env):
+    t = env.tproxy(extra="max_conns = 2\nidle_timeout = 1\n")
+    c = env.cvm("c", sim_dir=env.sim)
+    ip = t.register(c)["wg"]["client_ip"]
+    backend(env, ip, 80, "ok")
+    ctx = ssl.create_default_context(cafile=str(env.pki.path("wild.cert")))
+    host = f"{c.app_id}.{BASE}"
+    held = []
+    for _ in range(2):  # two established sessions fill the cap
+        s = socket.create_connection(("127.0.0.1", t.proxy_port), timeout=10)
+        held.append(ctx.wrap_socket(s, server_hostname=host))
+    st, body, err = t.get(host)
+    assert st == 0, (st, body)  # the third is closed at once
+    # idle sessions end after idle_timeout (1 s, swept every 250 ms)
+    t0 = time.time()
+    for h in held:
+        assert h.recv(10) == b""
+        h.close()
+    assert time.time() - t0 < 5
+    st, body, err = t.get(host)  # room again
+    assert st == 200 and body.startswith(b"ok"), err
+    m = t.metrics()
+    assert m['tproxy_connections_closed_total{reason="full"}'] >= 1
+    assert m['tproxy_connections_closed_total{reason="idle_timeout"}'] >= 2
+    assert m["tproxy_connections_active"] <= 1
+
+
 def served_cert(t, host):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
