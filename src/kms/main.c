@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "attest/dcap_fetch.h"
+#include "base/cli.h"
 #include "base/hex.h"
 #include "base/log.h"
 #include "net/loop.h"
@@ -22,8 +23,8 @@
 #include "kms_server.h"
 #include "kms_service.h"
 
-#define EXIT_USAGE 2
-#define EXIT_CONFIG 3
+#define EXIT_USAGE CLI_EXIT_USAGE
+#define EXIT_CONFIG CLI_EXIT_CONFIG
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -95,16 +96,6 @@ out:
 }
 
 int main(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'},
-      {"dev", required_argument, NULL, 'D'},
-      {"dump-config", no_argument, NULL, 'P'},
-      {"check-config", no_argument, NULL, 'C'},
-      {"source", required_argument, NULL, 'S'},
-      {"exit", no_argument, NULL, 'X'},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
   log_ident_set("kms");
   (void)log_level_from_env();
   if (argc >= 2 && str_eq(argv[1], "init"))
@@ -114,41 +105,15 @@ int main(int argc, char **argv) {
     argv++;
     argc--;
   }
-  const char *config_file = NULL, *dev_dir = NULL, *source = NULL;
-  bool dump = false, check = false, exit_after = false;
-  int c;
-  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      config_file = optarg;
-      break;
-    case 'D':
-      dev_dir = optarg;
-      break;
-    case 'P':
-      dump = true;
-      break;
-    case 'C':
-      check = true;
-      break;
-    case 'S':
-      source = optarg;
-      break;
-    case 'X':
-      exit_after = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      usage(stderr);
-      return EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "kms: unexpected argument '%s'\n", argv[optind]);
-    return EXIT_USAGE;
-  }
+  struct cli_daemon_args args;
+  const char *source = NULL;
+  bool exit_after = false;
+  const struct cli_opt extra[] = {{"source", &source, NULL}, {"exit", NULL, &exit_after}};
+  int pr = cli_daemon_args_parse(argc, argv, "kms", extra, 2, usage, &args);
+  if (pr != 0)
+    return pr == 1 ? 0 : EXIT_USAGE;
+  const char *config_file = args.config_file, *dev_dir = args.dev_dir;
+  bool dump = args.dump, check = args.check;
   if (onboard != (source != NULL) || (exit_after && !onboard)) {
     fprintf(stderr, "kms: --source URL (and --exit) belong to 'kms onboard'\n");
     return EXIT_USAGE;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/cli.h"
 #include "base/log.h"
 #include "net/loop.h"
 #include "base/str.h"
@@ -16,8 +17,8 @@
 #include "server.h"
 #include "tappd.h"
 
-#define EXIT_USAGE 2
-#define EXIT_CONFIG 3
+#define EXIT_USAGE CLI_EXIT_USAGE
+#define EXIT_CONFIG CLI_EXIT_CONFIG
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -35,45 +36,14 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'},
-      {"dev", required_argument, NULL, 'D'},
-      {"dump-config", no_argument, NULL, 'P'},
-      {"check-config", no_argument, NULL, 'C'},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
-  const char *config_file = NULL, *dev_dir = NULL;
-  bool dump = false, check = false;
-  int c;
   log_ident_set("tappd");
   (void)log_level_from_env();
-  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      config_file = optarg;
-      break;
-    case 'D':
-      dev_dir = optarg;
-      break;
-    case 'P':
-      dump = true;
-      break;
-    case 'C':
-      check = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      usage(stderr);
-      return EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tappd: unexpected argument '%s'\n", argv[optind]);
-    return EXIT_USAGE;
-  }
+  struct cli_daemon_args args;
+  int pr = cli_daemon_args_parse(argc, argv, "tappd", NULL, 0, usage, &args);
+  if (pr != 0)
+    return pr == 1 ? 0 : EXIT_USAGE;
+  const char *config_file = args.config_file, *dev_dir = args.dev_dir;
+  bool dump = args.dump, check = args.check;
   umask(077);
 
   struct tappd_config cfg;

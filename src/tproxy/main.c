@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "attest/dcap_fetch.h"
+#include "base/cli.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "certs.h"
@@ -24,8 +25,8 @@
 #include "server.h"
 #include "tproxy.h"
 
-#define EXIT_USAGE 2
-#define EXIT_CONFIG 3
+#define EXIT_USAGE CLI_EXIT_USAGE
+#define EXIT_CONFIG CLI_EXIT_CONFIG
 #define DNS_CACHE_ENTRIES 4096
 
 static void usage(FILE *f) {
@@ -181,45 +182,14 @@ out:
 }
 
 int main(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'},
-      {"dev", required_argument, NULL, 'D'},
-      {"dump-config", no_argument, NULL, 'P'},
-      {"check-config", no_argument, NULL, 'C'},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
   log_ident_set("tproxy");
   (void)log_level_from_env();
-  const char *config_file = NULL, *dev_dir = NULL;
-  bool dump = false, check = false;
-  int c;
-  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      config_file = optarg;
-      break;
-    case 'D':
-      dev_dir = optarg;
-      break;
-    case 'P':
-      dump = true;
-      break;
-    case 'C':
-      check = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      usage(stderr);
-      return EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tproxy: unexpected argument '%s'\n", argv[optind]);
-    return EXIT_USAGE;
-  }
+  struct cli_daemon_args args;
+  int pr = cli_daemon_args_parse(argc, argv, "tproxy", NULL, 0, usage, &args);
+  if (pr != 0)
+    return pr == 1 ? 0 : EXIT_USAGE;
+  const char *config_file = args.config_file, *dev_dir = args.dev_dir;
+  bool dump = args.dump, check = args.check;
   umask(077);
   signal(SIGPIPE, SIG_IGN);
 
