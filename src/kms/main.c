@@ -2,7 +2,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>

@@ -1,7 +1,6 @@
 /* tappd: the guest agent inside a CVM (tappd.sock, dstack.sock, external port). */
 #include <errno.h>
 #include <event2/event.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,6 @@
 /* tproxy: registers attested CVMs as WireGuard peers and routes TLS to them by SNI. */
 #include <errno.h>
 #include <event2/event.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
