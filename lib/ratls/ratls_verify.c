@@ -58,16 +58,8 @@ struct ratls_verifier {
   uint64_t clock;
 };
 
-_printf_(4, 5) static enum ratls_reason refuse(enum ratls_reason r, char *why, size_t whylen,
-                                             const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
+/* The reason r, with its explanation in why. */
+#define refuse(r, why, whylen, ...) ((enum ratls_reason)str_err(why, whylen, (int)(r), __VA_ARGS__))
 
 void ratls_verifier_free(struct ratls_verifier *v) {
   if (!v)

@@ -26,16 +26,8 @@ const char *kms_reason_code(enum kms_reason r) {
   return codes[r];
 }
 
-_printf_(4, 5) static enum kms_reason refuse(enum kms_reason r, char *why, size_t whylen,
-                                             const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
-  return r;
-}
+/* The reason r, with its explanation in why. */
+#define refuse(r, why, whylen, ...) ((enum kms_reason)str_err(why, whylen, (int)(r), __VA_ARGS__))
 
 /* Lists hold lowercase hex (config.c lowercases). */
 static bool list_has(char *const *l, const uint8_t *v, size_t len) {

@@ -280,6 +280,17 @@ int wg_render_conf(const struct wg_config *c, struct buf *out) {
   return r;
 }
 
+/* One peer as a UAPI set=1 block. */
+static int uapi_peer_put(struct buf *out, const struct rpeer *p) {
+  char hex[2 * WG_KEY_LEN + 1];
+  hex_encode(p->key, WG_KEY_LEN, hex);
+  int r = buf_printf(out, "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n", hex,
+                     p->ip_str);
+  if (r == 0 && p->endpoint[0])
+    r = buf_printf(out, "endpoint=%s\n", p->endpoint);
+  return r;
+}
+
 int wg_render_uapi(const struct wg_config *c, struct buf *out) {
   uint8_t priv[WG_KEY_LEN];
   char hex[2 * WG_KEY_LEN + 1];
@@ -294,11 +305,7 @@ int wg_render_uapi(const struct wg_config *c, struct buf *out) {
   r = buf_printf(out, "set=1\nprivate_key=%s\nlisten_port=%u\nreplace_peers=true\n", hex,
                  (unsigned)c->listen_port);
   for (size_t i = 0; r == 0 && i < c->n_peers; i++) {
-    hex_encode(ps[i].key, WG_KEY_LEN, hex);
-    r = buf_printf(out, "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n", hex,
-                   ps[i].ip_str);
-    if (r == 0 && ps[i].endpoint[0])
-      r = buf_printf(out, "endpoint=%s\n", ps[i].endpoint);
+    r = uapi_peer_put(out, &ps[i]);
   }
   if (r == 0)
     r = buf_append_str(out, "\n");
@@ -383,11 +390,7 @@ int wg_render_uapi_delta(const struct wg_config *c, const struct wg_status *cur,
     const struct wg_peer_status *p = status_lookup(idx, cur->n_peers, ps[i].key);
     if (p && peer_unchanged(p, &ps[i]))
       continue;
-    hex_encode(ps[i].key, WG_KEY_LEN, hex);
-    r = buf_printf(out, "public_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n", hex,
-                   ps[i].ip_str);
-    if (r == 0 && ps[i].endpoint[0])
-      r = buf_printf(out, "endpoint=%s\n", ps[i].endpoint);
+    r = uapi_peer_put(out, &ps[i]);
   }
   if (r == 0)
     r = buf_append_str(out, "\n");
