@@ -95,8 +95,12 @@ int tproxy_config_set(char **dst, const char *v) {
   return conftab_set_str(dst, v);
 }
 
-int tproxy_config_dump(const struct tproxy_config *c, struct buf *out) {
-  return conftab_dump(&table, c, out);
+int tproxy_config_dump(const struct tproxy_config *c, bool with_secrets, struct buf *out) {
+  if (with_secrets || str_isempty(c->wg_private_key))
+    return conftab_dump(&table, c, out);
+  struct tproxy_config shown = *c; /* shallow: only the pointer is replaced */
+  shown.wg_private_key = (char *)TPROXY_CONFIG_SECRET_HIDDEN;
+  return conftab_dump(&table, &shown, out);
 }
 
 static bool is_ip_literal(const char *s) {

@@ -218,7 +218,7 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
   r = buf_append_str(&text, "# tproxy dev mode configuration (created by tproxy --dev; edit "
                             "freely)\n");
   if (r >= 0)
-    r = tproxy_config_dump(c, &text);
+    r = tproxy_config_dump(c, true, &text);
   if (r >= 0)
     r = file_write_atomic(cfg_path, text.data, text.len, 0600);
   buf_free(&text);

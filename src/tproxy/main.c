@@ -229,7 +229,7 @@ int main(int argc, char **argv) {
   if (dump) {
     struct buf b;
     buf_init_secret(&b, 1024 * 1024);
-    r = tproxy_config_dump(&cfg, &b);
+    r = tproxy_config_dump(&cfg, false, &b);
     if (r >= 0)
       fwrite(b.data, 1, b.len, stdout);
     buf_free(&b);

@@ -32,7 +32,8 @@
 #define STEAL_BATCH 4        /* accepts per event on another worker's listener */
 #define PUMP_ROUNDS 32       /* transfer rounds per event before yielding to others */
 #define RELAY_BUF 16384      /* terminated: one TLS record of plaintext per direction */
-#define PIPE_WANT (1 << 20)  /* passthrough: pipe capacity asked for (F_SETPIPE_SZ) */
+#define PIPE_WANT (256 << 10) /* passthrough: pipe capacity asked for (F_SETPIPE_SZ); at most
+                              * 2 x this per connection can sit in pipes */
 #define PIPE_MIN 65536       /* the default capacity, always there */
 #define PIPE_POOL 256        /* idle pipes kept per worker */
 #define TICK_MS 250          /* timeout sweep */

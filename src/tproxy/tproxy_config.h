@@ -90,6 +90,10 @@ int tproxy_config_apply_file(struct tproxy_config *c, const char *path, char *er
 /* Consistency: addresses, ranges, keys (public_key filled in from private_key when empty and
  * checked against it otherwise), modes. May fill derived values, hence not const. */
 int tproxy_config_check(struct tproxy_config *c, char *err, size_t errlen);
-int tproxy_config_dump(const struct tproxy_config *c, struct buf *out);
+/* Without with_secrets (--dump-config) [core.wg] private_key shows as
+ * TPROXY_CONFIG_SECRET_HIDDEN, so the output can be pasted or logged; with it (dev mode's
+ * 0600 file) the text loads back to the same values. */
+#define TPROXY_CONFIG_SECRET_HIDDEN "(set, not shown)"
+int tproxy_config_dump(const struct tproxy_config *c, bool with_secrets, struct buf *out);
 /* Replaces a string option. */
 int tproxy_config_set(char **dst, const char *v);

@@ -66,16 +66,24 @@ static void test_roundtrip(void **state) {
   assert_int_equal(apply(&a, t, err, sizeof(err)), 0);
   assert_int_equal(tproxy_config_check(&a, err, sizeof(err)), 0);
   struct buf d1 = BUF_INIT(1 << 20), d2 = BUF_INIT(1 << 20);
-  assert_int_equal(tproxy_config_dump(&a, &d1), 0);
+  assert_int_equal(tproxy_config_dump(&a, true, &d1), 0);
   assert_int_equal(tproxy_config_init(&b), 0);
   assert_int_equal(tproxy_config_apply(&b, (const char *)d1.data, d1.len, err, sizeof(err)), 0);
   assert_int_equal(tproxy_config_check(&b, err, sizeof(err)), 0);
-  assert_int_equal(tproxy_config_dump(&b, &d2), 0);
+  assert_int_equal(tproxy_config_dump(&b, true, &d2), 0);
   assert_int_equal(d1.len, d2.len);
   assert_memory_equal(d1.data, d2.data, d1.len);
   assert_int_equal(b.port, 9010);
   assert_string_equal(b.wg_mode, "uapi");
   assert_int_equal(b.workers, 4);
+  /* for display the private key is hidden, everything else shown */
+  struct buf d3 = BUF_INIT(1 << 20);
+  assert_int_equal(tproxy_config_dump(&b, false, &d3), 0);
+  assert_int_equal(buf_terminate(&d3), 0);
+  assert_null(strstr((char *)d3.data, PRIV));
+  assert_non_null(strstr((char *)d3.data, TPROXY_CONFIG_SECRET_HIDDEN));
+  assert_non_null(strstr((char *)d3.data, "workers = 4"));
+  buf_free(&d3);
   buf_free(&d1);
   buf_free(&d2);
   tproxy_config_free(&a);
