@@ -35,8 +35,11 @@ YAML
 compose_hash=$("$tdxctl" hash sha256 -i "$work/docker-compose.yaml" -o '!' -t - )
 app_id=${compose_hash:0:40}
 printf '   compose-hash = sha256(docker-compose.yaml) = %s\n' "$(short "$compose_hash")"
-for ev in "app-id:$app_id" "compose-hash:$compose_hash" "instance-id:$(head -c 20 /dev/urandom | "$tdxctl" hex)"; do
-  out=$("$tdxctl" extend -a "${ev%%:*}" -d "${ev#*:}")
+# The guest's boot events (runtime events: each name is bound to its digest), in boot order;
+# a verifier takes the app's identity only from these, before boot-mr-done.
+for ev in "system-preparing:" "app-id:$app_id" "compose-hash:$compose_hash" \
+          "instance-id:$(head -c 20 /dev/urandom | "$tdxctl" hex)" "boot-mr-done:"; do
+  out=$("$tdxctl" extend -a "${ev%%:*}" --payload "${ev#*:}")
   printf '   %-13s %s\n' "${ev%%:*}" "${out%%:*}: $(short "${out##*: }")"
 done
 

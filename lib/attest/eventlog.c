@@ -305,28 +305,6 @@ int eventlog_find(const struct eventlog *log, uint32_t imr, const char *name,
   return -ENOENT;
 }
 
-int eventlog_app_id(const struct eventlog *log, uint8_t ret[20]) {
-  const struct tdx_event *e;
-  if (!ret)
-    return -EINVAL;
-  int r = eventlog_find(log, 3, "app-id", &e);
-  if (r < 0)
-    return r;
-  memcpy(ret, e->digest, 20);
-  return 0;
-}
-
-int eventlog_rootfs_hash(const struct eventlog *log, uint8_t ret[32]) {
-  const struct tdx_event *e;
-  if (!ret)
-    return -EINVAL;
-  int r = eventlog_find(log, 3, "rootfs-hash", &e);
-  if (r < 0)
-    return r;
-  memcpy(ret, e->digest, 32);
-  return 0;
-}
-
 static int ev_json_set_hex(json_t *o, const char *key, const uint8_t *data, size_t len) {
   char *h = hex_encode_alloc(data ? (const void *)data : "", len);
   if (!h)

@@ -105,7 +105,7 @@ int eventlog_runtime_line(const char *name, const uint8_t digest48[48], const ui
                           size_t len, struct buf *out);
 
 /* First event with that imr and event name (seed: associated_data). -ENOENT when none.
- * *ret points into log. */
+ * *ret points into log. Not for identity: anything may write a name (boot_events.h). */
 int eventlog_find(const struct eventlog *log, uint32_t imr, const char *name,
                   const struct tdx_event **ret);
 
@@ -130,7 +130,4 @@ int eventlog_to_json(const struct eventlog *log, unsigned flags, json_t **ret);
 /* The same as compact JSON text (appended to out, not NUL-counted). */
 int eventlog_to_json_text(const struct eventlog *log, unsigned flags, struct buf *out);
 
-/* Identity values from the RTMR3 events (§4.3): app id = first 20 bytes of the digest of the
- * (3, "app-id") event, rootfs hash = first 32 bytes of the (3, "rootfs-hash") digest. */
-int eventlog_app_id(const struct eventlog *log, uint8_t ret[20]);
-int eventlog_rootfs_hash(const struct eventlog *log, uint8_t ret[32]);
+/* App identity is not looked up by name here: which events count is boot_events.h's rule. */

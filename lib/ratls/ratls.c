@@ -256,38 +256,3 @@ int ratls_report_data_binds_key(X509 *cert, const struct ratls_attestation *a) {
     return -EBADMSG;
   return memcmp_ct(have, want, sizeof(want)) == 0 ? 0 : -EPERM;
 }
-
-static int ratls_event_digest(const struct ratls_attestation *a, const char *name,
-                              uint8_t ret[48]) {
-  _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
-  const struct tdx_event *ev;
-  int r;
-  if (!a)
-    return -EINVAL;
-  if (a->event_log.len == 0)
-    return -ENOENT;
-  if ((r = eventlog_parse_json((const char *)a->event_log.data, a->event_log.len, &log)) < 0)
-    return r;
-  if ((r = eventlog_find(&log, 3, name, &ev)) < 0)
-    return r;
-  memcpy(ret, ev->digest, 48);
-  return 0;
-}
-
-int ratls_app_id(const struct ratls_attestation *a, char ret[41]) {
-  uint8_t d[48];
-  int r = ratls_event_digest(a, "app-id", d);
-  if (r < 0)
-    return r;
-  hex_encode(d, 20, ret);
-  return 0;
-}
-
-int ratls_rootfs_hash(const struct ratls_attestation *a, char ret[65]) {
-  uint8_t d[48];
-  int r = ratls_event_digest(a, "rootfs-hash", d);
-  if (r < 0)
-    return r;
-  hex_encode(d, 32, ret);
-  return 0;
-}

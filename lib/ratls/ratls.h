@@ -104,8 +104,3 @@ int ratls_cert_attestation(X509 *cert, struct ratls_attestation *ret);
  * certificate key is not an EC P-256 key. Compares in constant time. */
 int ratls_report_data_binds_key(X509 *cert, const struct ratls_attestation *a);
 
-/* App id: the first 40 hex characters of the digest of the (3, "app-id") event of the
- * attestation's event log; rootfs hash: the first 64 hex characters of the (3, "rootfs-hash")
- * digest. -ENOENT when the event is absent, -EBADMSG when the log does not parse. */
-int ratls_app_id(const struct ratls_attestation *a, char ret[41]);
-int ratls_rootfs_hash(const struct ratls_attestation *a, char ret[65]);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest/boot_events.h"
 #include "attest/dcap_collateral.h"
 #include "attest/dcap_fetch.h"
 #include "attest/quote.h"
@@ -506,98 +507,93 @@ enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_
   return RATLS_OK;
 }
 
-/* The first event of that name on IMR 3, and whether it is a verified runtime event
- * (payload-carrying; its digest is recomputed here once more). */
-static int find3(const struct eventlog *log, const char *name, const struct tdx_event **ret,
-                 bool *ret_runtime) {
-  const struct tdx_event *e;
-  int r = eventlog_find(log, 3, name, &e);
-  if (r < 0)
-    return r;
-  bool rt = e->event_type == EVENTLOG_EV_RUNTIME && e->version >= 1;
-  if (rt) {
-    uint8_t d[48];
-    if (eventlog_runtime_digest(e->event, e->payload, e->payload_len, e->version, d) < 0 ||
-        memcmp(d, e->digest, 48) != 0)
-      return -EBADMSG;
-  }
-  *ret = e;
-  *ret_runtime = rt;
-  return 0;
+/* Copies a runtime event's payload (1..max bytes, or 0..max when may_be_empty). */
+static enum ratls_reason take_payload(const struct tdx_event *e, size_t max, bool may_be_empty,
+                                      uint8_t *dst, size_t *ret_len, char *why, size_t whylen) {
+  if (e->payload_len > max || (!may_be_empty && e->payload_len == 0))
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "%s event: payload of %zu bytes", e->event,
+                  e->payload_len);
+  if (e->payload_len)
+    memcpy(dst, e->payload, e->payload_len);
+  *ret_len = e->payload_len;
+  return RATLS_OK;
 }
 
-enum ratls_reason ratls_identity_from_log(const struct eventlog *log, struct ratls_app_identity *ret,
-                                      char *why, size_t whylen) {
+enum ratls_reason ratls_identity_from_log(const struct eventlog *log, unsigned flags,
+                                          struct ratls_app_identity *ret, char *why,
+                                          size_t whylen) {
   struct ratls_app_identity id = {0};
-  const struct tdx_event *e;
-  bool rt;
-  int r = find3(log, "app-id", &e, &rt);
+  struct boot_events b;
+  unsigned bf = (flags & RATLS_ID_ALLOW_SEED) ? BOOT_EVENTS_ALLOW_SEED : 0;
+  int r = boot_events_scan(log, bf, &b, why, whylen);
   if (r == -ENOENT)
-    return refuse(RATLS_R_MISSING_EVENT, why, whylen, "no app-id event on RTMR3");
+    return RATLS_R_MISSING_EVENT;
+  if (r == -EPERM)
+    return RATLS_R_SEED_LOG_NOT_ALLOWED;
   if (r < 0)
-    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "app-id event: bad digest");
-  if (rt) {
-    if (e->payload_len == 0 || e->payload_len > RATLS_APP_ID_MAX)
-      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "app-id event: payload of %zu bytes",
-                    e->payload_len);
-    id.era = RATLS_ERA_NEWEST;
-    memcpy(id.app_id, e->payload, e->payload_len);
-    id.app_id_len = e->payload_len;
-  } else {
+    return r == -EBADMSG ? RATLS_R_BAD_EVENT_LOG : RATLS_R_INTERNAL;
+
+  enum ratls_reason rr;
+  size_t n = 0;
+  if (b.era == BOOT_EVENTS_SEED) {
+    /* Names are not bound: the values are the digests of the boot's fixed positions. */
     id.era = RATLS_ERA_SEED;
-    memcpy(id.app_id, e->digest, 20);
+    memcpy(id.app_id, b.app_id->digest, 20);
     id.app_id_len = 20;
-    memcpy(id.compose_hash, e->digest, 32); /* seed: app-id digest = SHA-256(compose file) */
+    memcpy(id.compose_hash, b.app_id->digest, 32); /* seed: SHA-256(compose file) */
     id.has_compose_hash = true;
+    hex_encode(b.rootfs_hash->digest, 32, id.rootfs_hash_hex);
+    id.has_rootfs_hash = true;
+  } else {
+    id.era = RATLS_ERA_NEWEST;
+    if ((rr = take_payload(b.app_id, RATLS_APP_ID_MAX, false, id.app_id, &id.app_id_len, why,
+                           whylen)) != RATLS_OK)
+      return rr;
+    if (b.compose_hash) {
+      if (b.compose_hash->payload_len != 32)
+        return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen,
+                      "compose-hash event: payload of %zu bytes, expected 32",
+                      b.compose_hash->payload_len);
+      memcpy(id.compose_hash, b.compose_hash->payload, 32);
+      id.has_compose_hash = true;
+    }
+    if (b.instance_id &&
+        (rr = take_payload(b.instance_id, RATLS_INSTANCE_ID_MAX, true, id.instance_id,
+                           &id.instance_id_len, why, whylen)) != RATLS_OK)
+      return rr;
+    if (b.rootfs_hash) {
+      if (b.rootfs_hash->payload_len != 32)
+        return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen,
+                      "rootfs-hash event: payload of %zu bytes, expected 32",
+                      b.rootfs_hash->payload_len);
+      hex_encode(b.rootfs_hash->payload, 32, id.rootfs_hash_hex);
+      id.has_rootfs_hash = true;
+    }
+    if (b.os_image_hash &&
+        (rr = take_payload(b.os_image_hash, RATLS_OS_IMAGE_HASH_MAX, true, id.os_image_hash, &n,
+                           why, whylen)) != RATLS_OK)
+      return rr;
+    if (b.os_image_hash)
+      id.os_image_hash_len = n;
   }
   hex_encode(id.app_id, id.app_id_len, id.app_id_hex);
-
-  r = find3(log, "compose-hash", &e, &rt);
-  if (r == 0) {
-    if (rt && e->payload_len != 32)
-      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen,
-                    "compose-hash event: payload of %zu bytes, expected 32", e->payload_len);
-    memcpy(id.compose_hash, rt ? e->payload : e->digest, 32);
-    id.has_compose_hash = true;
-  } else if (r != -ENOENT) {
-    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "compose-hash event: bad digest");
-  }
-
-  r = find3(log, "instance-id", &e, &rt);
-  if (r == 0 && rt) {
-    if (e->payload_len > RATLS_INSTANCE_ID_MAX)
-      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "instance-id event: payload too long");
-    if (e->payload_len)
-      memcpy(id.instance_id, e->payload, e->payload_len);
-    id.instance_id_len = e->payload_len;
-  } else if (r < 0 && r != -ENOENT) {
-    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "instance-id event: bad digest");
-  }
-
-  r = find3(log, "rootfs-hash", &e, &rt);
-  if (r == 0) {
-    if (rt && e->payload_len != 32)
-      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "rootfs-hash event: payload of %zu bytes",
-                    e->payload_len);
-    hex_encode(rt ? e->payload : e->digest, 32, id.rootfs_hash_hex);
-    id.has_rootfs_hash = true;
-  } else if (r != -ENOENT) {
-    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "rootfs-hash event: bad digest");
-  }
-
-  r = find3(log, "os-image-hash", &e, &rt);
-  if (r == 0 && rt) {
-    if (e->payload_len > RATLS_OS_IMAGE_HASH_MAX)
-      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "os-image-hash event: payload too long");
-    if (e->payload_len)
-      memcpy(id.os_image_hash, e->payload, e->payload_len);
-    id.os_image_hash_len = e->payload_len;
-  } else if (r < 0 && r != -ENOENT) {
-    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "os-image-hash event: bad digest");
-  }
-
   *ret = id;
   return RATLS_OK;
+}
+
+enum ratls_reason ratls_attestation_identity(const struct ratls_attestation *a, unsigned flags,
+                                             struct ratls_app_identity *ret, char *why,
+                                             size_t whylen) {
+  _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
+  if (!a || !ret)
+    return refuse(RATLS_R_INTERNAL, why, whylen, "bad arguments");
+  if (a->event_log.len > 0) {
+    int r = eventlog_parse_json((const char *)a->event_log.data, a->event_log.len, &log);
+    if (r < 0)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log does not parse: %s",
+                    strerror(-r));
+  }
+  return ratls_identity_from_log(&log, flags, ret, why, whylen);
 }
 
 static int put_hex(struct buf *out, const char *name, const uint8_t *v, size_t len) {
@@ -650,6 +646,7 @@ const char *ratls_reason_code(enum ratls_reason r) {
       [RATLS_R_BAD_EVENT_LOG] = "bad_event_log",
       [RATLS_R_EVENT_LOG_MISMATCH] = "event_log_mismatch",
       [RATLS_R_MISSING_EVENT] = "missing_event",
+      [RATLS_R_SEED_LOG_NOT_ALLOWED] = "seed_event_log_not_allowed",
       [RATLS_R_INTERNAL] = "internal",
   };
   if ((unsigned)r >= _RATLS_R_MAX || !codes[r])

@@ -60,8 +60,9 @@ enum ratls_reason {
   RATLS_R_QUOTE_INVALID,          /* DCAP verification failed */
   RATLS_R_BAD_EVENT_LOG,          /* the event log does not parse */
   RATLS_R_EVENT_LOG_MISMATCH,     /* the event log does not replay to the quote's RTMRs */
-  RATLS_R_MISSING_EVENT,          /* a required RTMR3 event (app-id, rootfs-hash) is absent */
+  RATLS_R_MISSING_EVENT,          /* a required RTMR3 event (app-id, boot-mr-done) is absent */
   RATLS_R_INTERNAL,
+  RATLS_R_SEED_LOG_NOT_ALLOWED,   /* a seed-era log (unbound names) where it is not accepted */
   _RATLS_R_MAX,
 };
 
@@ -98,16 +99,31 @@ void ratls_peer_free(struct ratls_peer *p);
 enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,
                                     struct ratls_peer *p, char *why, size_t whylen);
 
-/* Step 4 on a replayed log: app id from the first (3, "app-id") event (runtime event: its
- * payload; seed line: digest[0..20]), compose hash from (3, "compose-hash") (runtime payload,
- * 32 bytes) or, in the seed era, the app-id digest[0..32] (SHA-256 of the compose file),
- * instance id from (3, "instance-id"), rootfs hash from (3, "rootfs-hash") (seed digest[0..32]),
- * os image hash from (3, "os-image-hash"). Events on other IMRs never count.
- * RATLS_R_MISSING_EVENT without an app-id event, RATLS_R_BAD_EVENT_LOG for malformed values.
- * What else a caller needs (the KMS: a rootfs hash in the seed era) it checks itself. */
-enum ratls_reason ratls_identity_from_log(const struct eventlog *log,
+/* ratls_identity_from_log flags. */
+enum {
+  RATLS_ID_ALLOW_SEED = 1 << 0, /* accept seed-era event logs (names not bound to digests) */
+};
+
+/* Step 4 on a replayed log, under the rules of attest/boot_events.h: identity only from the
+ * boot's own events. Newest era: app id = payload of the boot's app-id event, compose hash,
+ * instance id and rootfs hash (32-byte payload) from before boot-mr-done, os image hash from
+ * between boot-mr-done and system-ready. Seed era (only with RATLS_ID_ALLOW_SEED): app id =
+ * digest[0..20] and compose hash = digest[0..32] of the second RTMR3 event (app-id), rootfs hash
+ * = digest[0..32] of the first (rootfs-hash). Events on other IMRs never count.
+ * RATLS_R_MISSING_EVENT without an app-id (or, newest, a boot-mr-done) event,
+ * RATLS_R_SEED_LOG_NOT_ALLOWED for a seed-era log without the flag, RATLS_R_BAD_EVENT_LOG for a
+ * log that breaks a rule (an unbound RTMR3 event in a newest-era log, a boot event out of place
+ * or twice) or malformed values. */
+enum ratls_reason ratls_identity_from_log(const struct eventlog *log, unsigned flags,
                                           struct ratls_app_identity *ret, char *why,
                                           size_t whylen);
+
+/* The identity ratls_identity_from_log would take from the attestation's event log, for display
+ * (tdxctl ratls-info): the log is parsed but NOT replayed against a verified quote, so the
+ * result proves nothing on its own. RATLS_R_BAD_EVENT_LOG when the log does not parse. */
+enum ratls_reason ratls_attestation_identity(const struct ratls_attestation *a, unsigned flags,
+                                             struct ratls_app_identity *ret, char *why,
+                                             size_t whylen);
 
 /* One line of measured values for the log: mrtd=.. rtmr0..3=.. tcb=.. [app_id=.. compose_hash=..]
  * (whatever is known), appended to out. */

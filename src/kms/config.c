@@ -51,6 +51,8 @@ static const struct conftab_opt opts[] = {
     {"core.quote", "pccs_url", CONFTAB_STR, O(pccs_url), "", 0, NULL},
     {"core.quote", "cache_dir", CONFTAB_STR, O(cache_dir), "", 0, NULL},
     {"core.quote", "simulator_dir", CONFTAB_STR, O(simulator_dir), "", 0, NULL},
+    {"core.quote", "allow_seed_event_log", CONFTAB_BOOL, O(allow_seed_event_log), "false", 0,
+     NULL},
     POLICY_OPTS("core.allowed_mr", apps),
     {"core.onboard", "enabled", CONFTAB_BOOL, O(onboard_enabled), "false", 0, NULL},
     POLICY_OPTS("core.onboard.allowed_mr", onboard),
@@ -104,6 +106,7 @@ int kms_config_init_dev(struct kms_config *c, const char *dir, const char *sim_d
   c->tls_ra = true;
   c->dev = true;
   c->onboard_enabled = true;
+  c->allow_seed_event_log = true;
   if ((r = conftab_set_str(&c->address, "127.0.0.1")) < 0 ||
       (r = conftab_set_str(&c->tls_key, "")) < 0 || (r = conftab_set_str(&c->tls_certs, "")) < 0 ||
       (r = set_path(&c->mutual_ca_certs, dir, "tmp-ca.cert")) < 0 ||

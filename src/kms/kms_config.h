@@ -13,7 +13,9 @@
  *                  onboarding), dev (reported by GetMeta)
  *   [core.quote]   pccs_url (collateral for Intel quotes), cache_dir (collateral disk cache),
  *                  simulator_dir (a simulated platform whose root and collateral are trusted for
- *                  policies with allow_simulator)
+ *                  policies with allow_simulator), allow_seed_event_log (accept seed-era
+ *                  event logs, whose event names are not bound to their digests: anything
+ *                  that can extend RTMR3 in a seed-era CVM can forge them; off, on in dev mode)
  *   [core.allowed_mr]          policy for apps (see struct kms_policy)
  *   [core.onboard]             enabled: serve GetKmsKey (the root keys) to replicas
  *   [core.onboard.allowed_mr]  policy for replica KMS instances
@@ -73,6 +75,7 @@ struct kms_config {
   char *pccs_url;
   char *cache_dir;
   char *simulator_dir;
+  bool allow_seed_event_log; /* seed-era logs (names not bound to digests; dev mode only) */
   /* policies */
   struct kms_policy apps;
   bool onboard_enabled;

@@ -3,6 +3,7 @@
  * the policy's input. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,10 +23,18 @@ static inline enum kms_reason kms_verify_peer(struct ratls_verifier *v, X509 *ce
   return (enum kms_reason)ratls_verify_peer(v, cert, now, p, why, whylen);
 }
 
-/* ratls_identity_from_log, and a seed-era app must have measured its rootfs hash (the seed-era
- * disk key is derived from it): KMS_R_MISSING_EVENT otherwise. */
-enum kms_reason kms_identity_from_log(const struct eventlog *log, struct ratls_app_identity *ret,
-                                      char *why, size_t whylen);
+/* ratls_identity_from_log (seed-era logs only with [core.quote] allow_seed_event_log), and a
+ * seed-era app must have measured its rootfs hash (the seed-era disk key is derived from it):
+ * KMS_R_MISSING_EVENT otherwise. */
+enum kms_reason kms_identity_from_log(const struct kms_config *c, const struct eventlog *log,
+                                      struct ratls_app_identity *ret, char *why, size_t whylen);
+
+/* True for the kms_identity_from_log results that only mean "no identity to take" (no boot
+ * events, or a seed-era log where those are not accepted), as opposed to a log that breaks the
+ * boot-event rules: where identity is optional (onboarding), only these are tolerated. */
+static inline bool kms_reason_no_identity(enum kms_reason r) {
+  return r == KMS_R_MISSING_EVENT || r == KMS_R_SEED_LOG_NOT_ALLOWED;
+}
 
 /* The policy input of a verified peer (id may be NULL). */
 void kms_peer_policy_input(const struct ratls_peer *p, const struct ratls_app_identity *id,

@@ -71,11 +71,18 @@ static int prereq_cb(void *ud, char *ip, char *local_ip, int port, int local_por
   ratls_peer_init(&p);
   o->reason = kms_verify_peer(o->v, peer, o->now, &p, o->why, sizeof(o->why));
   if (o->reason == KMS_OK) {
-    char idwhy[128];
-    bool have_id = kms_identity_from_log(&p.log, &id, idwhy, sizeof(idwhy)) == KMS_OK;
-    struct kms_policy_input in;
-    kms_peer_policy_input(&p, have_id ? &id : NULL, &in);
-    o->reason = kms_policy_check(&o->c->onboard, &in, o->now, o->why, sizeof(o->why));
+    char idwhy[256];
+    enum kms_reason ir = kms_identity_from_log(o->c, &p.log, &id, idwhy, sizeof(idwhy));
+    bool have_id = ir == KMS_OK;
+    if (ir != KMS_OK && !kms_reason_no_identity(ir)) {
+      /* A log that breaks the boot-event rules is a forgery, identity needed or not. */
+      o->reason = ir;
+      snprintf(o->why, sizeof(o->why), "%s", idwhy);
+    } else {
+      struct kms_policy_input in;
+      kms_peer_policy_input(&p, have_id ? &id : NULL, &in);
+      o->reason = kms_policy_check(&o->c->onboard, &in, o->now, o->why, sizeof(o->why));
+    }
   }
   _cleanup_buf_ struct buf d = BUF_INIT(4096);
   (void)ratls_peer_describe(&p, NULL, &d);

@@ -161,10 +161,11 @@ static enum kms_reason check_peer(struct kms *k, struct http_request *req,
   if (rr != KMS_OK)
     return rr;
   char idwhy[256] = "";
-  rr = kms_identity_from_log(&p->log, id, idwhy, sizeof(idwhy));
+  rr = kms_identity_from_log(k->cfg, &p->log, id, idwhy, sizeof(idwhy));
   if (rr == KMS_OK)
     *have_id = true;
-  else if (need_id) {
+  else if (need_id || !kms_reason_no_identity(rr)) {
+    /* A log that breaks the boot-event rules is a forgery, identity needed or not. */
     snprintf(why, whylen, "%s", idwhy);
     return rr;
   }

@@ -18,9 +18,10 @@ int kms_verifier_new(const struct kms_config *c, struct ratls_verifier **ret, ch
   return ratls_verifier_new(&o, ret, err, errlen);
 }
 
-enum kms_reason kms_identity_from_log(const struct eventlog *log, struct ratls_app_identity *ret,
-                                      char *why, size_t whylen) {
-  enum ratls_reason r = ratls_identity_from_log(log, ret, why, whylen);
+enum kms_reason kms_identity_from_log(const struct kms_config *c, const struct eventlog *log,
+                                      struct ratls_app_identity *ret, char *why, size_t whylen) {
+  unsigned flags = c && c->allow_seed_event_log ? RATLS_ID_ALLOW_SEED : 0;
+  enum ratls_reason r = ratls_identity_from_log(log, flags, ret, why, whylen);
   if (r != RATLS_OK)
     return (enum kms_reason)r;
   if (ret->era == RATLS_ERA_SEED && !ret->has_rootfs_hash) {

@@ -86,7 +86,7 @@ static int m_emit_event(void *ud, struct http_request *req, const ProtobufCMessa
                         ProtobufCMessage **ret_out, char **ret_error) {
   (void)req;
   const Dstack__EmitEventArgs *a = (const Dstack__EmitEventArgs *)in;
-  int r = tappd_emit_event(ud, a->event, a->payload.data, a->payload.len, ret_error);
+  int r = tappd_emit_app_event(ud, a->event, a->payload.data, a->payload.len, ret_error);
   if (r < 0)
     return tappd_error(ret_error, r, "emitting the event: %s", strerror(-r));
   *ret_out = NULL;

@@ -1,11 +1,14 @@
 /* Info / Worker.Info: identity values from the quote and the RTMR3 events, and the TCB info. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#include "attest/boot_events.h"
 #include "attest/quote.h"
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "crypto/hash.h"
 #include "tappd.h"
@@ -44,24 +47,9 @@ void tappd_info_free(struct tappd_info *i) {
   memset(i, 0, sizeof(*i));
 }
 
-/* The first RTMR3 event of that name before "system-ready" (later events are the app's own). */
-static const struct tdx_event *find_boot_event(const struct eventlog *log, const char *name) {
-  for (size_t i = 0; i < log->n; i++) {
-    const struct tdx_event *e = &log->ev[i];
-    if (e->imr != 3)
-      continue;
-    if (str_eq(e->event, "system-ready"))
-      break;
-    if (str_eq(e->event, name))
-      return e;
-  }
-  return NULL;
-}
-
-/* Runtime events carry the value as payload; seed-era events only as the digest. */
-static int event_value(const struct eventlog *log, const char *name, size_t seed_len,
-                       struct buf *out) {
-  const struct tdx_event *e = find_boot_event(log, name);
+/* Runtime events carry the value as payload; seed-era events only as the digest. e is one of
+ * the boot's events as boot_events_scan found them (NULL: the boot did not measure it). */
+static int event_value(const struct tdx_event *e, size_t seed_len, struct buf *out) {
   if (!e)
     return 0;
   if (e->event_type == EVENTLOG_EV_RUNTIME || e->payload_len)
@@ -156,14 +144,21 @@ int tappd_info(struct tappd *t, bool external, struct tappd_info *ret, char **re
   if (r < 0 || (r = buf_append(&ret->mr_aggregated, h, 32)) < 0)
     goto fail;
 
-  if ((r = event_value(&log, "app-id", 20, &ret->app_id)) < 0 ||
-      (r = event_value(&log, "instance-id", 0, &ret->instance_id)) < 0 ||
-      (r = event_value(&log, "compose-hash", 0, &ret->compose_hash)) < 0 ||
-      (r = event_value(&log, "os-image-hash", 0, &ret->os_image_hash)) < 0 ||
-      (r = event_value(&log, "key-provider", 0, &kp)) < 0)
+  /* The identity a verifier would take: only the boot's own events count (boot_events.h). */
+  struct boot_events be = {0};
+  char why[256] = "";
+  static atomic_flag warned = ATOMIC_FLAG_INIT;
+  if (boot_events_scan(&log, BOOT_EVENTS_ALLOW_SEED, &be, why, sizeof(why)) < 0 &&
+      !atomic_flag_test_and_set(&warned))
+    log_warn("Info: the event log gives no app identity (said once): %s", why);
+  if ((r = event_value(be.app_id, 20, &ret->app_id)) < 0 ||
+      (r = event_value(be.instance_id, 0, &ret->instance_id)) < 0 ||
+      (r = event_value(be.compose_hash, 0, &ret->compose_hash)) < 0 ||
+      (r = event_value(be.os_image_hash, 0, &ret->os_image_hash)) < 0 ||
+      (r = event_value(be.key_provider, 0, &kp)) < 0)
     goto fail;
   if (ret->compose_hash.len == 0 &&
-      (r = event_value(&log, "upgraded-app-id", 0, &ret->compose_hash)) < 0)
+      (r = event_value(be.upgraded_app_id, 0, &ret->compose_hash)) < 0)
     goto fail;
   /* mr_system = SHA-256(MRTD || RTMR0..2 || mr_key_provider) */
   uint8_t mr_kp[32] = {0};

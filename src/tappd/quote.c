@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest/boot_events.h"
 #include "attest/quote.h"
 #include "attest/tee.h"
 #include "base/fileio.h"
@@ -349,6 +350,14 @@ int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload,
   if (r < 0)
     log_error("emitting the event %s to RTMR3 (%s): %s", event, t->eventlog_path, strerror(-r));
   return r < 0 ? r : 0;
+}
+
+int tappd_emit_app_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
+                         char **ret_error) {
+  if (boot_event_name_reserved(event))
+    return tappd_error(ret_error, -EPERM,
+                       "the event name \"%s\" is reserved for the boot's own measurements", event);
+  return tappd_emit_event(t, event, payload, len, ret_error);
 }
 
 int tappd_scale_compact(struct buf *out, uint64_t v) {

@@ -142,10 +142,16 @@ void tappd_log_cache_free(struct tappd_log_cache *c);
  * log), without taking the lock. ret is initialised here. */
 int tappd_eventlog_read(struct tappd *t, struct eventlog *ret);
 
-/* DstackGuest.EmitEvent: extends RTMR3 with the V1 runtime event digest and appends the event
- * to the event log, both under the event-log lock (the same flock tee_extend_event uses). */
+/* Extends RTMR3 with the V1 runtime event digest and appends the event to the event log, both
+ * under the event-log lock (the same flock tee_extend_event uses). Any valid name: for the
+ * boot's own events (dev mode). */
 int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
                      char **ret_error);
+/* DstackGuest.EmitEvent, an app's event: tappd_emit_event, except that the names only the boot
+ * may measure (boot_event_name_reserved: app-id, compose-hash, instance-id, system-ready, ...)
+ * are refused with -EPERM, so an app cannot make its events look like the boot's. */
+int tappd_emit_app_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
+                         char **ret_error);
 
 /* DstackGuest.Attest: the versioned dstack attestation, SCALE-encoded:
  * VersionedAttestation::V0 { Attestation { quote: AttestationQuote::DstackTdx(TdxQuote { quote,

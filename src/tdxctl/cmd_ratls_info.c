@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "crypto/x509.h"
 #include "ratls/ratls.h"
+#include "ratls/ratls_verify.h"
 #include "tdxctl.h"
 
 static void ratls_info_usage(FILE *f) {
@@ -95,12 +96,21 @@ int cmd_ratls_info(int argc, char **argv) {
     r = json_set_strn(j, "issuer", (const char *)iss.data, iss.len);
   if (r == 0)
     r = json_set_bool(j, "report_data_binds_key", ratls_report_data_binds_key(cert, &a) == 0);
-  char app_id[41];
+  /* What a verifier would take as the app's identity (the quote is not verified here). */
+  struct ratls_app_identity id;
+  char idwhy[256] = "";
+  enum ratls_reason rr = ratls_attestation_identity(&a, RATLS_ID_ALLOW_SEED, &id, idwhy,
+                                                    sizeof(idwhy));
   if (r == 0) {
-    if (ratls_app_id(&a, app_id) == 0)
-      r = json_set_str(j, "app_id", app_id);
-    else
+    if (rr == RATLS_OK) {
+      r = json_set_str(j, "app_id", id.app_id_hex);
+      if (r == 0)
+        r = json_set_str(j, "era", id.era == RATLS_ERA_SEED ? "seed" : "newest");
+    } else {
       r = json_set_new(j, "app_id", json_null());
+      if (r == 0)
+        r = json_set_str(j, "identity_error", idwhy);
+    }
   }
   if (r == 0)
     r = json_set_u64(j, "event_log_size", a.event_log.len);

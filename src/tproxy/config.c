@@ -29,6 +29,8 @@ static const struct conftab_opt opts[] = {
     {"core.quote", "pccs_url", CONFTAB_STR, O(pccs_url), "", 0, NULL},
     {"core.quote", "cache_dir", CONFTAB_STR, O(cache_dir), "", 0, NULL},
     {"core.quote", "simulator_dir", CONFTAB_STR, O(simulator_dir), "", 0, NULL},
+    {"core.quote", "allow_seed_event_log", CONFTAB_BOOL, O(allow_seed_event_log), "false", 0,
+     NULL},
     {"core.quote", "tcb_statuses", CONFTAB_STRV, O(tcb_statuses), "UpToDate", 0, NULL},
     {"core.certbot", "workdir", CONFTAB_STR, O(certbot_workdir), "/etc/certbot", 0, NULL},
     {"core.wg", "public_key", CONFTAB_STR, O(wg_public_key), "", 0, NULL},

@@ -153,6 +153,7 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
   c->port = 0;
   c->listen_port = 0;
   c->dev = true;
+  c->allow_seed_event_log = true;
   c->wg_listen_port = wg_port;
   c->wg_stale_timeout = 3600;
   c->wg_poll_interval = 5;

@@ -139,7 +139,8 @@ static int m_register_cvm(void *ud, struct http_request *req, const ProtobufCMes
     goto out;
   }
   struct ratls_app_identity id;
-  rr = ratls_identity_from_log(&p.log, &id, why, sizeof(why));
+  rr = ratls_identity_from_log(&p.log, t->cfg->allow_seed_event_log ? RATLS_ID_ALLOW_SEED : 0,
+                               &id, why, sizeof(why));
   if (rr != RATLS_OK) {
     r = refuse(t, req, &p, ratls_reason_code(rr), why, ret_error);
     goto out;

@@ -12,7 +12,8 @@
  *   max_conns, request_timeout                           RPC server limits
  *   [core] state_db (SQLite registrations), dev
  *   [core.quote] pccs_url, cache_dir, simulator_dir ("" = simulated quotes are refused),
- *                tcb_statuses (accepted TCB statuses)
+ *                tcb_statuses (accepted TCB statuses), allow_seed_event_log (accept seed-era
+ *                event logs, whose names are not bound to digests; off, on in dev mode)
  *   [core.wg] mode ("syncconf" | "uapi" | "none"), sock_dir, wg_bin, stale_timeout (seconds
  *             without a handshake before a registration expires), poll_interval
  *   [core.proxy] workers (0 = one per CPU), max_conns, connect_timeout, handshake_timeout,
@@ -45,6 +46,7 @@ struct tproxy_config {
   char *cache_dir;
   char *simulator_dir;
   char **tcb_statuses;
+  bool allow_seed_event_log;
 
   char *certbot_workdir;
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attest/boot_events.h"
 #include "attest/eventlog.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,9 +28,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (e->event_type == EVENTLOG_EV_RUNTIME && e->version == 0)
       unverified = true;
   }
-  uint8_t id[20], rootfs[32];
-  (void)eventlog_app_id(&log, id);
-  (void)eventlog_rootfs_hash(&log, rootfs);
+  /* The identity rules: a success always names an app-id event on RTMR3 of the right era. */
+  for (unsigned flags = 0; flags <= BOOT_EVENTS_ALLOW_SEED; flags++) {
+    struct boot_events b;
+    char why[256];
+    if (boot_events_scan(&log, flags, &b, why, sizeof(why)) == 0 &&
+        (!b.app_id || b.app_id->imr != 3 ||
+         (b.era == BOOT_EVENTS_NEWEST) != boot_event_is_bound(b.app_id) ||
+         (b.era == BOOT_EVENTS_SEED && !(flags & BOOT_EVENTS_ALLOW_SEED))))
+      __builtin_trap();
+  }
 
   struct buf text = BUF_INIT(64 * 1024 * 1024);
   if (eventlog_to_json_text(&log, EVENTLOG_JSON_FULL, &text) < 0)

@@ -1,12 +1,14 @@
 /* Fuzzes RA-TLS extraction: the inner OCTET STRING unwrapping on raw input, and, when the input
  * parses as a DER certificate, the whole attestation extraction with the key-binding check and
- * the app id / rootfs hash lookups on the extracted event log. */
+ * the app identity the boot-event rules take from the extracted event log. */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <openssl/x509.h>
 
 #include "ratls/ratls.h"
+#include "ratls/ratls_verify.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,9 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         a.app_info.len > RATLS_MAX_APP_INFO)
       __builtin_trap();
     (void)ratls_report_data_binds_key(cert, &a);
-    char id[41], rootfs[65];
-    (void)ratls_app_id(&a, id);
-    (void)ratls_rootfs_hash(&a, rootfs);
+    struct ratls_app_identity id;
+    for (unsigned flags = 0; flags <= RATLS_ID_ALLOW_SEED; flags++)
+      if (ratls_attestation_identity(&a, flags, &id, NULL, 0) == RATLS_OK &&
+          (id.app_id_len == 0 || id.app_id_len > RATLS_APP_ID_MAX ||
+           strlen(id.app_id_hex) != 2 * id.app_id_len))
+        __builtin_trap();
     ratls_attestation_free(&a);
   }
   X509_free(cert);

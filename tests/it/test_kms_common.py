@@ -213,6 +213,18 @@ class Sim:
         self.extend("ca-cert-hash", ca_hash)
         return self.ra_cert(out_dir, ca_dir) + (app_hash[:40], rootfs_hash)
 
+    def newest_boot(self, app, compose_hash, instance_id=None, reboot=True):
+        """The newest guest's boot events (UPSTREAM-SPEC §13.2) up to boot-mr-done: runtime
+        events whose names are bound to their digests. Returns the instance id."""
+        if reboot:
+            self.reboot()
+        inst = instance_id if instance_id is not None else os.urandom(20)
+        for name, payload in (("system-preparing", b""), ("app-id", app),
+                              ("compose-hash", compose_hash), ("instance-id", inst),
+                              ("boot-mr-done", b"")):
+            self.tdxctl("extend", "-a", name, "--payload", payload.hex())
+        return inst
+
     def ra_cert(self, out_dir, ca_dir, name="cvm"):
         out = pathlib.Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -284,6 +296,35 @@ def craft_cert(out_dir, name, ca_dir, key=None, quote=None, event_log=None):
                                      serialization.NoEncryption()))
     os.chmod(kp, 0o600)
     return cp, kp
+
+
+def forge_boot_events(log, names=("app-id", "compose-hash")):
+    """The identity forgery: the first event of each name on RTMR3 (the boot's own) gets another
+    event type and name, its digest unchanged, so the log still replays and events of those names
+    that the app extended later come first for a verifier that looks names up. log: event log
+    bytes, a JSON array or JSON lines; returned in the same form."""
+    text = log.decode()
+    array = text.lstrip().startswith("[")
+    events = json.loads(text) if array else [json.loads(l) for l in text.splitlines() if l.strip()]
+    seen = set()
+    for e in events:
+        name = e.get("event", e.get("associated_data"))
+        if e.get("imr") == 3 and name in names and name not in seen:
+            seen.add(name)
+            e["event_type"] = 0x80000001
+            for k in ("event", "associated_data"):
+                if k in e:
+                    e[k] = "renamed-" + name
+    assert seen == set(names), f"the log has no boot events {set(names) - seen}"
+    if array:
+        return json.dumps(events).encode()
+    return "".join(json.dumps(e) + "\n" for e in events).encode()
+
+
+def ratls_report_data(key):
+    """report_data an RA-TLS certificate for key must carry: SHA-512 of the public point."""
+    return hashlib.sha512(key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)).digest()
 
 
 def load_key(path):

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import quoteparse
+from conftest import Tdxctl
 
 ZERO48 = bytes(48)
 OID_QUOTE = x509.ObjectIdentifier("1.3.6.1.4.1.62397.1.1")
@@ -279,15 +280,27 @@ def test_no_tee(tdxctl, tmp_path):
 
 
 def test_ratls_info(sim, tmp_path):
-    sim.tdxctl.run("extend", "-a", "app-id", "-d", "cd" * 32)
+    # A lone seed-era app-id (another TD) is not a boot: no identity, and the reason says why.
+    other = tmp_path / "other"
+    sim.tdxctl.run("sim", "init", other)
+    t2 = Tdxctl(dict(sim.env, DSTACK_SIM_DIR=str(other)))
+    t2.run("extend", "-a", "app-id", "-d", "cd" * 32)
     ca, ca_key, cp, kp = make_ca(tmp_path)
+    c0, k0 = tmp_path / "c0.pem", tmp_path / "k0.pem"
+    t2.run("gen-ra-cert", "--ca-cert", cp, "--ca-key", kp, "-c", c0, "-k", k0)
+    info = t2.json("ratls-info", c0)
+    assert info["app_id"] is None and "rootfs-hash" in info["identity_error"]
+    # The newest boot's events: the app id is the app-id event's payload.
+    for name, payload in (("system-preparing", ""), ("app-id", "cd" * 20),
+                          ("boot-mr-done", "")):
+        sim.tdxctl.run("extend", "-a", name, "--payload", payload)
     c, k = tmp_path / "c.pem", tmp_path / "k.pem"
     sim.tdxctl.run("gen-ra-cert", "--ca-cert", cp, "--ca-key", kp, "-c", c, "-k", k)
     ev = tmp_path / "ev"
     qf = tmp_path / "qf"
     info = sim.tdxctl.json("ratls-info", "--eventlog-out", ev, "--quote-out", qf, c)
     assert info["report_data_binds_key"] is True
-    assert info["app_id"] == "cd" * 20
+    assert info["app_id"] == "cd" * 20 and info["era"] == "newest"
     assert info["subject"] == "CN=RA-TLS TEMP Cert"
     assert info["issuer"] == "CN=Test CA"
     assert ev.read_bytes() == sim.eventlog.read_bytes()

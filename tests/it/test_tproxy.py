@@ -14,7 +14,7 @@ import pytest
 from shutil import which as shutil_which
 
 from tproxy_common import (BASE, TPROXY, Backend, Cvm, Pki, Tproxy, curl, make_cert, pem,
-                           key_pem, raw_exchange)
+                           key_pem, raw_exchange, wg_keypair)
 
 pytestmark = pytest.mark.skipif(not TPROXY.exists(), reason=f"tproxy not built at {TPROXY}")
 
@@ -122,12 +122,51 @@ def test_register_list_info_acme(env):
 
 
 def test_seed_era_cvm(env):
-    t = env.tproxy()
     c = env.cvm("seed", seed=True, sim_dir=env.sim)
+    # Seed-era logs (names not bound to digests) only where the configuration says so.
+    strict = env.tproxy(name="strict")
+    st, j = strict.rpc("RegisterCvm", c, {"client_public_key": c.wg_pub})
+    assert st == 400 and "seed_event_log_not_allowed" in j["error"], j
+    t = env.tproxy(quote="allow_seed_event_log = true\n")
     r = t.register(c)
     assert r["wg"]["client_ip"] == "127.77.0.2"
     st, lst = t.rpc("List")
     assert lst["hosts"][0]["app_id"] == c.app_id and lst["hosts"][0]["instance_id"] == "-"
+
+
+def test_register_forged_identity(env):
+    """App A forges app B's identity (B's events extended after A's boot, A's boot events
+    renamed in the log, digests unchanged so it replays) to be routed B's decrypted traffic."""
+    from test_kms_common import craft_cert, forge_boot_events, load_key, ra_evidence
+    t = env.tproxy()
+    b = env.cvm("victim", compose=b"victim app\n", sim_dir=env.sim)
+    t.register(b)
+    a = env.cvm("attacker", compose=b"attacker app\n", sim_dir=env.sim)
+    # Root in A's CVM extends RTMR3 with B's identity (the guest agent refuses these names).
+    ch = bytes.fromhex(b.app_id)
+    import hashlib
+    a.tdxctl("extend", "-a", "app-id", "--payload", ch.hex())
+    a.tdxctl("extend", "-a", "compose-hash", "--payload",
+             hashlib.sha256(b"victim app\n").hexdigest())
+    cert, key = a.dir / "late.cert", a.dir / "late.key"
+    a.tdxctl("gen-ra-cert", "--ca-cert", env.pki.path("tmp-ca.cert"), "--ca-key",
+             env.pki.path("tmp-ca.key"), "-c", cert, "-k", key)
+    quote, log = ra_evidence(cert)
+    outcomes = {}
+    for name, forged in (("late", log), ("renamed", forge_boot_events(log))):
+        c, k = craft_cert(a.dir, name + "-forged", env.pki.dir, key=load_key(key), quote=quote,
+                          event_log=forged)
+        st, j = t.rpc("RegisterCvm", None, {"client_public_key": wg_keypair()[1]}, cert=c,
+                      key=k)
+        outcomes[name] = "refused" if st == 400 and "bad_event_log" in str(j) else \
+            f"HTTP {st}: {str(j)[:100]}"
+    st, lst = t.rpc("List")
+    apps = sorted((h["app_id"] == b.app_id, h["instance_id"] == b.instance_id)
+                  for h in lst["hosts"])
+    assert set(outcomes.values()) == {"refused"}, (outcomes, "hosts (is B's app, is B's "
+                                                   "instance):", apps)
+    assert [h["instance_id"] for h in lst["hosts"]] == [b.instance_id]
+    assert "RegisterCvm" in t.log() and "bad_event_log" in t.log()
 
 
 def test_register_refusals(env):

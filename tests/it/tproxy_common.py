@@ -131,12 +131,17 @@ class Cvm:
         self.app_id = ch[:20].hex()
         self.instance_id = None
         if seed:
+            # the seed initramfs's fixed three (UPSTREAM-SPEC §8.2); names not bound to digests
+            self.tdxctl("extend", "-a", "rootfs-hash", "-d", hashlib.sha256(b"rootfs").hexdigest())
             self.tdxctl("extend", "-a", "app-id", "-d", ch.hex())
+            self.tdxctl("extend", "-a", "ca-cert-hash", "-d", hashlib.sha256(b"ca").hexdigest())
         else:
+            # the newest boot's runtime events, in its order, up to boot-mr-done
             self.instance_id = os.urandom(20).hex()
-            self.tdxctl("extend", "-a", "app-id", "--payload", ch[:20].hex())
-            self.tdxctl("extend", "-a", "compose-hash", "--payload", ch.hex())
-            self.tdxctl("extend", "-a", "instance-id", "--payload", self.instance_id)
+            for name, payload in (("system-preparing", ""), ("app-id", ch[:20].hex()),
+                                  ("compose-hash", ch.hex()), ("instance-id", self.instance_id),
+                                  ("boot-mr-done", "")):
+                self.tdxctl("extend", "-a", name, "--payload", payload)
         self.cert, self.key = self.dir / "cvm.cert", self.dir / "cvm.key"
         self.tdxctl("gen-ra-cert", "--ca-cert", pki.path("tmp-ca.cert"), "--ca-key",
                     pki.path("tmp-ca.key"), "-c", self.cert, "-k", self.key)
@@ -168,7 +173,7 @@ class Tproxy:
 
     def __init__(self, tmp, pki, sim_dir=None, name="tproxy", extra="", wg=None,
                  ip_range="127.77.0.0/24", server_ip="127.77.0.1", netns=None, address="127.0.0.1",
-                 start=True):
+                 start=True, quote=""):
         self.dir = pathlib.Path(tmp) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "certbot" / "live").mkdir(parents=True, exist_ok=True)
@@ -187,7 +192,7 @@ class Tproxy:
             f'[tls]\nkey = "{pki.path("rpc.key")}"\ncerts = "{pki.path("rpc.cert")}"\n'
             f'[tls.mutual]\nca_certs = "{pki.path("ca.cert")}"\n'
             f'[core]\nstate_db = "{self.dir / "tproxy.db"}"\n'
-            f'[core.quote]\n{sim_line}'
+            f'[core.quote]\n{sim_line}{quote}'
             f'[core.certbot]\nworkdir = "{self.dir / "certbot"}"\n'
             f'[core.wg]\n{wgconf}ip = "{server_ip}"\nclient_ip_range = "{ip_range}"\n'
             f'endpoint = "127.0.0.1:51820"\n'

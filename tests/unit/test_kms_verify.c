@@ -135,7 +135,7 @@ static void test_seed_ok(void **state) {
   assert_true(p.tcb_uptodate_since > 0);
 
   struct ratls_app_identity id;
-  assert_int_equal(kms_identity_from_log(&p.log, &id, why, sizeof(why)), KMS_OK);
+  assert_int_equal(kms_identity_from_log(&f->cfg, &p.log, &id, why, sizeof(why)), KMS_OK);
   uint8_t h[32];
   char hx[65];
   sha256("compose-a", 9, h);
@@ -179,6 +179,7 @@ static void test_newest_ok(void **state) {
   runtime_event(f, "app-id", app, sizeof(app));
   runtime_event(f, "compose-hash", ch, sizeof(ch));
   runtime_event(f, "instance-id", inst, sizeof(inst));
+  runtime_event(f, "boot-mr-done", NULL, 0);
   runtime_event(f, "os-image-hash", ch, 32);
   X509 *cert;
   EVP_PKEY *key;
@@ -189,7 +190,7 @@ static void test_newest_ok(void **state) {
   if (r != KMS_OK)
     fail_msg("%s: %s", kms_reason_code(r), why);
   struct ratls_app_identity id;
-  assert_int_equal(kms_identity_from_log(&p.log, &id, why, sizeof(why)), KMS_OK);
+  assert_int_equal(kms_identity_from_log(&f->cfg, &p.log, &id, why, sizeof(why)), KMS_OK);
   assert_int_equal(id.era, RATLS_ERA_NEWEST);
   assert_int_equal(id.app_id_len, 20);
   assert_memory_equal(id.app_id, app, 20);
@@ -432,7 +433,7 @@ static void test_wrong_imr(void **state) {
   if (r != KMS_OK)
     fail_msg("%s: %s", kms_reason_code(r), why);
   struct ratls_app_identity id;
-  assert_int_equal(kms_identity_from_log(&p.log, &id, why, sizeof(why)), KMS_R_MISSING_EVENT);
+  assert_int_equal(kms_identity_from_log(&f->cfg, &p.log, &id, why, sizeof(why)), KMS_R_MISSING_EVENT);
   assert_non_null(strstr(why, "app-id"));
   /* And RTMR2 no longer matches the dev policy. */
   struct kms_policy_input in;
@@ -444,50 +445,82 @@ static void test_wrong_imr(void **state) {
   EVP_PKEY_free(key);
 }
 
+/* A newest-era boot around the given app-id payload: system-preparing, app-id, [extra],
+ * boot-mr-done. */
+static void newest_boot(struct eventlog *log, const uint8_t *app, size_t n, const char *extra,
+                        const uint8_t *xp, size_t xn) {
+  assert_int_equal(eventlog_add_runtime(log, "system-preparing", NULL, 0, 1), 0);
+  assert_int_equal(eventlog_add_runtime(log, "app-id", app, n, 1), 0);
+  if (extra)
+    assert_int_equal(eventlog_add_runtime(log, extra, xp, xn, 1), 0);
+  assert_int_equal(eventlog_add_runtime(log, "boot-mr-done", NULL, 0, 1), 0);
+}
+
 static void test_identity_rules(void **state) {
   (void)state;
+  struct kms_config seed_ok = {.allow_seed_event_log = true}, strict = {0};
   struct eventlog log = EVENTLOG_INIT;
   struct ratls_app_identity id;
   char why[256];
   uint8_t d[48] = {0x42}, app[20] = {7}, big[65] = {0};
   /* Empty log. */
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_R_MISSING_EVENT);
-  /* Seed app-id without rootfs-hash: no seed disk key possible. */
+  assert_int_equal(kms_identity_from_log(&seed_ok, &log, &id, why, sizeof(why)),
+                   KMS_R_MISSING_EVENT);
+  /* A seed-era app-id alone: the boot's fixed first event (rootfs-hash) is not there. */
   assert_int_equal(eventlog_add(&log, 3, 1, d, "app-id", NULL, 0), 0);
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_R_MISSING_EVENT);
+  assert_int_equal(kms_identity_from_log(&seed_ok, &log, &id, why, sizeof(why)),
+                   KMS_R_MISSING_EVENT);
   assert_non_null(strstr(why, "rootfs-hash"));
+  eventlog_free(&log);
+  /* A complete seed-era boot: accepted only where seed-era logs are allowed. */
+  assert_int_equal(eventlog_add(&log, 3, 1, d, "rootfs-hash", NULL, 0), 0);
+  assert_int_equal(eventlog_add(&log, 3, 1, d, "app-id", NULL, 0), 0);
+  assert_int_equal(eventlog_add(&log, 3, 1, d, "ca-cert-hash", NULL, 0), 0);
+  assert_int_equal(kms_identity_from_log(&seed_ok, &log, &id, why, sizeof(why)), KMS_OK);
+  assert_true(id.has_rootfs_hash);
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)),
+                   KMS_R_SEED_LOG_NOT_ALLOWED);
+  assert_string_equal(kms_reason_code(KMS_R_SEED_LOG_NOT_ALLOWED), "seed_event_log_not_allowed");
   eventlog_free(&log);
 
   /* Runtime app-id with an empty or oversized payload. */
-  assert_int_equal(eventlog_add_runtime(&log, "app-id", NULL, 0, 1), 0);
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_R_BAD_EVENT_LOG);
+  newest_boot(&log, NULL, 0, NULL, NULL, 0);
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)),
+                   KMS_R_BAD_EVENT_LOG);
   eventlog_free(&log);
-  assert_int_equal(eventlog_add_runtime(&log, "app-id", big, sizeof(big), 1), 0);
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_R_BAD_EVENT_LOG);
+  newest_boot(&log, big, sizeof(big), NULL, NULL, 0);
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)),
+                   KMS_R_BAD_EVENT_LOG);
   eventlog_free(&log);
 
   /* Runtime compose-hash of the wrong size. */
-  assert_int_equal(eventlog_add_runtime(&log, "app-id", app, 20, 1), 0);
-  assert_int_equal(eventlog_add_runtime(&log, "compose-hash", app, 20, 1), 0);
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_R_BAD_EVENT_LOG);
+  newest_boot(&log, app, 20, "compose-hash", app, 20);
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)),
+                   KMS_R_BAD_EVENT_LOG);
   eventlog_free(&log);
 
   /* A runtime event whose digest does not match its payload. */
-  assert_int_equal(eventlog_add_runtime(&log, "app-id", app, 20, 1), 0);
-  log.ev[0].digest[0] ^= 1;
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_R_BAD_EVENT_LOG);
+  newest_boot(&log, app, 20, NULL, NULL, 0);
+  log.ev[1].digest[0] ^= 1;
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)),
+                   KMS_R_BAD_EVENT_LOG);
   eventlog_free(&log);
 
-  /* The first app-id on IMR 3 wins; app-id on other IMRs never counts; V2 digests work. */
+  /* app-id on other IMRs never counts; V2 digests work. */
   uint8_t app2[20] = {9};
   assert_int_equal(eventlog_add(&log, 2, EVENTLOG_EV_RUNTIME, d, "app-id", app2, 20), 0);
+  assert_int_equal(eventlog_add_runtime(&log, "system-preparing", NULL, 0, 2), 0);
   assert_int_equal(eventlog_add_runtime(&log, "app-id", app, 20, 2), 0);
-  assert_int_equal(eventlog_add_runtime(&log, "app-id", app2, 20, 1), 0);
-  assert_int_equal(kms_identity_from_log(&log, &id, why, sizeof(why)), KMS_OK);
+  assert_int_equal(eventlog_add_runtime(&log, "boot-mr-done", NULL, 0, 1), 0);
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)), KMS_OK);
   assert_int_equal(id.era, RATLS_ERA_NEWEST);
   assert_memory_equal(id.app_id, app, 20);
   assert_false(id.has_compose_hash);
   assert_int_equal(id.instance_id_len, 0);
+  /* A second app-id, even a bound one after the boot, refuses the log. */
+  assert_int_equal(eventlog_add_runtime(&log, "app-id", app2, 20, 1), 0);
+  assert_int_equal(kms_identity_from_log(&strict, &log, &id, why, sizeof(why)),
+                   KMS_R_BAD_EVENT_LOG);
   eventlog_free(&log);
 }
 

@@ -18,6 +18,7 @@
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
 #include "ratls/ratls.h"
+#include "ratls/ratls_verify.h"
 #include "testutil.h"
 
 /* --- inner OCTET STRING ------------------------------------------------------------------- */
@@ -110,7 +111,8 @@ static const char seed_log[] =
     "\"associated_data\":\"rootfs-hash\"}\n"
     "{\"imr\":3,\"event_type\":1,\"digest\":"
     "\"a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0\","
-    "\"associated_data\":\"app-id\"}\n";
+    "\"associated_data\":\"app-id\"}\n"
+    "{\"imr\":3,\"event_type\":1,\"digest\":\"c0\",\"associated_data\":\"ca-cert-hash\"}\n";
 
 static void test_cert_fake_quote_roundtrip(void **state) {
   (void)state;
@@ -178,11 +180,16 @@ static void test_cert_fake_quote_roundtrip(void **state) {
   assert_memory_equal(a.app_info.data, "info", 4);
   assert_int_equal(ratls_report_data_binds_key(cert, &a), 0);
 
-  char app_id[41], rootfs[65];
-  assert_int_equal(ratls_app_id(&a, app_id), 0);
-  assert_string_equal(app_id, "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4");
-  assert_int_equal(ratls_rootfs_hash(&a, rootfs), 0);
-  assert_string_equal(rootfs, "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20");
+  struct ratls_app_identity id;
+  char why[256];
+  assert_int_equal(ratls_attestation_identity(&a, RATLS_ID_ALLOW_SEED, &id, why, sizeof(why)),
+                   RATLS_OK);
+  assert_string_equal(id.app_id_hex, "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4");
+  assert_string_equal(id.rootfs_hash_hex,
+                      "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20");
+  /* Seed-era names are not bound to digests: refused unless asked for. */
+  assert_int_equal(ratls_attestation_identity(&a, 0, &id, why, sizeof(why)),
+                   RATLS_R_SEED_LOG_NOT_ALLOWED);
 
   /* DER round trip keeps everything. */
   _cleanup_buf_ struct buf der = BUF_INIT(1 << 20);
@@ -227,8 +234,9 @@ static void test_cert_signed_by_ca_and_binding(void **state) {
   assert_int_equal(a.event_log.len, 0); /* present and empty */
   assert_int_equal(a.app_info.len, 0);  /* absent: empty */
   assert_int_equal(ratls_report_data_binds_key(cert, &a), -EPERM);
-  char id[41];
-  assert_int_equal(ratls_app_id(&a, id), -ENOENT);
+  struct ratls_app_identity id;
+  assert_int_equal(ratls_attestation_identity(&a, RATLS_ID_ALLOW_SEED, &id, NULL, 0),
+                   RATLS_R_MISSING_EVENT);
 
   /* A garbage quote does not bind anything. */
   buf_reset(&a.quote);
@@ -395,17 +403,20 @@ static void test_app_id_bad_log(void **state) {
   (void)state;
   _cleanup_ratls_attestation_ struct ratls_attestation a = {0};
   ratls_attestation_init(&a);
-  char id[41];
+  struct ratls_app_identity id;
   assert_int_equal(buf_append_str(&a.event_log, seed_log), 0);
   assert_int_equal(buf_append_str(&a.event_log, "not json\n"), 0);
-  assert_int_equal(ratls_app_id(&a, id), -EBADMSG); /* one bad line fails the lookup */
+  /* one bad line fails the lookup */
+  assert_int_equal(ratls_attestation_identity(&a, RATLS_ID_ALLOW_SEED, &id, NULL, 0),
+                   RATLS_R_BAD_EVENT_LOG);
   buf_reset(&a.event_log);
   /* app-id on another IMR does not count. */
   assert_int_equal(buf_append_str(&a.event_log,
                                   "{\"imr\":2,\"event_type\":1,\"digest\":\"aa\","
                                   "\"associated_data\":\"app-id\"}\n"),
                    0);
-  assert_true(ratls_app_id(&a, id) < 0);
+  assert_int_equal(ratls_attestation_identity(&a, RATLS_ID_ALLOW_SEED, &id, NULL, 0),
+                   RATLS_R_MISSING_EVENT);
 }
 
 /* --- with the simulator -------------------------------------------------------------------- */
@@ -419,8 +430,10 @@ static void test_generate_with_simulator(void **state) {
   assert_int_equal(tee_open("sim", &tee), 0);
 
   uint8_t d[48] = {0};
+  assert_int_equal(tee_extend_event(tee, 3, 1, d, "rootfs-hash"), 0);
   memset(d, 0xab, 32);
   assert_int_equal(tee_extend_event(tee, 3, 1, d, "app-id"), 0);
+  assert_int_equal(tee_extend_event(tee, 3, 1, d, "ca-cert-hash"), 0);
 
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *ca_key = NULL, *key = NULL;
   _cleanup_(X509_freep) X509 *ca = NULL, *cert = NULL;
@@ -456,9 +469,9 @@ static void test_generate_with_simulator(void **state) {
   for (int i = 0; i < 4; i++)
     assert_memory_equal(rtmr[i], q.td.rt_mr[i], 48);
 
-  char id[41];
-  assert_int_equal(ratls_app_id(&a, id), 0);
-  assert_string_equal(id, "abababababababababababababababababababab");
+  struct ratls_app_identity id;
+  assert_int_equal(ratls_attestation_identity(&a, RATLS_ID_ALLOW_SEED, &id, NULL, 0), RATLS_OK);
+  assert_string_equal(id.app_id_hex, "abababababababababababababababababababab");
 
   /* Self-signed variant. */
   _cleanup_(X509_freep) X509 *self = NULL;
