@@ -29,6 +29,7 @@
 
 #include "base/log.h"
 #include "net/http_parse.h"
+#include "net/source_limit.h"
 #include "net/url.h"
 
 /* After an error reply or "Connection: close": read and drop what the client still sends for a
@@ -60,6 +61,7 @@ struct listener {
   struct listener *next;
 };
 
+/* CS_IDLE and CS_LINGER connections are "idle": closed first when max_conns is reached. */
 enum conn_state {
   CS_IDLE,    /* waiting for the first byte of a request */
   CS_HEAD,    /* reading the request line and header fields */
@@ -76,6 +78,9 @@ enum req_state { RQ_OPEN, RQ_STREAM };
 struct http_conn {
   struct http_server *srv;
   struct http_conn *prev, *next;
+  struct http_conn *idle_prev, *idle_next; /* server's idle list, while in_idle */
+  bool in_idle;
+  struct source_entry *source; /* per-source count held (NULL: not counted) */
   struct bufferevent *bev;
   int fd;
   SSL_CTX *ctx;
@@ -107,10 +112,17 @@ struct http_server {
   struct listener *listeners;
   struct http_conn *conns;
   unsigned n_conns;
+  /* Idle connections (see enum conn_state), the one idle the longest first. */
+  struct http_conn *idle_head, *idle_tail;
+  struct source_limit *sources;
   bool freeing;
-  /* libevent "common timeouts" (O(1) queues instead of the heap) for the three durations
-   * every connection re-arms on every request */
-  const struct timeval *tv_idle, *tv_request, *tv_linger;
+  /* Peer-triggered refusals and evictions since the last (debug) log line, one line per
+   * second at most. */
+  time_t limits_log_time;
+  unsigned n_refused_source, n_refused_full, n_evicted;
+  /* libevent "common timeouts" (O(1) queues instead of the heap) for the durations every
+   * connection re-arms on every request */
+  const struct timeval *tv_idle, *tv_request, *tv_linger, *tv_handshake;
   time_t date_time; /* when date was formatted */
   size_t date_len;
   char date[64];
@@ -137,12 +149,18 @@ struct http_request {
   void *drain_ud;
 };
 
-static const char reply_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                "Content-Type: application/json\r\n"
-                                "Content-Length: 32\r\n"
-                                "Connection: close\r\n"
-                                "\r\n"
-                                "{\"error\":\"too many connections\"}";
+#define BODY_503_FULL "{\"error\":\"too many connections\"}"
+#define BODY_503_SOURCE "{\"error\":\"too many connections from this address\"}"
+_Static_assert(sizeof(BODY_503_FULL) - 1 == 32, "Content-Length of reply_503_full");
+_Static_assert(sizeof(BODY_503_SOURCE) - 1 == 50, "Content-Length of reply_503_source");
+#define HEAD_503(len)                                                                              \
+  "HTTP/1.1 503 Service Unavailable\r\n"                                                          \
+  "Content-Type: application/json\r\n"                                                            \
+  "Content-Length: " #len "\r\n"                                                                  \
+  "Connection: close\r\n"                                                                         \
+  "\r\n"
+static const char reply_503_full[] = HEAD_503(32) BODY_503_FULL;
+static const char reply_503_source[] = HEAD_503(50) BODY_503_SOURCE;
 
 const char *http_status_reason(int status) {
   switch (status) {
@@ -263,6 +281,45 @@ static void conn_arm(struct http_conn *c, const struct timeval *tv) {
   evtimer_add(c->timer, tv);
 }
 
+static bool conn_state_is_idle(enum conn_state st) {
+  return st == CS_IDLE || st == CS_LINGER;
+}
+
+static void conn_idle_unlink(struct http_conn *c) {
+  if (!c->in_idle)
+    return;
+  struct http_server *s = c->srv;
+  if (c->idle_prev)
+    c->idle_prev->idle_next = c->idle_next;
+  else
+    s->idle_head = c->idle_next;
+  if (c->idle_next)
+    c->idle_next->idle_prev = c->idle_prev;
+  else
+    s->idle_tail = c->idle_prev;
+  c->idle_prev = c->idle_next = NULL;
+  c->in_idle = false;
+}
+
+/* Every state change goes through here: it keeps the idle list in the order the connections
+ * became idle (the head is the one idle the longest). */
+static void conn_set_state(struct http_conn *c, enum conn_state st) {
+  if (!conn_state_is_idle(st)) {
+    conn_idle_unlink(c);
+  } else if (!c->in_idle || st != c->state) {
+    struct http_server *s = c->srv;
+    conn_idle_unlink(c);
+    c->idle_prev = s->idle_tail;
+    if (s->idle_tail)
+      s->idle_tail->idle_next = c;
+    else
+      s->idle_head = c;
+    s->idle_tail = c;
+    c->in_idle = true;
+  }
+  c->state = st;
+}
+
 /* Plain sockets: a queued reply is written right away and, when the socket took all of it (the
  * usual case), the bufferevent's write event is never armed: two epoll_ctl calls less per
  * request. Whatever the socket does not take is left to the write event, enabled until the
@@ -317,6 +374,8 @@ static void conn_free(struct http_conn *c) {
     bufferevent_free(c->bev); /* closes the fd (and frees the SSL) */
   X509_free(c->peer);
   SSL_CTX_free(c->ctx);
+  conn_idle_unlink(c);
+  source_limit_release(s->sources, c->source);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -335,7 +394,7 @@ static void conn_start_close(struct http_conn *c) {
     return;
   }
   shutdown(c->fd, SHUT_WR);
-  c->state = CS_LINGER;
+  conn_set_state(c, CS_LINGER);
   struct evbuffer *in = bufferevent_get_input(c->bev);
   evbuffer_drain(in, evbuffer_get_length(in));
   if (c->rev)
@@ -352,7 +411,7 @@ static void conn_after_response(struct http_conn *c) {
     conn_start_close(c);
     return;
   }
-  c->state = CS_IDLE;
+  conn_set_state(c, CS_IDLE);
   conn_arm(c, c->srv->tv_idle);
   conn_process(c);
 }
@@ -361,13 +420,13 @@ static void conn_after_response(struct http_conn *c) {
 static void conn_finish_request(struct http_conn *c) {
   struct http_request *r = TAKE_PTR(c->req);
   request_free(r);
-  c->state = CS_WRITING;
+  conn_set_state(c, CS_WRITING);
   conn_kick_write(c);
   if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
     if (c->resp_keep_alive && !c->peer_eof && !c->write_armed &&
         evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
       /* All sent and nothing more to read: idle now (what the loop would do next). */
-      c->state = CS_IDLE;
+      conn_set_state(c, CS_IDLE);
       conn_arm(c, c->srv->tv_idle);
       conn_resume_read(c);
       return;
@@ -485,7 +544,7 @@ static void conn_fail(struct http_conn *c, int status, const char *msg) {
   c->resp_keep_alive = false;
   if (write_head(c, status, "application/json", NULL, n, false, false, minor) == 0 && !is_head)
     evbuffer_add(bufferevent_get_output(c->bev), body, (size_t)n);
-  c->state = CS_WRITING;
+  conn_set_state(c, CS_WRITING);
   conn_finish_request(c);
 }
 
@@ -517,7 +576,7 @@ static const struct route *route_find(const struct http_server *s, const char *p
 static void conn_dispatch(struct http_conn *c) {
   struct http_request *r = c->req;
   evtimer_del(c->timer);
-  c->state = CS_HANDLER;
+  conn_set_state(c, CS_HANDLER);
   conn_check_peer(c);
   const struct route *rt = route_find(c->srv, r->path);
   if (!rt) {
@@ -809,7 +868,7 @@ static void conn_process(struct http_conn *c) {
           conn_free(c);
         return;
       }
-      c->state = CS_HEAD;
+      conn_set_state(c, CS_HEAD);
       c->scan = 0;
       conn_arm(c, s->tv_request);
       break;
@@ -839,7 +898,7 @@ static void conn_process(struct http_conn *c) {
         return;
       }
       if (c->chunked || c->body_left) {
-        c->state = CS_BODY;
+        conn_set_state(c, CS_BODY);
         break;
       }
       conn_dispatch(c);
@@ -1017,21 +1076,83 @@ static void format_remote(const struct sockaddr *sa, char *out, size_t n) {
   }
 }
 
-static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct sockaddr *sa) {
-  if (s->n_conns >= s->cfg.max_conns) {
-    if (!ctx)
-      (void)!send(fd, reply_503, sizeof(reply_503) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    close(fd);
-    log_debug("http: connection refused, %u open", s->n_conns);
+enum limit_event { LIMIT_REFUSED_SOURCE, LIMIT_REFUSED_FULL, LIMIT_EVICTED };
+
+/* Counts a refusal or an eviction (peer-triggered): one debug line per second at most, with the
+ * counts since the previous line. */
+static void server_note_limit(struct http_server *s, enum limit_event ev,
+                              const struct sockaddr *sa) {
+  switch (ev) {
+  case LIMIT_REFUSED_SOURCE: s->n_refused_source++; break;
+  case LIMIT_REFUSED_FULL: s->n_refused_full++; break;
+  case LIMIT_EVICTED: s->n_evicted++; break;
+  }
+  time_t now = time(NULL);
+  if (now == s->limits_log_time)
+    return;
+  s->limits_log_time = now;
+  if (log_level_get() >= LOG_LVL_DEBUG) {
+    char remote[64];
+    format_remote(sa, remote, sizeof(remote));
+    log_debug("http: connection limits: %u refused over max_conns_per_source, %u refused "
+              "over max_conns, %u idle closed for room (last: %s; %u open)",
+              s->n_refused_source, s->n_refused_full, s->n_evicted, remote, s->n_conns);
+  }
+  s->n_refused_source = s->n_refused_full = s->n_evicted = 0;
+}
+
+/* Closes a connection that was not admitted, with a 503 on plain sockets. */
+static void conn_refuse(int fd, SSL_CTX *ctx, const char *reply, size_t len) {
+  if (!ctx)
+    (void)!send(fd, reply, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  close(fd);
+}
+
+/* The limits of http_server.h: per source first (so a source over its share cannot push
+ * anyone out), then max_conns, making room by closing the connection idle the longest. On
+ * success *ret_source holds the per-source count to release. Closes fd on refusal. */
+static int conn_admit(struct http_server *s, int fd, SSL_CTX *ctx, const struct sockaddr *sa,
+                      socklen_t salen, struct source_entry **ret_source) {
+  struct source_entry *src = NULL;
+  int k = source_limit_acquire(s->sources, sa, salen, &src);
+  if (k == -EBUSY) {
+    conn_refuse(fd, ctx, reply_503_source, sizeof(reply_503_source) - 1);
+    server_note_limit(s, LIMIT_REFUSED_SOURCE, sa);
     return -EBUSY;
   }
+  if (k < 0) {
+    close(fd);
+    return k;
+  }
+  if (s->n_conns >= s->cfg.max_conns) {
+    if (!s->idle_head) {
+      source_limit_release(s->sources, src);
+      conn_refuse(fd, ctx, reply_503_full, sizeof(reply_503_full) - 1);
+      server_note_limit(s, LIMIT_REFUSED_FULL, sa);
+      return -EBUSY;
+    }
+    conn_free(s->idle_head); /* idle: no request, no callback to run */
+    server_note_limit(s, LIMIT_EVICTED, sa);
+  }
+  *ret_source = src;
+  return 0;
+}
+
+static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct sockaddr *sa,
+                    socklen_t salen) {
   struct sockaddr_storage ss;
   if (!sa) {
     socklen_t sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
       sa = (struct sockaddr *)&ss;
+      salen = sl;
+    }
   }
+  struct source_entry *src = NULL;
+  int k = conn_admit(s, fd, ctx, sa, salen, &src);
+  if (k < 0)
+    return k;
   evutil_make_socket_nonblocking(fd);
   evutil_make_socket_closeonexec(fd);
   if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
@@ -1040,16 +1161,19 @@ static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct so
   }
   struct http_conn *c = calloc(1, sizeof(*c));
   if (!c) {
+    source_limit_release(s->sources, src);
     close(fd);
     return -ENOMEM;
   }
   c->srv = s;
   c->fd = fd;
+  c->source = src;
   format_remote(sa, c->remote, sizeof(c->remote));
   int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
   if (ctx) {
     SSL *ssl = SSL_new(ctx);
     if (!ssl) {
+      source_limit_release(s->sources, src);
       close(fd);
       free(c);
       return -ENOMEM;
@@ -1077,6 +1201,7 @@ static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct so
     else
       close(fd);
     SSL_CTX_free(c->ctx);
+    source_limit_release(s->sources, src);
     free(c);
     return -ENOMEM;
   }
@@ -1089,8 +1214,8 @@ static int conn_new(struct http_server *s, int fd, SSL_CTX *ctx, const struct so
   bufferevent_setwatermark(c->bev, EV_READ, 0, s->cfg.max_header + 4096);
   struct timeval wt = {.tv_sec = s->cfg.write_timeout_s, .tv_usec = 0};
   bufferevent_set_timeouts(c->bev, NULL, &wt);
-  c->state = CS_IDLE;
-  conn_arm(c, s->tv_idle);
+  conn_set_state(c, CS_IDLE);
+  conn_arm(c, s->tv_handshake); /* TLS handshake and first byte; then tv_request */
   if (ctx) {
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
   } else {
@@ -1109,7 +1234,7 @@ int http_server_add_connection(struct http_server *s, int fd, SSL_CTX *ctx) {
       close(fd);
     return -EINVAL;
   }
-  return conn_new(s, fd, ctx, NULL);
+  return conn_new(s, fd, ctx, NULL, 0);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -1280,9 +1405,8 @@ void http_stream_on_close(struct http_request *r, void (*cb)(void *ud), void *ud
 static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                                int socklen, void *arg) {
   (void)lev;
-  (void)socklen;
   struct listener *l = arg;
-  (void)conn_new(l->srv, fd, l->ctx, sa);
+  (void)conn_new(l->srv, fd, l->ctx, sa, (socklen_t)socklen);
 }
 
 static void listener_retry_cb(evutil_socket_t fd, short what, void *arg) {
@@ -1499,12 +1623,23 @@ int http_server_new(struct event_base *base, const struct http_server_config *cf
     s->cfg.write_timeout_s = HTTP_SERVER_DEFAULT_WRITE_TIMEOUT_S;
   if (!s->cfg.stream_buffer)
     s->cfg.stream_buffer = HTTP_SERVER_DEFAULT_STREAM_BUFFER;
+  if (!s->cfg.handshake_timeout_s)
+    s->cfg.handshake_timeout_s = HTTP_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_S;
+  s->cfg.handshake_timeout_s = MIN(s->cfg.handshake_timeout_s, s->cfg.idle_timeout_s);
+  if (!s->cfg.max_conns_per_source) {
+    unsigned share = MAX(s->cfg.max_conns / HTTP_SERVER_DEFAULT_SOURCE_SHARE,
+                         HTTP_SERVER_DEFAULT_MIN_PER_SOURCE);
+    s->cfg.max_conns_per_source = MIN(share, s->cfg.max_conns);
+  }
   struct timeval idle = {.tv_sec = s->cfg.idle_timeout_s}, req = {.tv_sec = s->cfg.request_timeout_s},
-                 linger = {.tv_sec = LINGER_S};
+                 linger = {.tv_sec = LINGER_S}, hs = {.tv_sec = s->cfg.handshake_timeout_s};
   s->tv_idle = event_base_init_common_timeout(base, &idle);
   s->tv_request = event_base_init_common_timeout(base, &req);
   s->tv_linger = event_base_init_common_timeout(base, &linger);
-  if (!s->tv_idle || !s->tv_request || !s->tv_linger) {
+  s->tv_handshake = event_base_init_common_timeout(base, &hs);
+  int k = source_limit_new(s->cfg.max_conns_per_source, &s->sources);
+  if (!s->tv_idle || !s->tv_request || !s->tv_linger || !s->tv_handshake || k < 0) {
+    source_limit_free(s->sources);
     free(s);
     return -ENOMEM;
   }
@@ -1527,6 +1662,7 @@ void http_server_free(struct http_server *s) {
   }
   while (s->conns)
     conn_free(s->conns);
+  source_limit_free(s->sources);
   for (size_t i = 0; i < s->n_routes; i++)
     free(s->routes[i].prefix);
   free(s->routes);

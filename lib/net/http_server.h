@@ -21,13 +21,30 @@
  *    received within request_timeout_s, 413 body over max_body, 414 path over URL_PATH_MAX,
  *    417 unknown Expect, 431 request line + headers over max_header (or more than
  *    HTTP_SERVER_MAX_HEADERS fields), 501 unknown Transfer-Encoding, 505 HTTP version other than
- *    1.0/1.1, 503 past max_conns (plain TCP and unix; TLS connections past the cap are closed
- *    without a reply).
+ *    1.0/1.1, 503 when a new connection finds no room (below; plain TCP and unix; on TLS
+ *    listeners it is closed without a reply).
  *  - HEAD: handlers answer as for GET; the server sends the headers only (for streams too).
- *  - Timeouts: idle_timeout_s between requests on a kept-alive connection (and from accept to the
- *    first byte, which also bounds the TLS handshake); request_timeout_s from the first byte of a
- *    request until its last body byte (total, not per read: a slow-loris client is cut off);
- *    write_timeout_s when the client does not read what we send.
+ *  - Timeouts: handshake_timeout_s from accept until the TLS handshake is done and the first
+ *    byte of the first request arrived (empty lines do not count; never longer than
+ *    idle_timeout_s); idle_timeout_s between requests on a kept-alive connection;
+ *    request_timeout_s from the first byte of a request until its last body byte (total, not
+ *    per read: a slow-loris client is cut off); write_timeout_s when the client does not read
+ *    what we send.
+ *  - Connection limits, checked when a connection is accepted (or added):
+ *    1. max_conns_per_source: connections one source may hold; a source is an IPv4 address or
+ *       an IPv6 /64 (IPv4-mapped IPv6 addresses count as IPv4). Past it the new connection gets
+ *       503 {"error":"too many connections from this address"} (TLS: closed) at once. Unix
+ *       sockets and other non-IP peers are exempt (local, gated by file permissions); they
+ *       count toward max_conns only.
+ *    2. max_conns over all listeners: when full, the connection idle the longest (waiting for
+ *       its first byte, between requests, or lingering after its last reply) is closed to make
+ *       room. A connection with a request in progress (being read, in the handler, being
+ *       answered, a stream) is never closed for this. Only when none is idle does the new
+ *       connection get 503 {"error":"too many connections"} (TLS: closed).
+ *    So idle connections cannot keep others out: they give way to new ones, and a silent one
+ *    lasts handshake_timeout_s at most. To keep others out a peer needs requests in progress,
+ *    at most max_conns_per_source per address, each read within request_timeout_s.
+ *    Refusals and evictions are logged at debug level, at most one line per second.
  *
  * Request lifetime: a handler gets a request and must eventually answer it with exactly one of
  * http_reply / http_reply_json / http_reply_error, or http_stream_start + ... + http_stream_end.
@@ -66,6 +83,10 @@ struct http_request;
 #define HTTP_SERVER_DEFAULT_REQUEST_TIMEOUT_S 30u
 #define HTTP_SERVER_DEFAULT_WRITE_TIMEOUT_S 60u
 #define HTTP_SERVER_DEFAULT_MAX_CONNS 1024u
+#define HTTP_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_S 5u
+/* Default max_conns_per_source: max_conns / 8, at least 8, at most max_conns. */
+#define HTTP_SERVER_DEFAULT_SOURCE_SHARE 8u
+#define HTTP_SERVER_DEFAULT_MIN_PER_SOURCE 8u
 #define HTTP_SERVER_DEFAULT_STREAM_BUFFER ((size_t)1024 * 1024)
 /* Header fields per request (more: 431). */
 #define HTTP_SERVER_MAX_HEADERS 100
@@ -79,6 +100,8 @@ struct http_server_config {
   unsigned max_conns;         /* open connections over all listeners */
   unsigned write_timeout_s;   /* no write progress while output is pending */
   size_t stream_buffer;       /* queued stream output past which http_stream_write is -EAGAIN */
+  unsigned handshake_timeout_s;  /* accept .. TLS handshake done and first request byte */
+  unsigned max_conns_per_source; /* open connections from one IPv4 address or IPv6 /64 */
 };
 
 typedef void (*http_handler_fn)(struct http_request *req, void *userdata);
@@ -112,7 +135,8 @@ int http_server_listen_unix(struct http_server *s, const char *path, mode_t mode
 int http_server_listen_tls(struct http_server *s, const char *addr, uint16_t port, SSL_CTX *ctx,
                            uint16_t *ret_port);
 /* Serves an already connected stream socket (takes ownership of fd, also on error); ctx NULL =
- * plain. For socket activation, tests and fuzzing. -EBUSY (fd closed) past max_conns. */
+ * plain. For socket activation, tests and fuzzing. The limits above apply (the source is
+ * getpeername's): -EBUSY (fd closed) when refused. */
 int http_server_add_connection(struct http_server *s, int fd, SSL_CTX *ctx);
 
 struct event_base *http_server_get_base(const struct http_server *s);

@@ -31,7 +31,9 @@ static const struct conftab_opt opts[] = {
     {"", "port", CONFTAB_U16, O(port), "8043", 0, NULL},
     {"", "log_level", CONFTAB_STR, O(log_level), "normal", 0, NULL},
     {"", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
+    {"", "max_conns_per_source", CONFTAB_U32, O(max_conns_per_source), "128", 0, NULL},
     {"", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
+    {"", "handshake_timeout", CONFTAB_U32, O(handshake_timeout), "5", 0, NULL},
     {"tls", "key", CONFTAB_STR, O(tls_key), CERTS "rpc.key", 0, NULL},
     {"tls", "certs", CONFTAB_STR, O(tls_certs), CERTS "rpc.crt", 0, NULL},
     {"tls", "ra_tls", CONFTAB_BOOL, O(tls_ra), "false", 0, NULL},
@@ -171,8 +173,12 @@ int kms_config_check(const struct kms_config *c, char *err, size_t errlen) {
     return conftab_error(err, errlen, "address: '%s' is not an IP address", c->address);
   if (c->max_conns == 0)
     return conftab_error(err, errlen, "max_conns: must be > 0");
+  if (c->max_conns_per_source == 0)
+    return conftab_error(err, errlen, "max_conns_per_source: must be > 0");
   if (c->request_timeout == 0)
     return conftab_error(err, errlen, "request_timeout: must be > 0");
+  if (c->handshake_timeout == 0)
+    return conftab_error(err, errlen, "handshake_timeout: must be > 0");
   if (!c->tls_ra && (str_isempty(c->tls_key) || str_isempty(c->tls_certs)))
     return conftab_error(err, errlen, "[tls] needs key and certs, or ra_tls = true");
   for (size_t i = 0; c->tls_alt_names && c->tls_alt_names[i]; i++)

@@ -1,7 +1,9 @@
 /* kms.toml: one table of options drives the defaults, the parser and --dump-config.
  *
  * Top level (upstream Rocket keys, not nested):
- *   address = "0.0.0.0", port = 8043, log_level = "normal"
+ *   address = "0.0.0.0", port = 8043, log_level = "normal"; and ours, the HTTP server's limits
+ *   (lib/net/http_server.h): max_conns = 1024, max_conns_per_source = 128 (one IPv4 address or
+ *   IPv6 /64), request_timeout = 30, handshake_timeout = 5 (s: accept .. first request byte)
  *   [tls]          key, certs (PEM files of the server certificate), or ra_tls = true: an RA-TLS
  *                  server certificate made from the TEE at startup, signed by the root CA, with
  *                  subjectAltNames localhost, 127.0.0.1, ::1 and alt_names (ours)
@@ -52,7 +54,9 @@ struct kms_config {
   uint16_t port;
   char *log_level;
   uint32_t max_conns;
+  uint32_t max_conns_per_source;
   uint32_t request_timeout;
+  uint32_t handshake_timeout;
   /* [tls], [tls.mutual] */
   char *tls_key;
   char *tls_certs;

@@ -307,6 +307,8 @@ int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms
       .max_body = 1024 * 1024,
       .request_timeout_s = c->request_timeout,
       .max_conns = c->max_conns,
+      .max_conns_per_source = c->max_conns_per_source,
+      .handshake_timeout_s = c->handshake_timeout,
   };
   int r = tls_ctx(k, &s->tls, err, errlen);
   if (r < 0)

@@ -21,6 +21,8 @@ static const struct conftab_opt opts[] = {
     {"default", "max_header", CONFTAB_SIZE, O(max_header), "65536", 0, NULL},
     {"default", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
     {"default", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
+    {"default", "max_conns_per_source", CONFTAB_U32, O(max_conns_per_source), "128", 0, NULL},
+    {"default", "handshake_timeout", CONFTAB_U32, O(handshake_timeout), "5", 0, NULL},
     {"default.core", "keys_file", CONFTAB_STR, O(keys_file), "/dstack/.host-shared/.appkeys.json",
      0, NULL},
     {"default.core", "cert_file", CONFTAB_STR, O(cert_file), "/etc/tappd/app-ca.cert", 0, NULL},
@@ -182,6 +184,10 @@ int tappd_config_check(const struct tappd_config *c, char *err, size_t errlen) {
     return conftab_error(err, errlen, "[default] max_header: must be 1 KiB .. 16 MiB");
   if (c->max_conns == 0)
     return conftab_error(err, errlen, "[default] max_conns: must be > 0");
+  if (c->max_conns_per_source == 0)
+    return conftab_error(err, errlen, "[default] max_conns_per_source: must be > 0");
+  if (c->handshake_timeout == 0)
+    return conftab_error(err, errlen, "[default] handshake_timeout: must be > 0");
   if (c->request_timeout == 0)
     return conftab_error(err, errlen, "[default] request_timeout: must be > 0");
   bool tls_any = !str_isempty(c->tls_key) || !str_isempty(c->tls_certs);

@@ -2,7 +2,9 @@
  *
  *   [default]               workers, max_blocking, ident, keep_alive, log_level (upstream Rocket
  *                           keys; keep_alive is the idle timeout) and our limits max_body,
- *                           max_header, request_timeout, max_conns
+ *                           max_header, request_timeout, max_conns, max_conns_per_source (one
+ *                           IPv4 address or IPv6 /64; unix sockets exempt), handshake_timeout
+ *                           (s, accept .. first request byte; at most keep_alive)
  *   [default.core]          keys_file, cert_file, key_file, compose_file, sys_config_file,
  *                           public_logs, public_sysinfo, public_tcbinfo (unset: from the compose
  *                           file), docker_socket, tee, sim_dir, ccel_file, data_disks
@@ -38,6 +40,8 @@ struct tappd_config {
   uint64_t max_header;
   uint32_t request_timeout;
   uint32_t max_conns;
+  uint32_t max_conns_per_source;
+  uint32_t handshake_timeout;
   /* [default.core] */
   char *keys_file;
   char *cert_file;

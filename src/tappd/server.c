@@ -60,6 +60,8 @@ static int new_http(struct tappd_server *s, struct http_server **ret) {
       .idle_timeout_s = c->keep_alive ? c->keep_alive : 1,
       .request_timeout_s = c->request_timeout,
       .max_conns = c->max_conns,
+      .max_conns_per_source = c->max_conns_per_source,
+      .handshake_timeout_s = c->handshake_timeout,
   };
   return http_server_new(s->base, &hc, ret);
 }

@@ -19,7 +19,9 @@ static const struct conftab_opt opts[] = {
     {"", "port", CONFTAB_U16, O(port), "8010", 0, NULL},
     {"", "log_level", CONFTAB_STR, O(log_level), "normal", 0, NULL},
     {"", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
+    {"", "max_conns_per_source", CONFTAB_U32, O(max_conns_per_source), "128", 0, NULL},
     {"", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
+    {"", "handshake_timeout", CONFTAB_U32, O(handshake_timeout_s), "5", 0, NULL},
     {"tls", "key", CONFTAB_STR, O(tls_key), CERTS "tproxy-rpc.key", 0, NULL},
     {"tls", "certs", CONFTAB_STR, O(tls_certs), CERTS "tproxy-rpc.cert", 0, NULL},
     {"tls.mutual", "ca_certs", CONFTAB_STR, O(mutual_ca_certs), CERTS "root-ca.cert", 0, NULL},
@@ -160,8 +162,12 @@ int tproxy_config_check(struct tproxy_config *c, char *err, size_t errlen) {
                          c->listen_addr);
   if (c->max_conns == 0 || c->proxy_max_conns == 0)
     return conftab_error(err, errlen, "max_conns: must be > 0");
+  if (c->max_conns_per_source == 0)
+    return conftab_error(err, errlen, "max_conns_per_source: must be > 0");
   if (c->request_timeout == 0)
     return conftab_error(err, errlen, "request_timeout: must be > 0");
+  if (c->handshake_timeout_s == 0)
+    return conftab_error(err, errlen, "handshake_timeout: must be > 0");
   if (str_isempty(c->tls_key) || str_isempty(c->tls_certs))
     return conftab_error(err, errlen, "[tls] needs key and certs");
   if (str_isempty(c->mutual_ca_certs))

@@ -194,6 +194,8 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
       .max_body = 64 * 1024,
       .request_timeout_s = c->request_timeout,
       .max_conns = c->max_conns,
+      .max_conns_per_source = c->max_conns_per_source,
+      .handshake_timeout_s = c->handshake_timeout_s,
   };
   /* No resumption: a CVM registers once per boot; a resumed session would also carry no
    * client certificate chain to verify again. */

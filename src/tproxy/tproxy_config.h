@@ -9,7 +9,8 @@
  *             interface, endpoint
  *   [core.proxy] cert_chain, cert_key, base_domain, listen_addr, listen_port, tappd_port
  * Ours:
- *   max_conns, request_timeout                           RPC server limits
+ *   max_conns, max_conns_per_source, request_timeout,    RPC server limits (lib/net/
+ *   handshake_timeout (s; accept .. first request byte)  http_server.h)
  *   [core] state_db (SQLite registrations), dev
  *   [core.quote] pccs_url, cache_dir, simulator_dir ("" = simulated quotes are refused),
  *                tcb_statuses (accepted TCB statuses), allow_seed_event_log (accept seed-era
@@ -34,7 +35,9 @@ struct tproxy_config {
   uint16_t port;
   char *log_level;
   uint32_t max_conns;
+  uint32_t max_conns_per_source;
   uint32_t request_timeout;
+  uint32_t handshake_timeout_s;
   char *tls_key;
   char *tls_certs;
   char *mutual_ca_certs;

@@ -282,6 +282,45 @@ static void cl_open(struct cl *c, uint16_t port) {
   c->fd = tcp_connect(port);
 }
 
+/* TCP connection to 127.0.0.1:port from the local address src (any of 127/8 is local). */
+static int tcp_connect_from(uint16_t port, const char *src) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in me = {.sin_family = AF_INET};
+  assert_int_equal(inet_pton(AF_INET, src, &me.sin_addr), 1);
+  assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  set_timeout(fd, 5000);
+  return fd;
+}
+
+static void cl_open_from(struct cl *c, uint16_t port, const char *src) {
+  memset(c, 0, sizeof(*c));
+  c->fd = tcp_connect_from(port, src);
+}
+
+/* True if fd sees EOF or a reset within ms; bytes that arrive before are dropped. Works on the
+ * TCP level, also for TLS connections (handshake records are dropped too). */
+static bool fd_closed_within(int fd, int ms) {
+  long long end = now_ms() + ms;
+  char tmp[4096];
+  for (;;) {
+    long long left = end - now_ms();
+    if (left <= 0)
+      return false;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int k = poll(&pfd, 1, (int)left);
+    if (k == 0)
+      return false;
+    assert_true(k == 1);
+    ssize_t n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+      return true;
+  }
+}
+
 static void cl_close(struct cl *c) {
   if (c->ssl) {
     SSL_free(c->ssl);
@@ -449,6 +488,18 @@ static int cl_read_resp(struct cl *c, struct resp *r) {
 
 static void resp_free(struct resp *r) {
   buf_free(&r->body);
+}
+
+/* GET path on an open keep-alive connection; the status, or -1 when no response came. */
+static int cl_get(struct cl *c, const char *path) {
+  char req[256];
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n\r\n", path);
+  cl_sends(c, req);
+  struct resp r = {0};
+  int k = cl_read_resp(c, &r);
+  int st = r.status;
+  resp_free(&r);
+  return k < 0 ? -1 : st;
 }
 
 /* One request on a fresh connection; returns the status. */
@@ -879,18 +930,20 @@ static void test_timeouts(void **state) {
 
 static void test_conn_cap(void **state) {
   (void)state;
-  struct http_server_config cfg = {.max_conns = 3};
+  struct http_server_config cfg = {.max_conns = 3, .max_conns_per_source = 10};
   struct srv f;
   srv_start(&f, &cfg, true);
   struct resp r = {0};
   struct cl c[3], extra;
   for (int i = 0; i < 3; i++)
     cl_open(&c[i], f.port);
-  /* Make sure the three were accepted. */
+  /* Make sure the three were accepted, then give each a request in progress (head not
+   * complete yet): none is idle, so none can be closed to make room. */
   for (int i = 0; i < 3; i++) {
     cl_sends(&c[i], "GET /api/ HTTP/1.1\r\n\r\n");
     assert_int_equal(cl_read_resp(&c[i], &r), 0);
     assert_int_equal(r.status, 200);
+    cl_sends(&c[i], "GET /api/v2/ HTTP/1.1\r\n");
   }
   cl_open(&extra, f.port);
   assert_int_equal(cl_read_resp(&extra, &r), 0);
@@ -898,9 +951,10 @@ static void test_conn_cap(void **state) {
   assert_string_equal((char *)r.body.data, "{\"error\":\"too many connections\"}");
   cl_close(&extra);
   /* Existing connections still work; closing one makes room. */
-  cl_sends(&c[0], "GET /api/v2/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c[0], "\r\n");
   assert_int_equal(cl_read_resp(&c[0], &r), 0);
   assert_int_equal(r.status, 200);
+  cl_sends(&c[0], "GET /api/ HTTP/1.1\r\n"); /* busy again */
   cl_close(&c[1]);
   int status = 0;
   for (int tries = 0; tries < 50 && status != 200; tries++) {
@@ -908,8 +962,156 @@ static void test_conn_cap(void **state) {
     status = simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r);
   }
   assert_int_equal(status, 200);
+  /* Room was made by the close, not by closing a busy connection. */
+  cl_sends(&c[0], "\r\n");
+  assert_int_equal(cl_read_resp(&c[0], &r), 0);
+  assert_int_equal(r.status, 200);
+  cl_sends(&c[2], "\r\n");
+  assert_int_equal(cl_read_resp(&c[2], &r), 0);
+  assert_int_equal(r.status, 200);
   cl_close(&c[0]);
   cl_close(&c[2]);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+/* At max_conns, a new connection closes the one idle the longest (after a reply, or waiting for
+ * its first byte) and is served. */
+static void test_conn_evict_idle(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.max_conns = 3, .max_conns_per_source = 10};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct cl c[3], d, e, silent, g;
+  for (int i = 0; i < 3; i++) {
+    cl_open(&c[i], f.port);
+    assert_int_equal(cl_get(&c[i], "/api/"), 200);
+  }
+  assert_int_equal(cl_get(&c[1], "/api/"), 200); /* idle the longest now: c[0], then c[2] */
+  cl_open(&d, f.port);
+  assert_int_equal(cl_get(&d, "/api/"), 200);
+  assert_true(fd_closed_within(c[0].fd, 2000));
+  assert_false(fd_closed_within(c[2].fd, 100));
+  assert_false(fd_closed_within(c[1].fd, 100));
+  cl_open(&e, f.port);
+  assert_int_equal(cl_get(&e, "/api/"), 200);
+  assert_true(fd_closed_within(c[2].fd, 2000));
+  assert_false(fd_closed_within(c[1].fd, 100));
+  assert_false(fd_closed_within(d.fd, 100));
+  assert_int_equal(cl_get(&c[1], "/"), 200); /* order now: d, e, c[1] */
+  /* A connection waiting for its first byte is idle too: it is closed before busier ones once
+   * it is the one idle the longest, and it makes room for the next. */
+  cl_open(&silent, f.port); /* closes d */
+  assert_true(fd_closed_within(d.fd, 2000));
+  assert_int_equal(cl_get(&e, "/"), 200);
+  assert_int_equal(cl_get(&c[1], "/"), 200); /* order: silent, e, c[1] */
+  cl_open(&g, f.port);
+  assert_int_equal(cl_get(&g, "/api/"), 200);
+  assert_true(fd_closed_within(silent.fd, 2000));
+  assert_int_equal(cl_get(&e, "/"), 200);
+  assert_int_equal(cl_get(&c[1], "/"), 200);
+  cl_close(&g);
+  cl_close(&silent);
+  cl_close(&e);
+  cl_close(&d);
+  for (int i = 0; i < 3; i++)
+    cl_close(&c[i]);
+  srv_stop(&f);
+}
+
+/* Connections with a request in progress are never closed for room: a request being read, one
+ * in its (async) handler, a stream the client does not read. */
+static void test_conn_no_evict_busy(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.max_conns = 3, .max_conns_per_source = 10};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl a, b, h, x, y;
+  cl_open(&a, f.port);
+  cl_sends(&a, "GET /async HTTP/1.1\r\n\r\n");
+  cl_open(&b, f.port);
+  cl_sends(&b, "GET /big HTTP/1.1\r\n\r\n"); /* never read: the stream blocks */
+  for (int i = 0; i < 200 && (atomic_load(&g_async_started) < 1 ||
+                              atomic_load(&g_stream_eagain) < 1); i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_started), 1);
+  assert_true(atomic_load(&g_stream_eagain) >= 1);
+  cl_open(&h, f.port);
+  cl_sends(&h, "GET /api/ HTTP/1.1\r\nX-Part: 1\r\n");
+  usleep(50000); /* the partial head reached the server */
+  cl_open(&x, f.port);
+  assert_int_equal(cl_read_resp(&x, &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_string_equal((char *)r.body.data, "{\"error\":\"too many connections\"}");
+  cl_close(&x);
+  assert_int_equal(atomic_load(&g_async_closed), 0);
+  assert_int_equal(atomic_load(&g_stream_closed), 0);
+  /* The partial request completes normally; then that connection is idle and gives way. */
+  cl_sends(&h, "\r\n");
+  assert_int_equal(cl_read_resp(&h, &r), 0);
+  assert_int_equal(r.status, 200);
+  cl_open(&y, f.port);
+  assert_int_equal(cl_get(&y, "/api/"), 200);
+  assert_true(fd_closed_within(h.fd, 2000));
+  assert_int_equal(atomic_load(&g_async_closed), 0);
+  assert_int_equal(atomic_load(&g_stream_closed), 0);
+  /* The busy ones end when their clients go. */
+  cl_close(&a);
+  cl_close(&b);
+  for (int i = 0; i < 200 && (atomic_load(&g_async_closed) < 1 ||
+                              atomic_load(&g_stream_closed) < 1); i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_closed), 1);
+  assert_int_equal(atomic_load(&g_stream_closed), 1);
+  cl_close(&h);
+  cl_close(&y);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+/* handshake_timeout_s: from accept to the first byte of the first request; then idle_timeout_s
+ * between requests. */
+static void test_first_byte_deadline(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.handshake_timeout_s = 1, .idle_timeout_s = 4,
+                                   .request_timeout_s = 10};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  /* Silent client: closed after ~1 s, long before the idle timeout. */
+  struct cl c;
+  cl_open(&c, f.port);
+  long long t0 = now_ms();
+  assert_true(fd_closed_within(c.fd, 3500));
+  long long dt = now_ms() - t0;
+  assert_true(dt >= 800 && dt < 2500);
+  cl_close(&c);
+  /* Empty lines before a request are not its first byte. */
+  cl_open(&c, f.port);
+  t0 = now_ms();
+  for (int i = 0; i < 4; i++) {
+    cl_sends(&c, "\r\n");
+    usleep(200000);
+  }
+  assert_true(fd_closed_within(c.fd, 3500));
+  dt = now_ms() - t0;
+  assert_true(dt >= 800 && dt < 2500);
+  cl_close(&c);
+  /* A request that starts in time may take longer (request_timeout_s governs it). */
+  cl_open(&c, f.port);
+  usleep(500000);
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\n");
+  usleep(1000000);
+  struct resp r = {0};
+  cl_sends(&c, "\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  /* After a request, the idle timeout applies: still open past handshake_timeout_s. */
+  usleep(2000000);
+  assert_int_equal(cl_get(&c, "/api/"), 200);
+  usleep(1500000);
+  assert_int_equal(cl_get(&c, "/api/"), 200);
+  cl_close(&c);
   resp_free(&r);
   srv_stop(&f);
 }
@@ -1059,6 +1261,112 @@ static void test_stream(void **state) {
   assert_int_equal(atomic_load(&g_async_closed), 2);
   cl_close(&c);
   resp_free(&r);
+}
+
+static bool dual_stack(void) {
+  char v = '0';
+  FILE *fp = fopen("/proc/sys/net/ipv6/bindv6only", "r");
+  if (fp) {
+    if (fread(&v, 1, 1, fp) != 1)
+      v = '0';
+    fclose(fp);
+  }
+  return v == '0';
+}
+
+/* max_conns_per_source: per IPv4 address (also when it arrives IPv4-mapped on a dual-stack
+ * listener); a source over its share is refused without pushing anyone out; unix sockets are
+ * exempt. */
+static void test_conn_per_source(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.max_conns = 3, .max_conns_per_source = 2};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl a[3], b;
+  cl_open_from(&a[0], f.port, "127.0.0.2");
+  cl_open_from(&a[1], f.port, "127.0.0.2");
+  assert_int_equal(cl_get(&a[0], "/api/"), 200);
+  assert_int_equal(cl_get(&a[1], "/api/"), 200);
+  cl_open_from(&a[2], f.port, "127.0.0.2");
+  assert_int_equal(cl_read_resp(&a[2], &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_string_equal((char *)r.body.data,
+                      "{\"error\":\"too many connections from this address\"}");
+  assert_true(fd_closed_within(a[2].fd, 2000));
+  cl_close(&a[2]);
+  /* Another address has its own share and fills the server. */
+  cl_open_from(&b, f.port, "127.0.0.3");
+  assert_int_equal(cl_get(&b, "/api/"), 200);
+  /* Full, with idle connections: the source over its share still closes nobody. */
+  cl_open_from(&a[2], f.port, "127.0.0.2");
+  assert_int_equal(cl_read_resp(&a[2], &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_non_null(strstr((char *)r.body.data, "from this address"));
+  cl_close(&a[2]);
+  assert_false(fd_closed_within(b.fd, 100));
+  assert_int_equal(cl_get(&b, "/"), 200);
+  assert_int_equal(cl_get(&a[0], "/"), 200);
+  assert_int_equal(cl_get(&a[1], "/"), 200);
+  /* A closed connection gives its source a slot back. */
+  cl_close(&a[0]);
+  int status = 0;
+  for (int tries = 0; tries < 50 && status != 200; tries++) {
+    usleep(20000);
+    cl_open_from(&a[0], f.port, "127.0.0.2");
+    status = cl_get(&a[0], "/api/");
+    if (status != 200)
+      cl_close(&a[0]);
+  }
+  assert_int_equal(status, 200);
+  cl_close(&a[0]);
+  cl_close(&a[1]);
+  cl_close(&b);
+  srv_stop(&f);
+
+  /* Dual-stack listener ("::"), IPv4 clients arrive as ::ffff:a.b.c.d: still one source per
+   * IPv4 address, not one for all of them. Unix sockets on the same server: exempt. */
+  char *dir = tu_mkdtemp();
+  char path[512];
+  snprintf(path, sizeof(path), "%s/s.sock", dir);
+  cfg = (struct http_server_config){.max_conns = 100, .max_conns_per_source = 2};
+  srv_init(&f, &cfg, true);
+  bool ds = dual_stack();
+  if (ds)
+    assert_int_equal(http_server_listen_tcp(f.s, "::", 0, &f.port), 0);
+  assert_int_equal(http_server_listen_unix(f.s, path, 0600), 0);
+  srv_run(&f);
+  if (ds) {
+    struct cl m[3], n;
+    for (int i = 0; i < 2; i++) {
+      cl_open_from(&m[i], f.port, "127.0.0.2");
+      assert_int_equal(cl_get(&m[i], "/api/"), 200);
+    }
+    cl_open_from(&m[2], f.port, "127.0.0.2");
+    assert_int_equal(cl_read_resp(&m[2], &r), 0);
+    assert_int_equal(r.status, 503);
+    cl_open_from(&n, f.port, "127.0.0.3");
+    assert_int_equal(cl_get(&n, "/api/"), 200);
+    for (int i = 0; i < 3; i++)
+      cl_close(&m[i]);
+    cl_close(&n);
+  } else {
+    print_message("bindv6only=1: dual-stack part skipped\n");
+  }
+  struct cl u[5];
+  for (int i = 0; i < 5; i++) {
+    memset(&u[i], 0, sizeof(u[i]));
+    u[i].fd = unix_connect(path);
+    assert_true(u[i].fd >= 0);
+  }
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(cl_get(&u[i], "/api/"), 200);
+  for (int i = 0; i < 5; i++)
+    cl_close(&u[i]);
+  resp_free(&r);
+  srv_stop(&f);
+  tu_rm_rf(dir);
+  free(dir);
 }
 
 /* ------------------------------------------------------------------ TLS */
@@ -1280,6 +1588,90 @@ static void test_tls(void **state) {
   free_pki(&p);
 }
 
+/* A TCP connection that starts a TLS handshake and stalls: a record header announcing a
+ * ClientHello and the first bytes of it. */
+static int tls_stall_open(uint16_t port, const char *src) {
+  int fd = tcp_connect_from(port, src);
+  static const unsigned char part[] = {0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc,
+                                       0x03, 0x03};
+  assert_int_equal(send(fd, part, sizeof(part), MSG_NOSIGNAL), (ssize_t)sizeof(part));
+  return fd;
+}
+
+/* The first-byte deadline on TLS: a stalled handshake, and a finished handshake without a
+ * request, are both closed after handshake_timeout_s; stalled handshakes are idle and make room
+ * for new clients; a TLS source over its share is closed at once. */
+static void test_tls_handshake_deadline(void **state) {
+  (void)state;
+  struct pki p;
+  make_pki(&p);
+  SSL_CTX *ctx = NULL;
+  struct http_tls_files tf = {.cert_file = p.srv_cert, .key_file = p.srv_key};
+  assert_int_equal(http_tls_ctx_new(&tf, &ctx), 0);
+  SSL_CTX *anon = client_ctx(&p, NULL, NULL, 0);
+  struct http_server_config cfg = {.handshake_timeout_s = 1, .idle_timeout_s = 4};
+  struct srv f;
+  srv_init(&f, &cfg, true);
+  uint16_t port;
+  assert_int_equal(http_server_listen_tls(f.s, "127.0.0.1", 0, ctx, &port), 0);
+  srv_run(&f);
+
+  /* Stalled mid-handshake. */
+  int fd = tls_stall_open(port, "127.0.0.1");
+  long long t0 = now_ms();
+  assert_true(fd_closed_within(fd, 3500));
+  long long dt = now_ms() - t0;
+  assert_true(dt >= 800 && dt < 2500);
+  close(fd);
+  /* Handshake done, no request. */
+  struct cl c;
+  assert_int_equal(tls_open(&c, anon, port), 0);
+  t0 = now_ms();
+  assert_true(fd_closed_within(c.fd, 3500));
+  dt = now_ms() - t0;
+  assert_true(dt >= 700 && dt < 2500);
+  cl_close(&c);
+  /* With a request in time, the idle timeout applies afterwards. */
+  assert_int_equal(tls_open(&c, anon, port), 0);
+  assert_int_equal(cl_get(&c, "/api/"), 200);
+  usleep(2000000);
+  assert_int_equal(cl_get(&c, "/api/"), 200);
+  cl_close(&c);
+  srv_stop(&f);
+
+  /* Room and shares on TLS: two stalled handshakes fill the server. */
+  cfg = (struct http_server_config){.handshake_timeout_s = 10, .max_conns = 2,
+                                    .max_conns_per_source = 2};
+  srv_init(&f, &cfg, true);
+  assert_int_equal(http_server_listen_tls(f.s, "127.0.0.1", 0, ctx, &port), 0);
+  srv_run(&f);
+  int st1 = tls_stall_open(port, "127.0.0.2");
+  usleep(50000);
+  int st2 = tls_stall_open(port, "127.0.0.2");
+  usleep(50000);
+  /* A third from that address: closed at once, no reply. */
+  int st3 = tls_stall_open(port, "127.0.0.2");
+  t0 = now_ms();
+  assert_true(fd_closed_within(st3, 2000));
+  assert_true(now_ms() - t0 < 1000);
+  close(st3);
+  /* A client from elsewhere: the handshake stalled the longest makes room (long before its
+   * deadline), the other stays. */
+  t0 = now_ms();
+  assert_int_equal(tls_open(&c, anon, port), 0);
+  assert_int_equal(cl_get(&c, "/api/"), 200);
+  assert_true(now_ms() - t0 < 1000);
+  assert_true(fd_closed_within(st1, 1000));
+  assert_false(fd_closed_within(st2, 100));
+  cl_close(&c);
+  close(st1);
+  close(st2);
+  srv_stop(&f);
+  SSL_CTX_free(ctx);
+  SSL_CTX_free(anon);
+  free_pki(&p);
+}
+
 static void test_parse_helpers(void **state) {
   (void)state;
   uint64_t v;
@@ -1384,8 +1776,11 @@ int main(void) {
       cmocka_unit_test(test_keepalive),  cmocka_unit_test(test_request_bodies),
       cmocka_unit_test(test_pipeline_flood),
       cmocka_unit_test(test_malformed),  cmocka_unit_test(test_timeouts),
-      cmocka_unit_test(test_conn_cap),   cmocka_unit_test(test_unix),
+      cmocka_unit_test(test_conn_cap),   cmocka_unit_test(test_conn_evict_idle),
+      cmocka_unit_test(test_conn_no_evict_busy), cmocka_unit_test(test_first_byte_deadline),
+      cmocka_unit_test(test_conn_per_source), cmocka_unit_test(test_unix),
       cmocka_unit_test(test_stream),     cmocka_unit_test(test_tls),
+      cmocka_unit_test(test_tls_handshake_deadline),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

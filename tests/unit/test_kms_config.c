@@ -32,6 +32,9 @@ static void test_defaults_roundtrip(void **state) {
   assert_int_equal(kms_config_init(&a), 0);
   assert_string_equal(a.address, "0.0.0.0");
   assert_int_equal(a.port, 8043);
+  assert_int_equal(a.max_conns, 1024);
+  assert_int_equal(a.max_conns_per_source, 128);
+  assert_int_equal(a.handshake_timeout, 5);
   assert_string_equal(a.subject_postfix, ".local");
   assert_false(a.onboard_enabled);
   assert_false(a.apps.allow_all);
@@ -57,7 +60,7 @@ static void test_defaults_roundtrip(void **state) {
   assert_non_null(strstr(err, "64 hex"));
   kms_config_free(&a);
   assert_int_equal(kms_config_init(&a), 0);
-  const char *t2 = "port = 9000\n"
+  const char *t2 = "port = 9000\nmax_conns_per_source = 16\nhandshake_timeout = 2\n"
                    "[tls]\nra_tls = true\nalt_names = [\"kms.example\"]\n"
                    "[core]\nsubject_postfix = \".phala\"\ngateway_app_id = \"abcd\"\n"
                    "[core.quote]\npccs_url = \"https://pccs.example:8081/\"\n"
@@ -69,6 +72,8 @@ static void test_defaults_roundtrip(void **state) {
                    "[core.onboard.allowed_mr]\nallow_all = true\n";
   assert_int_equal(apply(&a, t2, err, sizeof(err)), 0);
   assert_int_equal(a.port, 9000);
+  assert_int_equal(a.max_conns_per_source, 16);
+  assert_int_equal(a.handshake_timeout, 2);
   assert_true(a.tls_ra);
   assert_string_equal(a.apps.mrtd[0], H48("ab")); /* lowercased */
   assert_string_equal(a.apps.app_ids[0], "0123456789abcdef0123456789abcdef01234567"); /* no 0x */
@@ -166,6 +171,8 @@ static void test_check(void **state) {
       {"[core.onboard.allowed_mr]\ntcb_statuses = [\"Revoked\"]\n", "Revoked"},
       {"[core.allowed_mr]\nout_of_date_grace_days = 100000\n", "grace"},
       {"max_conns = 0\n", "max_conns"},
+      {"max_conns_per_source = 0\n", "max_conns_per_source"},
+      {"handshake_timeout = 0\n", "handshake_timeout"},
       {"[tls.mutual]\nca_certs = \"\"\nmandatory = true\n", "mandatory needs ca_certs"},
       {"[tls]\nalt_names = [\"a b\"]\n", "alt_names"},
   };

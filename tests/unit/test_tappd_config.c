@@ -38,6 +38,8 @@ static void test_defaults(void **state) {
   assert_string_equal(c.docker_socket, "/var/run/docker.sock");
   assert_int_equal(c.workers, 8);
   assert_int_equal(c.max_body, 10 * 1024 * 1024);
+  assert_int_equal(c.max_conns_per_source, 128);
+  assert_int_equal(c.handshake_timeout, 5);
   assert_int_equal(tappd_config_tribool(c.public_logs), -1);
   assert_string_equal(c.data_disks[0], "/");
   assert_null(c.data_disks[1]);
@@ -139,6 +141,8 @@ static void test_parse_errors(void **state) {
       "[external-https.tls]\nkey = \"/k\"\n",
       "[default]\nmax_body = 10\n",
       "[default]\nmax_conns = 0\n",
+      "[default]\nmax_conns_per_source = 0\n",
+      "[default]\nhandshake_timeout = 0\n",
       "[internal]\naddress = \"\"\n[dstack]\naddress = \"\"\n[external]\naddress = \"\"\n",
       "[default.core]\nkeys_file = \"\"\ncert_file = \"\"\n",
   };

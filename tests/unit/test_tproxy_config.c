@@ -27,6 +27,8 @@ static void test_defaults(void **state) {
   char err[256] = "";
   assert_int_equal(tproxy_config_init(&c), 0);
   assert_int_equal(c.port, 8010);
+  assert_int_equal(c.max_conns_per_source, 128);
+  assert_int_equal(c.handshake_timeout_s, 5);
   assert_string_equal(c.certbot_workdir, "/etc/certbot");
   assert_string_equal(c.wg_ip, "10.0.0.1");
   assert_int_equal(c.wg_listen_port, 51820);
@@ -113,6 +115,8 @@ static void test_refusals(void **state) {
       {"[core.proxy]\nlisten_addr = \"any\"", "listen_addr"},
       {"[core.proxy]\nconnect_timeout = 0", "timeouts"},
       {"[core.proxy]\nmax_conns = 0", "max_conns"},
+      {"max_conns_per_source = 0", "max_conns_per_source"},
+      {"handshake_timeout = 0", "handshake_timeout"},
       {"[core.proxy]\nworkers = 1000", "workers"},
       {"[core.proxy]\ndns_min_ttl = 100\ndns_max_ttl = 10", "dns_min_ttl"},
       {"[core.quote]\ntcb_statuses = [\"Revoked\"]", "Revoked"},
