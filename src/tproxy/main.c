@@ -18,6 +18,7 @@
 #include "certs.h"
 #include "dev.h"
 #include "dns.h"
+#include "fdlimit.h"
 #include "net/loop.h"
 #include "proxy.h"
 #include "ratls/ratls_verify.h"
@@ -51,7 +52,42 @@ struct daemon {
   struct tproxy_server *srv;
   struct tproxy_dns_cache *dns_cache;
   struct event *poll_ev, *cert_ev, *hup_ev;
+  unsigned pipe_pool; /* idle splice pipes per proxy worker (fdlimit.h) */
 };
+
+/* Fits the RPC server's and the proxy's connection caps to RLIMIT_NOFILE (raised to its hard
+ * limit first): a cap that does not fit is lowered with a warning; a limit too small to serve
+ * is refused. */
+static int fit_fd_limit(struct tproxy_config *c, unsigned *ret_pipe_pool) {
+  uint64_t nofile;
+  struct tproxy_fd_plan p;
+  int r = tproxy_fdlimit_raise(&nofile);
+  if (r < 0)
+    return log_errno(r, "reading RLIMIT_NOFILE");
+  unsigned workers = tproxy_proxy_workers_resolve(c->workers);
+  r = tproxy_fdlimit_plan(nofile, workers, c->max_conns, c->proxy_max_conns, &p);
+  if (r < 0) {
+    log_error("RLIMIT_NOFILE is %llu: too few descriptors to serve (tproxy keeps %u for itself "
+              "with %u proxy workers, and needs at least %d more for connections); raise it "
+              "(ulimit -n, LimitNOFILE=)",
+              (unsigned long long)nofile, p.reserve, workers,
+              TPROXY_FD_MIN_CONNS * (TPROXY_FDS_PER_CONN + 1));
+    return r;
+  }
+  if (p.rpc_conns < c->max_conns) {
+    log_warn("max_conns %u (RPC) does not fit in RLIMIT_NOFILE %llu next to the proxy: using %u",
+             c->max_conns, (unsigned long long)nofile, p.rpc_conns);
+    c->max_conns = p.rpc_conns;
+  }
+  if (p.proxy_conns < c->proxy_max_conns) {
+    log_warn("[core.proxy] max_conns %u needs %d descriptors per connection, more than "
+             "RLIMIT_NOFILE %llu leaves: using %u (raise the limit to allow more)",
+             c->proxy_max_conns, TPROXY_FDS_PER_CONN, (unsigned long long)nofile, p.proxy_conns);
+    c->proxy_max_conns = p.proxy_conns;
+  }
+  *ret_pipe_pool = p.pipe_pool;
+  return 0;
+}
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
@@ -119,6 +155,8 @@ static int serve(struct daemon *d) {
       .listen_port = c->listen_port,
       .workers = c->workers,
       .max_conns = c->proxy_max_conns,
+      .max_conns_per_app = c->proxy_max_conns_per_app,
+      .pipe_pool = d->pipe_pool,
       .connect_timeout_ms = c->connect_timeout_ms,
       .handshake_timeout_ms = c->handshake_timeout_ms,
       .idle_timeout_s = c->idle_timeout_s,
@@ -152,10 +190,10 @@ static int serve(struct daemon *d) {
     goto out;
   }
   log_info("tproxy serving: RPC %s:%u, proxy %s:%u (%u workers), base domain %s, WireGuard %s "
-           "(%s)%s",
+           "(%s)%s; at most %u proxied connections",
            c->address, d->srv->port, c->listen_addr, tproxy_proxy_port(t->proxy),
            tproxy_proxy_workers(t->proxy), c->base_domain, c->wg_interface, c->wg_mode,
-           c->dev ? ", dev mode" : "");
+           c->dev ? ", dev mode" : "", c->proxy_max_conns);
   if (!str_isempty(c->simulator_dir))
     log_warn("simulated quotes are trusted ([core.quote] simulator_dir = %s): dev only",
              c->simulator_dir);
@@ -237,6 +275,10 @@ int main(int argc, char **argv) {
     goto out;
   }
   log_level_from_config(cfg.log_level);
+  if (fit_fd_limit(&cfg, &d.pipe_pool) < 0) {
+    ret = EXIT_CONFIG;
+    goto out;
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (check) {
     struct tproxy_certs *certs = NULL;

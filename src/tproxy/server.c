@@ -93,12 +93,18 @@ int tproxy_dashboard_render(struct tproxy *t, struct buf *out) {
     struct tproxy_proxy_stats ps;
     tproxy_proxy_stats(t->proxy, &ps);
     r = buf_printf(out,
-                   "<h1>Proxy</h1>\n<p>%llu connections accepted, %llu open; %llu terminated, "
-                   "%llu h2, %llu passthrough; %llu unknown app, %llu bad hello</p>\n",
+                   "<h1>Proxy</h1>\n<p>%llu connections accepted, %llu open (at most %llu, "
+                   "%llu per app); %llu terminated, %llu h2, %llu passthrough; %llu unknown app, "
+                   "%llu bad hello; %llu refused for lack of room, accepting paused %llu "
+                   "times</p>\n",
                    (unsigned long long)ps.accepted, (unsigned long long)ps.active,
+                   (unsigned long long)ps.max_conns, (unsigned long long)ps.max_conns_per_app,
                    (unsigned long long)ps.terminated, (unsigned long long)ps.h2,
                    (unsigned long long)ps.passthrough, (unsigned long long)ps.unknown_app,
-                   (unsigned long long)(ps.bad_hello + ps.no_sni + ps.bad_sni));
+                   (unsigned long long)(ps.bad_hello + ps.no_sni + ps.bad_sni),
+                   (unsigned long long)(ps.rejected_full + ps.rejected_app_full +
+                                        ps.rejected_pending_full + ps.no_fds),
+                   (unsigned long long)ps.accept_paused);
   }
   if (r >= 0)
     r = buf_append_str(out, "</body></html>\n");
