@@ -24,6 +24,7 @@
 #include "ratls/ratls_verify.h"
 #include "server.h"
 #include "tproxy.h"
+#include "wgproc.h"
 
 #define EXIT_USAGE CLI_EXIT_USAGE
 #define EXIT_CONFIG CLI_EXIT_CONFIG
@@ -92,7 +93,16 @@ static int fit_fd_limit(struct tproxy_config *c, unsigned *ret_pipe_pool) {
 static void poll_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   struct tproxy *t = arg;
+  (void)tproxy_wgproc_reap(t->wgproc); /* in case a SIGCHLD was missed */
   (void)tproxy_registry_poll(t->reg, tproxy_now(t));
+}
+
+/* Dev mode's wireguard-go was started again: a new, empty interface gets every peer. */
+static void wg_up_cb(void *arg) {
+  struct tproxy *t = arg;
+  if (t->reg->wg)
+    wg_iface_invalidate(t->reg->wg);
+  (void)tproxy_registry_sync(t->reg);
 }
 
 static void cert_cb(evutil_socket_t fd, short what, void *arg) {
@@ -180,6 +190,10 @@ static int serve(struct daemon *d) {
     goto out;
   }
   net_listening_print(stdout, "tls", c->listen_addr, tproxy_proxy_port(t->proxy));
+  if (t->wgproc && tproxy_wgproc_watch(t->wgproc, base, wg_up_cb, t) < 0) {
+    fprintf(stderr, "tproxy: cannot watch wireguard-go\n");
+    goto out;
+  }
   struct timeval pt = {c->wg_poll_interval, 0}, ct = {c->cert_poll_s, 0};
   d->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, t);
   d->cert_ev = event_new(base, -1, EV_PERSIST, cert_cb, t->certs);
@@ -214,6 +228,8 @@ out:
     event_free(d->cert_ev);
   if (d->hup_ev)
     event_free(d->hup_ev);
+  if (t->wgproc)
+    (void)tproxy_wgproc_watch(t->wgproc, NULL, NULL, NULL);
   net_loop_free(base);
   return ret;
 }
@@ -233,7 +249,6 @@ int main(int argc, char **argv) {
   struct tproxy_config cfg;
   char err[512] = "";
   _cleanup_free_ char *dev_abs = NULL;
-  pid_t wg_pid = 0;
   int r;
   if (dev_dir) {
     if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
@@ -294,7 +309,7 @@ int main(int argc, char **argv) {
     ret = 0;
     goto out;
   }
-  if (dev_abs && (r = tproxy_dev_wg_start(dev_abs, &cfg, &wg_pid, err, sizeof(err))) < 0) {
+  if (dev_abs && (r = tproxy_dev_wg_start(dev_abs, &cfg, &d.t.wgproc, err, sizeof(err))) < 0) {
     fprintf(stderr, "tproxy: dev mode: %s\n", err);
     goto out;
   }
@@ -305,7 +320,7 @@ int main(int argc, char **argv) {
   ret = serve(&d);
 out:
   close_state(&d);
-  tproxy_dev_wg_stop(&cfg, wg_pid);
+  tproxy_wgproc_stop(d.t.wgproc);
   tproxy_config_free(&cfg);
   dcap_fetch_caches_free();
   curl_global_cleanup();
