@@ -8,8 +8,9 @@
  *   DIR/certbot/live/{cert,key}.pem  a self-signed wildcard for *.<base_domain> (app.localhost)
  *   DIR/tproxy.db          registrations
  * The WireGuard interface is run by wireguard-go (started and watched by tproxy, its control
- * socket and pid file under DIR/wg) when tproxy runs as root and wireguard-go is installed; otherwise [core.wg] mode is
- * "none" and registrations are stored and routed without an interface. */
+ * socket and pid file under DIR/wg) when tproxy runs as root and wireguard-go is installed;
+ * otherwise [core.wg] mode is "none" and registrations are stored and routed without an
+ * interface. */
 #pragma once
 
 #include <stddef.h>

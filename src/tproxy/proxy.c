@@ -1132,8 +1132,8 @@ int tproxy_proxy_metrics(const struct tproxy_proxy *p, struct buf *out) {
                      "tproxy_connections_total{kind=\"h2\"} %llu\n",
                      (unsigned long long)s.accepted, (unsigned long long)s.active,
                      (unsigned long long)s.max_conns, (unsigned long long)s.max_conns_per_app,
-                     (unsigned long long)s.accept_paused, (unsigned long long)s.passthrough, (unsigned long long)s.terminated,
-                     (unsigned long long)s.h2);
+                     (unsigned long long)s.accept_paused, (unsigned long long)s.passthrough,
+                     (unsigned long long)s.terminated, (unsigned long long)s.h2);
   if (r < 0)
     return r;
   struct {

@@ -12,10 +12,10 @@
  * Limits: max_conns connections at once (main derives it from RLIMIT_NOFILE, fdlimit.h); one
  * app may hold at most max_conns_per_app of them, and connections that have to wait (for the
  * rest of their ClientHello, or for a TXT lookup) at most an eighth, so neither a flood aimed
- * at one app nor slow ClientHellos take the slots every other app needs. When accept() fails for want of
- * descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) a worker stops accepting for
- * TPROXY_ACCEPT_PAUSE_MS instead of being woken again at once by its still-readable listener.
- * Such conditions are logged at most once per LOG_RATELIMIT_MS each. */
+ * at one app nor slow ClientHellos take the slots every other app needs. When accept() fails
+ * for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) a worker stops accepting
+ * for TPROXY_ACCEPT_PAUSE_MS instead of being woken again at once by its still-readable
+ * listener. Such conditions are logged at most once per LOG_RATELIMIT_MS each. */
 #pragma once
 
 #include <stdatomic.h>
