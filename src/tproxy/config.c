@@ -59,6 +59,7 @@ static const struct conftab_opt opts[] = {
     {"core.proxy", "tappd_port", CONFTAB_U16, O(tappd_port), "8090", 0, NULL},
     {"core.proxy", "workers", CONFTAB_U32, O(workers), "0", 0, NULL},
     {"core.proxy", "max_conns", CONFTAB_U32, O(proxy_max_conns), "16384", 0, NULL},
+    {"core.proxy", "max_conns_per_app", CONFTAB_U32, O(proxy_max_conns_per_app), "0", 0, NULL},
     {"core.proxy", "connect_timeout", CONFTAB_U32, O(connect_timeout_ms), "5000", 0, NULL},
     {"core.proxy", "handshake_timeout", CONFTAB_U32, O(handshake_timeout_ms), "10000", 0, NULL},
     {"core.proxy", "idle_timeout", CONFTAB_U32, O(idle_timeout_s), "600", 0, NULL},

@@ -2,16 +2,11 @@
 #include "dev.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,8 +23,6 @@
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
 #include "wg.h"
-
-extern char **environ;
 
 static int write_pem_pair(const char *dir, const char *name, X509 *cert, EVP_PKEY *key) {
   _cleanup_buf_ struct buf pem = BUF_INIT(64 * 1024);
@@ -231,124 +224,22 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
   return 0;
 }
 
-static int run(char *const argv[]) {
-  pid_t pid;
-  int st;
-  if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
-    return -errno;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return -errno;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
-}
-
-int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c, pid_t *ret_pid, char *err,
-                        size_t errlen) {
-  *ret_pid = 0;
+int tproxy_dev_wg_start(const char *dir, const struct tproxy_config *c,
+                        struct tproxy_wgproc **ret, char *err, size_t errlen) {
+  *ret = NULL;
   _cleanup_free_ char *sock_dir = str_printf("%s/wg", dir);
   if (!sock_dir)
     return -ENOMEM;
   if (!str_eq(c->wg_mode, "uapi") || !str_eq(c->wg_sock_dir, sock_dir))
     return 0;
-  _cleanup_free_ char *sock = str_printf("%s/%s.sock", sock_dir, c->wg_interface);
-  if (!sock)
-    return -ENOMEM;
-  int r = mkdir_p(sock_dir, 0700);
-  if (r < 0)
-    return str_err(err, errlen, r, "creating %s: %s", sock_dir, strerror(-r));
-  /* wireguard-go takes the listening socket from WG_UAPI_FD but watches its usual path
-   * /run/wireguard/<ifname>.sock (and exits when that goes away): a symlink to ours, which also
-   * lets `wg show` find it. */
-  _cleanup_free_ char *std = str_printf("%s/%s.sock", WG_RUN_DIR, c->wg_interface);
-  if (!std)
-    return -ENOMEM;
-  if ((r = mkdir_p(WG_RUN_DIR, 0755)) < 0)
-    return str_err(err, errlen, r, "creating %s: %s", WG_RUN_DIR, strerror(-r));
-  struct stat lst;
-  if (lstat(std, &lst) == 0 && !S_ISLNK(lst.st_mode))
-    return str_err(err, errlen, -EEXIST, "%s exists: another WireGuard interface has that name",
-                std);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(sock) >= sizeof(sa.sun_path))
-    return str_err(err, errlen, -ENAMETOOLONG, "%s: path too long for a socket", sock);
-  strcpy(sa.sun_path, sock);
-  (void)unlink(sock);
-  /* wireguard-go takes its control socket from WG_UAPI_FD, so it lives under DIR. */
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (fd < 0)
-    return -errno;
-  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-    r = -errno;
-    close(fd);
-    return str_err(err, errlen, r, "%s: %s", sock, strerror(-r));
-  }
-  (void)chmod(sock, 0600);
-  (void)unlink(std);
-  if (symlink(sock, std) < 0) {
-    r = -errno;
-    close(fd);
-    return str_err(err, errlen, r, "linking %s to %s: %s", std, sock, strerror(-r));
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd, 3);
-  posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO); /* our stdout: ours */
-  char *argv[] = {"wireguard-go", "-f", c->wg_interface, NULL};
-  char fdenv[] = "WG_UAPI_FD=3";
-  char fgenv[] = "WG_PROCESS_FOREGROUND=1";
-  size_t n = 0;
-  while (environ[n])
-    n++;
-  char **env = calloc(n + 3, sizeof(*env));
-  if (!env) {
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
-    return -ENOMEM;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!str_startswith(environ[i], "WG_"))
-      env[k++] = environ[i];
-  env[k++] = fdenv;
-  env[k++] = fgenv;
-  pid_t pid;
-  r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env);
-  posix_spawn_file_actions_destroy(&fa);
-  free(env);
-  close(fd);
-  if (r != 0)
-    return str_err(err, errlen, -r, "starting wireguard-go: %s", strerror(r));
-  /* Wait (bounded) until the interface exists, then address it. */
-  _cleanup_free_ char *sysfs = str_printf("/sys/class/net/%s", c->wg_interface);
-  for (int i = 0; i < 100 && sysfs && access(sysfs, F_OK) < 0; i++)
-    usleep(50 * 1000);
   char cidr[32];
   const char *slash = strchr(c->wg_client_ip_range, '/');
   snprintf(cidr, sizeof(cidr), "%s%s", c->wg_ip, slash ? slash : "/24");
-  char *addr[] = {"ip", "addr", "replace", cidr, "dev", c->wg_interface, NULL};
-  char *up[] = {"ip", "link", "set", c->wg_interface, "up", NULL};
-  if (run(addr) < 0 || run(up) < 0)
-    log_warn("dev mode: addressing %s failed; WireGuard peers may not reach tproxy",
-             c->wg_interface);
-  *ret_pid = pid;
-  log_info("dev mode: wireguard-go (pid %d) runs %s, control socket %s", (int)pid,
-           c->wg_interface, sock);
-  return 0;
-}
-
-void tproxy_dev_wg_stop(const struct tproxy_config *c, pid_t pid) {
-  if (pid <= 0)
-    return;
-  _cleanup_free_ char *std = str_printf("%s/%s.sock", WG_RUN_DIR, c->wg_interface);
-  struct stat lst;
-  if (std && lstat(std, &lst) == 0 && S_ISLNK(lst.st_mode))
-    (void)unlink(std);
-  (void)kill(pid, SIGTERM);
-  for (int i = 0; i < 40; i++) {
-    if (waitpid(pid, NULL, WNOHANG) == pid)
-      return;
-    usleep(50 * 1000);
-  }
-  (void)kill(pid, SIGKILL);
-  (void)waitpid(pid, NULL, 0);
+  struct tproxy_wgproc_opts o = {
+      .ifname = c->wg_interface,
+      .sock_dir = sock_dir,
+      .run_dir = WG_RUN_DIR,
+      .address = cidr,
+  };
+  return tproxy_wgproc_start(&o, ret, err, errlen);
 }

@@ -18,11 +18,13 @@
 #include "certs.h"
 #include "dev.h"
 #include "dns.h"
+#include "fdlimit.h"
 #include "net/loop.h"
 #include "proxy.h"
 #include "ratls/ratls_verify.h"
 #include "server.h"
 #include "tproxy.h"
+#include "wgproc.h"
 
 #define EXIT_USAGE CLI_EXIT_USAGE
 #define EXIT_CONFIG CLI_EXIT_CONFIG
@@ -51,12 +53,56 @@ struct daemon {
   struct tproxy_server *srv;
   struct tproxy_dns_cache *dns_cache;
   struct event *poll_ev, *cert_ev, *hup_ev;
+  unsigned pipe_pool; /* idle splice pipes per proxy worker (fdlimit.h) */
 };
+
+/* Fits the RPC server's and the proxy's connection caps to RLIMIT_NOFILE (raised to its hard
+ * limit first): a cap that does not fit is lowered with a warning; a limit too small to serve
+ * is refused. */
+static int fit_fd_limit(struct tproxy_config *c, unsigned *ret_pipe_pool) {
+  uint64_t nofile;
+  struct tproxy_fd_plan p;
+  int r = tproxy_fdlimit_raise(&nofile);
+  if (r < 0)
+    return log_errno(r, "reading RLIMIT_NOFILE");
+  unsigned workers = tproxy_proxy_workers_resolve(c->workers);
+  r = tproxy_fdlimit_plan(nofile, workers, c->max_conns, c->proxy_max_conns, &p);
+  if (r < 0) {
+    log_error("RLIMIT_NOFILE is %llu: too few descriptors to serve (tproxy keeps %u for itself "
+              "with %u proxy workers, and needs at least %d more for connections); raise it "
+              "(ulimit -n, LimitNOFILE=)",
+              (unsigned long long)nofile, p.reserve, workers,
+              TPROXY_FD_MIN_CONNS * (TPROXY_FDS_PER_CONN + 1));
+    return r;
+  }
+  if (p.rpc_conns < c->max_conns) {
+    log_warn("max_conns %u (RPC) does not fit in RLIMIT_NOFILE %llu next to the proxy: using %u",
+             c->max_conns, (unsigned long long)nofile, p.rpc_conns);
+    c->max_conns = p.rpc_conns;
+  }
+  if (p.proxy_conns < c->proxy_max_conns) {
+    log_warn("[core.proxy] max_conns %u needs %d descriptors per connection, more than "
+             "RLIMIT_NOFILE %llu leaves: using %u (raise the limit to allow more)",
+             c->proxy_max_conns, TPROXY_FDS_PER_CONN, (unsigned long long)nofile, p.proxy_conns);
+    c->proxy_max_conns = p.proxy_conns;
+  }
+  *ret_pipe_pool = p.pipe_pool;
+  return 0;
+}
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   struct tproxy *t = arg;
+  (void)tproxy_wgproc_reap(t->wgproc); /* in case a SIGCHLD was missed */
   (void)tproxy_registry_poll(t->reg, tproxy_now(t));
+}
+
+/* Dev mode's wireguard-go was started again: a new, empty interface gets every peer. */
+static void wg_up_cb(void *arg) {
+  struct tproxy *t = arg;
+  if (t->reg->wg)
+    wg_iface_invalidate(t->reg->wg);
+  (void)tproxy_registry_sync(t->reg);
 }
 
 static void cert_cb(evutil_socket_t fd, short what, void *arg) {
@@ -119,6 +165,8 @@ static int serve(struct daemon *d) {
       .listen_port = c->listen_port,
       .workers = c->workers,
       .max_conns = c->proxy_max_conns,
+      .max_conns_per_app = c->proxy_max_conns_per_app,
+      .pipe_pool = d->pipe_pool,
       .connect_timeout_ms = c->connect_timeout_ms,
       .handshake_timeout_ms = c->handshake_timeout_ms,
       .idle_timeout_s = c->idle_timeout_s,
@@ -142,6 +190,10 @@ static int serve(struct daemon *d) {
     goto out;
   }
   net_listening_print(stdout, "tls", c->listen_addr, tproxy_proxy_port(t->proxy));
+  if (t->wgproc && tproxy_wgproc_watch(t->wgproc, base, wg_up_cb, t) < 0) {
+    fprintf(stderr, "tproxy: cannot watch wireguard-go\n");
+    goto out;
+  }
   struct timeval pt = {c->wg_poll_interval, 0}, ct = {c->cert_poll_s, 0};
   d->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, t);
   d->cert_ev = event_new(base, -1, EV_PERSIST, cert_cb, t->certs);
@@ -152,10 +204,10 @@ static int serve(struct daemon *d) {
     goto out;
   }
   log_info("tproxy serving: RPC %s:%u, proxy %s:%u (%u workers), base domain %s, WireGuard %s "
-           "(%s)%s",
+           "(%s)%s; at most %u proxied connections",
            c->address, d->srv->port, c->listen_addr, tproxy_proxy_port(t->proxy),
            tproxy_proxy_workers(t->proxy), c->base_domain, c->wg_interface, c->wg_mode,
-           c->dev ? ", dev mode" : "");
+           c->dev ? ", dev mode" : "", c->proxy_max_conns);
   if (!str_isempty(c->simulator_dir))
     log_warn("simulated quotes are trusted ([core.quote] simulator_dir = %s): dev only",
              c->simulator_dir);
@@ -176,6 +228,8 @@ out:
     event_free(d->cert_ev);
   if (d->hup_ev)
     event_free(d->hup_ev);
+  if (t->wgproc)
+    (void)tproxy_wgproc_watch(t->wgproc, NULL, NULL, NULL);
   net_loop_free(base);
   return ret;
 }
@@ -195,7 +249,6 @@ int main(int argc, char **argv) {
   struct tproxy_config cfg;
   char err[512] = "";
   _cleanup_free_ char *dev_abs = NULL;
-  pid_t wg_pid = 0;
   int r;
   if (dev_dir) {
     if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
@@ -237,6 +290,10 @@ int main(int argc, char **argv) {
     goto out;
   }
   log_level_from_config(cfg.log_level);
+  if (fit_fd_limit(&cfg, &d.pipe_pool) < 0) {
+    ret = EXIT_CONFIG;
+    goto out;
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (check) {
     struct tproxy_certs *certs = NULL;
@@ -252,7 +309,7 @@ int main(int argc, char **argv) {
     ret = 0;
     goto out;
   }
-  if (dev_abs && (r = tproxy_dev_wg_start(dev_abs, &cfg, &wg_pid, err, sizeof(err))) < 0) {
+  if (dev_abs && (r = tproxy_dev_wg_start(dev_abs, &cfg, &d.t.wgproc, err, sizeof(err))) < 0) {
     fprintf(stderr, "tproxy: dev mode: %s\n", err);
     goto out;
   }
@@ -263,7 +320,7 @@ int main(int argc, char **argv) {
   ret = serve(&d);
 out:
   close_state(&d);
-  tproxy_dev_wg_stop(&cfg, wg_pid);
+  tproxy_wgproc_stop(d.t.wgproc);
   tproxy_config_free(&cfg);
   dcap_fetch_caches_free();
   curl_global_cleanup();

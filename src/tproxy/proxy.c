@@ -21,8 +21,10 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/str.h"
+#include "appconns.h"
 #include "certs.h"
 #include "dns.h"
+#include "fdlimit.h"
 #include "hosts.h"
 #include "net/tls_hello.h"
 #include "route.h"
@@ -35,7 +37,6 @@
 #define PIPE_WANT (256 << 10) /* passthrough: pipe capacity asked for (F_SETPIPE_SZ); at most
                               * 2 x this per connection can sit in pipes */
 #define PIPE_MIN 65536       /* the default capacity, always there */
-#define PIPE_POOL 256        /* idle pipes kept per worker */
 #define TICK_MS 250          /* timeout sweep */
 
 /* TLS alert descriptions sent before a session exists. */
@@ -47,6 +48,10 @@
 enum counter {
   K_ACCEPTED,
   K_REJECTED_FULL,
+  K_REJECTED_APP_FULL,
+  K_REJECTED_PENDING_FULL,
+  K_NO_FDS,
+  K_ACCEPT_PAUSED,
   K_BAD_HELLO,
   K_NO_SNI,
   K_BAD_SNI,
@@ -92,6 +97,8 @@ struct conn {
   SSL *ssl;
   struct tproxy_dns_query *dq;
   bool c_rd, c_wr, b_rd, b_wr;
+  bool pending;     /* counted in px->pending: waits for the rest of its hello, or DNS */
+  bool app_counted; /* counted in px->apps for route.app_id */
   struct dir up, down; /* up: client → backend */
 };
 
@@ -102,11 +109,13 @@ struct worker {
   struct event_base *base;
   int lfd;
   struct event *lev, *tick;
+  struct event *resume; /* accepting again after a pause */
+  bool paused;
   struct event **steal; /* the other workers' listeners, n_workers - 1 */
   size_t n_steal;
   struct tproxy_dns *dns;
   struct conn head; /* list sentinel */
-  int pipes[PIPE_POOL][2];
+  int pipes[TPROXY_PIPE_POOL_MAX][2];
   size_t n_pipes;
   uint8_t peek[TLS_HELLO_MAX_INPUT];
   _Atomic uint64_t k[_K_MAX];
@@ -119,7 +128,16 @@ struct tproxy_proxy {
   unsigned n_workers;
   struct worker *w;
   atomic_uint active;
+  atomic_uint pending;  /* connections waiting for the rest of a hello, or DNS */
+  unsigned max_pending; /* max_conns / 8, at least 1 */
+  struct tproxy_appconns *apps;
+  /* One warning per condition per LOG_RATELIMIT_MS, shared by the workers. */
+  struct log_ratelimit rl_accept, rl_full, rl_app_full, rl_pending_full, rl_fds;
 };
+
+static bool errno_is_resource(int e) {
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -156,7 +174,7 @@ static size_t pipe_cap(int fd) {
 static void pipe_put(struct worker *w, int p[2], bool clean) {
   if (p[0] < 0)
     return;
-  if (clean && w->n_pipes < PIPE_POOL) {
+  if (clean && w->n_pipes < MIN(w->px->o.pipe_pool, (unsigned)TPROXY_PIPE_POOL_MAX)) {
     w->pipes[w->n_pipes][0] = p[0];
     w->pipes[w->n_pipes][1] = p[1];
     w->n_pipes++;
@@ -187,6 +205,10 @@ static void conn_close(struct conn *c) {
   pipe_put(w, c->down.pipe, c->down.inpipe == 0);
   free(c->up.buf);
   free(c->down.buf);
+  if (c->pending)
+    atomic_fetch_sub_explicit(&w->px->pending, 1, memory_order_relaxed);
+  if (c->app_counted)
+    tproxy_appconns_release(w->px->apps, c->route.app_id);
   c->prev->next = c->next;
   c->next->prev = c->prev;
   atomic_fetch_sub_explicit(&w->px->active, 1, memory_order_relaxed);
@@ -210,7 +232,12 @@ static void conn_pump(struct conn *c);
 
 static void conn_route_ready(struct conn *c) {
   struct worker *w = c->w;
-  struct tproxy_hosts *h = tproxy_table_acquire(w->px->o.table);
+  struct tproxy_proxy *px = w->px;
+  if (c->pending) {
+    c->pending = false;
+    atomic_fetch_sub_explicit(&px->pending, 1, memory_order_relaxed);
+  }
+  struct tproxy_hosts *h = tproxy_table_acquire(px->o.table);
   c->n_cand = tproxy_hosts_pick(h, c->route.app_id, now_ms(), c->cand, MAX_CANDIDATES);
   tproxy_hosts_release(h);
   c->i_cand = 0;
@@ -220,6 +247,19 @@ static void conn_route_ready(struct conn *c) {
     conn_alert_close(c, ALERT_UNRECOGNIZED_NAME);
     return;
   }
+  int r = tproxy_appconns_acquire(px->apps, c->route.app_id);
+  if (r < 0) {
+    if (r == -EBUSY) {
+      count(w, K_REJECTED_APP_FULL, 1);
+      log_warn_ratelimited(&px->rl_app_full,
+                           "proxy: app %s holds %u connections, its share of max_conns: "
+                           "refusing more",
+                           c->route.app_id, tproxy_appconns_limit(px->apps));
+    }
+    conn_alert_close(c, ALERT_INTERNAL_ERROR);
+    return;
+  }
+  c->app_counted = true;
   c->st = C_CONNECT;
   conn_connect_next(c);
 }
@@ -235,6 +275,29 @@ static void dns_cb(int status, const struct tproxy_route *route, void *arg) {
   }
   c->route = *route;
   conn_route_ready(c);
+}
+
+/* c has to wait, for the rest of its ClientHello or for a TXT lookup: it counts among the
+ * connections that may hold at most max_pending slots (slow or silent clients, names that
+ * resolve slowly must not take the slots of connections that are ready). False: too many
+ * wait already, c was closed. */
+static bool conn_pending_mark(struct conn *c) {
+  struct tproxy_proxy *px = c->w->px;
+  if (c->pending)
+    return true;
+  unsigned n = atomic_fetch_add_explicit(&px->pending, 1, memory_order_relaxed);
+  if (n >= px->max_pending) {
+    atomic_fetch_sub_explicit(&px->pending, 1, memory_order_relaxed);
+    count(c->w, K_REJECTED_PENDING_FULL, 1);
+    log_warn_ratelimited(&px->rl_pending_full,
+                         "proxy: %u connections wait for the rest of their ClientHello or for "
+                         "DNS: refusing more",
+                         n);
+    conn_alert_close(c, ALERT_INTERNAL_ERROR);
+    return false;
+  }
+  c->pending = true;
+  return true;
 }
 
 static void conn_route(struct conn *c) {
@@ -265,46 +328,51 @@ static void conn_route(struct conn *c) {
     c->dq = NULL;
     count(w, K_DNS_FAILED, 1);
     conn_alert_close(c, ALERT_INTERNAL_ERROR);
+  } else {
+    (void)conn_pending_mark(c);
   }
 }
 
 /* ---------------------------------------------------------------- ClientHello */
 
-static void conn_hello(struct conn *c) {
+/* True when c waits for the rest of its ClientHello (c is alive); false when c moved on or was
+ * closed. */
+static bool conn_hello(struct conn *c) {
   struct worker *w = c->w;
   ssize_t n = recv(c->cfd, w->peek, sizeof(w->peek), MSG_PEEK);
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR)
-      return;
+      return true;
     conn_close(c);
-    return;
+    return false;
   }
   if (n == 0) { /* closed before a complete hello */
     count(w, K_BAD_HELLO, 1);
     conn_close(c);
-    return;
+    return false;
   }
   struct tls_hello h;
   int r = tls_hello_parse(w->peek, (size_t)n, &h);
   if (r == -EAGAIN) {
-    if ((size_t)n >= sizeof(w->peek)) {
-      count(w, K_BAD_HELLO, 1);
-      conn_alert_close(c, ALERT_DECODE_ERROR);
-    }
-    return;
+    if ((size_t)n < sizeof(w->peek))
+      return true;
+    count(w, K_BAD_HELLO, 1);
+    conn_alert_close(c, ALERT_DECODE_ERROR);
+    return false;
   }
   if (r < 0) {
     count(w, K_BAD_HELLO, 1);
     conn_alert_close(c, ALERT_DECODE_ERROR);
-    return;
+    return false;
   }
   if (!h.sni[0]) {
     count(w, K_NO_SNI, 1);
     conn_alert_close(c, ALERT_HANDSHAKE_FAILURE);
-    return;
+    return false;
   }
   memcpy(c->sni, h.sni, sizeof(c->sni));
   conn_route(c);
+  return false;
 }
 
 /* ---------------------------------------------------------------- backend connect */
@@ -322,8 +390,15 @@ static void conn_connect_next(struct conn *c) {
   while (c->i_cand < c->n_cand) {
     uint32_t ip = c->cand[c->i_cand++];
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-      break;
+    if (fd < 0) {
+      int e = errno;
+      if (!errno_is_resource(e))
+        break;
+      count(w, K_NO_FDS, 1);
+      log_warn_errno_ratelimited(&w->px->rl_fds, -e, "proxy: connecting to a backend");
+      conn_alert_close(c, ALERT_INTERNAL_ERROR);
+      return;
+    }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->route.port),
@@ -364,8 +439,10 @@ static void conn_relay_start(struct conn *c) {
     }
     count(w, c->route.mode == ROUTE_H2 ? K_H2 : K_TERMINATED, 1);
   } else {
-    if (pipe_get(w, c->up.pipe) < 0 || pipe_get(w, c->down.pipe) < 0) {
-      log_warn("proxy: no pipes: %s", strerror(errno));
+    int r;
+    if ((r = pipe_get(w, c->up.pipe)) < 0 || (r = pipe_get(w, c->down.pipe)) < 0) {
+      count(w, K_NO_FDS, 1);
+      log_warn_errno_ratelimited(&w->px->rl_fds, r, "proxy: making splice pipes");
       conn_close(c);
       return;
     }
@@ -606,7 +683,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg) {
   switch (c->st) {
   case C_HELLO:
     if (what & EV_READ)
-      conn_hello(c);
+      (void)conn_hello(c);
     break;
   case C_HANDSHAKE:
     conn_handshake(c);
@@ -634,22 +711,87 @@ static void backend_cb(evutil_socket_t fd, short what, void *arg) {
     conn_pump(c);
 }
 
+/* Network errors of the connection being accepted: try the next one (accept(2)). */
+static bool accept_error_transient(int e) {
+  switch (e) {
+  case EINTR: case ECONNABORTED: case EPROTO: case EPERM: case ENETDOWN: case ENOPROTOOPT:
+  case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static void worker_accept_set(struct worker *w, bool on) {
+  struct timeval tv = {0, TPROXY_ACCEPT_PAUSE_MS * 1000};
+  w->paused = !on;
+  if (on)
+    (void)event_add(w->lev, NULL);
+  else
+    (void)event_del(w->lev);
+  for (size_t i = 0; i < w->n_steal; i++) {
+    if (on)
+      (void)event_add(w->steal[i], NULL);
+    else
+      (void)event_del(w->steal[i]);
+  }
+  if (!on)
+    (void)event_add(w->resume, &tv);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  worker_accept_set(arg, true);
+}
+
+/* accept() failed for want of descriptors or memory: the listener stays readable, so waiting
+ * for it again would wake this worker at once, forever. Stop watching the listeners for a
+ * moment instead; connections wait in the backlog meanwhile. */
+static void worker_accept_pause(struct worker *w, int err) {
+  struct tproxy_proxy *px = w->px;
+  count(w, K_ACCEPT_PAUSED, 1);
+  log_warn_errno_ratelimited(&px->rl_accept, -err,
+                             "proxy: accepting connections (%u open, max_conns %u); pausing "
+                             "for %u ms",
+                             atomic_load_explicit(&px->active, memory_order_relaxed),
+                             px->o.max_conns, TPROXY_ACCEPT_PAUSE_MS);
+  if (!w->paused)
+    worker_accept_set(w, false);
+}
+
+/* Takes a slot (px->active); false when all are taken. */
+static bool conn_admit(struct worker *w) {
+  struct tproxy_proxy *px = w->px;
+  unsigned n = atomic_fetch_add_explicit(&px->active, 1, memory_order_relaxed);
+  if (n < px->o.max_conns)
+    return true;
+  atomic_fetch_sub_explicit(&px->active, 1, memory_order_relaxed);
+  count(w, K_REJECTED_FULL, 1);
+  log_warn_ratelimited(&px->rl_full, "proxy: %u connections open (max_conns): refusing new ones",
+                       n);
+  return false;
+}
+
 static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
   (void)what;
   struct worker *w = arg;
   struct tproxy_proxy *px = w->px;
   int batch = lfd == w->lfd ? ACCEPT_BATCH : STEAL_BATCH;
-  for (int i = 0; i < batch; i++) {
+  for (int i = 0; i < batch && !w->paused; i++) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-        log_debug("proxy: accept: %s", strerror(errno));
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK)
+        return;
+      if (accept_error_transient(e)) {
+        log_debug("proxy: accept: %s", strerror(e));
+        continue;
+      }
+      worker_accept_pause(w, e);
       return;
     }
     count(w, K_ACCEPTED, 1);
-    if (atomic_fetch_add_explicit(&px->active, 1, memory_order_relaxed) >= px->o.max_conns) {
-      atomic_fetch_sub_explicit(&px->active, 1, memory_order_relaxed);
-      count(w, K_REJECTED_FULL, 1);
+    if (!conn_admit(w)) {
       close(fd);
       continue;
     }
@@ -676,7 +818,8 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
       conn_close(c);
       continue;
     }
-    conn_hello(c);
+    if (conn_hello(c))
+      (void)conn_pending_mark(c);
   }
 }
 
@@ -790,8 +933,10 @@ static int worker_init(struct tproxy_proxy *px, struct worker *w, char *err, siz
   }
   w->lev = event_new(w->base, w->lfd, EV_READ | EV_PERSIST, accept_cb, w);
   w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+  w->resume = evtimer_new(w->base, resume_cb, w);
   struct timeval tv = {0, TICK_MS * 1000};
-  if (!w->lev || !w->tick || event_add(w->lev, NULL) < 0 || event_add(w->tick, &tv) < 0)
+  if (!w->lev || !w->tick || !w->resume || event_add(w->lev, NULL) < 0 ||
+      event_add(w->tick, &tv) < 0)
     return -ENOMEM;
   if (px->o.dns_cache) {
     struct tproxy_dns_opts d = {
@@ -822,6 +967,8 @@ static void worker_free(struct worker *w) {
   free(w->steal);
   if (w->tick)
     event_free(w->tick);
+  if (w->resume)
+    event_free(w->resume);
   if (w->lfd >= 0)
     close(w->lfd);
   while (w->n_pipes) {
@@ -846,13 +993,15 @@ int tproxy_proxy_start(const struct tproxy_proxy_opts *o, struct tproxy_proxy **
   px->base_domain = strdup(o->base_domain);
   px->dns_servers = strdup(o->dns_servers ? o->dns_servers : "");
   px->port = o->listen_port;
-  px->n_workers = o->workers;
-  if (!px->n_workers) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    px->n_workers = n > 0 ? (unsigned)MIN(n, 64) : 1;
-  }
+  px->n_workers = tproxy_proxy_workers_resolve(o->workers);
+  px->o.max_conns = MAX(o->max_conns, 1u);
+  px->max_pending = MAX(px->o.max_conns / 8, 1u);
+  unsigned per_app = o->max_conns_per_app ? MIN(o->max_conns_per_app, px->o.max_conns)
+                                          : px->o.max_conns - px->o.max_conns / 4;
+  px->o.max_conns_per_app = per_app;
   px->w = calloc(px->n_workers, sizeof(*px->w));
-  if (!px->listen_addr || !px->base_domain || !px->dns_servers || !px->w)
+  if (!px->listen_addr || !px->base_domain || !px->dns_servers || !px->w ||
+      tproxy_appconns_new(per_app, &px->apps) < 0)
     goto fail;
   for (unsigned i = 0; i < px->n_workers; i++)
     px->w[i].lfd = -1;
@@ -895,6 +1044,13 @@ fail:
   return r;
 }
 
+unsigned tproxy_proxy_workers_resolve(unsigned configured) {
+  if (configured)
+    return configured;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)MIN(n, 64) : 1;
+}
+
 uint16_t tproxy_proxy_port(const struct tproxy_proxy *p) {
   return p->port;
 }
@@ -915,6 +1071,7 @@ void tproxy_proxy_stop(struct tproxy_proxy *p) {
   for (unsigned i = 0; p->w && i < p->n_workers; i++)
     worker_free(&p->w[i]);
   free(p->w);
+  tproxy_appconns_free(p->apps);
   free(p->listen_addr);
   free(p->base_domain);
   free(p->dns_servers);
@@ -929,7 +1086,14 @@ void tproxy_proxy_stats(const struct tproxy_proxy *p, struct tproxy_proxy_stats 
   *ret = (struct tproxy_proxy_stats){
       .accepted = k[K_ACCEPTED],
       .active = atomic_load_explicit(&((struct tproxy_proxy *)p)->active, memory_order_relaxed),
+      .max_conns = p->o.max_conns,
+      .max_conns_per_app = p->o.max_conns_per_app,
+      .max_pending = p->max_pending,
       .rejected_full = k[K_REJECTED_FULL],
+      .rejected_app_full = k[K_REJECTED_APP_FULL],
+      .rejected_pending_full = k[K_REJECTED_PENDING_FULL],
+      .no_fds = k[K_NO_FDS],
+      .accept_paused = k[K_ACCEPT_PAUSED],
       .bad_hello = k[K_BAD_HELLO],
       .no_sni = k[K_NO_SNI],
       .bad_sni = k[K_BAD_SNI],
@@ -956,20 +1120,29 @@ int tproxy_proxy_metrics(const struct tproxy_proxy *p, struct buf *out) {
                      "tproxy_connections_accepted_total %llu\n"
                      "# TYPE tproxy_connections_active gauge\n"
                      "tproxy_connections_active %llu\n"
+                     "# TYPE tproxy_connections_max gauge\n"
+                     "tproxy_connections_max %llu\n"
+                     "# TYPE tproxy_connections_max_per_app gauge\n"
+                     "tproxy_connections_max_per_app %llu\n"
+                     "# TYPE tproxy_accept_paused_total counter\n"
+                     "tproxy_accept_paused_total %llu\n"
                      "# TYPE tproxy_connections_total counter\n"
                      "tproxy_connections_total{kind=\"passthrough\"} %llu\n"
                      "tproxy_connections_total{kind=\"terminated\"} %llu\n"
                      "tproxy_connections_total{kind=\"h2\"} %llu\n",
                      (unsigned long long)s.accepted, (unsigned long long)s.active,
-                     (unsigned long long)s.passthrough, (unsigned long long)s.terminated,
-                     (unsigned long long)s.h2);
+                     (unsigned long long)s.max_conns, (unsigned long long)s.max_conns_per_app,
+                     (unsigned long long)s.accept_paused, (unsigned long long)s.passthrough,
+                     (unsigned long long)s.terminated, (unsigned long long)s.h2);
   if (r < 0)
     return r;
   struct {
     const char *reason;
     uint64_t v;
   } f[] = {
-      {"full", s.rejected_full},        {"bad_hello", s.bad_hello},
+      {"full", s.rejected_full},        {"app_full", s.rejected_app_full},
+      {"pending_full", s.rejected_pending_full}, {"no_fds", s.no_fds},
+      {"bad_hello", s.bad_hello},
       {"no_sni", s.no_sni},             {"bad_sni", s.bad_sni},
       {"unknown_app", s.unknown_app},   {"dns_failed", s.dns_failed},
       {"backend_failed", s.backend_failed}, {"hello_timeout", s.hello_timeout},

@@ -7,7 +7,15 @@
  * routes connect, then run the TLS handshake with the wildcard certificate (certs.h) and copy
  * plaintext to and from the backend. Instances that refuse a connection are skipped for a while
  * and the next one is tried. Failures before a TLS session exists are answered with a TLS
- * alert record, then the connection is closed; every outcome is counted. */
+ * alert record, then the connection is closed; every outcome is counted.
+ *
+ * Limits: max_conns connections at once (main derives it from RLIMIT_NOFILE, fdlimit.h); one
+ * app may hold at most max_conns_per_app of them, and connections that have to wait (for the
+ * rest of their ClientHello, or for a TXT lookup) at most an eighth, so neither a flood aimed
+ * at one app nor slow ClientHellos take the slots every other app needs. When accept() fails
+ * for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) a worker stops accepting
+ * for TPROXY_ACCEPT_PAUSE_MS instead of being woken again at once by its still-readable
+ * listener. Such conditions are logged at most once per LOG_RATELIMIT_MS each. */
 #pragma once
 
 #include <stdatomic.h>
@@ -25,6 +33,8 @@ struct tproxy_proxy_opts {
   uint16_t listen_port; /* 0 = any free port (the same for every worker) */
   unsigned workers;     /* 0 = one per online CPU */
   unsigned max_conns;   /* client connections open at once, over all workers */
+  unsigned max_conns_per_app; /* of those, one app's; 0 = max_conns - max_conns / 4 */
+  unsigned pipe_pool;   /* idle splice pipes a worker keeps (at most TPROXY_PIPE_POOL_MAX) */
   unsigned connect_timeout_ms;
   unsigned handshake_timeout_ms; /* ClientHello and TLS handshake, each */
   unsigned idle_timeout_s;
@@ -43,7 +53,14 @@ struct tproxy_proxy_opts {
 struct tproxy_proxy_stats {
   uint64_t accepted;
   uint64_t active;
+  uint64_t max_conns;       /* the limits in force */
+  uint64_t max_conns_per_app;
+  uint64_t max_pending;
   uint64_t rejected_full;   /* over max_conns */
+  uint64_t rejected_app_full; /* the app holds max_conns_per_app */
+  uint64_t rejected_pending_full; /* too many connections wait for a hello or DNS */
+  uint64_t no_fds;          /* closed for want of a descriptor (backend socket, pipes) */
+  uint64_t accept_paused;   /* accept() failed for want of resources: paused */
   uint64_t bad_hello;       /* not a TLS ClientHello, or too big */
   uint64_t no_sni;
   uint64_t bad_sni;         /* malformed name under the base domain */
@@ -62,6 +79,11 @@ struct tproxy_proxy_stats {
 };
 
 struct tproxy_proxy;
+
+#define TPROXY_ACCEPT_PAUSE_MS 250
+
+/* The number of workers tproxy_proxy_start runs for a configured count (0 = one per CPU). */
+unsigned tproxy_proxy_workers_resolve(unsigned configured);
 
 /* Binds every listener (errors come back here, with a message in err), then starts the workers. */
 int tproxy_proxy_start(const struct tproxy_proxy_opts *o, struct tproxy_proxy **ret, char *err,

@@ -7,6 +7,7 @@
 
 #include "acme.h"
 #include "base/hex.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "certs.h"
@@ -76,6 +77,15 @@ int tproxy_dashboard_render(struct tproxy *t, struct buf *out) {
   }
   if (r >= 0)
     r = buf_append_str(out, "</table>\n");
+  if (r >= 0) {
+    char detail[512];
+    bool ok = tproxy_wg_healthy(t, detail, sizeof(detail));
+    r = buf_printf(out, "<h1>WireGuard</h1>\n<p>%s: ", ok ? "up" : "<b>DOWN</b>");
+    if (r >= 0)
+      r = buf_append_html(out, detail);
+    if (r >= 0)
+      r = buf_printf(out, "; %zu registration(s)</p>\n", n);
+  }
   if (r >= 0 && t->certs) {
     struct tproxy_certs_stats cs;
     tproxy_certs_stats(t->certs, &cs);
@@ -93,12 +103,18 @@ int tproxy_dashboard_render(struct tproxy *t, struct buf *out) {
     struct tproxy_proxy_stats ps;
     tproxy_proxy_stats(t->proxy, &ps);
     r = buf_printf(out,
-                   "<h1>Proxy</h1>\n<p>%llu connections accepted, %llu open; %llu terminated, "
-                   "%llu h2, %llu passthrough; %llu unknown app, %llu bad hello</p>\n",
+                   "<h1>Proxy</h1>\n<p>%llu connections accepted, %llu open (at most %llu, "
+                   "%llu per app); %llu terminated, %llu h2, %llu passthrough; %llu unknown app, "
+                   "%llu bad hello; %llu refused for lack of room, accepting paused %llu "
+                   "times</p>\n",
                    (unsigned long long)ps.accepted, (unsigned long long)ps.active,
+                   (unsigned long long)ps.max_conns, (unsigned long long)ps.max_conns_per_app,
                    (unsigned long long)ps.terminated, (unsigned long long)ps.h2,
                    (unsigned long long)ps.passthrough, (unsigned long long)ps.unknown_app,
-                   (unsigned long long)(ps.bad_hello + ps.no_sni + ps.bad_sni));
+                   (unsigned long long)(ps.bad_hello + ps.no_sni + ps.bad_sni),
+                   (unsigned long long)(ps.rejected_full + ps.rejected_app_full +
+                                        ps.rejected_pending_full + ps.no_fds),
+                   (unsigned long long)ps.accept_paused);
   }
   if (r >= 0)
     r = buf_append_str(out, "</body></html>\n");
@@ -144,6 +160,8 @@ static void metrics_handler(struct http_request *req, void *ud) {
   struct tproxy_hosts *h = tproxy_table_acquire(&t->table);
   size_t nh = tproxy_hosts_count(h);
   tproxy_hosts_release(h);
+  char wg_detail[512];
+  bool wg_ok = tproxy_wg_healthy(t, wg_detail, sizeof(wg_detail));
   int r = buf_printf(&b,
                      "# TYPE tproxy_registrations gauge\ntproxy_registrations %zu\n"
                      "# TYPE tproxy_register_total counter\n"
@@ -151,10 +169,11 @@ static void metrics_handler(struct http_request *req, void *ud) {
                      "tproxy_register_total{result=\"refused\"} %llu\n"
                      "# TYPE tproxy_registrations_expired_total counter\n"
                      "tproxy_registrations_expired_total %llu\n"
-                     "# TYPE tproxy_wg_failures_total counter\ntproxy_wg_failures_total %llu\n",
+                     "# TYPE tproxy_wg_failures_total counter\ntproxy_wg_failures_total %llu\n"
+                     "# TYPE tproxy_wg_up gauge\ntproxy_wg_up %d\n",
                      nh, (unsigned long long)t->stats.registered,
                      (unsigned long long)t->stats.refused, (unsigned long long)t->reg->n_expired,
-                     (unsigned long long)t->reg->n_wg_failures);
+                     (unsigned long long)t->reg->n_wg_failures, wg_ok ? 1 : 0);
   if (r >= 0 && t->certs) {
     struct tproxy_certs_stats cs;
     tproxy_certs_stats(t->certs, &cs);
@@ -175,11 +194,25 @@ static void metrics_handler(struct http_request *req, void *ud) {
   (void)http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 }
 
+/* 200 {"status":"ok","wireguard":"..."}, or 503 {"status":"error",...} when WireGuard does not
+ * work (dev mode's wireguard-go is not running, the interface refused its configuration). */
 static void health_handler(struct http_request *req, void *ud) {
-  (void)ud;
+  struct tproxy_server *s = ud;
   if (!is_get(req))
     return;
-  (void)http_reply(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
+  char detail[512];
+  bool ok = tproxy_wg_healthy(s->t, detail, sizeof(detail));
+  json_t *j = json_object();
+  _cleanup_free_ char *text = NULL;
+  if (j && json_set_str(j, "status", ok ? "ok" : "error") >= 0 &&
+      json_set_str(j, "wireguard", detail) >= 0)
+    text = json_dump_compact(j);
+  json_decref(j);
+  if (!text) {
+    (void)http_reply_error(req, 500, "out of memory");
+    return;
+  }
+  (void)http_reply(req, ok ? 200 : 503, "application/json", text, strlen(text));
 }
 
 int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,

@@ -8,6 +8,7 @@
 
 #include "acme.h"
 #include "proxy.h"
+#include "wgproc.h"
 #include "attest/dcap.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -29,6 +30,35 @@ uint32_t tproxy_external_port(const struct tproxy *t) {
 
 int64_t tproxy_now(const struct tproxy *t) {
   return t && t->now ? t->now() : (int64_t)time(NULL);
+}
+
+bool tproxy_wg_healthy(const struct tproxy *t, char *detail, size_t len) {
+  const char *ifname = t->cfg->wg_interface;
+  if (t->wgproc) {
+    struct tproxy_wgproc_status st;
+    tproxy_wgproc_status(t->wgproc, &st);
+    if (!tproxy_wgproc_running(t->wgproc)) {
+      snprintf(detail, len, "%s", st.detail);
+      return false;
+    }
+  }
+  if (!t->reg || !t->reg->wg) {
+    snprintf(detail, len, "no WireGuard interface ([core.wg] mode = \"none\")");
+    return true;
+  }
+  if (t->reg->wg_dirty) {
+    snprintf(detail, len, "WireGuard interface %s did not take its configuration (retrying)",
+             ifname);
+    return false;
+  }
+  if (t->wgproc) {
+    struct tproxy_wgproc_status st;
+    tproxy_wgproc_status(t->wgproc, &st);
+    snprintf(detail, len, "%s", st.detail);
+  } else {
+    snprintf(detail, len, "WireGuard interface %s configured", ifname);
+  }
+  return true;
 }
 
 int tproxy_verifier_new(const struct tproxy_config *c, struct ratls_verifier **ret, char *err,

@@ -9,15 +9,17 @@
  *             interface, endpoint
  *   [core.proxy] cert_chain, cert_key, base_domain, listen_addr, listen_port, tappd_port
  * Ours:
- *   max_conns, max_conns_per_source, request_timeout,    RPC server limits (lib/net/
- *   handshake_timeout (s; accept .. first request byte)  http_server.h)
+ *   RPC server limits (lib/net/http_server.h): max_conns (lowered like [core.proxy]'s),
+ *     max_conns_per_source, request_timeout, handshake_timeout (s; accept .. first byte)
  *   [core] state_db (SQLite registrations), dev
  *   [core.quote] pccs_url, cache_dir, simulator_dir ("" = simulated quotes are refused),
  *                tcb_statuses (accepted TCB statuses), allow_seed_event_log (accept seed-era
  *                event logs, whose names are not bound to digests; off, on in dev mode)
  *   [core.wg] mode ("syncconf" | "uapi" | "none"), sock_dir, wg_bin, stale_timeout (seconds
  *             without a handshake before a registration expires), poll_interval
- *   [core.proxy] workers (0 = one per CPU), max_conns, connect_timeout, handshake_timeout,
+ *   [core.proxy] workers (0 = one per CPU), max_conns (lowered, with a warning, to what
+ *                RLIMIT_NOFILE allows: fdlimit.h), max_conns_per_app (0 = three quarters of
+ *                max_conns), connect_timeout, handshake_timeout,
  *                idle_timeout (ms, ms, s), cert_poll (s), dns_servers ("" = resolv.conf),
  *                dns_legacy (also _tapp-address), dns_timeout (ms), dns_min_ttl, dns_max_ttl,
  *                dns_neg_ttl (s)
@@ -75,6 +77,7 @@ struct tproxy_config {
   uint16_t tappd_port;
   uint32_t workers;
   uint32_t proxy_max_conns;
+  uint32_t proxy_max_conns_per_app;
   uint32_t connect_timeout_ms;
   uint32_t handshake_timeout_ms;
   uint32_t idle_timeout_s;

@@ -13,6 +13,7 @@ import time
 import pytest
 from shutil import which as shutil_which
 
+from conftest import _clean_env
 from tproxy_common import (BASE, TPROXY, Backend, Cvm, Pki, Tproxy, curl, make_cert, pem,
                            key_pem, raw_exchange, wg_keypair)
 
@@ -500,6 +501,174 @@ def test_dev_mode(tmp_path, devns):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+class DevTproxy:
+    """`tproxy --dev DIR` in namespace ns (stderr to DIR/../tproxy-N.log)."""
+
+    def __init__(self, d, ns, n):
+        env = _clean_env()
+        self.d, self.ns = d, ns
+        self.log_path = d.parent / f"tproxy-{n}.log"
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, str(TPROXY), "--dev", str(d)],
+                                     stdout=subprocess.PIPE, stderr=self.logf, env=env)
+        from test_kms_common import read_line
+        lines = [read_line(self.proc, time.time() + 30) for _ in range(2)]
+        assert lines[0] and lines[0].startswith("listening https://127.0.0.1:"), (lines,
+                                                                                  self.log())
+        self.rpc = int(lines[0].rsplit(":", 1)[1])
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def curl(self, *args):
+        p = subprocess.run(["ip", "netns", "exec", self.ns, "curl", "-sS", "--max-time", "20",
+                            "--cacert", str(self.d / "certs" / "ca.cert"), "--resolve",
+                            f"localhost:{self.rpc}:127.0.0.1", "-w", "\n%{http_code}", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        body, _, code = p.stdout.rpartition(b"\n")
+        return int(code or 0), body, p.stderr.decode(errors="replace")
+
+    def register(self, c):
+        return self.curl("--cert", str(c.cert), "--key", str(c.key), "-H",
+                         "Content-Type: application/json", "--data-binary",
+                         '{"client_public_key":"%s"}' % c.wg_pub,
+                         f"https://localhost:{self.rpc}/prpc/Tproxy.RegisterCvm?json")
+
+    def get(self, path):
+        return self.curl(f"https://localhost:{self.rpc}{path}")
+
+    def close(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.logf.close()
+
+
+def dev_pki(d):
+    class P:
+        pass
+    pki = P()
+    pki.path = lambda n: d / "certs" / {"tmp-ca.cert": "ca.cert",
+                                        "tmp-ca.key": "ca.key"}.get(n, n)
+    return pki
+
+
+def wg_go_pids():
+    """Live wireguard-go processes (not zombies waiting for their new parent to reap them)."""
+    pids = set()
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        comm, rest = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:]
+        if comm == "wireguard-go" and rest[:1] not in ("Z", "X"):
+            pids.add(int(pid))
+    return pids
+
+
+def test_dev_mode_restart_after_kill(tmp_path, devns):
+    """tproxy --dev killed with SIGKILL and started again at once, a few times: its
+    wireguard-go from before is still exiting (it holds the interface name); the new tproxy
+    must wait for it, run its own, and have every registration as a peer."""
+    if not devns:
+        pytest.skip("needs root and wireguard-go")
+    d = tmp_path / "dev"
+    before = wg_go_pids()
+    cvms = []
+    t = None
+    try:
+        for n in range(3):
+            t = DevTproxy(d, devns, n)
+            c = Cvm(tmp_path, dev_pki(d), f"c{n}", sim_dir=d / "sim",
+                    compose=f"app {n}".encode())
+            st, body, err = t.register(c)
+            assert st == 200, (n, st, body, err, t.log()[-3000:])
+            cvms.append(c)
+            cfg = (d / "tproxy.toml").read_text()
+            ifname = cfg.split('interface = "')[1].split('"')[0]
+            from tproxy_topo import wg_uapi
+            out = wg_uapi(ifname, "get=1")
+            import base64
+            for x in cvms:  # every registration so far is a peer of the running wireguard-go
+                assert base64.b64decode(x.wg_pub).hex() in out, (n, out, t.log()[-3000:])
+            assert out.count("public_key=") == len(cvms), (n, out)
+            st, body, err = t.get("/health")
+            assert st == 200, (n, st, body)
+            # exactly one wireguard-go of ours runs
+            assert len(wg_go_pids() - before) == 1, (n, wg_go_pids() - before)
+            t.close(signal.SIGKILL)
+            t = None
+        # a clean stop takes its wireguard-go along
+        t = DevTproxy(d, devns, 99)
+        st, body, err = t.get("/health")
+        assert st == 200, (st, body)
+        t.close()
+        t = None
+        deadline = time.time() + 10
+        while wg_go_pids() - before and time.time() < deadline:
+            time.sleep(0.1)
+        assert not wg_go_pids() - before
+    finally:
+        if t:
+            t.close(signal.SIGKILL)
+        for pid in wg_go_pids() - before:  # nothing of ours outlives the test
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_dev_mode_wireguard_go_dies(tmp_path, devns):
+    """wireguard-go ends under a running dev tproxy: /health and the dashboard say WireGuard is
+    down (not "running"), then it is started again with every registration as a peer."""
+    if not devns:
+        pytest.skip("needs root and wireguard-go")
+    d = tmp_path / "dev"
+    before = wg_go_pids()
+    t = DevTproxy(d, devns, 0)
+    try:
+        c = Cvm(tmp_path, dev_pki(d), "c", sim_dir=d / "sim")
+        st, body, err = t.register(c)
+        assert st == 200, (st, body, err)
+        ours = wg_go_pids() - before
+        assert len(ours) == 1, ours
+        old = ours.pop()
+        os.kill(old, signal.SIGKILL)
+        seen_down, dash, deadline = None, None, time.time() + 20
+        while time.time() < deadline:
+            st, body, err = t.get("/health")
+            if st == 503 and seen_down is None:
+                seen_down = json.loads(body)
+                dash = t.get("/")[1].decode()
+            if st == 200 and seen_down is not None:
+                break
+            time.sleep(0.05)
+        assert seen_down and seen_down["status"] == "error", (seen_down, t.log()[-2000:])
+        assert "running" not in seen_down["wireguard"] and "down" in seen_down["wireguard"]
+        assert "DOWN" in dash and f"pid {old}" in dash, dash
+        assert st == 200 and json.loads(body)["status"] == "ok", (st, body, t.log()[-2000:])
+        assert "runs" in json.loads(body)["wireguard"]
+        new = wg_go_pids() - before
+        assert len(new) == 1 and old not in new, new
+        cfg = (d / "tproxy.toml").read_text()
+        ifname = cfg.split('interface = "')[1].split('"')[0]
+        from tproxy_topo import wg_uapi
+        import base64
+        out = wg_uapi(ifname, "get=1")
+        assert base64.b64decode(c.wg_pub).hex() in out and "allowed_ip=10.4.0.2/32" in out, out
+        assert "exited" in t.log() or "killed" in t.log()
+        m = t.get("/metrics")[1].decode()
+        assert "tproxy_wg_up 1" in m, m
+    finally:
+        t.close()
+        for pid in wg_go_pids() - before:
+            os.kill(pid, signal.SIGKILL)
 
 
 def nginx_h2c(tmp, addr, port, body):

@@ -173,7 +173,7 @@ class Tproxy:
 
     def __init__(self, tmp, pki, sim_dir=None, name="tproxy", extra="", wg=None,
                  ip_range="127.77.0.0/24", server_ip="127.77.0.1", netns=None, address="127.0.0.1",
-                 start=True, quote=""):
+                 start=True, quote="", wrap=()):
         self.dir = pathlib.Path(tmp) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "certbot" / "live").mkdir(parents=True, exist_ok=True)
@@ -185,6 +185,7 @@ class Tproxy:
                 os.chmod(p, 0o600)
         self.pki = pki
         self.netns = netns
+        self.wrap = list(wrap)  # a command prefix that execs tproxy (e.g. prlimit --nofile=N)
         wgconf = wg or 'mode = "none"\n'
         sim_line = f'simulator_dir = "{sim_dir}"\n' if sim_dir else ""
         self.config = (
@@ -207,7 +208,7 @@ class Tproxy:
             self.start()
 
     def cmd(self):
-        c = [str(TPROXY), "-c", str(self.dir / "tproxy.toml")]
+        c = self.wrap + [str(TPROXY), "-c", str(self.dir / "tproxy.toml")]
         return (["ip", "netns", "exec", self.netns] + c) if self.netns else c
 
     def start(self, expect_start=True):

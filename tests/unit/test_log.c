@@ -65,10 +65,49 @@ static void test_log_env(void **state) {
   log_level_set(LOG_LVL_INFO);
 }
 
+static void test_log_ratelimit(void **state) {
+  (void)state;
+  struct log_ratelimit rl = {0};
+  uint64_t n = 99;
+  assert_true(log_ratelimit_ok(&rl, 200, &n));
+  assert_int_equal(n, 0);
+  for (int i = 0; i < 1000; i++)
+    assert_false(log_ratelimit_ok(&rl, 200, &n));
+  usleep(250 * 1000);
+  assert_true(log_ratelimit_ok(&rl, 200, &n));
+  assert_int_equal(n, 1000);
+  assert_false(log_ratelimit_ok(&rl, 200, &n));
+}
+
+static struct log_ratelimit emit_rl;
+
+static void emit_flood(void) {
+  for (int i = 0; i < 500; i++)
+    log_warn_errno_ratelimited(&emit_rl, -EMFILE, "accepting %d", i);
+}
+
+static void test_log_ratelimited_lines(void **state) {
+  (void)state;
+  log_level_set(LOG_LVL_INFO);
+  char *out = capture_stderr(emit_flood);
+  /* one line for 500 calls */
+  assert_non_null(strstr(out, "warn: accepting 0: Too many open files\n"));
+  assert_null(strstr(out, "accepting 1"));
+  free(out);
+  /* the next one to go out tells how many were held back */
+  atomic_store(&emit_rl.next_ms, 0);
+  out = capture_stderr(emit_flood);
+  assert_non_null(strstr(out, "warn: accepting 0: Too many open files (499 more since the last "
+                              "report)\n"));
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_log_levels),
       cmocka_unit_test(test_log_env),
+      cmocka_unit_test(test_log_ratelimit),
+      cmocka_unit_test(test_log_ratelimited_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
