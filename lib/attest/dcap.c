@@ -1208,3 +1208,32 @@ int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **re
   *ret = TAKE_PTR(j);
   return 0;
 }
+
+/* ---- the PCK chain alone ---- */
+
+int dcap_verify_pck_chain(struct dcap_verifier *v, const struct quote *q, int64_t now,
+                          bool *ret_simulated, char *err, size_t errlen) {
+  if (err && errlen)
+    err[0] = '\0';
+  if (!v || !q) {
+    errf(err, errlen, "invalid argument");
+    return -EINVAL;
+  }
+  if (memcmp(q->qe_vendor_id, intel_qe_vendor_id, 16) != 0) {
+    errf(err, errlen, "quote: unsupported QE vendor ID");
+    return -ENOTSUP;
+  }
+  if (q->cert_type != QUOTE_CERT_PCK_CHAIN || q->pck_chain_pem.len == 0) {
+    errf(err, errlen, "quote: certification data type %u is not a PCK chain", q->cert_type);
+    return -ENOTSUP;
+  }
+  struct chain_entry *ch = NULL;
+  int r = chain_get(v, q->pck_chain_pem, &ch, err, errlen);
+  if (r < 0)
+    return r;
+  r = windows_check(&ch->win, WIN_CERT, now, err, errlen);
+  if (r >= 0 && ret_simulated)
+    *ret_simulated = ch->anchor == ANCHOR_SIM;
+  entry_unref(v, &ch->e);
+  return r < 0 ? r : 0;
+}

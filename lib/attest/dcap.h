@@ -102,6 +102,15 @@ int dcap_verify(struct dcap_verifier *v, const uint8_t *quote, size_t len,
 
 void dcap_result_free(struct dcap_result *r);
 
+/* Only the first step of dcap_verify, for callers that must know a quote is worth fetching
+ * collateral for: the quote's PCK chain (signatures, CA flags, the PCK leaf and its SGX
+ * extension) up to a trusted root, every certificate valid at now. Revocation is not checked
+ * (the CRLs come with the collateral); dcap_verify still does all of it. The chain is cached
+ * as dcap_verify caches it. *ret_simulated (may be NULL): the root is the simulator's. Errors
+ * as dcap_verify. */
+int dcap_verify_pck_chain(struct dcap_verifier *v, const struct quote *q, int64_t now,
+                          bool *ret_simulated, char *err, size_t errlen);
+
 /* {"status","advisory_ids","fmspc","tee_type" ("TDX"/"SGX"),"simulated","collateral_expiry"
  * (date string),"platform_status","qe_status","module_status","pck_ca","quote_version"} and,
  * with with_body, "body": quote_to_json(). */

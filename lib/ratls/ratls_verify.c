@@ -15,6 +15,7 @@
 #include "attest/dcap_fetch.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
+#include "net/offload.h"
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/json.h"
@@ -23,6 +24,8 @@
 #include "crypto/x509.h"
 
 #define FETCH_TIMEOUT_MS 30000L
+#define FETCH_FAIL_TTL_S 30 /* a failed fetch is not retried for the same chain before this */
+#define PREFETCH_MAX_INFLIGHT 16
 #define CHAIN_CACHE_N 64
 #define DIR_SIG_MAX_ENTRIES 4096
 
@@ -46,6 +49,29 @@ struct chain_entry {
   bool have_next;
   int64_t next_update;
   int64_t uptodate_since;
+  int64_t fail_until; /* the last fetch failed: refuse until then, with fail_why */
+  char fail_why[200];
+};
+
+/* A collateral fetch on an offload pool, and the requests waiting for it. */
+struct ratls_prefetch {
+  struct ratls_prefetch *next;
+  struct fetch_job *job;
+  ratls_prefetch_fn cb;
+  void *ud;
+};
+
+struct fetch_job {
+  struct fetch_job *next;
+  struct ratls_verifier *v;
+  uint8_t key[32];
+  uint8_t *quote; /* a copy: the work runs on another thread */
+  size_t quote_len;
+  char *pccs_url, *cache_dir;
+  int64_t now;
+  struct dcap_collateral col;
+  int result;
+  struct ratls_prefetch *waiters;
 };
 
 struct ratls_verifier {
@@ -57,6 +83,9 @@ struct ratls_verifier {
   uint8_t sim_root_hash[32]; /* SHA-256 of sim_root_der (valid when sim_root_der.len) */
   struct chain_entry chains[CHAIN_CACHE_N];
   uint64_t clock;
+  bool no_blocking_fetch;
+  struct fetch_job *inflight; /* prefetches running on a pool, one per chain */
+  size_t n_inflight;
 };
 
 /* The reason r, with its explanation in why. */
@@ -65,6 +94,9 @@ struct ratls_verifier {
 void ratls_verifier_free(struct ratls_verifier *v) {
   if (!v)
     return;
+  /* Fetches still running (the pool should have been freed first) find no verifier. */
+  for (struct fetch_job *j = v->inflight; j; j = j->next)
+    j->v = NULL;
   dcap_verifier_free(v->dcap);
   free(v->pccs_url);
   free(v->cache_dir);
@@ -88,6 +120,7 @@ int ratls_verifier_new(const struct ratls_verifier_opts *c, struct ratls_verifie
   struct dcap_verifier_opts vo = {0};
   _cleanup_free_ char *root = NULL;
   int r = -ENOMEM;
+  v->no_blocking_fetch = c->no_blocking_fetch;
   if ((!str_isempty(c->pccs_url) && !(v->pccs_url = strdup(c->pccs_url))) ||
       (!str_isempty(c->cache_dir) && !(v->cache_dir = dup_or_null(c->cache_dir))))
     goto fail;
@@ -328,10 +361,17 @@ static int64_t newest_uptodate(const char *tcb_info) {
   return best;
 }
 
-/* Loads (or fetches) the collateral for q into col. */
-static enum ratls_reason load_collateral(struct ratls_verifier *v, const struct quote *q, bool is_sim,
-                                       int64_t now, struct dcap_collateral *col, char *why,
+static enum ratls_reason refuse_failed(const struct chain_entry *e, int64_t now, char *why,
                                        size_t whylen) {
+  return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "%s (retried in %lld s)",
+                e->fail_why, (long long)(e->fail_until - now));
+}
+
+/* Loads (or fetches) the collateral for q into col. A failed fetch is remembered in e (when
+ * there is one) for FETCH_FAIL_TTL_S. */
+static enum ratls_reason load_collateral(struct ratls_verifier *v, struct chain_entry *e,
+                                       const struct quote *q, bool is_sim, int64_t now,
+                                       struct dcap_collateral *col, char *why, size_t whylen) {
   int r;
   if (is_sim) {
     r = dcap_collateral_from_dir_quote(v->sim_collateral, q, col);
@@ -343,15 +383,28 @@ static enum ratls_reason load_collateral(struct ratls_verifier *v, const struct 
   if (!v->pccs_url)
     return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
                   "no pccs_url configured to fetch collateral from");
+  if (e && e->fail_until > now)
+    return refuse_failed(e, now, why, whylen);
+  if (v->no_blocking_fetch)
+    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
+                  "the collateral for this platform is not fetched yet (too many fetches at "
+                  "once); retry");
   struct dcap_fetch_opts fo = {
       .http = {.timeout_ms = FETCH_TIMEOUT_MS},
       .cache_dir = v->cache_dir,
       .now = now,
   };
   r = dcap_fetch_collateral(v->pccs_url, q, &fo, col);
-  if (r < 0)
-    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "fetching collateral from %s: %s",
-                  v->pccs_url, strerror(-r));
+  if (r < 0) {
+    enum ratls_reason rr = refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
+                                  "fetching collateral from %s: %s", v->pccs_url, strerror(-r));
+    if (e) {
+      e->fail_until = now + FETCH_FAIL_TTL_S;
+      snprintf(e->fail_why, sizeof(e->fail_why), "fetching collateral from %s: %s", v->pccs_url,
+               strerror(-r));
+    }
+    return rr;
+  }
   return RATLS_OK;
 }
 
@@ -378,12 +431,14 @@ static enum ratls_reason get_collateral(struct ratls_verifier *v, struct chain_e
     *ret_uptodate = e->uptodate_since;
     return RATLS_OK;
   }
-  enum ratls_reason rr = load_collateral(v, q, is_sim, now, tmp, why, whylen);
+  enum ratls_reason rr = load_collateral(v, e, q, is_sim, now, tmp, why, whylen);
   if (rr != RATLS_OK)
     return rr;
   int64_t next = 0;
   bool has_next = dcap_collateral_next_update(tmp, &next) == 0;
   int64_t uptodate = newest_uptodate(tmp->tcb_info);
+  if (e)
+    e->fail_until = 0;
   if (e && (!is_sim || have_sig)) {
     dcap_collateral_free(&e->col);
     e->col = *tmp;
@@ -431,6 +486,12 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
   if (!is_sim && looks_sim)
     return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
                   "the quote is signed by a simulated platform this KMS does not trust");
+  /* Nothing is loaded or fetched for a quote whose PCK chain does not lead to a trusted root
+   * (a forged chain would otherwise pick the FMSPC we ask the PCCS for). */
+  char err[256] = "";
+  r = dcap_verify_pck_chain(v->dcap, &q, now, NULL, err, sizeof(err));
+  if (r < 0)
+    return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s", err[0] ? err : strerror(-r));
 
   struct dcap_collateral tmp = {0};
   const struct dcap_collateral *col = NULL;
@@ -446,7 +507,7 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
     dcap_collateral_free(&tmp);
     return refuse(RATLS_R_COLLATERAL_EXPIRED, why, whylen, "collateral expired at %s", d);
   }
-  char err[256] = "";
+  err[0] = '\0';
   r = dcap_verify(v->dcap, data, len, col, now, &p->dcap, err, sizeof(err));
   if (r >= 0)
     p->tcb_uptodate_since = uptodate;
@@ -457,6 +518,160 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
   if (p->dcap.quote.body_type != QUOTE_BODY_TD10 && p->dcap.quote.body_type != QUOTE_BODY_TD15)
     return refuse(RATLS_R_UNSUPPORTED_QUOTE, why, whylen, "not a TDX quote");
   return RATLS_OK;
+}
+
+/* ---- prefetch ---- */
+
+static void fetch_job_free(struct fetch_job *j) {
+  if (!j)
+    return;
+  free(j->quote);
+  free(j->pccs_url);
+  free(j->cache_dir);
+  dcap_collateral_free(&j->col);
+  free(j);
+}
+
+/* On a worker thread: only the job's own copies are touched. */
+static int fetch_work(void *ud) {
+  struct fetch_job *j = ud;
+  struct quote q;
+  int r = quote_parse(j->quote, j->quote_len, &q);
+  if (r < 0)
+    return r;
+  struct dcap_fetch_opts fo = {
+      .http = {.timeout_ms = FETCH_TIMEOUT_MS},
+      .cache_dir = j->cache_dir,
+      .now = j->now,
+  };
+  return dcap_fetch_collateral(j->pccs_url, &q, &fo, &j->col);
+}
+
+/* On the loop thread: the result goes into the chain entry (found again: it may have been
+ * evicted meanwhile), then every waiter is told. */
+static void fetch_done(void *ud, int result) {
+  struct fetch_job *j = ud, **pp;
+  struct ratls_verifier *v = j->v;
+  struct chain_entry *e = NULL;
+  if (v) {
+    for (pp = &v->inflight; *pp && *pp != j; pp = &(*pp)->next)
+      ;
+    if (*pp) {
+      *pp = j->next;
+      v->n_inflight--;
+    }
+    struct quote q;
+    if (quote_parse(j->quote, j->quote_len, &q) == 0)
+      e = chain_get(v, &q);
+  }
+  if (e && memcmp(e->key, j->key, sizeof(j->key)) == 0 && !e->is_sim) {
+    if (result >= 0) {
+      int64_t next = 0;
+      dcap_collateral_free(&e->col);
+      e->col = j->col;
+      memset(&j->col, 0, sizeof(j->col));
+      e->have_col = true;
+      e->have_sig = false;
+      e->have_next = dcap_collateral_next_update(&e->col, &next) == 0;
+      e->next_update = next;
+      e->uptodate_since = newest_uptodate(e->col.tcb_info);
+      e->fail_until = 0;
+    } else {
+      e->fail_until = j->now + FETCH_FAIL_TTL_S;
+      snprintf(e->fail_why, sizeof(e->fail_why), "fetching collateral from %s: %s", j->pccs_url,
+               result == -ECANCELED ? "cancelled" : strerror(-result));
+    }
+  }
+  struct ratls_prefetch *w = j->waiters;
+  j->waiters = NULL;
+  fetch_job_free(j);
+  while (w) {
+    struct ratls_prefetch *next = w->next;
+    ratls_prefetch_fn cb = w->cb;
+    void *cb_ud = w->ud;
+    free(w);
+    cb(cb_ud);
+    w = next;
+  }
+}
+
+int ratls_verifier_prefetch(struct ratls_verifier *v, struct offload *pool, X509 *cert,
+                            int64_t now, ratls_prefetch_fn cb, void *ud,
+                            struct ratls_prefetch **ret) {
+  if (!v || !pool || !cb || !ret)
+    return -EINVAL;
+  if (!cert || !v->pccs_url)
+    return 0;
+  _cleanup_ratls_attestation_ struct ratls_attestation a = {0};
+  struct quote q;
+  if (ratls_cert_attestation(cert, &a) < 0 || ratls_report_data_binds_key(cert, &a) < 0 ||
+      quote_parse(a.quote.data, a.quote.len, &q) < 0 || q.tee_type != QUOTE_TEE_TDX)
+    return 0; /* refused without collateral */
+  struct chain_entry *e = chain_get(v, &q);
+  if (!e || e->is_sim || e->looks_sim || e->fail_until > now ||
+      (e->have_col && e->have_next && e->next_update > now))
+    return 0;
+  if (dcap_verify_pck_chain(v->dcap, &q, now, NULL, NULL, 0) < 0)
+    return 0; /* refused without fetching anything */
+  struct fetch_job *j;
+  for (j = v->inflight; j && memcmp(j->key, e->key, sizeof(e->key)) != 0; j = j->next)
+    ;
+  bool fresh = false;
+  if (!j) {
+    if (v->n_inflight >= PREFETCH_MAX_INFLIGHT)
+      return 0; /* the verification says "not fetched yet" */
+    j = calloc(1, sizeof(*j));
+    if (!j)
+      return 0;
+    j->v = v;
+    memcpy(j->key, e->key, sizeof(j->key));
+    j->now = now;
+    j->quote_len = a.quote.len;
+    j->quote = malloc(a.quote.len);
+    j->pccs_url = strdup(v->pccs_url);
+    j->cache_dir = v->cache_dir ? strdup(v->cache_dir) : NULL;
+    if (!j->quote || !j->pccs_url || (v->cache_dir && !j->cache_dir)) {
+      fetch_job_free(j);
+      return 0;
+    }
+    memcpy(j->quote, a.quote.data, a.quote.len);
+    fresh = true;
+  }
+  struct ratls_prefetch *w = calloc(1, sizeof(*w));
+  if (!w) {
+    if (fresh)
+      fetch_job_free(j);
+    return 0;
+  }
+  if (fresh) {
+    if (offload_submit(pool, fetch_work, fetch_done, j) < 0) {
+      free(w);
+      fetch_job_free(j);
+      return 0;
+    }
+    j->next = v->inflight;
+    v->inflight = j;
+    v->n_inflight++;
+  }
+  *w = (struct ratls_prefetch){.next = j->waiters, .job = j, .cb = cb, .ud = ud};
+  j->waiters = w;
+  *ret = w;
+  return 1;
+}
+
+void ratls_prefetch_cancel(struct ratls_prefetch *w) {
+  if (!w)
+    return;
+  struct ratls_prefetch **pp;
+  for (pp = &w->job->waiters; *pp && *pp != w; pp = &(*pp)->next)
+    ;
+  if (*pp)
+    *pp = w->next;
+  free(w);
+}
+
+size_t ratls_verifier_fetches(const struct ratls_verifier *v) {
+  return v ? v->n_inflight : 0;
 }
 
 enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,

@@ -73,6 +73,10 @@ struct ratls_verifier_opts {
   const char *pccs_url;      /* collateral source for real quotes ("" / NULL: none) */
   const char *cache_dir;     /* disk cache of fetched collateral (NULL: none) */
   const char *simulator_dir; /* trust this simulator's root and collateral (NULL: never) */
+  /* Never fetch collateral inside ratls_verify_peer (which would stall an event loop for up to
+   * the fetch timeout): fetches happen only through ratls_verifier_prefetch, and a quote whose
+   * collateral is not there yet is refused as collateral_unavailable. */
+  bool no_blocking_fetch;
 };
 
 struct ratls_verifier;
@@ -81,6 +85,27 @@ struct ratls_verifier;
 int ratls_verifier_new(const struct ratls_verifier_opts *o, struct ratls_verifier **ret,
                        char *err, size_t errlen);
 void ratls_verifier_free(struct ratls_verifier *v);
+
+/* ---- fetching collateral off the event loop ----
+ * A server on an event loop calls ratls_verifier_prefetch before it verifies a request's
+ * certificate. Only a quote whose certificate binds it, whose PCK chain verifies to a trusted
+ * root, and whose collateral is neither cached nor failed in the last FETCH_FAIL_TTL_S (30 s)
+ * makes a fetch; it runs on pool (one per platform chain at a time, later requests for it wait
+ * for that one; at most 16 at once), and cb(ud) runs on the loop thread when it ended, whatever
+ * its result: the verification that follows uses the collateral or reports the failure.
+ * Returns 1 (cb will run; *ret is the wait, which ratls_prefetch_cancel ends early, e.g. when
+ * the client went away; it is freed just before cb runs), 0 when there is nothing to wait for
+ * (cb never runs), <0 bad arguments. The pool must be freed (offload_free) before the
+ * verifier. On the loop thread, like every other call on the verifier. */
+struct offload;
+struct ratls_prefetch;
+typedef void (*ratls_prefetch_fn)(void *ud);
+int ratls_verifier_prefetch(struct ratls_verifier *v, struct offload *pool, X509 *cert,
+                            int64_t now, ratls_prefetch_fn cb, void *ud,
+                            struct ratls_prefetch **ret);
+void ratls_prefetch_cancel(struct ratls_prefetch *w);
+/* Prefetches running now. */
+size_t ratls_verifier_fetches(const struct ratls_verifier *v);
 
 /* A verified peer. */
 struct ratls_peer {

@@ -24,6 +24,7 @@ struct kms_server {
   struct kms *k;
   struct kms_api api;
   struct http_server *http;
+  struct offload *pool; /* collateral fetches, off the loop */
   SSL_CTX *tls;
   uint16_t port;
 };

@@ -14,9 +14,10 @@
 struct kms_config;
 
 /* Trusts the simulator (its root and collateral under simulator_dir) only when the configuration
- * allows simulated platforms. */
-int kms_verifier_new(const struct kms_config *c, struct ratls_verifier **ret, char *err,
-                     size_t errlen);
+ * allows simulated platforms. on_loop: the verifier serves an event loop, so it never fetches
+ * collateral itself (the server prefetches it on its offload pool: ratls_http.h). */
+int kms_verifier_new(const struct kms_config *c, bool on_loop, struct ratls_verifier **ret,
+                     char *err, size_t errlen);
 
 static inline enum kms_reason kms_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,
                                               struct ratls_peer *p, char *why, size_t whylen) {

@@ -156,7 +156,7 @@ int kms_onboard(const struct kms_config *c, const char *source_url, int64_t now,
     str_err(err, errlen, r, "--source: expected an https:// URL of the source KMS");
     goto out;
   }
-  if ((r = kms_verifier_new(c, &o.v, err, errlen)) < 0)
+  if ((r = kms_verifier_new(c, false, &o.v, err, errlen)) < 0)
     goto out;
   if ((r = kms_tee_open(c, &tee)) < 0) {
     str_err(err, errlen, r, "opening this KMS's TEE: %s", strerror(-r));

@@ -20,8 +20,15 @@
 #include "net/http_server.h"
 #include "net/loop.h"
 #include "net/http_tls.h"
+#include "net/offload.h"
 #include "ratls/ratls.h"
+#include "ratls/ratls_http.h"
 #include "ratls/ratls_verify.h"
+
+/* Collateral fetches run on these threads (each waits on the network, not the CPU); more at once
+ * than KMS_FETCH_PENDING are not started (the verifier caps itself lower). */
+#define KMS_FETCH_THREADS 4
+#define KMS_FETCH_PENDING 64
 
 int kms_tee_open(const struct kms_config *c, struct tee **ret) {
   if (str_eq_ptr(c->tee, "sim"))
@@ -295,6 +302,14 @@ static void metrics_handler(struct http_request *req, void *ud) {
   (void)http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 }
 
+/* /prpc/: the methods verify client certificates; their collateral is fetched first, off the
+ * loop, so that a slow PCCS stalls only the requests that need it. */
+static void prpc_handler(struct http_request *req, void *ud) {
+  struct kms_server *s = ud;
+  ratls_http_prefetch_then(req, s->k->verifier, s->pool, kms_now(s->k), prpc_http_handler,
+                           &s->api.router);
+}
+
 int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms_server **ret,
                    char *err, size_t errlen) {
   struct kms_server *s = calloc(1, sizeof(*s));
@@ -317,11 +332,15 @@ int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms
     str_err(err, errlen, r, "setting up TLS metrics: %s", strerror(-r));
     goto fail;
   }
+  if ((r = offload_new(base, KMS_FETCH_THREADS, KMS_FETCH_PENDING, &s->pool)) < 0) {
+    str_err(err, errlen, r, "starting the fetch threads: %s", strerror(-r));
+    goto fail;
+  }
   if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
       (r = http_server_route(s->http, "/", status_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/health", health_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/metrics", metrics_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/prpc/", prpc_http_handler, &s->api.router)) < 0) {
+      (r = http_server_route(s->http, "/prpc/", prpc_handler, s)) < 0) {
     str_err(err, errlen, r, "setting up the HTTP server: %s", strerror(-r));
     goto fail;
   }
@@ -341,7 +360,8 @@ fail:
 void kms_server_free(struct kms_server *s) {
   if (!s)
     return;
-  http_server_free(s->http);
+  http_server_free(s->http); /* first: requests waiting for a fetch are cancelled */
+  offload_free(s->pool);     /* before the verifier (kms_free) */
   if (s->tls)
     SSL_CTX_free(s->tls);
   free(s);

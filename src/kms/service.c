@@ -44,7 +44,7 @@ int kms_new_with_keys(const struct kms_config *cfg, struct kms_root_keys *keys, 
   k->keys = *keys;
   secure_wipe(keys, sizeof(*keys));
   k->started = time(NULL);
-  int r = kms_verifier_new(cfg, &k->verifier, err, errlen);
+  int r = kms_verifier_new(cfg, true, &k->verifier, err, errlen);
   if (r >= 0 && (r = kms_key_cache_new(KEY_CACHE_APPS, &k->key_cache)) < 0 && err && errlen)
     snprintf(err, errlen, "out of memory");
   if (r < 0) {

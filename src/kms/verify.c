@@ -6,9 +6,10 @@
 #include "base/str.h"
 #include "kms_config.h"
 
-int kms_verifier_new(const struct kms_config *c, struct ratls_verifier **ret, char *err,
-                     size_t errlen) {
+int kms_verifier_new(const struct kms_config *c, bool on_loop, struct ratls_verifier **ret,
+                     char *err, size_t errlen) {
   struct ratls_verifier_opts o = {
+      .no_blocking_fetch = on_loop,
       .pccs_url = c->pccs_url,
       .cache_dir = c->cache_dir,
       .simulator_dir = kms_config_uses_simulator(c) && !str_isempty(c->simulator_dir)

@@ -14,7 +14,9 @@
 #include "net/http_server.h"
 #include "net/loop.h"
 #include "net/http_tls.h"
+#include "net/offload.h"
 #include "proxy.h"
+#include "ratls/ratls_http.h"
 
 static const char *domain_of(const struct tproxy *t) {
   const char *d = t->cfg->base_domain;
@@ -215,6 +217,18 @@ static void health_handler(struct http_request *req, void *ud) {
   (void)http_reply(req, ok ? 200 : 503, "application/json", text, strlen(text));
 }
 
+/* Collateral fetches for RegisterCvm run on these threads (they wait on the network). */
+#define FETCH_THREADS 2
+#define FETCH_PENDING 32
+
+/* /prpc/: RegisterCvm verifies the client certificate; its collateral is fetched first, off the
+ * loop, so that a slow PCCS stalls only the registrations that need it. */
+static void prpc_handler(struct http_request *req, void *ud) {
+  struct tproxy_server *s = ud;
+  ratls_http_prefetch_then(req, s->t->verifier, s->pool, tproxy_now(s->t), prpc_http_handler,
+                           &s->api.router);
+}
+
 int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
                       struct tproxy_server **ret, char *err, size_t errlen) {
   struct tproxy_server *s = calloc(1, sizeof(*s));
@@ -244,8 +258,12 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
     goto fail;
   }
   SSL_CTX_set_verify_depth(s->tls, 8);
+  if ((r = offload_new(base, FETCH_THREADS, FETCH_PENDING, &s->pool)) < 0) {
+    snprintf(err, errlen, "starting the fetch threads: %s", strerror(-r));
+    goto fail;
+  }
   if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
-      (r = http_server_route(s->http, "/prpc/", prpc_http_handler, &s->api.router)) < 0 ||
+      (r = http_server_route(s->http, "/prpc/", prpc_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/metrics", metrics_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/health", health_handler, s)) < 0 ||
       (r = http_server_route(s->http, "/", dashboard_handler, s)) < 0) {
@@ -268,7 +286,8 @@ fail:
 void tproxy_server_free(struct tproxy_server *s) {
   if (!s)
     return;
-  http_server_free(s->http);
+  http_server_free(s->http); /* first: requests waiting for a fetch are cancelled */
+  offload_free(s->pool);     /* before the verifier */
   if (s->tls)
     SSL_CTX_free(s->tls);
   free(s);

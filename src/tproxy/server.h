@@ -15,6 +15,7 @@ struct tproxy_server {
   struct tproxy *t;
   struct tproxy_api api;
   struct http_server *http;
+  struct offload *pool; /* collateral fetches for RegisterCvm, off the loop */
   SSL_CTX *tls;
   uint16_t port;
 };

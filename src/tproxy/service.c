@@ -67,6 +67,7 @@ int tproxy_verifier_new(const struct tproxy_config *c, struct ratls_verifier **r
       .pccs_url = c->pccs_url,
       .cache_dir = c->cache_dir,
       .simulator_dir = c->simulator_dir,
+      .no_blocking_fetch = true, /* the RPC server prefetches off the loop (ratls_http.h) */
   };
   return ratls_verifier_new(&o, ret, err, errlen);
 }

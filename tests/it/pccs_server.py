@@ -13,6 +13,7 @@ paths / FMSPCs answer 404 like the PCS does.
 Control endpoints (not counted):
   GET /__stats          {"requests": N, "by_path": {"/tcb": n, ...}, "failing": bool}
   GET /__fail?on=1|0    answer every collateral request with 503 while on
+  GET /__delay?ms=N     wait N ms (at most 60000) before answering each collateral request
   GET /__reset          zero the counters
 The server stops after --lifetime seconds (default 600), or when stdin closes with
 --exit-on-stdin-eof, so a test that dies never leaves it behind for long.
@@ -24,6 +25,7 @@ import os
 import pathlib
 import sys
 import threading
+import time
 import urllib.parse
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -42,6 +44,7 @@ class State:
         self.requests = 0
         self.by_path = {}
         self.failing = False
+        self.delay = 0.0  # seconds before answering a collateral request (/__delay?ms=N)
 
     def count(self, path):
         with self.lock:
@@ -101,6 +104,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 st.failing = query.get("on", ["1"])[0] not in ("0", "false")
             return self.reply(200, b"{}")
+        if path == "/__delay":
+            with st.lock:
+                st.delay = min(float(query.get("ms", ["0"])[0]), 60000.0) / 1000.0
+            return self.reply(200, b"{}")
         if path == "/__reset":
             with st.lock:
                 st.requests = 0
@@ -115,7 +122,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             set_name = st.default_set
         st.count(path)
         with st.lock:
-            failing = st.failing
+            failing, delay = st.failing, st.delay
+        if delay:
+            time.sleep(delay)
         if failing:
             return self.reply(503, b'{"error":"service unavailable (test)"}')
         if set_name is None:

@@ -776,6 +776,40 @@ static void test_threads(void **state) {
   dcap_verifier_free(v);
 }
 
+/* dcap_verify_pck_chain: the chain alone, before any collateral exists. */
+static void test_pck_chain_only(void **state) {
+  (void)state;
+  struct dcap_verifier *v = intel_verifier();
+  _cleanup_buf_ struct buf orig;
+  read_quote("dcap-qvl/tdx_quote", &orig);
+  struct quote q;
+  char err[256];
+  bool sim = true;
+  assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
+  assert_int_equal(dcap_verify_pck_chain(v, &q, 1752919234, &sim, err, sizeof(err)), 0);
+  assert_false(sim);
+  /* the PCK leaf expires on 2032-02-06 */
+  assert_int_equal(dcap_verify_pck_chain(v, &q, 1960000000, NULL, err, sizeof(err)), -EACCES);
+  assert_non_null(strstr(err, "expired"));
+  /* a changed byte in the leaf's signed part (FMSPC and the rest): the chain breaks */
+  _cleanup_buf_ struct buf bad = BUF_INIT(BUF_MAX_FILE);
+  assert_int_equal(buf_append(&bad, orig.data, orig.len), 0);
+  assert_int_equal(quote_parse(bad.data, bad.len, &q), 0);
+  size_t at = (size_t)(q.pck_chain_pem.ptr - bad.data) + 200; /* inside the leaf's base64 */
+  bad.data[at] = bad.data[at] == 'A' ? 'B' : 'A';
+  assert_int_equal(quote_parse(bad.data, bad.len, &q), 0);
+  assert_true(dcap_verify_pck_chain(v, &q, 1752919234, NULL, err, sizeof(err)) < 0);
+  /* another QE vendor, no chain at all */
+  assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
+  q.qe_vendor_id[0] ^= 1;
+  assert_int_equal(dcap_verify_pck_chain(v, &q, 1752919234, NULL, err, sizeof(err)), -ENOTSUP);
+  assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
+  q.pck_chain_pem.len = 0;
+  assert_int_equal(dcap_verify_pck_chain(v, &q, 1752919234, NULL, err, sizeof(err)), -ENOTSUP);
+  assert_int_equal(dcap_verify_pck_chain(NULL, &q, 0, NULL, err, sizeof(err)), -EINVAL);
+  dcap_verifier_free(v);
+}
+
 static void test_args(void **state) {
   (void)state;
   struct dcap_verifier *v = intel_verifier();
@@ -810,6 +844,7 @@ int main(void) {
       cmocka_unit_test(test_simulator),
       cmocka_unit_test(test_revoked),
       cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_pck_chain_only),
       cmocka_unit_test(test_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

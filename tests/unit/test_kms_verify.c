@@ -48,7 +48,7 @@ static int setup(void **state) {
                                        (const uint8_t(*)[48])td.rtmr),
                    0);
   char err[256] = "";
-  assert_int_equal(kms_verifier_new(&f->cfg, &f->v, err, sizeof(err)), 0);
+  assert_int_equal(kms_verifier_new(&f->cfg, false, &f->v, err, sizeof(err)), 0);
   *state = f;
   return 0;
 }
@@ -394,7 +394,7 @@ static void test_simulator_untrusted(void **state) {
   struct ratls_verifier *v = NULL;
   char err[256] = "";
   assert_int_equal(kms_config_init(&c), 0);
-  assert_int_equal(kms_verifier_new(&c, &v, err, sizeof(err)), 0);
+  assert_int_equal(kms_verifier_new(&c, false, &v, err, sizeof(err)), 0);
   struct ratls_peer p;
   ratls_peer_init(&p);
   assert_int_equal(kms_verify_peer(v, cert, time(NULL), &p, err, sizeof(err)),
