@@ -526,6 +526,7 @@ static void test_tappd_reconcile(void **state) {
   assert_int_equal(tappd_quote(t, rd, &q, NULL, &json), 0);
   assert_true(log_replays(t->tee, &n));
   assert_int_equal(n, n0);
+  assert_int_equal(buf_terminate(&json), 0);
   assert_null(strstr((const char *)json.data, "lost-again"));
 
   /* RTMR3 extended without logging: quotes refused, with a clear message; other calls work */
