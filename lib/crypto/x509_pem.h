@@ -6,11 +6,11 @@
  *   EOL   := "\n" | "\r\n"        b64line := one or more of A-Z a-z 0-9 + / =
  *
  * The base64 of a block must be the canonical encoding of its DER (base64_decode_buf), and the
- * DER one certificate without trailing bytes (not checked with X509_PEM_DER_ONLY). Another PEM type, headers, blank lines or
- * whitespace inside a block are malformed. Outside the blocks, text is ignored, except with
- * X509_PEM_STRICT: then the text is the blocks and nothing else, but for an optional single
- * NUL at its very end (Intel's QE ends the PCK chain with one); the last END line may then
- * lack its EOL.
+ * DER one certificate without trailing bytes (not checked with X509_PEM_DER_ONLY). Another PEM
+ * type, headers, blank lines or whitespace inside a block are malformed. The last END line may
+ * lack its EOL. Outside the blocks text is ignored, except with X509_PEM_STRICT: then the text
+ * is the blocks and nothing else, but for one optional NUL at its very end (Intel's QE ends
+ * the PCK chain with one).
  *
  * Errors: -EBADMSG malformed, -ENOENT no block, -ENOBUFS over X509_CHAIN_MAX blocks or
  * X509_INPUT_MAX bytes, -EINVAL, -ENOMEM. */
