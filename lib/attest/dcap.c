@@ -19,6 +19,7 @@
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
+#include "crypto/x509_pem.h"
 
 /* Intel SGX Root CA (DER); its SHA-256 is checked against DCAP_INTEL_ROOT_SHA256_HEX. */
 static const uint8_t intel_root_der[] = {
@@ -81,7 +82,7 @@ enum anchor_kind {
 struct anchor {
   X509 *cert;
   EVP_PKEY *pub;
-  uint8_t der_hash[32];
+  struct buf der; /* a root in a chain must be these bytes exactly */
 };
 
 /* A validity interval checked against `now` on every verification. */
@@ -229,14 +230,13 @@ static void cache_clear_locked(struct cache *c) {
 /* ---- verifier ---- */
 
 static int anchor_set(struct anchor *a, X509 *cert) {
-  _cleanup_buf_ struct buf der = BUF_INIT(X509_INPUT_MAX);
-  int r = x509_cert_to_der(cert, &der);
+  a->der = BUF_INIT(X509_INPUT_MAX);
+  int r = x509_cert_to_der(cert, &a->der);
   if (r < 0)
     return r;
   r = x509_cert_public_key(cert, &a->pub);
   if (r < 0)
     return r;
-  sha256(der.data, der.len, a->der_hash);
   a->cert = cert;
   return 0;
 }
@@ -280,9 +280,11 @@ int dcap_verifier_new(const struct dcap_verifier_opts *o, struct dcap_verifier *
       X509_free(root);
   }
   if (r >= 0) {
-    uint8_t pin[32];
-    if (hex_decode_exact(DCAP_INTEL_ROOT_SHA256_HEX, 64, pin, 32) < 0 ||
-        memcmp(pin, v->anchors[ANCHOR_INTEL].der_hash, 32) != 0)
+    uint8_t pin[32], h[32];
+    const struct buf *der = &v->anchors[ANCHOR_INTEL].der;
+    sha256(der->data, der->len, h);
+    if (hex_decode_exact(DCAP_INTEL_ROOT_SHA256_HEX, 64, pin, 32) < 0 || memcmp(pin, h, 32) != 0 ||
+        der->len != sizeof(intel_root_der) || memcmp(der->data, intel_root_der, der->len) != 0)
       r = -EIO;
   }
   if (r >= 0 && o->allow_simulator) {
@@ -293,8 +295,9 @@ int dcap_verifier_new(const struct dcap_verifier_opts *o, struct dcap_verifier *
       if (r < 0)
         X509_free(sim);
     }
-    if (r >= 0 &&
-        memcmp(v->anchors[ANCHOR_SIM].der_hash, v->anchors[ANCHOR_INTEL].der_hash, 32) == 0)
+    if (r >= 0 && v->anchors[ANCHOR_SIM].der.len == v->anchors[ANCHOR_INTEL].der.len &&
+        memcmp(v->anchors[ANCHOR_SIM].der.data, v->anchors[ANCHOR_INTEL].der.data,
+               v->anchors[ANCHOR_SIM].der.len) == 0)
       r = -EINVAL;
   }
   if (r < 0) {
@@ -323,6 +326,7 @@ void dcap_verifier_free(struct dcap_verifier *v) {
   for (size_t i = 0; i < _ANCHOR_MAX; i++) {
     X509_free(v->anchors[i].cert);
     EVP_PKEY_free(v->anchors[i].pub);
+    buf_free(&v->anchors[i].der);
   }
   pthread_mutex_destroy(&v->lock);
   free(v);
@@ -405,10 +409,11 @@ static bool crl_has(X509_CRL *crl, X509 *c) {
 }
 
 /* Verifies a chain (leaf first; the root may be included or left out) up to a trusted anchor.
- * Adds every certificate's validity to win. */
-static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, const char *what,
-                        enum anchor_kind *ret_anchor, struct windows *win, char *err,
-                        size_t errlen) {
+ * root_der: the exact bytes the chain's root (its last certificate, when self-issued) came
+ * from; they must be an anchor's. Adds every certificate's validity to win. */
+static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, struct slice root_der,
+                        const char *what, enum anchor_kind *ret_anchor, struct windows *win,
+                        char *err, size_t errlen) {
   int n = sk_X509_num(sk);
   if (n < 1) {
     errf(err, errlen, "%s: no certificates", what);
@@ -423,16 +428,11 @@ static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, const char
     }
     bool self = X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0;
     if (i == n - 1 && self) {
-      /* the root: must be one of ours, byte for byte */
-      _cleanup_buf_ struct buf der = BUF_INIT(X509_INPUT_MAX);
-      uint8_t h[32];
-      if (x509_cert_to_der(c, &der) < 0) {
-        errf(err, errlen, "%s: bad root certificate", what);
-        return -EBADMSG;
-      }
-      sha256(der.data, der.len, h);
+      /* the root: must be one of ours, byte for byte (the bytes it came from, not OpenSSL's
+       * encoding of what it parsed) */
       for (int k = 0; k < _ANCHOR_MAX; k++)
-        if (v->anchors[k].cert && memcmp(h, v->anchors[k].der_hash, 32) == 0) {
+        if (v->anchors[k].cert && root_der.len == v->anchors[k].der.len &&
+            memcmp(root_der.ptr, v->anchors[k].der.data, root_der.len) == 0) {
           if (i == 0) {
             errf(err, errlen, "%s: only a root certificate", what);
             return -EBADMSG;
@@ -499,36 +499,126 @@ static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, const char
   return -EACCES;
 }
 
-/* Parses a PEM chain and puts it in issuing order starting from the first certificate (the
- * leaf): each next certificate is the issuer of the previous one. Certificates that are not
- * on that path are dropped. */
-static int chain_parse(const char *pem, size_t len, const char *what, STACK_OF(X509) * *ret,
-                       char *err, size_t errlen) {
-  _cleanup_x509_chain_ STACK_OF(X509) *in = NULL;
-  int r = x509_chain_from_pem(pem, len, &in);
-  if (r < 0) {
-    errf(err, errlen, "%s: %s", what, r == -ENOENT ? "no certificates" : "malformed certificate");
-    return r == -ENOENT ? -EBADMSG : r;
-  }
+/* Puts the certificates of in in issuing order starting from the first one (the leaf): each
+ * next certificate is the issuer of the previous one; the others are left in in. The X509s
+ * move to *ret; *ret_last is the index in in of the last one, *ret_root whether it is
+ * self-issued (the root). */
+static int chain_order(struct x509_pem_certs *in, STACK_OF(X509) * *ret, size_t *ret_last,
+                       bool *ret_root) {
   _cleanup_x509_chain_ STACK_OF(X509) *out = sk_X509_new_null();
   if (!out)
     return -ENOMEM;
-  X509 *cur = sk_X509_shift(in);
-  while (cur) {
-    if (!sk_X509_push(out, cur)) {
-      X509_free(cur);
+  bool used[X509_CHAIN_MAX] = {};
+  size_t cur = 0;
+  *ret_root = false;
+  for (size_t steps = 0; steps < in->n; steps++) {
+    X509 *c = in->c[cur].cert;
+    if (!sk_X509_push(out, c))
       return -ENOMEM;
+    in->c[cur].cert = NULL; /* owned by out now */
+    used[cur] = true;
+    *ret_last = cur;
+    if (X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0) {
+      *ret_root = true;
+      break;
     }
-    if (X509_NAME_cmp(X509_get_subject_name(cur), X509_get_issuer_name(cur)) == 0)
-      break; /* self-issued: the root */
-    X509 *next = NULL;
-    for (int i = 0; i < sk_X509_num(in) && !next; i++)
-      if (X509_NAME_cmp(X509_get_subject_name(sk_X509_value(in, i)), X509_get_issuer_name(cur)) ==
-          0)
-        next = sk_X509_delete(in, i);
+    size_t next = in->n;
+    for (size_t i = 0; i < in->n && next == in->n; i++)
+      if (!used[i] &&
+          X509_NAME_cmp(X509_get_subject_name(in->c[i].cert), X509_get_issuer_name(c)) == 0)
+        next = i;
+    if (next == in->n)
+      break;
     cur = next;
   }
   *ret = TAKE_PTR(out);
+  return 0;
+}
+
+static int chain_parse_error(int r, const char *what, char *err, size_t errlen) {
+  errf(err, errlen, "%s: %s", what, r == -ENOENT ? "no certificates" : "malformed certificate");
+  return r == -ENOENT ? -EBADMSG : r;
+}
+
+/* A collateral chain (PEM) in issuing order (chain_order); text between the certificates and
+ * certificates that are not on the chain are ignored. ret_root_der gets the exact DER of the
+ * root when the chain ends in one. */
+static int chain_parse(const char *pem, size_t len, const char *what, STACK_OF(X509) * *ret,
+                       struct buf *ret_root_der, char *err, size_t errlen) {
+  _cleanup_x509_pem_certs_ struct x509_pem_certs in = {};
+  int r = x509_pem_certs_parse(pem, len, 0, &in);
+  if (r < 0)
+    return chain_parse_error(r, what, err, errlen);
+  size_t last;
+  bool root;
+  if ((r = chain_order(&in, ret, &last, &root)) < 0)
+    return r;
+  if (root) {
+    struct slice d = x509_pem_cert_der(&in, last);
+    if ((r = buf_append(ret_root_der, d.ptr, d.len)) < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* The quote's PCK chain, strictly: its text is exactly PEM certificates (and a final NUL), one
+ * of them byte for byte a trusted root (looked for first: nothing is parsed or verified under
+ * another root), all of them on the chain from the first (the leaf) to that root. */
+static int pck_chain_parse(struct dcap_verifier *v, const char *pem, size_t len,
+                           const char *what, STACK_OF(X509) * *ret, struct buf *ret_root_der,
+                           char *err, size_t errlen) {
+  _cleanup_x509_pem_certs_ struct x509_pem_certs in = {};
+  int r = x509_pem_certs_parse(pem, len, X509_PEM_STRICT | X509_PEM_DER_ONLY, &in);
+  if (r < 0)
+    return chain_parse_error(r, what, err, errlen);
+  size_t root_at = in.n;
+  int anchor = -1;
+  for (size_t i = 0; i < in.n && anchor < 0; i++) {
+    struct slice d = x509_pem_cert_der(&in, i);
+    for (int k = 0; k < _ANCHOR_MAX && anchor < 0; k++)
+      if (v->anchors[k].cert && d.len == v->anchors[k].der.len &&
+          memcmp(d.ptr, v->anchors[k].der.data, d.len) == 0) {
+        root_at = i;
+        anchor = k;
+      }
+  }
+  if (anchor < 0) {
+    /* which root it is, for the message: the last certificate as a rule */
+    _cleanup_(X509_freep) X509 *last = NULL;
+    struct slice d = x509_pem_cert_der(&in, in.n - 1);
+    if (x509_cert_from_der(d.ptr, d.len, &last) < 0)
+      return chain_parse_error(-EBADMSG, what, err, errlen);
+    if (cn_contains(last, "Simulated"))
+      errf(err, errlen, "%s: root CA not trusted (simulator root; simulator not allowed)", what);
+    else
+      errf(err, errlen, "%s: root CA not trusted (Intel test root?)", what);
+    return -EACCES;
+  }
+  for (size_t i = 0; i < in.n; i++) {
+    struct slice d = x509_pem_cert_der(&in, i);
+    if (i == root_at) {
+      if (X509_up_ref(v->anchors[anchor].cert) != 1)
+        return -ENOMEM;
+      in.c[i].cert = v->anchors[anchor].cert; /* the same bytes */
+    } else if ((r = x509_cert_from_der(d.ptr, d.len, &in.c[i].cert)) < 0) {
+      return chain_parse_error(r, what, err, errlen);
+    }
+  }
+  _cleanup_x509_chain_ STACK_OF(X509) *sk = NULL;
+  size_t last;
+  bool root;
+  if ((r = chain_order(&in, &sk, &last, &root)) < 0)
+    return r;
+  if ((size_t)sk_X509_num(sk) != in.n || !root || last != root_at) {
+    errf(err, errlen, "%s: %s", what,
+         (size_t)sk_X509_num(sk) != in.n ? "a certificate is not on the chain"
+                                         : "the chain does not end in the root");
+    return -EBADMSG;
+  }
+  struct slice d = x509_pem_cert_der(&in, root_at);
+  if ((r = buf_append(ret_root_der, d.ptr, d.len)) < 0)
+    return r;
+  *ret = TAKE_PTR(sk);
   return 0;
 }
 
@@ -554,10 +644,12 @@ static int chain_build(struct dcap_verifier *v, const struct slice pem, const ui
   c->e.free_fn = chain_entry_free;
   memcpy(c->e.key, key, 32);
   buf_init(&c->leaf_issuer_der, 4096);
-  int r = chain_parse((const char *)pem.ptr, pem.len, what, &c->certs, err, errlen);
+  _cleanup_buf_ struct buf root_der = BUF_INIT(X509_INPUT_MAX);
+  int r = pck_chain_parse(v, (const char *)pem.ptr, pem.len, what, &c->certs, &root_der, err,
+                          errlen);
   if (r < 0)
     goto fail;
-  r = chain_verify(v, c->certs, what, &c->anchor, &c->win, err, errlen);
+  r = chain_verify(v, c->certs, buf_slice(&root_der), what, &c->anchor, &c->win, err, errlen);
   if (r < 0)
     goto fail;
   /* keep only the leaf and CAs (drop a trailing root) */
@@ -692,10 +784,11 @@ static int signed_json_check(struct dcap_verifier *v, const char *chain_pem, con
     errf(err, errlen, "%s: missing", what);
     return -EBADMSG;
   }
-  int r = chain_parse(chain_pem, strlen(chain_pem), cwhat, &sk, err, errlen);
+  _cleanup_buf_ struct buf root_der = BUF_INIT(X509_INPUT_MAX);
+  int r = chain_parse(chain_pem, strlen(chain_pem), cwhat, &sk, &root_der, err, errlen);
   if (r < 0)
     return r;
-  r = chain_verify(v, sk, cwhat, anchor, win, err, errlen);
+  r = chain_verify(v, sk, buf_slice(&root_der), cwhat, anchor, win, err, errlen);
   if (r < 0)
     return r;
   X509 *leaf = sk_X509_value(sk, 0);
@@ -798,10 +891,11 @@ static int coll_build(struct dcap_verifier *v, const struct dcap_collateral *col
   if (col->pck_crl_issuer_chain && col->pck_crl_issuer_chain[0]) {
     static const char pwhat[] = "PCK CRL issuer chain";
     enum anchor_kind a3;
-    r = chain_parse(col->pck_crl_issuer_chain, strlen(col->pck_crl_issuer_chain), pwhat, &pck_chain,
-                    err, errlen);
+    _cleanup_buf_ struct buf root_der = BUF_INIT(X509_INPUT_MAX);
+    r = chain_parse(col->pck_crl_issuer_chain, strlen(col->pck_crl_issuer_chain), pwhat,
+                    &pck_chain, &root_der, err, errlen);
     if (r >= 0)
-      r = chain_verify(v, pck_chain, pwhat, &a3, &c->win, err, errlen);
+      r = chain_verify(v, pck_chain, buf_slice(&root_der), pwhat, &a3, &c->win, err, errlen);
     if (r < 0)
       goto fail;
     if (a3 != c->anchor) {
@@ -1160,6 +1254,10 @@ out:
   return r;
 }
 
+size_t dcap_result_trailing_bytes(const struct dcap_result *r) {
+  return r->quote_len > r->quote.total_len ? r->quote_len - r->quote.total_len : 0;
+}
+
 int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **ret) {
   if (!r || !ret)
     return -EINVAL;
@@ -1197,6 +1295,8 @@ int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **re
     rr = json_set_str(j, "pck_ca", r->pck_ca);
   if (rr >= 0)
     rr = json_set_u64(j, "quote_version", r->quote.version);
+  if (rr >= 0)
+    rr = json_set_u64(j, "trailing_bytes", dcap_result_trailing_bytes(r));
   if (rr >= 0 && with_body) {
     json_t *body = NULL;
     rr = quote_to_json(&r->quote, &body);

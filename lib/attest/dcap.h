@@ -1,7 +1,11 @@
 /* Intel DCAP quote verification (TDX v4/v5, SGX v3), following Intel's Quote Verification
  * Library:
  *   - PCK chain (from the quote) up to the pinned Intel SGX Root CA (SHA-256 of its DER
- *     44a0196b...74d3), root CA CRL and PCK CRL checked, every certificate valid at `now`;
+ *     44a0196b...74d3), root CA CRL and PCK CRL checked, every certificate valid at `now`. The
+ *     quote's chain text must be exactly its PEM certificates (and a final NUL), all of them on
+ *     the chain, ending in the root, whose DER must be the pinned root's byte for byte;
+ *   - bytes after the quote's signature data (real quotes are often zero padded) are accepted
+ *     and counted: dcap_result_trailing_bytes(), "trailing_bytes" in the JSON;
  *   - TCB info (v3) and QE identity (v2) signed by the TCB signing cert chained to the same
  *     root, issueDate <= now <= nextUpdate, FMSPC / PCE-ID equal to the PCK extension's;
  *   - QE report signed by the PCK key, report_data = SHA-256(attest key || QE auth data) || 0*32,
@@ -102,6 +106,9 @@ int dcap_verify(struct dcap_verifier *v, const uint8_t *quote, size_t len,
 
 void dcap_result_free(struct dcap_result *r);
 
+/* Bytes of the verified input after the quote's signature data (not covered by anything). */
+size_t dcap_result_trailing_bytes(const struct dcap_result *r);
+
 /* Only the first step of dcap_verify, for callers that must know a quote is worth fetching
  * collateral for: the quote's PCK chain (signatures, CA flags, the PCK leaf and its SGX
  * extension) up to a trusted root, every certificate valid at now. Revocation is not checked
@@ -112,6 +119,6 @@ int dcap_verify_pck_chain(struct dcap_verifier *v, const struct quote *q, int64_
                           bool *ret_simulated, char *err, size_t errlen);
 
 /* {"status","advisory_ids","fmspc","tee_type" ("TDX"/"SGX"),"simulated","collateral_expiry"
- * (date string),"platform_status","qe_status","module_status","pck_ca","quote_version"} and,
- * with with_body, "body": quote_to_json(). */
+ * (date string),"platform_status","qe_status","module_status","pck_ca","quote_version",
+ * "trailing_bytes"} and, with with_body, "body": quote_to_json(). */
 int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **ret);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -145,6 +146,37 @@ static int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
+/* A log that does not end in '\n' ends in the torn line of a writer killed while appending (its
+ * extend never ran: it only follows a complete, synced line). Cuts that line, so the next one
+ * does not run into it; *size is the file size before and after. */
+static int drop_torn_tail(int fd, off_t *size) {
+  char c;
+  if (*size == 0)
+    return 0;
+  ssize_t n = pread(fd, &c, 1, *size - 1);
+  if (n != 1)
+    return n < 0 ? -errno : -EIO;
+  if (c == '\n')
+    return 0;
+  char chunk[4096];
+  off_t end = *size - 1, keep = 0;
+  while (end > 0 && keep == 0) {
+    size_t want = end < (off_t)sizeof(chunk) ? (size_t)end : sizeof(chunk);
+    n = pread(fd, chunk, want, end - (off_t)want);
+    if (n != (ssize_t)want)
+      return n < 0 ? -errno : -EIO;
+    for (size_t i = want; i > 0 && keep == 0; i--)
+      if (chunk[i - 1] == '\n')
+        keep = end - (off_t)want + (off_t)i;
+    end -= (off_t)want;
+  }
+  if (ftruncate(fd, keep) < 0 || fdatasync(fd) < 0)
+    return -errno;
+  log_debug("dropped a torn event-log line (%jd bytes)", (intmax_t)(*size - keep));
+  *size = keep;
+  return 0;
+}
+
 int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[48],
                           const void *line, size_t len) {
   if (!t || !digest48 || index >= TEE_RTMR_COUNT || !line)
@@ -165,7 +197,7 @@ int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[
   if (r < 0)
     return log_debug_errno(r, "creating the directory of %s", path);
 
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
     return log_debug_errno(-errno, "opening %s", path);
   while (flock(fd, LOCK_EX) < 0) {
@@ -177,6 +209,11 @@ int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[
   struct stat st;
   if (fstat(fd, &st) < 0) {
     r = -errno;
+    goto out;
+  }
+  r = drop_torn_tail(fd, &st.st_size);
+  if (r < 0) {
+    r = log_debug_errno(r, "cutting the torn last line of %s", path);
     goto out;
   }
   /* The line goes first and is taken back if the extend fails, so the log never names an

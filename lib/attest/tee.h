@@ -69,10 +69,31 @@ int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const u
  * the same exclusive flock; the line is truncated away again when the extend fails. Readers
  * that need the log and the RTMRs to agree (a quote plus its log) take flock(LOCK_SH) on the
  * same file (tee_eventlog_path). -EINVAL for a line that is not exactly one line, -ENOBUFS
- * over the cap. */
+ * over the cap.
+ * Crashes: the line is synced before the extend, so a writer killed in between leaves a line
+ * the RTMR never got (tee_eventlog_reconcile drops it); a torn last line (a writer killed while
+ * appending) is cut before the next append. */
 #define TEE_EVENT_LINE_MAX ((size_t)1024 * 1024)
 int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[48],
                           const void *line, size_t len);
+/* After a crash: makes the event log agree with RTMR[index] again (tee_reconcile.c). Under
+ * the writers' exclusive flock, the log is replayed line by line from start (NULL = 48 zero
+ * bytes; e.g. the RTMR3 events of a boot log kept elsewhere) and the longest prefix of whole
+ * lines that replays to the current RTMR[index] is kept. The lines after it never reached the
+ * RTMR (tee_extend_event_line appends before it extends: a writer killed in between leaves
+ * them) and are truncated away, with a torn last line. Never drops a line that replays.
+ * -ENOTRECOVERABLE, changing nothing, when dropping trailing lines cannot fix the log: no
+ * prefix replays to the RTMR (something extended it without logging, or the log was edited),
+ * a dropped line would hold an event of another RTMR, or a complete line does not parse.
+ * -ENOTSUP without an event log or readable RTMRs. */
+struct tee_reconcile {
+  size_t events;        /* events on RTMR[index] in the kept log */
+  size_t dropped_lines; /* trailing lines removed (0: the log was consistent) */
+  size_t dropped_bytes;
+};
+int tee_eventlog_reconcile(struct tee *t, unsigned index, const uint8_t start[48],
+                           struct tee_reconcile *ret);
+
 /* Copies len (<= 48) bytes to out and zero-fills the rest; -EINVAL if len > 48. */
 int tee_digest_pad48(const void *digest, size_t len, uint8_t out[48]);
 

@@ -107,7 +107,7 @@ int fd_write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-static int fsync_dir(const char *dir) {
+int dir_fsync(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -172,7 +172,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
     r = -errno;
     goto fail;
   }
-  return fsync_dir(dir);
+  return dir_fsync(dir);
 fail:
   if (fd >= 0)
     close(fd);

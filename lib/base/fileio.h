@@ -25,6 +25,10 @@ int fd_write_all(int fd, const void *data, size_t len);
  * A symlink at path is replaced, not followed. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* fsync(2) of a directory (after creating, renaming or removing entries in it); file systems
+ * that cannot sync directories count as done. */
+int dir_fsync(const char *dir);
+
 /* Creates path and its missing parents with mode (the umask applies, as for mkdir(2)).
  * Existing directories are fine; an existing non-directory is -ENOTDIR. */
 int mkdir_p(const char *path, mode_t mode);

@@ -55,9 +55,26 @@ int kms_root_keys_from_pem(const char *ca_cert_pem, size_t ca_cert_len, const ch
 int kms_root_keys_load(const struct kms_config *c, struct kms_root_keys *ret, char *err,
                        size_t errlen);
 
-/* Writes the five files (keys 0600, certificates 0644; each atomically). */
+/* Creates the five files (keys 0600, certificates 0644) as one set (lib/base/fileset.h): they
+ * are written and synced in the staging directory KMS_ROOT_KEYS_STAGING next to root_ca_key
+ * (0700), committed by a marker written last, then linked into place. A crash leaves either no
+ * file or the committed staging directory, which kms_root_keys_recover() completes. -EEXIST
+ * when any of the files (or the staging directory) exists: nothing is replaced. */
 int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *c, char *err,
                         size_t errlen);
+
+/* At every start, before the key files are looked at: removes a staging directory left by a
+ * crash before its commit (no key file had been written) or finishes one after it, with a
+ * warning either way. An error (err set) when a committed set cannot be completed, e.g. a
+ * target file exists that is not the staged one: nothing is replaced then. */
+int kms_root_keys_recover(const struct kms_config *c, char *err, size_t errlen);
+
+#define KMS_ROOT_KEY_FILES 5
+#define KMS_ROOT_KEYS_STAGING ".kms-root-keys.new"
+/* Tests only: the creation (and the completion by kms_root_keys_recover) kills the process
+ * with SIGKILL after step N: 1..5 the staged files, 6 the commit marker, 7..11 (1..5 when
+ * completing) the links into place. */
+#define KMS_ENV_TEST_CRASH_STEP "DSTACK_KMS_TEST_CRASH_STEP"
 
 /* How many of the five files exist (0..5). */
 int kms_root_keys_present(const struct kms_config *c);

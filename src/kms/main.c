@@ -164,6 +164,11 @@ int main(int argc, char **argv) {
   }
   log_level_from_config(cfg.log_level);
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  /* a crash while creating the root keys leaves a staging directory: removed or completed */
+  if ((r = kms_root_keys_recover(&cfg, err, sizeof(err))) < 0) {
+    fprintf(stderr, "kms: %s\n", err);
+    goto out;
+  }
 
   if (onboard) {
     if (kms_root_keys_present(&cfg) > 0) {

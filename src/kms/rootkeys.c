@@ -2,14 +2,18 @@
 #include "kms_rootkeys.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/fileset.h"
 #include "base/hex.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "kms_config.h"
 #include "crypto/keys.h"
@@ -182,33 +186,99 @@ int kms_root_keys_load(const struct kms_config *c, struct kms_root_keys *ret, ch
                                 (const char *)tk.data, tk.len, ret, err, errlen);
 }
 
-static int write_one(const char *path, const void *data, size_t len, mode_t mode, char *err,
-                     size_t errlen) {
-  int r = mkdir_parents(path, 0700);
-  if (r >= 0)
-    r = file_write_atomic(path, data, len, mode);
-  if (r < 0)
-    return str_err(err, errlen, r, "writing %s: %s", path, strerror(-r));
-  return 0;
+/* The five files in the order they are staged and linked (keys first: a certificate without
+ * its key is useless, never the other way round). */
+static void file_paths(const struct kms_config *c, const char *ret[KMS_ROOT_KEY_FILES]) {
+  ret[0] = c->root_ca_key;
+  ret[1] = c->k256_key;
+  ret[2] = c->tmp_ca_key;
+  ret[3] = c->root_ca_cert;
+  ret[4] = c->tmp_ca_cert;
+}
+
+/* Where the files are staged: KMS_ROOT_KEYS_STAGING in the directory of root_ca_key. */
+static char *staging_path(const struct kms_config *c) {
+  const char *slash = strrchr(c->root_ca_key, '/');
+  if (!slash)
+    return strdup(KMS_ROOT_KEYS_STAGING);
+  return str_printf("%.*s/%s", (int)(slash == c->root_ca_key ? 1 : slash - c->root_ca_key),
+                    c->root_ca_key, KMS_ROOT_KEYS_STAGING);
+}
+
+/* Tests crash the creation at step N (see kms_rootkeys.h). */
+static void crash_step(void *userdata, unsigned step) {
+  (void)userdata;
+  const char *want = getenv(KMS_ENV_TEST_CRASH_STEP);
+  uint64_t n;
+  if (want && *want && str_to_u64(want, &n) >= 0 && n == step)
+    raise(SIGKILL);
+}
+
+static bool paths_set(const struct kms_config *c) {
+  const char *files[KMS_ROOT_KEY_FILES];
+  file_paths(c, files);
+  for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+    if (str_isempty(files[i]))
+      return false;
+  return true;
 }
 
 int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *c, char *err,
                         size_t errlen) {
+  if (!paths_set(c))
+    return str_err(err, errlen, -EINVAL, "the root key file paths are not all set");
+  _cleanup_free_ char *staging = staging_path(c);
+  if (!staging)
+    return -ENOMEM;
   _cleanup_buf_ struct buf ca_key;
   buf_init_secret(&ca_key, PEM_MAX);
   int r = key_to_pkcs8_pem(k->ca_key, &ca_key);
   if (r < 0)
     return str_err(err, errlen, r, "encoding the root CA key: %s", strerror(-r));
-  /* Keys first: a certificate without its key is useless, never the other way round. */
-  if ((r = write_one(c->root_ca_key, ca_key.data, ca_key.len, 0600, err, errlen)) < 0 ||
-      (r = write_one(c->k256_key, k->k256, sizeof(k->k256), 0600, err, errlen)) < 0 ||
-      (r = write_one(c->tmp_ca_key, k->tmp_ca_key_pem.data, k->tmp_ca_key_pem.len, 0600, err,
-                     errlen)) < 0 ||
-      (r = write_one(c->root_ca_cert, k->ca_cert_pem.data, k->ca_cert_pem.len, 0644, err,
-                     errlen)) < 0 ||
-      (r = write_one(c->tmp_ca_cert, k->tmp_ca_cert_pem.data, k->tmp_ca_cert_pem.len, 0644, err,
-                     errlen)) < 0)
-    return r;
+  const char *paths[KMS_ROOT_KEY_FILES];
+  file_paths(c, paths);
+  const struct fileset_file files[KMS_ROOT_KEY_FILES] = {
+      {paths[0], ca_key.data, ca_key.len, 0600},
+      {paths[1], k->k256, sizeof(k->k256), 0600},
+      {paths[2], k->tmp_ca_key_pem.data, k->tmp_ca_key_pem.len, 0600},
+      {paths[3], k->ca_cert_pem.data, k->ca_cert_pem.len, 0644},
+      {paths[4], k->tmp_ca_cert_pem.data, k->tmp_ca_cert_pem.len, 0644},
+  };
+  r = fileset_create(staging, files, ARRAY_SIZE(files), crash_step, NULL);
+  if (r == -EEXIST)
+    return str_err(err, errlen, r,
+                   "root key files (or %s) exist already; not replacing them", staging);
+  if (r == -EXDEV)
+    return str_err(err, errlen, r, "the root key files must be on the file system of %s",
+                   staging);
+  if (r < 0)
+    return str_err(err, errlen, r, "creating the root key files (staged in %s): %s", staging,
+                   strerror(-r));
+  return 0;
+}
+
+int kms_root_keys_recover(const struct kms_config *c, char *err, size_t errlen) {
+  if (!paths_set(c))
+    return 0; /* kms_config_check reports it */
+  _cleanup_free_ char *staging = staging_path(c);
+  if (!staging)
+    return -ENOMEM;
+  const char *paths[KMS_ROOT_KEY_FILES];
+  file_paths(c, paths);
+  enum fileset_recovery what;
+  int r = fileset_recover(staging, paths, ARRAY_SIZE(paths), crash_step, NULL, &what);
+  if (r < 0)
+    return str_err(err, errlen, r,
+                   "%s: root key files whose creation was interrupted cannot be completed: %s "
+                   "(nothing was replaced; move the files aside to start over)",
+                   staging, strerror(-r));
+  if (what == FILESET_REMOVED)
+    log_warn("removed %s: root keys whose creation a crash interrupted before any key file "
+             "was in place",
+             staging);
+  else if (what == FILESET_FINISHED)
+    log_warn("finished creating the root key files a crash interrupted (%s, ...)",
+             c->root_ca_key);
   return 0;
 }
 
@@ -248,6 +318,8 @@ int kms_init_dir(const char *dir, struct kms_root_keys *ret, char *err, size_t e
     str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
     goto out;
   }
+  if ((r = kms_root_keys_recover(&c, err, errlen)) < 0)
+    goto out;
   if (kms_root_keys_present(&c) > 0) {
     r = str_err(err, errlen, -EEXIST, "%s already holds KMS keys; not overwriting them", dir);
     goto out;

@@ -246,7 +246,7 @@ int api_fill_quote(struct tappd *t, ProtobufCMessage *m, const uint8_t rd[64], c
   _cleanup_buf_ struct buf log = BUF_INIT(TAPPD_EVENTLOG_MAX);
   int r = tappd_quote(t, rd, &quote, NULL, &log);
   if (r < 0)
-    return tappd_error(ret_error, r, "getting a quote: %s", strerror(-r));
+    return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
   if ((r = buf_terminate(&log)) < 0 || (r = api_set_bytes(m, "quote", quote.data, quote.len)) < 0 ||
       (r = api_set_string(m, "event_log", (const char *)log.data)) < 0)
     return r;

@@ -358,7 +358,7 @@ static int issue_cert(struct tappd *t, EVP_PKEY *key, const char *key_pem,
       return r;
     r = tappd_quote(t, rd, &quote, NULL, &log);
     if (r < 0)
-      return tappd_error(ret_error, r, "getting a quote: %s", strerror(-r));
+      return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
     if ((r = ratls_ext_wrap(quote.data, quote.len, &wq)) < 0 ||
         (r = ratls_ext_wrap(log.data, log.len, &we)) < 0)
       return r;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -128,8 +129,7 @@ static bool has_boot_events(const struct eventlog *log) {
   return false;
 }
 
-/* Boot events from the CCEL (real TDX): RTMR0..2, without EV_NO_ACTION and MRTD entries. */
-static int add_ccel(struct tappd *t, struct eventlog *out) {
+int tappd_ccel_read(struct tappd *t, struct eventlog *out) {
   const char *path = t->cfg->ccel_file;
   if (str_isempty(path) || access(path, R_OK) != 0)
     return 0;
@@ -164,7 +164,7 @@ static int read_log_fd(struct tappd *t, int fd, struct eventlog *ret) {
   r = eventlog_parse_json((const char *)b.data, b.len, &rt);
   if (r < 0)
     return log_debug_errno(r, "parsing the event log %s", t->eventlog_path);
-  if (!has_boot_events(&rt) && (r = add_ccel(t, ret)) < 0) {
+  if (!has_boot_events(&rt) && (r = tappd_ccel_read(t, ret)) < 0) {
     eventlog_free(ret);
     return r;
   }
@@ -266,15 +266,20 @@ static int log_cache_refresh(struct tappd *t, struct tappd_log_cache *c, int fd)
   return 0;
 }
 
-/* Warns when the log does not replay to the quote's RTMRs (something extended without
- * logging); the quote and log are still returned as they are. */
-static void check_replay(const struct buf *quote, const struct tappd_log_cache *c) {
+/* The log must replay to RTMR3 of the quote: -ENOTRECOVERABLE when it does not (a writer killed
+ * between append and extend left a line RTMR3 never got, or RTMR3 was extended without
+ * logging); verifiers would refuse that quote. RTMR0..2 only warn: their boot log (CCEL) may be
+ * missing. */
+static int check_replay(const struct buf *quote, const struct tappd_log_cache *c) {
   struct quote q;
   if (!c->replay_ok || quote_parse(quote->data, quote->len, &q) < 0 ||
       q.body_type == QUOTE_BODY_SGX)
-    return;
+    return 0;
+  if (memcmp(c->rtmr[3], q.td.rt_mr[3], 48) != 0)
+    return -ENOTRECOVERABLE;
   if (memcmp(c->rtmr, q.td.rt_mr, sizeof(c->rtmr)) != 0)
-    log_warn("the event log does not replay to the RTMRs of the quote");
+    log_warn("the event log does not replay to RTMR0..2 of the quote");
+  return 0;
 }
 
 /* Closes fd. */
@@ -290,9 +295,8 @@ static int quote_locked(struct tappd *t, struct tappd_log_cache *c, int fd,
   if (r >= 0)
     r = tee_get_quote(t->tee, report_data, quote);
   close(fd); /* and with it the lock */
-  if (r < 0)
+  if (r < 0 || (r = check_replay(quote, c)) < 0)
     return r;
-  check_replay(quote, c);
   if (eventlog_json) {
     if (!c->has_json) {
       buf_reset(&c->json);
@@ -318,13 +322,31 @@ int tappd_quote(struct tappd *t, const uint8_t report_data[64], struct buf *quot
   struct tappd_log_cache *c = t->log_cache;
   if (!c)
     return -EINVAL; /* made by tappd_new */
-  int fd, r = log_open(t, false, &fd);
-  if (r < 0)
-    return r;
-  pthread_mutex_lock(&c->lock);
-  r = quote_locked(t, c, fd, report_data, quote, ret_log, eventlog_json);
-  pthread_mutex_unlock(&c->lock);
-  return r;
+  const size_t quote_len = quote->len;
+  for (int attempt = 0;; attempt++) {
+    int fd, r = log_open(t, false, &fd);
+    if (r < 0)
+      return r;
+    pthread_mutex_lock(&c->lock);
+    r = quote_locked(t, c, fd, report_data, quote, ret_log, eventlog_json);
+    pthread_mutex_unlock(&c->lock);
+    if (r >= 0)
+      return 0;
+    quote->len = quote_len; /* no quote without its log */
+    if (r != -ENOTRECOVERABLE || attempt > 0 || atomic_load(&t->eventlog_unrecoverable))
+      return r;
+    /* The log is not RTMR3's: a writer killed between append and extend since the start-up
+     * check (e.g. tdxctl extend). Repaired like at start-up, then once more. */
+    if ((r = tappd_eventlog_reconcile(t)) < 0)
+      return r;
+  }
+}
+
+const char *tappd_quote_strerror(int r) {
+  if (r == -ENOTRECOVERABLE)
+    return "the event log does not replay to RTMR3; quotes are refused until it does (see the "
+           "tappd log)";
+  return strerror(-r);
 }
 
 int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
@@ -388,7 +410,7 @@ int tappd_attest(struct tappd *t, const uint8_t report_data[64], struct buf *out
   _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
   int r = tappd_quote(t, report_data, &quote, &log, NULL);
   if (r < 0)
-    return tappd_error(ret_error, r, "getting a quote: %s", strerror(-r));
+    return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
   size_t n_events = 0, n_runtime = 0;
   for (size_t i = 0; i < log.n; i++) {
     if (log.ev[i].imr >= EVENTLOG_N_RTMR)

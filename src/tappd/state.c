@@ -105,6 +105,9 @@ int tappd_new(struct tappd_config *cfg, struct tappd **ret, char *err, size_t er
     r = str_err(err, errlen, r, "the TEE has no event log: %s", strerror(-r));
     goto fail;
   }
+  /* A crash may have left lines RTMR3 never got. Whatever this finds, tappd serves on (keys,
+   * info); quotes check the log against RTMR3 themselves and are refused while it differs. */
+  (void)tappd_eventlog_reconcile(t);
   r = appkeys_load(cfg->keys_file, cfg->cert_file, cfg->key_file, &t->keys, err, errlen);
   if (r < 0)
     goto fail;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,9 @@ struct tappd {
   bool public_logs, public_sysinfo, public_tcbinfo;
   struct tappd_key_cache *key_cache; /* GetKey / DeriveKey keys (keys.c); NULL: no caching */
   struct tappd_log_cache *log_cache; /* the event log quotes go with (quote.c) */
+  /* The event log does not replay to RTMR3 and dropping trailing lines cannot fix it: quotes
+   * are refused (reconcile.c). */
+  atomic_bool eventlog_unrecoverable;
 };
 
 /* Opens the TEE (cfg->tee / sim_dir, else auto), loads the app keys and the app files. */
@@ -130,9 +134,25 @@ int tappd_pad_report_data(const uint8_t *data, size_t len, uint8_t ret[64], char
 
 /* A quote over report_data together with the event log that replays to its RTMRs: both are
  * taken under a shared lock on the event log, so no extend happens in between. quote and
- * ret_log (may be NULL) are filled; eventlog_json (may be NULL) gets the API JSON array. */
+ * ret_log (may be NULL) are filled; eventlog_json (may be NULL) gets the API JSON array.
+ * -ENOTRECOVERABLE when the log does not replay to the quote's RTMR3, even after
+ * tappd_eventlog_reconcile(): such a quote is not served. */
 int tappd_quote(struct tappd *t, const uint8_t report_data[64], struct buf *quote,
                 struct eventlog *ret_log, struct buf *eventlog_json);
+
+/* The error text for a tappd_quote() failure (-ENOTRECOVERABLE: the event log is not RTMR3's). */
+const char *tappd_quote_strerror(int r);
+
+/* Boot events from the CCEL (real TDX; none when ccel_file is unset or missing): RTMR0..2,
+ * without EV_NO_ACTION and MRTD entries, appended to out. */
+int tappd_ccel_read(struct tappd *t, struct eventlog *out);
+
+/* After a crash (reconcile.c): drops the trailing event-log lines RTMR3 never got (a writer
+ * killed between append and extend; tee_eventlog_reconcile), logging what it dropped. When
+ * that cannot make the log replay to RTMR3, logs the error once, sets eventlog_unrecoverable
+ * and returns -ENOTRECOVERABLE: quotes are refused from then on. Called by tappd_new and by
+ * tappd_quote when a quote's RTMR3 is not the log's. */
+int tappd_eventlog_reconcile(struct tappd *t);
 
 /* What quotes keep of the event log between calls (see quote.c), and its release. */
 int tappd_log_cache_new(struct tappd_log_cache **ret);

@@ -106,6 +106,46 @@ def test_byte_flips(tdxctl, vectors, tmp_path, off, val, err):
     assert err in j["error"]
 
 
+def test_trailing_bytes(tdxctl, vectors, tmp_path):
+    """Bytes after the signature data (real quotes are zero padded; this one by 70 bytes, like
+    dstack's ra-tls/assets/tdx_quote) are accepted and counted."""
+    data = (vectors / "dcap-qvl/tdx_quote").read_bytes()
+    coll = vectors / "dcap-qvl/tdx_quote_collateral.json"
+    q = tmp_path / "q.dat"
+    for body, n in ((data, 70), (data[:-70], 0), (data + b"extra", 75)):
+        q.write_bytes(body)
+        rc, j = verify(tdxctl, q, coll, 1752919234)
+        assert rc == 0 and j["status"] == "UpToDate", j
+        assert j["trailing_bytes"] == n
+    rc, j = verify(tdxctl, vectors / "zkdcap/quote_tdx_00806f050000.dat", vectors / "zkdcap",
+                   1737467060)
+    assert rc == 0 and j["trailing_bytes"] == 3065
+
+
+# Certification data of dcap-qvl/tdx_quote: PCK chain PEM from byte 1258 (leaf), 3031
+# (platform CA), 3987 (root) to the final "\n" (4934) and NUL (4935).
+CHAIN_FLIPS = [  # all accepted before the chain text was checked strictly
+    (4276, 0x01, "PCK chain"),  # in the root's subject: dropped, the chain anchored by name
+    (3987, 0x01, "PCK chain"),  # the root's BEGIN line: the block was skipped as text
+    (3962, 0x01, "PCK chain"),  # the platform CA's END line: took the root block with it
+    (3966, 0x04, "PCK chain"),
+    (4934, 0x01, "PCK chain"),  # the "\n" after the last END line
+    (4935, 0x20, "PCK chain"),  # the final NUL
+]
+
+
+@pytest.mark.parametrize("off,mask,err", CHAIN_FLIPS, ids=[str(f[0]) for f in CHAIN_FLIPS])
+def test_chain_text_flips(tdxctl, vectors, tmp_path, off, mask, err):
+    """Single-bit flips in the PCK chain text that were accepted before."""
+    data = bytearray((vectors / "dcap-qvl/tdx_quote").read_bytes())
+    data[off] ^= mask
+    q = tmp_path / "q.dat"
+    q.write_bytes(bytes(data))
+    rc, j = verify(tdxctl, q, vectors / "dcap-qvl/tdx_quote_collateral.json", 1752919234)
+    assert rc == 1, j
+    assert err in j["error"]
+
+
 def test_intel_test_root_rejected(tdxctl, vectors, tmp_path):
     # the TCB info signed under Intel's *test* root
     c = json.loads((vectors / "dcap-qvl/tdx_quote_collateral.json").read_text())

@@ -1,13 +1,17 @@
-/* kms.toml parsing, checks and --dump-config round trip; root key files (kms init). */
+/* kms.toml parsing, checks and --dump-config round trip; root key files (kms init, creation
+ * as one set across crashes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
@@ -280,11 +284,68 @@ static void test_init_dir_and_load(void **state) {
   free(dir);
 }
 
+/* Killed after every step of creating the root key files (DSTACK_KMS_TEST_CRASH_STEP): after
+ * kms_root_keys_recover there are either no key files (and new ones can be made) or exactly the
+ * keys being stored, never some of them. */
+static void test_store_crash(void **state) {
+  (void)state;
+  char *dir = tu_mkdtemp();
+  char err[256] = "", text[4096];
+  struct kms_root_keys k, l;
+  assert_int_equal(kms_root_keys_generate(&k), 0);
+  for (unsigned step = 1; step <= 11; step++) {
+    struct kms_config c;
+    assert_int_equal(kms_config_init(&c), 0);
+    snprintf(text, sizeof(text),
+             "[core]\nroot_ca_cert = \"%s/s%u/root-ca.cert\"\n"
+             "root_ca_key = \"%s/s%u/private/root-ca.key\"\n"
+             "k256_key = \"%s/s%u/private/root-k256.key\"\ntmp_ca_cert = \"%s/s%u/tmp-ca.cert\"\n"
+             "tmp_ca_key = \"%s/s%u/tmp-ca.key\"\n",
+             dir, step, dir, step, dir, step, dir, step, dir, step);
+    assert_int_equal(apply(&c, text, err, sizeof(err)), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      char n[16];
+      snprintf(n, sizeof(n), "%u", step);
+      setenv(KMS_ENV_TEST_CRASH_STEP, n, 1);
+      (void)kms_root_keys_store(&k, &c, err, sizeof(err));
+      _exit(3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    /* never some: none before the commit (step 6), those linked so far after it */
+    assert_int_equal(kms_root_keys_present(&c), step <= 6 ? 0 : (int)step - 6);
+    assert_int_equal(kms_root_keys_recover(&c, err, sizeof(err)), 0);
+    if (step <= 5) {
+      assert_int_equal(kms_root_keys_present(&c), 0);
+      assert_int_equal(kms_root_keys_store(&k, &c, err, sizeof(err)), 0);
+    }
+    assert_int_equal(kms_root_keys_present(&c), 5);
+    assert_int_equal(kms_root_keys_load(&c, &l, err, sizeof(err)), 0);
+    assert_memory_equal(k.ca_scalar, l.ca_scalar, 32);
+    assert_memory_equal(k.k256, l.k256, 32);
+    kms_root_keys_free(&l);
+    /* the staging directory is gone, and storing again replaces nothing */
+    char staging[1024];
+    snprintf(staging, sizeof(staging), "%s/s%u/private/" KMS_ROOT_KEYS_STAGING, dir, step);
+    assert_int_equal(access(staging, F_OK), -1);
+    assert_int_equal(kms_root_keys_store(&k, &c, err, sizeof(err)), -EEXIST);
+    assert_non_null(strstr(err, "not replacing"));
+    assert_int_equal(kms_root_keys_recover(&c, err, sizeof(err)), 0);
+    kms_config_free(&c);
+  }
+  kms_root_keys_free(&k);
+  tu_rm_rf(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_roundtrip), cmocka_unit_test(test_dev_config),
       cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_check),
-      cmocka_unit_test(test_init_dir_and_load),
+      cmocka_unit_test(test_init_dir_and_load), cmocka_unit_test(test_store_crash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* The RTMR event path tappd relies on: tee_extend_event_line() (any one-line record, appended
  * and extended under the event-log flock, taken back when the extend fails), tee_extend_event()
- * on top of it, and the dev-mode boot events (os-image-hash from vm_config). */
+ * on top of it, the repair after a crash (tee_eventlog_reconcile(), and tappd around it), and
+ * the dev-mode boot events (os-image-hash from vm_config). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <sys/file.h>
 #include <stdio.h>
 #include <string.h>
@@ -267,6 +270,292 @@ static void test_line_concurrent(void **state) {
   free(top);
 }
 
+/* ---- crashes: tee_eventlog_reconcile() ---- */
+
+static void append_bytes(const char *path, const void *p, size_t n) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  assert_true(fd >= 0);
+  assert_int_equal(fd_write_all(fd, p, n), 0);
+  close(fd);
+}
+
+static void append_raw(const char *path, const char *text) {
+  append_bytes(path, text, strlen(text));
+}
+
+static void read_all(const char *path, struct buf *b) {
+  *b = BUF_INIT(EVENTLOG_MAX_LOG);
+  assert_int_equal(file_read_all(path, EVENTLOG_MAX_LOG, b), 0);
+}
+
+/* A sim backend whose extend kills the calling process: the crash between append and extend. */
+static int killing_extend(struct tee *t, unsigned index, const uint8_t digest[48]) {
+  (void)t;
+  (void)index;
+  (void)digest;
+  raise(SIGKILL);
+  return -EIO;
+}
+
+static void crash_between_append_and_extend(const char *sim, const char *name) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct tee *t = NULL;
+    if (tee_sim_new(sim, &t) < 0)
+      _exit(2);
+    struct tee_ops ops = *t->ops;
+    ops.extend_rtmr = killing_extend;
+    t->ops = &ops;
+    uint8_t d[48];
+    _cleanup_buf_ struct buf line = BUF_INIT(4096);
+    runtime_line(name, (const uint8_t *)"x", 1, d, &line);
+    (void)tee_extend_event_line(t, 3, d, line.data, line.len);
+    _exit(3); /* not reached */
+  }
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFSIGNALED(st));
+  assert_int_equal(WTERMSIG(st), SIGKILL);
+}
+
+static void emit(struct tee *t, const char *name) {
+  uint8_t d[48];
+  _cleanup_buf_ struct buf line = BUF_INIT(4096);
+  runtime_line(name, (const uint8_t *)"p", 1, d, &line);
+  assert_int_equal(tee_extend_event_line(t, 3, d, line.data, line.len), 0);
+}
+
+/* The log does (not) replay to RTMR3; returns the number of events on RTMR3. */
+static bool log_replays(struct tee *t, size_t *ret_n) {
+  _cleanup_free_ char *path = NULL;
+  assert_int_equal(tee_eventlog_path(t, &path), 0);
+  _cleanup_buf_ struct buf b;
+  read_all(path, &b);
+  _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
+  if (eventlog_parse_json((const char *)b.data, b.len, &log) < 0)
+    return false;
+  uint8_t want[4][48], got[4][48];
+  assert_int_equal(eventlog_replay(&log, want), 0);
+  assert_int_equal(tee_read_rtmrs(t, got), 0);
+  size_t n = 0;
+  for (size_t i = 0; i < log.n; i++)
+    n += log.ev[i].imr == 3;
+  if (ret_n)
+    *ret_n = n;
+  return memcmp(want[3], got[3], 48) == 0;
+}
+
+static void test_reconcile_crashes(void **state) {
+  (void)state;
+  char *top;
+  _cleanup_free_ char *sim = sim_dir_new(&top);
+  struct tee *t = NULL;
+  assert_int_equal(tee_sim_new(sim, &t), 0);
+  _cleanup_free_ char *path = NULL;
+  assert_int_equal(tee_eventlog_path(t, &path), 0);
+  struct tee_reconcile rc;
+
+  /* A consistent log (also an empty one) is left exactly as it is. */
+  assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), 0);
+  assert_int_equal(rc.dropped_lines, 0);
+  emit(t, "one");
+  emit(t, "two");
+  _cleanup_buf_ struct buf before;
+  read_all(path, &before);
+  assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), 0);
+  assert_int_equal(rc.dropped_lines, 0);
+  assert_int_equal(rc.events, 2);
+  _cleanup_buf_ struct buf after;
+  read_all(path, &after);
+  assert_int_equal(after.len, before.len);
+  assert_memory_equal(after.data, before.data, before.len);
+
+  /* Killed between append and extend: one line more than RTMR3. */
+  crash_between_append_and_extend(sim, "lost");
+  size_t n;
+  assert_false(log_replays(t, NULL));
+  assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), 0);
+  assert_int_equal(rc.dropped_lines, 1);
+  assert_int_equal(rc.events, 2);
+  assert_true(log_replays(t, &n));
+  assert_int_equal(n, 2);
+  assert_int_equal(file_size(path), (off_t)before.len);
+
+  /* Two dead writers in a row, the second torn while appending. */
+  crash_between_append_and_extend(sim, "lost-1");
+  append_raw(path, "{\"imr\":3,\"event_type\":1,\"dig");
+  assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), 0);
+  assert_int_equal(rc.dropped_lines, 2);
+  assert_true(log_replays(t, &n));
+  assert_int_equal(n, 2);
+
+  /* A torn line is cut by the next append too, which then lands on a line of its own. */
+  append_raw(path, "{\"imr\":3,\"event_");
+  emit(t, "three");
+  assert_true(log_replays(t, &n));
+  assert_int_equal(n, 3);
+
+  /* A last line that did reach RTMR3 but lacks its '\n' is kept, and ended. */
+  {
+    uint8_t d[48];
+    _cleanup_buf_ struct buf line = BUF_INIT(4096);
+    runtime_line("unended", (const uint8_t *)"u", 1, d, &line);
+    line.len--; /* no '\n' */
+    append_bytes(path, line.data, line.len);
+    assert_int_equal(sim_td_extend(sim, 3, d), 0);
+  }
+  assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), 0);
+  assert_int_equal(rc.dropped_lines, 0);
+  assert_int_equal(rc.events, 4);
+  assert_true(log_replays(t, &n));
+  assert_int_equal(n, 4);
+  _cleanup_buf_ struct buf ended;
+  read_all(path, &ended);
+  assert_int_equal(ended.data[ended.len - 1], '\n');
+  emit(t, "after-unended");
+  assert_true(log_replays(t, &n));
+  assert_int_equal(n, 5);
+
+  /* The start value: a boot log elsewhere that put one event on RTMR3 first. */
+  {
+    uint8_t boot[48] = {0}, d[48], m[96];
+    memset(d, 0x42, sizeof(d));
+    /* the log replays to RTMR3 from zero, so from another start it does not */
+    memcpy(m, boot, 48);
+    memcpy(m + 48, d, 48);
+    sha384(m, sizeof(m), boot);
+    _cleanup_buf_ struct buf keep;
+    read_all(path, &keep);
+    assert_int_equal(tee_eventlog_reconcile(t, 3, boot, &rc), -ENOTRECOVERABLE);
+    _cleanup_buf_ struct buf same;
+    read_all(path, &same);
+    assert_int_equal(same.len, keep.len);
+  }
+
+  tee_free(t);
+  tu_rm_rf(top);
+  free(top);
+}
+
+/* Logs that dropping trailing lines cannot fix: refused, and nothing is changed. */
+static void test_reconcile_unrecoverable(void **state) {
+  (void)state;
+  static const char *const cases[] = {"extend-unlogged", "other-rtmr-in-tail", "garbage-line",
+                                      "dangling-then-logged"};
+  for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
+    char *top;
+    _cleanup_free_ char *sim = sim_dir_new(&top);
+    struct tee *t = NULL;
+    assert_int_equal(tee_sim_new(sim, &t), 0);
+    _cleanup_free_ char *path = NULL;
+    assert_int_equal(tee_eventlog_path(t, &path), 0);
+    emit(t, "a");
+    uint8_t d[48];
+    memset(d, 7, sizeof(d));
+    switch (k) {
+    case 0: /* RTMR3 extended without a line */
+      assert_int_equal(sim_td_extend(sim, 3, d), 0);
+      break;
+    case 1: /* a line RTMR3 never got, then one on RTMR2 that may have reached RTMR2 */
+      crash_between_append_and_extend(sim, "lost");
+      assert_int_equal(tee_extend_event(t, 2, 1, d, "rtmr2"), 0);
+      break;
+    case 2: /* a complete line that does not parse */
+      append_raw(path, "not json\n");
+      break;
+    case 3: /* a dead writer's line, then a logged and extended one after it */
+      crash_between_append_and_extend(sim, "lost");
+      emit(t, "b");
+      break;
+    }
+    _cleanup_buf_ struct buf b0;
+    read_all(path, &b0);
+    uint8_t r0[4][48], r1[4][48];
+    assert_int_equal(tee_read_rtmrs(t, r0), 0);
+    struct tee_reconcile rc;
+    assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), -ENOTRECOVERABLE);
+    _cleanup_buf_ struct buf b1;
+    read_all(path, &b1);
+    assert_int_equal(b1.len, b0.len);
+    assert_memory_equal(b1.data, b0.data, b0.len);
+    assert_int_equal(tee_read_rtmrs(t, r1), 0);
+    assert_memory_equal(r0, r1, sizeof(r0));
+    tee_free(t);
+    tu_rm_rf(top);
+    free(top);
+  }
+  /* arguments, and a backend without RTMRs to read */
+  struct tee_reconcile rc;
+  assert_int_equal(tee_eventlog_reconcile(NULL, 3, NULL, &rc), -EINVAL);
+  struct fake f = {.path = "/nonexistent"};
+  struct tee ft = {.ops = &fake_ops, .priv = &f};
+  assert_int_equal(tee_eventlog_reconcile(&ft, 4, NULL, &rc), -EINVAL);
+  assert_int_equal(tee_eventlog_reconcile(&ft, 3, NULL, &rc), -ENOTSUP);
+}
+
+/* tappd: the start-up check repairs the log; quotes repair a log a dead writer left behind
+ * since, and are refused while the log cannot replay to RTMR3. */
+static void test_tappd_reconcile(void **state) {
+  (void)state;
+  char *dir = tu_mkdtemp();
+  char err[256] = "";
+  struct tappd_config cfg;
+  struct tappd *t = NULL;
+  assert_int_equal(tappd_dev_prepare(dir, err, sizeof(err)), 0);
+  assert_int_equal(tappd_config_init_dev(&cfg, dir), 0);
+  assert_int_equal(tappd_new(&cfg, &t, err, sizeof(err)), 0);
+  assert_int_equal(tappd_dev_boot(t), 0);
+  _cleanup_free_ char *sim = str_printf("%s/sim", dir);
+  uint8_t rd[64] = {0};
+  size_t n0;
+  assert_true(log_replays(t->tee, &n0));
+
+  /* killed mid-EmitEvent, then started again */
+  crash_between_append_and_extend(sim, "lost");
+  tappd_free(t);
+  assert_int_equal(tappd_new(&cfg, &t, err, sizeof(err)), 0);
+  size_t n;
+  assert_true(log_replays(t->tee, &n));
+  assert_int_equal(n, n0);
+
+  /* another process killed while tappd runs: the next quote repairs the log */
+  crash_between_append_and_extend(sim, "lost-again");
+  _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_QUOTE);
+  _cleanup_buf_ struct buf json = BUF_INIT(TAPPD_EVENTLOG_MAX);
+  assert_int_equal(tappd_quote(t, rd, &q, NULL, &json), 0);
+  assert_true(log_replays(t->tee, &n));
+  assert_int_equal(n, n0);
+  assert_int_equal(buf_terminate(&json), 0);
+  assert_null(strstr((const char *)json.data, "lost-again"));
+
+  /* RTMR3 extended without logging: quotes refused, with a clear message; other calls work */
+  uint8_t d[48];
+  memset(d, 9, sizeof(d));
+  assert_int_equal(sim_td_extend(sim, 3, d), 0);
+  buf_reset(&q);
+  assert_int_equal(tappd_quote(t, rd, &q, NULL, NULL), -ENOTRECOVERABLE);
+  assert_int_equal(q.len, 0);
+  assert_true(atomic_load(&t->eventlog_unrecoverable));
+  assert_non_null(strstr(tappd_quote_strerror(-ENOTRECOVERABLE), "RTMR3"));
+  char *error = NULL;
+  struct tappd_info info;
+  assert_int_equal(tappd_info(t, false, &info, &error), -ENOTRECOVERABLE);
+  assert_non_null(strstr(error, "does not replay to RTMR3"));
+  free(error);
+  /* ... and after a restart too */
+  tappd_free(t);
+  assert_int_equal(tappd_new(&cfg, &t, err, sizeof(err)), 0);
+  assert_true(atomic_load(&t->eventlog_unrecoverable));
+  assert_int_equal(tappd_quote(t, rd, &q, NULL, NULL), -ENOTRECOVERABLE);
+  assert_int_equal(q.len, 0);
+
+  tappd_free(t);
+  tappd_config_free(&cfg);
+  tu_rm_rf(dir);
+  free(dir);
+}
+
 /* Dev mode records the vm_config's os_image_hash as "os-image-hash" before "key-provider", and
  * Info reports it. */
 static void test_dev_os_image_hash(void **state) {
@@ -322,6 +611,9 @@ int main(void) {
       cmocka_unit_test(test_line_basic),
       cmocka_unit_test(test_line_extend_failure),
       cmocka_unit_test(test_line_concurrent),
+      cmocka_unit_test(test_reconcile_crashes),
+      cmocka_unit_test(test_reconcile_unrecoverable),
+      cmocka_unit_test(test_tappd_reconcile),
       cmocka_unit_test(test_dev_os_image_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
