@@ -112,6 +112,7 @@ int tee_eventlog_reconcile(struct tee *t, unsigned index, const uint8_t start[48
   if (!t->ops->eventlog_path || !t->ops->read_rtmrs)
     return -ENOTSUP;
   _cleanup_free_ char *path = NULL;
+  _cleanup_buf_ struct buf text = BUF_INIT(EVENTLOG_MAX_LOG);
   int r = t->ops->eventlog_path(t, &path);
   if (r < 0)
     return r;
@@ -128,7 +129,6 @@ int tee_eventlog_reconcile(struct tee *t, unsigned index, const uint8_t start[48
       goto out;
     }
   }
-  _cleanup_buf_ struct buf text = BUF_INIT(EVENTLOG_MAX_LOG);
   r = fd_read_all(fd, EVENTLOG_MAX_LOG, &text);
   if (r < 0) {
     r = log_debug_errno(r, "reading %s", path);

@@ -96,8 +96,8 @@ export function findSimDir(dir, depth = 3) {
 
 // A simulated CVM the dev KMS accepts: a copy of the KMS's simulated platform (same PCK chain and
 // collateral, so its quotes verify against the root the KMS trusts; its own TD state), RTMR3
-// events for an app (seed-era lines as `tdxctl extend` writes them: rootfs-hash, app-id,
-// compose-hash, instance-id; the KMS needs the rootfs hash for the seed-era disk key) and a
+// events for an app (the newest boot's runtime events: system-preparing, app-id, compose-hash,
+// instance-id, boot-mr-done, as `tdxctl extend --payload` writes them) and a
 // boot-time RA-TLS client certificate signed by the KMS's tmp CA (tdxctl gen-ra-cert).
 // Resolves to { dir, appId, composeHash, instanceId, cert, key, certPath, keyPath, cleanup() }.
 export async function makeCvm(kms, { compose = 'services: {}\n', appId = null } = {}) {
@@ -123,16 +123,17 @@ export async function makeCvm(kms, { compose = 'services: {}\n', appId = null } 
   const composeHash = crypto.createHash('sha256').update(compose).digest('hex');
   appId = appId || composeHash.slice(0, 40);
   const instanceId = crypto.randomBytes(20).toString('hex');
-  const rootfsHash = crypto.createHash('sha256').update('sdk-test rootfs').digest('hex');
-  const events = [['rootfs-hash', rootfsHash], ['app-id', appId], ['compose-hash', composeHash],
-    ['instance-id', instanceId]];
+  // The newest guest's boot events, in its order (names bound to digests; identity is taken
+  // only from before boot-mr-done).
+  const events = [['system-preparing', ''], ['app-id', appId], ['compose-hash', composeHash],
+    ['instance-id', instanceId], ['boot-mr-done', '']];
   for (const [name, value] of events)
-    await tdxctlOk(['extend', '-a', name, '-d', value], { env });
+    await tdxctlOk(['extend', '-a', name, '--payload', value], { env });
   const certPath = path.join(dir, 'cert.pem');
   const keyPath = path.join(dir, 'key.pem');
   await tdxctlOk(['gen-ra-cert', '--ca-cert', caCert, '--ca-key', caKey, '-c', certPath, '-k', keyPath], { env });
   return {
-    dir, appId, composeHash, instanceId, rootfsHash, certPath, keyPath,
+    dir, appId, composeHash, instanceId, certPath, keyPath,
     cert: fs.readFileSync(certPath), key: fs.readFileSync(keyPath),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
