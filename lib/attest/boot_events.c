@@ -48,8 +48,23 @@ static const struct reserved *reserved_find(const char *name) {
   return NULL;
 }
 
+/* A reserved name followed by ':'. The V1 digest covers "type:name:payload" without lengths,
+ * so ("compose-hash:", x) and ("compose-hash", ":" x) share a digest: a boot event whose payload
+ * starts with ':' could be shown under such a name, and the other way round. */
+static bool reserved_prefix(const char *name) {
+  const char *colon = name ? strchr(name, ':') : NULL;
+  if (!colon)
+    return false;
+  for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
+    size_t n = strlen(reserved[i].name);
+    if ((size_t)(colon - name) == n && strncmp(name, reserved[i].name, n) == 0)
+      return true;
+  }
+  return false;
+}
+
 bool boot_event_name_reserved(const char *name) {
-  return reserved_find(name) != NULL;
+  return reserved_find(name) != NULL || reserved_prefix(name);
 }
 
 bool boot_event_is_bound(const struct tdx_event *e) {
@@ -128,6 +143,10 @@ static int scan_newest(const struct eventlog *log, struct boot_events *b, char *
                      "RTMR3 event #%zu (\"%s\", type 0x%x) is not a runtime event whose digest "
                      "matches its name and payload",
                      n, e->event, e->event_type);
+    if (reserved_prefix(e->event))
+      return str_err(why, whylen, -EBADMSG,
+                     "RTMR3 event #%zu: \"%s\" could be a boot event under another name",
+                     n, e->event);
     const struct reserved *rv = reserved_find(e->event);
     if (n == 1 && (!rv || rv->place != P_FIRST))
       return str_err(why, whylen, -EBADMSG,

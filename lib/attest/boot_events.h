@@ -59,7 +59,9 @@ struct boot_events {
   bool system_ready;   /* newest: the boot reached system-ready */
 };
 
-/* True for the names only the boot may emit (the guest agent refuses them from apps). */
+/* True for the names only the boot may emit (the guest agent refuses them from apps), and for
+ * those names followed by ':' (a V1 digest cannot tell "name:" + payload from name + ":" +
+ * payload; such a name in a newest-era log refuses it). */
 bool boot_event_name_reserved(const char *name);
 
 /* True when e is a runtime event whose digest matches its name and payload. */

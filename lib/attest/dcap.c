@@ -1031,6 +1031,91 @@ static int advisories_collect(const struct dcap_tcb_outcome *o, struct dcap_resu
 
 /* ---- verification ---- */
 
+/* The signatures a quote carries, checked with its (verified) PCK chain: the QE report signed by
+ * the PCK key, its report data binding the attestation key, the quote signed by that key. */
+static int quote_sigs_check(struct dcap_verifier *v, struct chain_entry *ch, const struct quote *q,
+                            char *err, size_t errlen) {
+  int r;
+  /* QE report: signed by the PCK key (verified once per distinct report of this PCK) */
+  {
+    uint8_t memo[32];
+    struct hash_ctx *h = NULL;
+    r = hash_ctx_new(HASH_SHA256, &h);
+    if (r >= 0)
+      r = hash_ctx_update(h, q->qe_report_raw, QUOTE_QE_REPORT_SIZE);
+    if (r >= 0)
+      r = hash_ctx_update(h, q->qe_report_sig, 64);
+    if (r >= 0)
+      r = hash_ctx_final(h, memo);
+    hash_ctx_free(h);
+    if (r < 0)
+      return r;
+    pthread_mutex_lock(&v->lock);
+    bool known = ch->qe_memo_set && memcmp(ch->qe_memo, memo, 32) == 0;
+    pthread_mutex_unlock(&v->lock);
+    if (!known) {
+      if (key_ecdsa_verify_raw(ch->leaf_pub, q->qe_report_raw, QUOTE_QE_REPORT_SIZE,
+                               q->qe_report_sig) < 0) {
+        errf(err, errlen, "QE report signature invalid");
+        return -EBADMSG;
+      }
+      pthread_mutex_lock(&v->lock);
+      memcpy(ch->qe_memo, memo, 32);
+      ch->qe_memo_set = true;
+      pthread_mutex_unlock(&v->lock);
+    }
+  }
+  /* ... and binds the attestation key */
+  {
+    struct hash_ctx *h = NULL;
+    uint8_t rd[64] = {};
+    r = hash_ctx_new(HASH_SHA256, &h);
+    if (r >= 0)
+      r = hash_ctx_update(h, q->attest_key, 64);
+    if (r >= 0 && q->qe_auth_data.len)
+      r = hash_ctx_update(h, q->qe_auth_data.ptr, q->qe_auth_data.len);
+    if (r >= 0)
+      r = hash_ctx_final(h, rd);
+    hash_ctx_free(h);
+    if (r < 0)
+      return r;
+    if (memcmp(rd, q->qe_report.report_data, 64) != 0) {
+      errf(err, errlen, "QE report data does not bind the attestation key");
+      return -EBADMSG;
+    }
+  }
+  /* the quote itself, by the attestation key (its EVP_PKEY is kept with the PCK chain) */
+  {
+    EVP_PKEY *ak = NULL;
+    pthread_mutex_lock(&v->lock);
+    if (ch->attest_pub && memcmp(ch->attest_raw, q->attest_key, 64) == 0 &&
+        EVP_PKEY_up_ref(ch->attest_pub) == 1)
+      ak = ch->attest_pub;
+    pthread_mutex_unlock(&v->lock);
+    if (!ak) {
+      if (key_p256_from_public_raw(q->attest_key, &ak) < 0) {
+        errf(err, errlen, "quote: attestation key is not a P-256 point");
+        return -EBADMSG;
+      }
+      pthread_mutex_lock(&v->lock);
+      if (EVP_PKEY_up_ref(ak) == 1) {
+        EVP_PKEY_free(ch->attest_pub);
+        ch->attest_pub = ak;
+        memcpy(ch->attest_raw, q->attest_key, 64);
+      }
+      pthread_mutex_unlock(&v->lock);
+    }
+    r = key_ecdsa_verify_raw(ak, q->signed_data.ptr, q->signed_data.len, q->signature);
+    EVP_PKEY_free(ak);
+    if (r < 0) {
+      errf(err, errlen, "quote signature invalid");
+      return -EBADMSG;
+    }
+  }
+
+  return 0;
+}
+
 int dcap_verify(struct dcap_verifier *v, const uint8_t *quote, size_t len,
                 const struct dcap_collateral *col, int64_t now, struct dcap_result *ret, char *err,
                 size_t errlen) {
@@ -1126,93 +1211,15 @@ int dcap_verify(struct dcap_verifier *v, const uint8_t *quote, size_t len,
   if (r < 0)
     goto out;
 
-  /* QE report: signed by the PCK key (verified once per distinct report of this PCK) */
-  {
-    uint8_t memo[32];
-    struct hash_ctx *h = NULL;
-    r = hash_ctx_new(HASH_SHA256, &h);
-    if (r >= 0)
-      r = hash_ctx_update(h, q->qe_report_raw, QUOTE_QE_REPORT_SIZE);
-    if (r >= 0)
-      r = hash_ctx_update(h, q->qe_report_sig, 64);
-    if (r >= 0)
-      r = hash_ctx_final(h, memo);
-    hash_ctx_free(h);
-    if (r < 0)
-      goto out;
-    pthread_mutex_lock(&v->lock);
-    bool known = ch->qe_memo_set && memcmp(ch->qe_memo, memo, 32) == 0;
-    pthread_mutex_unlock(&v->lock);
-    if (!known) {
-      if (key_ecdsa_verify_raw(ch->leaf_pub, q->qe_report_raw, QUOTE_QE_REPORT_SIZE,
-                               q->qe_report_sig) < 0) {
-        errf(err, errlen, "QE report signature invalid");
-        r = -EBADMSG;
-        goto out;
-      }
-      pthread_mutex_lock(&v->lock);
-      memcpy(ch->qe_memo, memo, 32);
-      ch->qe_memo_set = true;
-      pthread_mutex_unlock(&v->lock);
-    }
-  }
-  /* ... and binds the attestation key */
-  {
-    struct hash_ctx *h = NULL;
-    uint8_t rd[64] = {};
-    r = hash_ctx_new(HASH_SHA256, &h);
-    if (r >= 0)
-      r = hash_ctx_update(h, q->attest_key, 64);
-    if (r >= 0 && q->qe_auth_data.len)
-      r = hash_ctx_update(h, q->qe_auth_data.ptr, q->qe_auth_data.len);
-    if (r >= 0)
-      r = hash_ctx_final(h, rd);
-    hash_ctx_free(h);
-    if (r < 0)
-      goto out;
-    if (memcmp(rd, q->qe_report.report_data, 64) != 0) {
-      errf(err, errlen, "QE report data does not bind the attestation key");
-      r = -EBADMSG;
-      goto out;
-    }
-  }
+  r = quote_sigs_check(v, ch, q, err, errlen);
+  if (r < 0)
+    goto out;
   const struct dcap_isv_level *qe_level = NULL;
   {
     char why[160] = "";
     r = dcap_qe_identity_check(&co->qe, q->tee_type, &q->qe_report, &qe_level, why, sizeof(why));
     if (r < 0) {
       errf(err, errlen, "%s", why);
-      goto out;
-    }
-  }
-
-  /* the quote itself, by the attestation key (its EVP_PKEY is kept with the PCK chain) */
-  {
-    EVP_PKEY *ak = NULL;
-    pthread_mutex_lock(&v->lock);
-    if (ch->attest_pub && memcmp(ch->attest_raw, q->attest_key, 64) == 0 &&
-        EVP_PKEY_up_ref(ch->attest_pub) == 1)
-      ak = ch->attest_pub;
-    pthread_mutex_unlock(&v->lock);
-    if (!ak) {
-      if (key_p256_from_public_raw(q->attest_key, &ak) < 0) {
-        errf(err, errlen, "quote: attestation key is not a P-256 point");
-        r = -EBADMSG;
-        goto out;
-      }
-      pthread_mutex_lock(&v->lock);
-      if (EVP_PKEY_up_ref(ak) == 1) {
-        EVP_PKEY_free(ch->attest_pub);
-        ch->attest_pub = ak;
-        memcpy(ch->attest_raw, q->attest_key, 64);
-      }
-      pthread_mutex_unlock(&v->lock);
-    }
-    r = key_ecdsa_verify_raw(ak, q->signed_data.ptr, q->signed_data.len, q->signature);
-    EVP_PKEY_free(ak);
-    if (r < 0) {
-      errf(err, errlen, "quote signature invalid");
-      r = -EBADMSG;
       goto out;
     }
   }
@@ -1309,9 +1316,9 @@ int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **re
   return 0;
 }
 
-/* ---- the PCK chain alone ---- */
+/* ---- what needs no collateral ---- */
 
-int dcap_verify_pck_chain(struct dcap_verifier *v, const struct quote *q, int64_t now,
+int dcap_verify_no_collateral(struct dcap_verifier *v, const struct quote *q, int64_t now,
                           bool *ret_simulated, char *err, size_t errlen) {
   if (err && errlen)
     err[0] = '\0';
@@ -1332,6 +1339,8 @@ int dcap_verify_pck_chain(struct dcap_verifier *v, const struct quote *q, int64_
   if (r < 0)
     return r;
   r = windows_check(&ch->win, WIN_CERT, now, err, errlen);
+  if (r >= 0)
+    r = quote_sigs_check(v, ch, q, err, errlen);
   if (r >= 0 && ret_simulated)
     *ret_simulated = ch->anchor == ANCHOR_SIM;
   entry_unref(v, &ch->e);

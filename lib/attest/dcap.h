@@ -109,14 +109,16 @@ void dcap_result_free(struct dcap_result *r);
 /* Bytes of the verified input after the quote's signature data (not covered by anything). */
 size_t dcap_result_trailing_bytes(const struct dcap_result *r);
 
-/* Only the first step of dcap_verify, for callers that must know a quote is worth fetching
- * collateral for: the quote's PCK chain (signatures, CA flags, the PCK leaf and its SGX
- * extension) up to a trusted root, every certificate valid at now. Revocation is not checked
- * (the CRLs come with the collateral); dcap_verify still does all of it. The chain is cached
- * as dcap_verify caches it. *ret_simulated (may be NULL): the root is the simulator's. Errors
- * as dcap_verify. */
-int dcap_verify_pck_chain(struct dcap_verifier *v, const struct quote *q, int64_t now,
-                          bool *ret_simulated, char *err, size_t errlen);
+/* What dcap_verify checks without collateral, for callers that must know a quote is worth
+ * fetching collateral for: the quote's PCK chain (signatures, CA flags, the PCK leaf and its SGX
+ * extension) up to a trusted root, every certificate valid at now; the QE report signed by the
+ * PCK key and binding the attestation key; the quote signed by the attestation key. So only a
+ * real platform's QE can produce a quote that passes. Revocation, TCB levels and the QE
+ * identity are not checked (they need the collateral); dcap_verify still does all of it. The
+ * chain is cached as dcap_verify caches it. *ret_simulated (may be NULL): the root is the
+ * simulator's. Errors as dcap_verify. */
+int dcap_verify_no_collateral(struct dcap_verifier *v, const struct quote *q, int64_t now,
+                              bool *ret_simulated, char *err, size_t errlen);
 
 /* {"status","advisory_ids","fmspc","tee_type" ("TDX"/"SGX"),"simulated","collateral_expiry"
  * (date string),"platform_status","qe_status","module_status","pck_ca","quote_version",

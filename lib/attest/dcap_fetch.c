@@ -353,6 +353,8 @@ int dcap_fetch_collateral_for(const char *base_url, enum dcap_tee tee, const uin
     if (r != -ENOENT)
       return r;
   }
+  if (o && o->cache_only)
+    return -ENOENT;
 
   struct dcap_collateral col = {0};
   r = fetch_all(base, tee, fmspc, ca, o, &col);

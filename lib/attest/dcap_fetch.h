@@ -62,6 +62,7 @@ struct dcap_fetch_opts {
    * set, else no disk cache. Ignored when cache is set. */
   const char *cache_dir;
   bool no_cache;               /* always fetch, store nothing */
+  bool cache_only;             /* never fetch: what the cache holds, else -ENOENT */
   const char *root_ca_crl_url; /* fixed root CA CRL URL (skips /rootcacrl and the CDP) */
   int64_t now;                 /* unix seconds for cache validity; 0 = time(NULL) */
 };

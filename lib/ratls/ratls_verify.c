@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attest/boot_events.h"
@@ -27,15 +28,15 @@
 #define FETCH_FAIL_TTL_S 30 /* a failed fetch is not retried for the same chain before this */
 #define PREFETCH_MAX_INFLIGHT 16
 #define CHAIN_CACHE_N 64
+#define PLATFORM_CACHE_N 32
 #define DIR_SIG_MAX_ENTRIES 4096
 
 /* What the verifier learnt about one PCK certificate chain (quotes of one platform carry the
- * same chain), keyed by a hash of the chain text and the quote fields the lookups use:
+ * same chain), keyed by a hash of the chain text and the quote fields the lookups use. Only a
+ * chain that verified (dcap_verify_no_collateral) gets an entry:
  *   - whether it chains to the trusted simulator root (and whether its root says "simulator");
- *   - the collateral for it, as loaded from the simulator directory (reloaded whenever a file
- *     there changes: the directory signature below) or fetched (reloaded once its earliest
- *     nextUpdate has passed). Expiry is checked against every request's time either way, so
- *     expired collateral is never used.
+ *   - for a simulated platform, its collateral as loaded from the simulator directory (reloaded
+ *     whenever a file there changes: the directory signature below).
  * Every value is what the uncached computation gives for the same bytes. */
 struct chain_entry {
   bool used;
@@ -46,10 +47,25 @@ struct chain_entry {
   bool have_sig;
   uint8_t sig[32]; /* simulator directory signature at load time */
   struct dcap_collateral col;
+  int64_t uptodate_since;
+};
+
+/* What the verifier knows about the collateral of one kind of real platform, keyed by what the
+ * collateral depends on (TEE type, FMSPC, PCK CA type of the PCK leaf), whatever chain text
+ * brought it: the fetched collateral (used until its earliest nextUpdate; expiry is checked
+ * against every request's time), or the last fetch's failure (refused for FETCH_FAIL_TTL_S
+ * after that fetch ended). */
+#define PLATFORM_KEY_SIZE 8
+struct platform_entry {
+  bool used;
+  uint64_t stamp;
+  uint8_t key[PLATFORM_KEY_SIZE];
+  bool have_col;
+  struct dcap_collateral col;
   bool have_next;
   int64_t next_update;
   int64_t uptodate_since;
-  int64_t fail_until; /* the last fetch failed: refuse until then, with fail_why */
+  int64_t fail_until;
   char fail_why[200];
 };
 
@@ -63,14 +79,14 @@ struct ratls_prefetch {
 
 struct fetch_job {
   struct fetch_job *next;
-  struct ratls_verifier *v;
-  uint8_t key[32];
+  struct ratls_verifier *v; /* NULL once the verifier is gone */
+  uint8_t key[PLATFORM_KEY_SIZE];
   uint8_t *quote; /* a copy: the work runs on another thread */
   size_t quote_len;
   char *pccs_url, *cache_dir;
-  int64_t now;
+  int64_t now;       /* request clock when it started */
+  int64_t elapsed_s; /* how long the fetch took */
   struct dcap_collateral col;
-  int result;
   struct ratls_prefetch *waiters;
 };
 
@@ -82,9 +98,10 @@ struct ratls_verifier {
   struct buf sim_root_der;
   uint8_t sim_root_hash[32]; /* SHA-256 of sim_root_der (valid when sim_root_der.len) */
   struct chain_entry chains[CHAIN_CACHE_N];
+  struct platform_entry platforms[PLATFORM_CACHE_N];
   uint64_t clock;
   bool no_blocking_fetch;
-  struct fetch_job *inflight; /* prefetches running on a pool, one per chain */
+  struct fetch_job *inflight; /* prefetches running on a pool, one per platform */
   size_t n_inflight;
 };
 
@@ -104,6 +121,8 @@ void ratls_verifier_free(struct ratls_verifier *v) {
   buf_free(&v->sim_root_der);
   for (size_t i = 0; i < CHAIN_CACHE_N; i++)
     dcap_collateral_free(&v->chains[i].col);
+  for (size_t i = 0; i < PLATFORM_CACHE_N; i++)
+    dcap_collateral_free(&v->platforms[i].col);
   free(v);
 }
 
@@ -231,8 +250,27 @@ static void chain_key(const struct quote *q, uint8_t ret[32]) {
   hash_ctx_free(h);
 }
 
+/* The entry for q's chain when there is one (no insertion). */
+static struct chain_entry *chain_find(struct ratls_verifier *v, const struct quote *q) {
+  static const uint8_t zero[32];
+  uint8_t key[32];
+  if (q->pck_chain_pem.len == 0)
+    return NULL;
+  chain_key(q, key);
+  if (memcmp(key, zero, sizeof(key)) == 0)
+    return NULL;
+  for (size_t i = 0; i < CHAIN_CACHE_N; i++) {
+    struct chain_entry *c = &v->chains[i];
+    if (c->used && memcmp(c->key, key, sizeof(key)) == 0) {
+      c->stamp = ++v->clock;
+      return c;
+    }
+  }
+  return NULL;
+}
+
 /* The entry for q's chain (filled with the simulator check on first sight), or NULL when the
- * quote has no chain to key on. */
+ * quote has no chain to key on. Only for chains that verified. */
 static struct chain_entry *chain_get(struct ratls_verifier *v, const struct quote *q) {
   static const uint8_t zero[32];
   uint8_t key[32];
@@ -361,106 +399,180 @@ static int64_t newest_uptodate(const char *tcb_info) {
   return best;
 }
 
-static enum ratls_reason refuse_failed(const struct chain_entry *e, int64_t now, char *why,
-                                       size_t whylen) {
-  return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "%s (retried in %lld s)",
-                e->fail_why, (long long)(e->fail_until - now));
+/* ---- collateral ---- */
+
+/* CLOCK_MONOTONIC in ms, and whole seconds (rounded up) since such a reading. */
+static int64_t mono_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Loads (or fetches) the collateral for q into col. A failed fetch is remembered in e (when
- * there is one) for FETCH_FAIL_TTL_S. */
-static enum ratls_reason load_collateral(struct ratls_verifier *v, struct chain_entry *e,
-                                       const struct quote *q, bool is_sim, int64_t now,
-                                       struct dcap_collateral *col, char *why, size_t whylen) {
-  int r;
-  if (is_sim) {
-    r = dcap_collateral_from_dir_quote(v->sim_collateral, q, col);
-    if (r < 0)
-      return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
-                    "simulator collateral in %s: %s", v->sim_collateral, strerror(-r));
-    return RATLS_OK;
-  }
-  if (!v->pccs_url)
-    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
-                  "no pccs_url configured to fetch collateral from");
-  if (e && e->fail_until > now)
-    return refuse_failed(e, now, why, whylen);
-  if (v->no_blocking_fetch)
-    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
-                  "the collateral for this platform is not fetched yet (too many fetches at "
-                  "once); retry");
-  struct dcap_fetch_opts fo = {
-      .http = {.timeout_ms = FETCH_TIMEOUT_MS},
-      .cache_dir = v->cache_dir,
-      .now = now,
-  };
-  r = dcap_fetch_collateral(v->pccs_url, q, &fo, col);
-  if (r < 0) {
-    enum ratls_reason rr = refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
-                                  "fetching collateral from %s: %s", v->pccs_url, strerror(-r));
-    if (e) {
-      e->fail_until = now + FETCH_FAIL_TTL_S;
-      snprintf(e->fail_why, sizeof(e->fail_why), "fetching collateral from %s: %s", v->pccs_url,
-               strerror(-r));
+static int64_t secs_since(int64_t start_ms) {
+  return (mono_now_ms() - start_ms + 999) / 1000;
+}
+
+/* What the collateral of q depends on: TEE type, FMSPC and PCK CA type of its PCK leaf. */
+static int platform_key(const struct quote *q, uint8_t ret[PLATFORM_KEY_SIZE]) {
+  enum dcap_tee tee;
+  enum dcap_pck_ca ca;
+  uint8_t fmspc[6];
+  int r = dcap_quote_fetch_params(q, &tee, fmspc, &ca);
+  if (r < 0)
+    return r;
+  ret[0] = (uint8_t)tee;
+  memcpy(ret + 1, fmspc, 6);
+  ret[7] = (uint8_t)ca;
+  return 0;
+}
+
+/* The entry for key when there is one (no insertion). */
+static struct platform_entry *platform_find(struct ratls_verifier *v,
+                                            const uint8_t key[PLATFORM_KEY_SIZE]) {
+  for (size_t i = 0; i < PLATFORM_CACHE_N; i++) {
+    struct platform_entry *c = &v->platforms[i];
+    if (c->used && memcmp(c->key, key, PLATFORM_KEY_SIZE) == 0) {
+      c->stamp = ++v->clock;
+      return c;
     }
-    return rr;
   }
-  return RATLS_OK;
+  return NULL;
 }
 
-/* The collateral for q, from the chain entry e when what it holds is still current (see struct
- * chain_entry), else loaded and kept in e. *ret points into e or to tmp (which the caller
- * frees). *ret_next is its earliest nextUpdate (when *ret_has_next), *ret_uptodate its newest
- * UpToDate tcbDate. */
-static enum ratls_reason get_collateral(struct ratls_verifier *v, struct chain_entry *e,
-                                      const struct quote *q, bool is_sim, int64_t now,
-                                      struct dcap_collateral *tmp,
-                                      const struct dcap_collateral **ret, bool *ret_has_next,
-                                      int64_t *ret_next, int64_t *ret_uptodate, char *why,
-                                      size_t whylen) {
+/* The entry for key (the least recently used one is recycled for a new key). Only for keys of
+ * quotes that passed dcap_verify_no_collateral, so that junk cannot push real platforms out. */
+static struct platform_entry *platform_get(struct ratls_verifier *v,
+                                           const uint8_t key[PLATFORM_KEY_SIZE]) {
+  struct platform_entry *e = NULL, *oldest = &v->platforms[0];
+  for (size_t i = 0; i < PLATFORM_CACHE_N; i++) {
+    struct platform_entry *c = &v->platforms[i];
+    if (c->used && memcmp(c->key, key, PLATFORM_KEY_SIZE) == 0) {
+      e = c;
+      break;
+    }
+    if (!c->used || (oldest->used && c->stamp < oldest->stamp))
+      oldest = c;
+  }
+  if (!e) {
+    e = oldest;
+    dcap_collateral_free(&e->col);
+    memset(e, 0, sizeof(*e));
+    memcpy(e->key, key, PLATFORM_KEY_SIZE);
+    e->used = true;
+  }
+  e->stamp = ++v->clock;
+  return e;
+}
+
+static bool platform_current(const struct platform_entry *e, int64_t now) {
+  return e->have_col && e->have_next && e->next_update > now;
+}
+
+/* Takes col into e. */
+static void platform_store(struct platform_entry *e, struct dcap_collateral *col) {
+  int64_t next = 0;
+  dcap_collateral_free(&e->col);
+  e->col = *col;
+  memset(col, 0, sizeof(*col));
+  e->have_col = true;
+  e->have_next = dcap_collateral_next_update(&e->col, &next) == 0;
+  e->next_update = next;
+  e->uptodate_since = newest_uptodate(e->col.tcb_info);
+  e->fail_until = 0;
+}
+
+/* A fetch that ended at end (request clock) with error r: refused until FETCH_FAIL_TTL_S later. */
+static void platform_fail(struct platform_entry *e, int64_t end, const char *url, int r) {
+  e->fail_until = end + FETCH_FAIL_TTL_S;
+  snprintf(e->fail_why, sizeof(e->fail_why), "fetching collateral from %s: %s", url,
+           r == -ECANCELED ? "cancelled" : strerror(-r));
+}
+
+/* The collateral of a simulated platform, from the chain entry e while the simulator's
+ * collateral directory is unchanged, else loaded from there (and kept in e). */
+static enum ratls_reason sim_collateral(struct ratls_verifier *v, struct chain_entry *e,
+                                        const struct quote *q, struct dcap_collateral *tmp,
+                                        const struct dcap_collateral **ret, int64_t *ret_uptodate,
+                                        char *why, size_t whylen) {
   uint8_t sig[32];
-  bool have_sig = false;
-  if (e && is_sim)
-    have_sig = dir_signature(v->sim_collateral, sig) == 0;
-  if (e && e->have_col && e->is_sim == is_sim &&
-      (is_sim ? have_sig && e->have_sig && memcmp(sig, e->sig, sizeof(sig)) == 0
-              : e->have_next && e->next_update > now)) {
+  bool have_sig = dir_signature(v->sim_collateral, sig) == 0;
+  if (e->have_col && have_sig && e->have_sig && memcmp(sig, e->sig, sizeof(sig)) == 0) {
     *ret = &e->col;
-    *ret_has_next = e->have_next;
-    *ret_next = e->next_update;
     *ret_uptodate = e->uptodate_since;
     return RATLS_OK;
   }
-  enum ratls_reason rr = load_collateral(v, e, q, is_sim, now, tmp, why, whylen);
-  if (rr != RATLS_OK)
-    return rr;
-  int64_t next = 0;
-  bool has_next = dcap_collateral_next_update(tmp, &next) == 0;
+  int r = dcap_collateral_from_dir_quote(v->sim_collateral, q, tmp);
+  if (r < 0)
+    return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "simulator collateral in %s: %s",
+                  v->sim_collateral, strerror(-r));
   int64_t uptodate = newest_uptodate(tmp->tcb_info);
-  if (e)
-    e->fail_until = 0;
-  if (e && (!is_sim || have_sig)) {
-    dcap_collateral_free(&e->col);
+  dcap_collateral_free(&e->col);
+  e->have_col = false;
+  if (have_sig) {
     e->col = *tmp;
     memset(tmp, 0, sizeof(*tmp));
-    e->have_col = true;
-    e->have_sig = have_sig;
-    if (have_sig)
-      memcpy(e->sig, sig, sizeof(sig));
-    e->have_next = has_next;
-    e->next_update = next;
+    e->have_col = e->have_sig = true;
+    memcpy(e->sig, sig, sizeof(sig));
     e->uptodate_since = uptodate;
     *ret = &e->col;
   } else {
-    if (e) {
-      dcap_collateral_free(&e->col);
-      e->have_col = false;
-    }
     *ret = tmp;
   }
-  *ret_has_next = has_next;
-  *ret_next = next;
   *ret_uptodate = uptodate;
+  return RATLS_OK;
+}
+
+/* The collateral of a real platform, from its platform entry while current, else fetched (or,
+ * with no_blocking_fetch, taken from the fetch cache only: the prefetch put it there). A failed
+ * fetch is remembered. checked: the quote already passed dcap_verify_no_collateral, which
+ * anything that may reach the network needs first (done here otherwise). */
+static enum ratls_reason real_collateral(struct ratls_verifier *v, const struct quote *q,
+                                         bool checked, int64_t now,
+                                         const struct dcap_collateral **ret,
+                                         int64_t *ret_uptodate, char *why, size_t whylen) {
+  uint8_t key[PLATFORM_KEY_SIZE];
+  int r = platform_key(q, key);
+  if (r < 0)
+    return refuse(RATLS_R_BAD_ATTESTATION, why, whylen, "no FMSPC in the PCK certificate: %s",
+                  strerror(-r));
+  struct platform_entry *e = platform_find(v, key);
+  if (!e || !platform_current(e, now)) {
+    if (e && e->fail_until > now)
+      return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "%s (retried in %lld s)",
+                    e->fail_why, (long long)(e->fail_until - now));
+    if (!v->pccs_url)
+      return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
+                    "no pccs_url configured to fetch collateral from");
+    if (!checked) {
+      char err[256] = "";
+      r = dcap_verify_no_collateral(v->dcap, q, now, NULL, err, sizeof(err));
+      if (r < 0)
+        return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s",
+                      err[0] ? err : strerror(-r));
+    }
+    if (!e)
+      e = platform_get(v, key);
+    struct dcap_fetch_opts fo = {
+        .http = {.timeout_ms = FETCH_TIMEOUT_MS},
+        .cache_dir = v->cache_dir,
+        .cache_only = v->no_blocking_fetch,
+        .now = now,
+    };
+    struct dcap_collateral col = {0};
+    int64_t t0 = mono_now_ms();
+    r = dcap_fetch_collateral(v->pccs_url, q, &fo, &col);
+    if (r < 0 && v->no_blocking_fetch)
+      return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen,
+                    "the collateral for this platform is not fetched yet (too many fetches at "
+                    "once); retry");
+    if (r < 0) {
+      platform_fail(e, now + secs_since(t0), v->pccs_url, r);
+      return refuse(RATLS_R_COLLATERAL_UNAVAILABLE, why, whylen, "%s", e->fail_why);
+    }
+    platform_store(e, &col);
+  }
+  *ret = &e->col;
+  *ret_uptodate = e->uptodate_since;
   return RATLS_OK;
 }
 
@@ -475,33 +587,37 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
   if (q.tee_type != QUOTE_TEE_TDX ||
       (q.body_type != QUOTE_BODY_TD10 && q.body_type != QUOTE_BODY_TD15))
     return refuse(RATLS_R_UNSUPPORTED_QUOTE, why, whylen, "not a TDX quote");
-  struct chain_entry *e = chain_get(v, &q);
-  bool looks_sim = false, is_sim;
-  if (e) {
-    is_sim = e->is_sim;
-    looks_sim = e->looks_sim;
-  } else {
-    is_sim = quote_is_sim(v, &q, &looks_sim) == 1;
-  }
-  if (!is_sim && looks_sim)
-    return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
-                  "the quote is signed by a simulated platform this KMS does not trust");
-  /* Nothing is loaded or fetched for a quote whose PCK chain does not lead to a trusted root
-   * (a forged chain would otherwise pick the FMSPC we ask the PCCS for). */
+  /* A chain seen before was verified then; a new one is verified (with the quote's signatures)
+   * before it gets an entry, so junk chains cannot push good ones out of the cache. */
   char err[256] = "";
-  r = dcap_verify_pck_chain(v->dcap, &q, now, NULL, err, sizeof(err));
-  if (r < 0)
-    return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s", err[0] ? err : strerror(-r));
+  bool checked = false;
+  struct chain_entry *e = chain_find(v, &q);
+  if (!e) {
+    r = dcap_verify_no_collateral(v->dcap, &q, now, NULL, err, sizeof(err));
+    if (r < 0) {
+      bool looks_sim = false;
+      if (quote_is_sim(v, &q, &looks_sim) != 1 && looks_sim)
+        return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
+                      "the quote is signed by a simulated platform this verifier does not trust");
+      return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s", err[0] ? err : strerror(-r));
+    }
+    checked = true;
+    e = chain_get(v, &q);
+  }
+  if (e && !e->is_sim && e->looks_sim)
+    return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
+                  "the quote is signed by a simulated platform this verifier does not trust");
 
   struct dcap_collateral tmp = {0};
   const struct dcap_collateral *col = NULL;
-  bool has_next = false;
-  int64_t next = 0, uptodate = 0;
-  enum ratls_reason rr = get_collateral(v, e, &q, is_sim, now, &tmp, &col, &has_next, &next,
-                                      &uptodate, why, whylen);
+  int64_t uptodate = 0;
+  enum ratls_reason rr =
+      e && e->is_sim ? sim_collateral(v, e, &q, &tmp, &col, &uptodate, why, whylen)
+                     : real_collateral(v, &q, checked, now, &col, &uptodate, why, whylen);
   if (rr != RATLS_OK)
     return rr;
-  if (has_next && next <= now) {
+  int64_t next = 0;
+  if (dcap_collateral_next_update(col, &next) == 0 && next <= now) {
     char d[32];
     dcap_format_date(next, d);
     dcap_collateral_free(&tmp);
@@ -535,24 +651,26 @@ static void fetch_job_free(struct fetch_job *j) {
 /* On a worker thread: only the job's own copies are touched. */
 static int fetch_work(void *ud) {
   struct fetch_job *j = ud;
+  int64_t t0 = mono_now_ms();
   struct quote q;
   int r = quote_parse(j->quote, j->quote_len, &q);
-  if (r < 0)
-    return r;
-  struct dcap_fetch_opts fo = {
-      .http = {.timeout_ms = FETCH_TIMEOUT_MS},
-      .cache_dir = j->cache_dir,
-      .now = j->now,
-  };
-  return dcap_fetch_collateral(j->pccs_url, &q, &fo, &j->col);
+  if (r >= 0) {
+    struct dcap_fetch_opts fo = {
+        .http = {.timeout_ms = FETCH_TIMEOUT_MS},
+        .cache_dir = j->cache_dir,
+        .now = j->now,
+    };
+    r = dcap_fetch_collateral(j->pccs_url, &q, &fo, &j->col);
+  }
+  j->elapsed_s = secs_since(t0);
+  return r;
 }
 
-/* On the loop thread: the result goes into the chain entry (found again: it may have been
- * evicted meanwhile), then every waiter is told. */
+/* On the loop thread: the result goes into the platform entry, then every waiter is told (one
+ * at a time: a callback may cancel another waiter of this job). */
 static void fetch_done(void *ud, int result) {
   struct fetch_job *j = ud, **pp;
   struct ratls_verifier *v = j->v;
-  struct chain_entry *e = NULL;
   if (v) {
     for (pp = &v->inflight; *pp && *pp != j; pp = &(*pp)->next)
       ;
@@ -560,39 +678,21 @@ static void fetch_done(void *ud, int result) {
       *pp = j->next;
       v->n_inflight--;
     }
-    struct quote q;
-    if (quote_parse(j->quote, j->quote_len, &q) == 0)
-      e = chain_get(v, &q);
+    struct platform_entry *e = platform_get(v, j->key);
+    if (result >= 0)
+      platform_store(e, &j->col);
+    else
+      platform_fail(e, j->now + j->elapsed_s, j->pccs_url, result);
   }
-  if (e && memcmp(e->key, j->key, sizeof(j->key)) == 0 && !e->is_sim) {
-    if (result >= 0) {
-      int64_t next = 0;
-      dcap_collateral_free(&e->col);
-      e->col = j->col;
-      memset(&j->col, 0, sizeof(j->col));
-      e->have_col = true;
-      e->have_sig = false;
-      e->have_next = dcap_collateral_next_update(&e->col, &next) == 0;
-      e->next_update = next;
-      e->uptodate_since = newest_uptodate(e->col.tcb_info);
-      e->fail_until = 0;
-    } else {
-      e->fail_until = j->now + FETCH_FAIL_TTL_S;
-      snprintf(e->fail_why, sizeof(e->fail_why), "fetching collateral from %s: %s", j->pccs_url,
-               result == -ECANCELED ? "cancelled" : strerror(-result));
-    }
-  }
-  struct ratls_prefetch *w = j->waiters;
-  j->waiters = NULL;
-  fetch_job_free(j);
-  while (w) {
-    struct ratls_prefetch *next = w->next;
+  struct ratls_prefetch *w;
+  while ((w = j->waiters)) {
+    j->waiters = w->next;
     ratls_prefetch_fn cb = w->cb;
     void *cb_ud = w->ud;
     free(w);
     cb(cb_ud);
-    w = next;
   }
+  fetch_job_free(j);
 }
 
 int ratls_verifier_prefetch(struct ratls_verifier *v, struct offload *pool, X509 *cert,
@@ -603,18 +703,36 @@ int ratls_verifier_prefetch(struct ratls_verifier *v, struct offload *pool, X509
   if (!cert || !v->pccs_url)
     return 0;
   _cleanup_ratls_attestation_ struct ratls_attestation a = {0};
-  struct quote q;
-  if (ratls_cert_attestation(cert, &a) < 0 || ratls_report_data_binds_key(cert, &a) < 0 ||
-      quote_parse(a.quote.data, a.quote.len, &q) < 0 || q.tee_type != QUOTE_TEE_TDX)
+  if (ratls_cert_attestation(cert, &a) < 0 || ratls_report_data_binds_key(cert, &a) < 0)
     return 0; /* refused without collateral */
-  struct chain_entry *e = chain_get(v, &q);
-  if (!e || e->is_sim || e->looks_sim || e->fail_until > now ||
-      (e->have_col && e->have_next && e->next_update > now))
+  return ratls_verifier_prefetch_quote(v, pool, a.quote.data, a.quote.len, now, cb, ud, ret);
+}
+
+int ratls_verifier_prefetch_quote(struct ratls_verifier *v, struct offload *pool,
+                                  const uint8_t *quote, size_t len, int64_t now,
+                                  ratls_prefetch_fn cb, void *ud, struct ratls_prefetch **ret) {
+  if (!v || !pool || !cb || !ret || (!quote && len))
+    return -EINVAL;
+  if (!v->pccs_url)
     return 0;
-  if (dcap_verify_pck_chain(v->dcap, &q, now, NULL, NULL, 0) < 0)
-    return 0; /* refused without fetching anything */
+  struct quote q;
+  uint8_t key[PLATFORM_KEY_SIZE];
+  if (quote_parse(quote, len, &q) < 0 || q.tee_type != QUOTE_TEE_TDX ||
+      platform_key(&q, key) < 0)
+    return 0; /* refused without collateral */
+  struct chain_entry *c = chain_find(v, &q);
+  if (c && c->is_sim)
+    return 0;
+  struct platform_entry *e = platform_find(v, key);
+  if (e && (platform_current(e, now) || e->fail_until > now))
+    return 0;
+  /* Only a quote a real platform's QE signed may make the verifier reach the network (a
+   * simulated one has its collateral on disk). */
+  bool sim = false;
+  if (dcap_verify_no_collateral(v->dcap, &q, now, &sim, NULL, 0) < 0 || sim)
+    return 0;
   struct fetch_job *j;
-  for (j = v->inflight; j && memcmp(j->key, e->key, sizeof(e->key)) != 0; j = j->next)
+  for (j = v->inflight; j && memcmp(j->key, key, sizeof(key)) != 0; j = j->next)
     ;
   bool fresh = false;
   if (!j) {
@@ -624,17 +742,17 @@ int ratls_verifier_prefetch(struct ratls_verifier *v, struct offload *pool, X509
     if (!j)
       return 0;
     j->v = v;
-    memcpy(j->key, e->key, sizeof(j->key));
+    memcpy(j->key, key, sizeof(key));
     j->now = now;
-    j->quote_len = a.quote.len;
-    j->quote = malloc(a.quote.len);
+    j->quote_len = len;
+    j->quote = malloc(len);
     j->pccs_url = strdup(v->pccs_url);
     j->cache_dir = v->cache_dir ? strdup(v->cache_dir) : NULL;
     if (!j->quote || !j->pccs_url || (v->cache_dir && !j->cache_dir)) {
       fetch_job_free(j);
       return 0;
     }
-    memcpy(j->quote, a.quote.data, a.quote.len);
+    memcpy(j->quote, quote, len);
     fresh = true;
   }
   struct ratls_prefetch *w = calloc(1, sizeof(*w));

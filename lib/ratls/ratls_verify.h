@@ -88,11 +88,14 @@ void ratls_verifier_free(struct ratls_verifier *v);
 
 /* ---- fetching collateral off the event loop ----
  * A server on an event loop calls ratls_verifier_prefetch before it verifies a request's
- * certificate. Only a quote whose certificate binds it, whose PCK chain verifies to a trusted
- * root, and whose collateral is neither cached nor failed in the last FETCH_FAIL_TTL_S (30 s)
- * makes a fetch; it runs on pool (one per platform chain at a time, later requests for it wait
- * for that one; at most 16 at once), and cb(ud) runs on the loop thread when it ended, whatever
- * its result: the verification that follows uses the collateral or reports the failure.
+ * certificate. Only a quote whose certificate binds it and that passes every check that needs no
+ * collateral (dcap_verify_no_collateral: PCK chain to a trusted root, QE report and quote
+ * signatures: only a real platform's QE can make one), and whose collateral is neither cached
+ * nor failed in the last FETCH_FAIL_TTL_S (30 s, counted from the end of the failed fetch),
+ * makes a fetch. It runs on pool (one per platform, i.e. TEE type + FMSPC + PCK CA, at a time;
+ * later requests for it wait for that one; at most 16 at once), and cb(ud) runs on the loop
+ * thread when it ended, whatever its result: the verification that follows uses the collateral
+ * or reports the failure.
  * Returns 1 (cb will run; *ret is the wait, which ratls_prefetch_cancel ends early, e.g. when
  * the client went away; it is freed just before cb runs), 0 when there is nothing to wait for
  * (cb never runs), <0 bad arguments. The pool must be freed (offload_free) before the
@@ -103,6 +106,10 @@ typedef void (*ratls_prefetch_fn)(void *ud);
 int ratls_verifier_prefetch(struct ratls_verifier *v, struct offload *pool, X509 *cert,
                             int64_t now, ratls_prefetch_fn cb, void *ud,
                             struct ratls_prefetch **ret);
+/* The same for a quote whose binding the caller checked already (or does not need). */
+int ratls_verifier_prefetch_quote(struct ratls_verifier *v, struct offload *pool,
+                                  const uint8_t *quote, size_t len, int64_t now,
+                                  ratls_prefetch_fn cb, void *ud, struct ratls_prefetch **ret);
 void ratls_prefetch_cancel(struct ratls_prefetch *w);
 /* Prefetches running now. */
 size_t ratls_verifier_fetches(const struct ratls_verifier *v);

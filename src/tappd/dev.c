@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest/boot_events.h"
 #include "attest/sim.h"
 #include "base/fileio.h"
 #include "base/hex.h"
@@ -229,6 +230,13 @@ int tappd_dev_boot(struct tappd *t) {
   const struct tdx_event *e;
   if (eventlog_find(&log, 3, "system-ready", &e) == 0)
     return 0;
+  /* RTMR3 only grows: a boot cut short cannot be completed (its events would come twice). */
+  for (size_t i = 0; i < log.n; i++)
+    if (log.ev[i].imr == 3 && boot_event_name_reserved(log.ev[i].event))
+      return log_errno(-EEXIST,
+                       "dev mode: the simulated TD holds a boot that did not finish (\"%s\" "
+                       "without system-ready); remove the dev directory's sim/ to boot afresh",
+                       log.ev[i].event);
   uint8_t ch[32], app_id[20], instance_id[20];
   if (t->compose_raw && *t->compose_raw)
     sha256(t->compose_raw, strlen(t->compose_raw), ch);

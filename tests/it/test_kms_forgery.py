@@ -62,7 +62,8 @@ def test_guest_agent_refuses_boot_event_names(guest):
     before = t.dstack("GetQuote", {"report_data": ""})["event_log"]
     for name in ("app-id", "compose-hash", "instance-id", "key-provider", "system-ready",
                  "boot-mr-done", "os-image-hash", "rootfs-hash", "ca-cert-hash",
-                 "system-preparing", "init-script-hash", "storage-fs"):
+                 "system-preparing", "init-script-hash", "storage-fs", "app-id:x",
+                 "compose-hash:"):
         st, _, body = request(t.dstack_sock, "POST", "/EmitEvent",
                               {"event": name, "payload": B_APP.hex()})
         assert 400 <= st < 500 and b"reserved" in body, (name, st, body)

@@ -50,6 +50,10 @@ static void test_reserved_names(void **state) {
                             "upgraded-app-id"};
   for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
     assert_true(boot_event_name_reserved(reserved[i]));
+  assert_true(boot_event_name_reserved("compose-hash:"));
+  assert_true(boot_event_name_reserved("app-id:x"));
+  assert_false(boot_event_name_reserved("my:app-id"));
+  assert_false(boot_event_name_reserved("app-idx:"));
   assert_false(boot_event_name_reserved("my-app-event"));
   assert_false(boot_event_name_reserved("app-id2"));
   assert_false(boot_event_name_reserved(""));
@@ -204,6 +208,34 @@ static void test_reserved_out_of_place(void **state) {
   eventlog_free(&log);
 }
 
+/* The V1 digest does not separate name and payload: a boot event whose payload starts with ':'
+ * shown as "<name>:" with the rest as payload keeps its digest. Such names refuse the log. */
+static void test_colon_names(void **state) {
+  (void)state;
+  struct eventlog log = EVENTLOG_INIT;
+  uint8_t inst[20];
+  memcpy(inst, INST, sizeof(inst));
+  inst[0] = ':';
+  rt(&log, "system-preparing", NULL, 0);
+  rt(&log, "app-id", APP_A, sizeof(APP_A));
+  rt(&log, "instance-id", inst, sizeof(inst));
+  rt(&log, "boot-mr-done", NULL, 0);
+  struct boot_events b;
+  char why[256];
+  assert_int_equal(scan(&log, 0, &b, why, sizeof(why)), 0);
+  assert_memory_equal(b.instance_id->payload, inst, 20);
+  /* the same digest under the name "instance-id:" */
+  struct tdx_event *e = &log.ev[2];
+  free(e->event);
+  e->event = strdup("instance-id:");
+  memmove(e->payload, e->payload + 1, 19);
+  e->payload_len = 19;
+  assert_true(boot_event_is_bound(e)); /* the digest still matches */
+  assert_int_equal(scan(&log, 0, &b, why, sizeof(why)), -EBADMSG);
+  assert_non_null(strstr(why, "another name"));
+  eventlog_free(&log);
+}
+
 /* The attack: app A emits B's app-id and compose-hash after its boot, then rewrites its own
  * boot events to another type and name (digests unchanged, so the log still replays). */
 static void test_forgery(void **state) {
@@ -307,6 +339,7 @@ int main(void) {
       cmocka_unit_test(test_unbound_event_refused),
       cmocka_unit_test(test_order),
       cmocka_unit_test(test_reserved_out_of_place),
+      cmocka_unit_test(test_colon_names),
       cmocka_unit_test(test_forgery),
       cmocka_unit_test(test_seed),
       cmocka_unit_test(test_other_imrs_and_empty),

@@ -936,8 +936,8 @@ static void test_threads(void **state) {
   dcap_verifier_free(v);
 }
 
-/* dcap_verify_pck_chain: the chain alone, before any collateral exists. */
-static void test_pck_chain_only(void **state) {
+/* dcap_verify_no_collateral: the chain alone, before any collateral exists. */
+static void test_no_collateral(void **state) {
   (void)state;
   struct dcap_verifier *v = intel_verifier();
   _cleanup_buf_ struct buf orig;
@@ -946,10 +946,10 @@ static void test_pck_chain_only(void **state) {
   char err[256];
   bool sim = true;
   assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
-  assert_int_equal(dcap_verify_pck_chain(v, &q, 1752919234, &sim, err, sizeof(err)), 0);
+  assert_int_equal(dcap_verify_no_collateral(v, &q, 1752919234, &sim, err, sizeof(err)), 0);
   assert_false(sim);
   /* the PCK leaf expires on 2032-02-06 */
-  assert_int_equal(dcap_verify_pck_chain(v, &q, 1960000000, NULL, err, sizeof(err)), -EACCES);
+  assert_int_equal(dcap_verify_no_collateral(v, &q, 1960000000, NULL, err, sizeof(err)), -EACCES);
   assert_non_null(strstr(err, "expired"));
   /* a changed byte in the leaf's signed part (FMSPC and the rest): the chain breaks */
   _cleanup_buf_ struct buf bad = BUF_INIT(BUF_MAX_FILE);
@@ -958,15 +958,15 @@ static void test_pck_chain_only(void **state) {
   size_t at = (size_t)(q.pck_chain_pem.ptr - bad.data) + 200; /* inside the leaf's base64 */
   bad.data[at] = bad.data[at] == 'A' ? 'B' : 'A';
   assert_int_equal(quote_parse(bad.data, bad.len, &q), 0);
-  assert_true(dcap_verify_pck_chain(v, &q, 1752919234, NULL, err, sizeof(err)) < 0);
+  assert_true(dcap_verify_no_collateral(v, &q, 1752919234, NULL, err, sizeof(err)) < 0);
   /* another QE vendor, no chain at all */
   assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
   q.qe_vendor_id[0] ^= 1;
-  assert_int_equal(dcap_verify_pck_chain(v, &q, 1752919234, NULL, err, sizeof(err)), -ENOTSUP);
+  assert_int_equal(dcap_verify_no_collateral(v, &q, 1752919234, NULL, err, sizeof(err)), -ENOTSUP);
   assert_int_equal(quote_parse(orig.data, orig.len, &q), 0);
   q.pck_chain_pem.len = 0;
-  assert_int_equal(dcap_verify_pck_chain(v, &q, 1752919234, NULL, err, sizeof(err)), -ENOTSUP);
-  assert_int_equal(dcap_verify_pck_chain(NULL, &q, 0, NULL, err, sizeof(err)), -EINVAL);
+  assert_int_equal(dcap_verify_no_collateral(v, &q, 1752919234, NULL, err, sizeof(err)), -ENOTSUP);
+  assert_int_equal(dcap_verify_no_collateral(NULL, &q, 0, NULL, err, sizeof(err)), -EINVAL);
   dcap_verifier_free(v);
 }
 
@@ -1006,7 +1006,7 @@ int main(void) {
       cmocka_unit_test(test_simulator),
       cmocka_unit_test(test_revoked),
       cmocka_unit_test(test_threads),
-      cmocka_unit_test(test_pck_chain_only),
+      cmocka_unit_test(test_no_collateral),
       cmocka_unit_test(test_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,102 +23,26 @@
 #include "base/buf.h"
 #include "base/json.h"
 #include "net/http_client.h"
+#include "pccs_stub.h"
 #include "testutil.h"
 
 #define QVL_TDX_TIME ((int64_t)1752919234)
 #define QVL_TDX_EXPIRY ((int64_t)1752919235)
 #define QVL_SGX_TIME ((int64_t)1752919277)
 
-/* ---- tests/it/pccs_server.py as a child process ----------------------------------------- */
-
-static pid_t g_pid = -1;
-static int g_stdin = -1;
-static char g_root[64]; /* http://127.0.0.1:PORT */
+/* ---- tests/it/pccs_server.py as a child process (pccs_stub.c) ---- */
 
 static int server_start(void **state) {
   (void)state;
-  char script[4096], data[4096];
-  snprintf(script, sizeof(script), "%s", tu_source_path("tests/it/pccs_server.py"));
-  snprintf(data, sizeof(data), "%s", tu_source_path("tests/data/pccs"));
-  int in[2], out[2];
-  assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-  assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    execlp("python3", "python3", script, "--data", data, "--lifetime", "300",
-           "--exit-on-stdin-eof", (char *)NULL);
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  g_pid = pid;
-  g_stdin = in[1];
-  char line[64] = "";
-  size_t n = 0;
-  for (int i = 0; i < 150 && !memchr(line, '\n', n); i++) { /* at most ~15 s */
-    struct pollfd p = {.fd = out[0], .events = POLLIN};
-    if (poll(&p, 1, 100) <= 0)
-      continue;
-    ssize_t k = read(out[0], line + n, sizeof(line) - 1 - n);
-    if (k <= 0)
-      break;
-    n += (size_t)k;
-    line[n] = '\0';
-  }
-  close(out[0]);
-  int port = atoi(line);
-  if (port <= 0)
-    fail_msg("pccs_server.py did not start (got \"%s\")", line);
-  snprintf(g_root, sizeof(g_root), "http://127.0.0.1:%d", port);
+  pccs_stub_start();
   return 0;
 }
 
 static int server_stop(void **state) {
   (void)state;
   dcap_fetch_caches_free();
-  if (g_stdin >= 0)
-    close(g_stdin); /* the server exits on stdin EOF */
-  int st;
-  for (int i = 0; i < 50; i++) {
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid)
-      return 0;
-    usleep(100 * 1000);
-  }
-  kill(g_pid, SIGKILL);
-  waitpid(g_pid, &st, 0);
+  pccs_stub_stop();
   return 0;
-}
-
-static const char *base(const char *set) {
-  static char u[256];
-  snprintf(u, sizeof(u), "%s/%s", g_root, set);
-  return u;
-}
-
-static void control(const char *path) {
-  char u[256];
-  snprintf(u, sizeof(u), "%s%s", g_root, path);
-  struct http_response r = {0};
-  assert_int_equal(http_get(u, NULL, &r), 0);
-  assert_int_equal(r.status, 200);
-  http_response_free(&r);
-}
-
-static int n_requests(void) {
-  char u[256];
-  snprintf(u, sizeof(u), "%s/__stats", g_root);
-  struct http_response r = {0};
-  assert_int_equal(http_get(u, NULL, &r), 0);
-  json_t *j = NULL;
-  assert_int_equal(json_parse_buf((const char *)r.body.data, r.body.len, 1 << 16, &j), 0);
-  uint64_t n = 0;
-  assert_int_equal(json_get_u64(j, "requests", &n), 0);
-  json_decref(j);
-  http_response_free(&r);
-  return (int)n;
 }
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -260,14 +184,14 @@ static void test_fetch_qvl_exact(void **state) {
     load_qvl(v[i].coll, &exp);
     struct dcap_fetch_opts o;
     fetch_opts_nocache(&o);
-    int before = n_requests();
-    assert_int_equal(dcap_fetch_collateral(base(v[i].set), &q.q, &o, &got), 0);
-    assert_int_equal(n_requests() - before, 4);
+    int before = pccs_stub_requests();
+    assert_int_equal(dcap_fetch_collateral(pccs_stub_base(v[i].set), &q.q, &o, &got), 0);
+    assert_int_equal(pccs_stub_requests() - before, 4);
     assert_coll_equal(&exp, &got);
     dcap_collateral_free(&got);
     /* The PCCS-style base with the API suffix gives the same. */
     char b2[512];
-    snprintf(b2, sizeof(b2), "%s/sgx/certification/v4/", base(v[i].set));
+    snprintf(b2, sizeof(b2), "%s/sgx/certification/v4/", pccs_stub_base(v[i].set));
     assert_int_equal(dcap_fetch_collateral(b2, &q.q, &o, &got), 0);
     assert_coll_equal(&exp, &got);
     dcap_collateral_free(&got);
@@ -283,7 +207,7 @@ static void test_fetch_verify(void **state) {
   struct dcap_collateral got = {0};
   struct dcap_fetch_opts o;
   fetch_opts_nocache(&o);
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   struct dcap_verifier *v = NULL;
   assert_int_equal(dcap_verifier_new(NULL, &v), 0);
   struct dcap_result res = {0};
@@ -311,7 +235,7 @@ static void test_fetch_pcs_files(void **state) {
 
   /* zkdcap: TDX by FMSPC and CA directly; the bodies' inner objects are the signed text. */
   uint8_t fmspc[6] = {0x00, 0x80, 0x6f, 0x05, 0x00, 0x00};
-  assert_int_equal(dcap_fetch_collateral_for(base("zkdcap"), DCAP_TEE_TDX, fmspc,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("zkdcap"), DCAP_TEE_TDX, fmspc,
                                              DCAP_PCK_CA_PLATFORM, &o, &got),
                    0);
   tu_read_vector("zkdcap/tcbinfov3_00806f050000.json", false, &b);
@@ -333,7 +257,7 @@ static void test_fetch_pcs_files(void **state) {
 
   /* zkdcap: SGX, processor CA (upper-case FMSPC in the recording). */
   uint8_t fmspc2[6] = {0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00};
-  assert_int_equal(dcap_fetch_collateral_for(base("zkdcap"), DCAP_TEE_SGX, fmspc2,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("zkdcap"), DCAP_TEE_SGX, fmspc2,
                                              DCAP_PCK_CA_PROCESSOR, &o, &got),
                    0);
   assert_non_null(strstr(got.qe_identity, "\"id\":\"QE\""));
@@ -346,7 +270,7 @@ static void test_fetch_pcs_files(void **state) {
   /* go-tdx-guest: older header spellings (SGX-TCB-Info-Issuer-Chain, PCK-CRL-Issuer-Chain). */
   uint8_t fmspc3[6] = {0x50, 0x80, 0x6f, 0x00, 0x00, 0x00};
   o.now = 1688173200;
-  assert_int_equal(dcap_fetch_collateral_for(base("go-tdx-guest"), DCAP_TEE_TDX, fmspc3,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("go-tdx-guest"), DCAP_TEE_TDX, fmspc3,
                                              DCAP_PCK_CA_PLATFORM, &o, &got),
                    0);
   buf_reset(&b);
@@ -381,19 +305,19 @@ static void test_fetch_root_crl_url(void **state) {
   struct dcap_fetch_opts o;
   fetch_opts_nocache(&o);
   char rurl[512];
-  snprintf(rurl, sizeof(rurl), "%s/IntelSGXRootCA.der", base("dcap-qvl-tdx-pcs"));
+  snprintf(rurl, sizeof(rurl), "%s/IntelSGXRootCA.der", pccs_stub_base("dcap-qvl-tdx-pcs"));
   o.root_ca_crl_url = rurl;
-  int before = n_requests();
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx-pcs"), &q.q, &o, &got), 0);
-  assert_int_equal(n_requests() - before, 4);
+  int before = pccs_stub_requests();
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx-pcs"), &q.q, &o, &got), 0);
+  assert_int_equal(pccs_stub_requests() - before, 4);
   assert_coll_equal(&exp, &got);
   dcap_collateral_free(&got);
   o.root_ca_crl_url = "ftp://x/y";
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx-pcs"), &q.q, &o, &got), -EINVAL);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx-pcs"), &q.q, &o, &got), -EINVAL);
   /* A configured URL that 404s is an error, not a fallback. */
-  snprintf(rurl, sizeof(rurl), "%s/nothing.der", base("dcap-qvl-tdx-pcs"));
+  snprintf(rurl, sizeof(rurl), "%s/nothing.der", pccs_stub_base("dcap-qvl-tdx-pcs"));
   o.root_ca_crl_url = rurl;
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx-pcs"), &q.q, &o, &got), -ENOENT);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx-pcs"), &q.q, &o, &got), -ENOENT);
   dcap_collateral_free(&exp);
   buf_free(&q.data);
 }
@@ -404,34 +328,34 @@ static void test_fetch_errors(void **state) {
   fetch_opts_nocache(&o);
   struct dcap_collateral got = {0};
   uint8_t unknown[6] = {1, 2, 3, 4, 5, 6};
-  assert_int_equal(dcap_fetch_collateral_for(base("dcap-qvl-tdx"), DCAP_TEE_TDX, unknown,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("dcap-qvl-tdx"), DCAP_TEE_TDX, unknown,
                                              DCAP_PCK_CA_PLATFORM, &o, &got),
                    -ENOENT);
   /* Right FMSPC, wrong TEE (the SGX endpoint has nothing for it). */
   uint8_t fm[6] = {0xb0, 0xc0, 0x6f, 0, 0, 0};
-  assert_int_equal(dcap_fetch_collateral_for(base("dcap-qvl-tdx"), DCAP_TEE_SGX, fm,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("dcap-qvl-tdx"), DCAP_TEE_SGX, fm,
                                              DCAP_PCK_CA_PLATFORM, &o, &got),
                    -ENOENT);
   /* No processor CRL recorded in this set. */
-  assert_int_equal(dcap_fetch_collateral_for(base("dcap-qvl-tdx"), DCAP_TEE_TDX, fm,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("dcap-qvl-tdx"), DCAP_TEE_TDX, fm,
                                              DCAP_PCK_CA_PROCESSOR, &o, &got),
                    -ENOENT);
   /* Unknown set: everything 404. */
-  assert_int_equal(dcap_fetch_collateral_for(base("nope"), DCAP_TEE_TDX, fm, DCAP_PCK_CA_PLATFORM,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("nope"), DCAP_TEE_TDX, fm, DCAP_PCK_CA_PLATFORM,
                                              &o, &got),
                    -ENOENT);
   assert_int_equal(dcap_fetch_collateral_for("ftp://x", DCAP_TEE_TDX, fm, DCAP_PCK_CA_PLATFORM, &o,
                                              &got),
                    -EINVAL);
-  assert_int_equal(dcap_fetch_collateral_for(base("dcap-qvl-tdx"), 7, fm, DCAP_PCK_CA_PLATFORM, &o,
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("dcap-qvl-tdx"), 7, fm, DCAP_PCK_CA_PLATFORM, &o,
                                              &got),
                    -EINVAL);
   /* Server failing: 503 is -EIO. */
-  control("/__fail?on=1");
-  assert_int_equal(dcap_fetch_collateral_for(base("dcap-qvl-tdx"), DCAP_TEE_TDX, fm,
+  pccs_stub_control("/__fail?on=1");
+  assert_int_equal(dcap_fetch_collateral_for(pccs_stub_base("dcap-qvl-tdx"), DCAP_TEE_TDX, fm,
                                              DCAP_PCK_CA_PLATFORM, &o, &got),
                    -EIO);
-  control("/__fail?on=0");
+  pccs_stub_control("/__fail?on=0");
   /* Nobody listening. */
   assert_int_equal(dcap_fetch_collateral_for("http://127.0.0.1:1", DCAP_TEE_TDX, fm,
                                              DCAP_PCK_CA_PLATFORM, &o, &got),
@@ -450,57 +374,57 @@ static void test_cache_explicit(void **state) {
   assert_int_equal(dcap_cache_new(dir, &cache), 0);
   struct dcap_fetch_opts o = {.cache = cache, .now = QVL_TDX_TIME};
 
-  int n0 = n_requests();
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  int n0 = pccs_stub_requests();
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   assert_coll_equal(&exp, &got);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 4);
+  assert_int_equal(pccs_stub_requests() - n0, 4);
   /* Second time: from the cache, no request. */
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   assert_coll_equal(&exp, &got);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 4);
+  assert_int_equal(pccs_stub_requests() - n0, 4);
   /* Server down: a valid entry is still served. */
-  control("/__fail?on=1");
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  pccs_stub_control("/__fail?on=1");
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 4);
+  assert_int_equal(pccs_stub_requests() - n0, 4);
   /* Past the earliest nextUpdate: the entry is stale, the re-fetch fails, and the call fails
    * instead of falling back to the stale collateral. */
   o.now = QVL_TDX_EXPIRY;
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), -EIO);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), -EIO);
   assert_null(got.tcb_info);
-  assert_int_equal(n_requests() - n0, 5);
+  assert_int_equal(pccs_stub_requests() - n0, 5);
   /* Not even at the earlier time any more: the stale entry was dropped (memory and disk). */
   o.now = QVL_TDX_TIME;
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), -EIO);
-  assert_int_equal(n_requests() - n0, 6);
-  control("/__fail?on=0");
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), -EIO);
+  assert_int_equal(pccs_stub_requests() - n0, 6);
+  pccs_stub_control("/__fail?on=0");
   /* Back up: fetched again and cached again, on disk too. */
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 10);
+  assert_int_equal(pccs_stub_requests() - n0, 10);
   dcap_cache_free(cache);
   assert_int_equal(dcap_cache_new(dir, &cache), 0);
   o.cache = cache;
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   assert_coll_equal(&exp, &got);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 10);
+  assert_int_equal(pccs_stub_requests() - n0, 10);
   /* Fetching already-expired collateral returns it (the verifier rejects it) but caches
    * nothing. */
   o.now = QVL_TDX_EXPIRY + 100;
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 18);
+  assert_int_equal(pccs_stub_requests() - n0, 18);
   /* no_cache bypasses a valid entry. */
   o.now = QVL_TDX_TIME;
   o.no_cache = true;
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-tdx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 22);
+  assert_int_equal(pccs_stub_requests() - n0, 22);
   dcap_cache_free(cache);
   tu_rm_rf(dir);
   free(dir);
@@ -515,12 +439,12 @@ static void test_cache_shared(void **state) {
   struct dcap_collateral got = {0};
   char *dir = tu_mkdtemp();
   struct dcap_fetch_opts o = {.cache_dir = dir, .now = QVL_SGX_TIME};
-  int n0 = n_requests();
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-sgx"), &q.q, &o, &got), 0);
+  int n0 = pccs_stub_requests();
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-sgx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-sgx"), &q.q, &o, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-sgx"), &q.q, &o, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 4);
+  assert_int_equal(pccs_stub_requests() - n0, 4);
   /* The file is named by TEE, FMSPC and CA. */
   char path[4096];
   snprintf(path, sizeof(path), "%s/sgx-00a067110000-processor.json", dir);
@@ -529,17 +453,17 @@ static void test_cache_shared(void **state) {
   dcap_fetch_caches_free();
   setenv("DSTACK_DCAP_CACHE_DIR", dir, 1);
   struct dcap_fetch_opts o2 = {.now = QVL_SGX_TIME};
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-sgx"), &q.q, &o2, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-sgx"), &q.q, &o2, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 4);
+  assert_int_equal(pccs_stub_requests() - n0, 4);
   unsetenv("DSTACK_DCAP_CACHE_DIR");
   /* Memory-only shared cache without a directory. */
   dcap_fetch_caches_free();
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-sgx"), &q.q, &o2, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-sgx"), &q.q, &o2, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(dcap_fetch_collateral(base("dcap-qvl-sgx"), &q.q, &o2, &got), 0);
+  assert_int_equal(dcap_fetch_collateral(pccs_stub_base("dcap-qvl-sgx"), &q.q, &o2, &got), 0);
   dcap_collateral_free(&got);
-  assert_int_equal(n_requests() - n0, 8);
+  assert_int_equal(pccs_stub_requests() - n0, 8);
   dcap_fetch_caches_free();
   tu_rm_rf(dir);
   free(dir);

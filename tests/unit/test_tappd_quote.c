@@ -218,6 +218,21 @@ static void test_quote_and_emit(void **state) {
   assert_true(file_size(f->t->eventlog_path) > sz);
   sz = file_size(f->t->eventlog_path);
 
+  /* Apps may not use the boot's names (nor those names followed by ':'): refused, nothing
+   * logged or extended; other names are theirs. */
+  const char *boot_names[] = {"app-id", "compose-hash", "instance-id", "boot-mr-done",
+                              "system-ready", "key-provider", "app-id:x"};
+  for (size_t i = 0; i < ARRAY_SIZE(boot_names); i++) {
+    assert_int_equal(tappd_emit_app_event(f->t, boot_names[i], payload, 1, &err), -EPERM);
+    assert_non_null(strstr(err, "reserved"));
+    free(err);
+    err = NULL;
+  }
+  assert_int_equal(file_size(f->t->eventlog_path), sz);
+  assert_int_equal(tappd_emit_app_event(f->t, "app-event", payload, 1, &err), 0);
+  assert_true(file_size(f->t->eventlog_path) > sz);
+  sz = file_size(f->t->eventlog_path);
+
   /* A failing extend takes the appended line back. */
   char td[4096], td_saved[4096];
   snprintf(td, sizeof(td), "%s/sim/td.json", f->dir);
