@@ -61,7 +61,8 @@ struct listener {
   struct listener *next;
 };
 
-/* CS_IDLE and CS_LINGER connections are "idle": closed first when max_conns is reached. */
+/* CS_IDLE and CS_LINGER connections are "idle": closed first when max_conns is reached, or
+ * when their source is at max_conns_per_source. */
 enum conn_state {
   CS_IDLE,    /* waiting for the first byte of a request */
   CS_HEAD,    /* reading the request line and header fields */
@@ -79,6 +80,9 @@ struct http_conn {
   struct http_server *srv;
   struct http_conn *prev, *next;
   struct http_conn *idle_prev, *idle_next; /* server's idle list, while in_idle */
+  /* Its source's idle list, while in_idle and source != NULL: circular, the source entry's data
+   * is the head (idle the longest). */
+  struct http_conn *src_idle_prev, *src_idle_next;
   bool in_idle;
   struct source_entry *source; /* per-source count held (NULL: not counted) */
   struct bufferevent *bev;
@@ -119,7 +123,7 @@ struct http_server {
   /* Peer-triggered refusals and evictions since the last (debug) log line, one line per
    * second at most. */
   time_t limits_log_time;
-  unsigned n_refused_source, n_refused_full, n_evicted;
+  unsigned n_refused_source, n_refused_full, n_evicted, n_evicted_source;
   /* libevent "common timeouts" (O(1) queues instead of the heap) for the durations every
    * connection re-arms on every request */
   const struct timeval *tv_idle, *tv_request, *tv_linger, *tv_handshake;
@@ -285,10 +289,43 @@ static bool conn_state_is_idle(enum conn_state st) {
   return st == CS_IDLE || st == CS_LINGER;
 }
 
+/* The per-source idle list (same order as the server's): O(1) append and unlink, the head
+ * kept as the source entry's data so that a source at its cap finds its oldest idle one. */
+static void conn_source_idle_append(struct http_conn *c) {
+  if (!c->source)
+    return;
+  struct http_conn *head = source_entry_get_data(c->source);
+  if (!head) {
+    c->src_idle_prev = c->src_idle_next = c;
+    source_entry_set_data(c->source, c);
+    return;
+  }
+  struct http_conn *tail = head->src_idle_prev;
+  c->src_idle_prev = tail;
+  c->src_idle_next = head;
+  tail->src_idle_next = c;
+  head->src_idle_prev = c;
+}
+
+static void conn_source_idle_unlink(struct http_conn *c) {
+  if (!c->source)
+    return;
+  if (c->src_idle_next == c) {
+    source_entry_set_data(c->source, NULL);
+  } else {
+    c->src_idle_prev->src_idle_next = c->src_idle_next;
+    c->src_idle_next->src_idle_prev = c->src_idle_prev;
+    if (source_entry_get_data(c->source) == c)
+      source_entry_set_data(c->source, c->src_idle_next);
+  }
+  c->src_idle_prev = c->src_idle_next = NULL;
+}
+
 static void conn_idle_unlink(struct http_conn *c) {
   if (!c->in_idle)
     return;
   struct http_server *s = c->srv;
+  conn_source_idle_unlink(c);
   if (c->idle_prev)
     c->idle_prev->idle_next = c->idle_next;
   else
@@ -315,6 +352,7 @@ static void conn_set_state(struct http_conn *c, enum conn_state st) {
     else
       s->idle_head = c;
     s->idle_tail = c;
+    conn_source_idle_append(c);
     c->in_idle = true;
   }
   c->state = st;
@@ -1076,7 +1114,12 @@ static void format_remote(const struct sockaddr *sa, char *out, size_t n) {
   }
 }
 
-enum limit_event { LIMIT_REFUSED_SOURCE, LIMIT_REFUSED_FULL, LIMIT_EVICTED };
+enum limit_event {
+  LIMIT_REFUSED_SOURCE,
+  LIMIT_REFUSED_FULL,
+  LIMIT_EVICTED,
+  LIMIT_EVICTED_SOURCE,
+};
 
 /* Counts a refusal or an eviction (peer-triggered): one debug line per second at most, with the
  * counts since the previous line. */
@@ -1086,6 +1129,7 @@ static void server_note_limit(struct http_server *s, enum limit_event ev,
   case LIMIT_REFUSED_SOURCE: s->n_refused_source++; break;
   case LIMIT_REFUSED_FULL: s->n_refused_full++; break;
   case LIMIT_EVICTED: s->n_evicted++; break;
+  case LIMIT_EVICTED_SOURCE: s->n_evicted_source++; break;
   }
   time_t now = time(NULL);
   if (now == s->limits_log_time)
@@ -1094,11 +1138,13 @@ static void server_note_limit(struct http_server *s, enum limit_event ev,
   if (log_level_get() >= LOG_LVL_DEBUG) {
     char remote[64];
     format_remote(sa, remote, sizeof(remote));
-    log_debug("http: connection limits: %u refused over max_conns_per_source, %u refused "
-              "over max_conns, %u idle closed for room (last: %s; %u open)",
-              s->n_refused_source, s->n_refused_full, s->n_evicted, remote, s->n_conns);
+    log_debug("http: connection limits: %u refused and %u idle closed over "
+              "max_conns_per_source, %u refused and %u idle closed over max_conns (last: %s; "
+              "%u open)",
+              s->n_refused_source, s->n_evicted_source, s->n_refused_full, s->n_evicted, remote,
+              s->n_conns);
   }
-  s->n_refused_source = s->n_refused_full = s->n_evicted = 0;
+  s->n_refused_source = s->n_refused_full = s->n_evicted = s->n_evicted_source = 0;
 }
 
 /* Closes a connection that was not admitted, with a 503 on plain sockets. */
@@ -1108,17 +1154,26 @@ static void conn_refuse(int fd, SSL_CTX *ctx, const char *reply, size_t len) {
   close(fd);
 }
 
-/* The limits of http_server.h: per source first (so a source over its share cannot push
- * anyone out), then max_conns, making room by closing the connection idle the longest. On
- * success *ret_source holds the per-source count to release. Closes fd on refusal. */
+/* The limits of http_server.h: per source first, making room by closing that source's own
+ * connection idle the longest (so a source at its share cannot push anyone else out, nor keep
+ * the others behind its address out with idle connections), then max_conns, making room by
+ * closing the connection idle the longest. On success *ret_source holds the per-source count
+ * to release. Closes fd on refusal. */
 static int conn_admit(struct http_server *s, int fd, SSL_CTX *ctx, const struct sockaddr *sa,
                       socklen_t salen, struct source_entry **ret_source) {
   struct source_entry *src = NULL;
   int k = source_limit_acquire(s->sources, sa, salen, &src);
   if (k == -EBUSY) {
-    conn_refuse(fd, ctx, reply_503_source, sizeof(reply_503_source) - 1);
-    server_note_limit(s, LIMIT_REFUSED_SOURCE, sa);
-    return -EBUSY;
+    struct http_conn *oldest = source_entry_get_data(source_limit_find(s->sources, sa, salen));
+    if (!oldest) {
+      conn_refuse(fd, ctx, reply_503_source, sizeof(reply_503_source) - 1);
+      server_note_limit(s, LIMIT_REFUSED_SOURCE, sa);
+      return -EBUSY;
+    }
+    conn_free(oldest); /* idle: no request, no callback to run */
+    server_note_limit(s, LIMIT_EVICTED_SOURCE, sa);
+    /* The source is one below its cap now (with a cap of 1: its entry is gone). */
+    k = source_limit_acquire(s->sources, sa, salen, &src);
   }
   if (k < 0) {
     close(fd);

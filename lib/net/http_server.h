@@ -30,20 +30,28 @@
  *    request_timeout_s from the first byte of a request until its last body byte (total, not
  *    per read: a slow-loris client is cut off); write_timeout_s when the client does not read
  *    what we send.
- *  - Connection limits, checked when a connection is accepted (or added):
- *    1. max_conns_per_source: connections one source may hold; a source is an IPv4 address or
- *       an IPv6 /64 (IPv4-mapped IPv6 addresses count as IPv4). Past it the new connection gets
- *       503 {"error":"too many connections from this address"} (TLS: closed) at once. Unix
- *       sockets and other non-IP peers are exempt (local, gated by file permissions); they
- *       count toward max_conns only.
- *    2. max_conns over all listeners: when full, the connection idle the longest (waiting for
- *       its first byte, between requests, or lingering after its last reply) is closed to make
- *       room. A connection with a request in progress (being read, in the handler, being
- *       answered, a stream) is never closed for this. Only when none is idle does the new
- *       connection get 503 {"error":"too many connections"} (TLS: closed).
+ *  - Connection limits, checked when a connection is accepted (or added). "Idle" means waiting
+ *    for the first byte of the first request (TLS handshake included), between requests, or
+ *    lingering after the last reply; a connection with a request in progress (being read, in
+ *    the handler, being answered, a stream) is never closed to make room.
+ *    1. max_conns_per_source: connections one source may hold open; a source is an IPv4
+ *       address or an IPv6 /64 (IPv4-mapped IPv6 addresses count as IPv4). When a source at
+ *       its cap opens another, that source's own connection idle the longest is closed and the
+ *       new one admitted: many clients share one address (CVMs behind a host's NAT, every
+ *       client of tappd's port behind tproxy), and one of them holding the source's share in
+ *       idle connections must not keep the others out. Only when none of the source's
+ *       connections is idle does the new one get 503 {"error":"too many connections from this
+ *       address"} (TLS: closed) at once. A source never closes another source's connections
+ *       for this. Unix sockets and other non-IP peers are exempt (local, gated by file
+ *       permissions); they count toward max_conns only.
+ *    2. max_conns over all listeners: when full, the connection idle the longest (of any
+ *       source) is closed to make room. Only when none is idle does the new connection get
+ *       503 {"error":"too many connections"} (TLS: closed).
  *    So idle connections cannot keep others out: they give way to new ones, and a silent one
  *    lasts handshake_timeout_s at most. To keep others out a peer needs requests in progress,
- *    at most max_conns_per_source per address, each read within request_timeout_s.
+ *    at most max_conns_per_source per address, each read within request_timeout_s; a peer
+ *    sharing an address with others can still cycle out their connections that have not sent
+ *    a first byte yet by opening more than max_conns_per_source within one handshake.
  *    Refusals and evictions are logged at debug level, at most one line per second.
  *
  * Request lifetime: a handler gets a request and must eventually answer it with exactly one of

@@ -24,6 +24,7 @@ struct source_entry {
   struct source_entry *next;
   struct source_key key;
   unsigned count;
+  void *data; /* the caller's */
 };
 
 struct source_limit {
@@ -201,6 +202,23 @@ void source_limit_release(struct source_limit *l, struct source_entry *e) {
     l->n_entries--;
   }
   free(e);
+}
+
+struct source_entry *source_limit_find(const struct source_limit *l, const struct sockaddr *sa,
+                                       socklen_t len) {
+  struct source_key k;
+  if (!l || source_key_from(sa, len, &k) < 0)
+    return NULL;
+  return source_find(l, &k);
+}
+
+void *source_entry_get_data(const struct source_entry *e) {
+  return e ? e->data : NULL;
+}
+
+void source_entry_set_data(struct source_entry *e, void *data) {
+  if (e)
+    e->data = data;
 }
 
 unsigned source_limit_count(const struct source_limit *l, const struct sockaddr *sa,

@@ -35,6 +35,17 @@ int source_limit_acquire(struct source_limit *l, const struct sockaddr *sa, sock
 /* Uncounts one connection of e's source (e from source_limit_acquire; NULL is a no-op). */
 void source_limit_release(struct source_limit *l, struct source_entry *e);
 
+/* The entry of sa's source: NULL when it holds no counted connection or is not counted. For
+ * reaching the caller's data of a source at its cap (acquire gave -EBUSY). */
+struct source_entry *source_limit_find(const struct source_limit *l, const struct sockaddr *sa,
+                                       socklen_t len);
+
+/* One pointer of the caller's per source (e.g. the head of a list of its connections): NULL
+ * when the source's first connection is counted; gone with the entry when its last one is
+ * released. */
+void *source_entry_get_data(const struct source_entry *e);
+void source_entry_set_data(struct source_entry *e, void *data);
+
 /* Connections counted right now for sa's source (0 for peers that are not counted). */
 unsigned source_limit_count(const struct source_limit *l, const struct sockaddr *sa,
                             socklen_t len);

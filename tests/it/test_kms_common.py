@@ -130,11 +130,13 @@ class Kms:
     def file(self, name):
         return self.dir / name
 
-    def call(self, method, cert=None, key=None, data=None, query="", cacert=True):
-        """curl https://…/prpc/KMS.<method>[?query]: GET without data, POST with.
-        Returns (HTTP status, body bytes); status 0 when curl could not talk HTTP at all."""
+    def call(self, method, cert=None, key=None, data=None, query="", cacert=True,
+             interface=None):
+        """curl https://…/prpc/KMS.<method>[?query]: GET without data, POST with; from the
+        local address `interface` when given. Returns (HTTP status, body bytes); status 0 when
+        curl could not talk HTTP at all."""
         return curl(f"{self.url}/prpc/KMS.{method}{query}", cacert=self.file("root-ca.cert")
-                    if cacert else None, cert=cert, key=key, data=data)
+                    if cacert else None, cert=cert, key=key, data=data, interface=interface)
 
     def get_app_key(self, cert, key, **kw):
         st, body = self.call("GetAppKey", cert, key, **kw)
@@ -149,8 +151,10 @@ class Kms:
         return err.split(":", 1)[0]
 
 
-def curl(url, cacert=None, cert=None, key=None, data=None, timeout=30):
+def curl(url, cacert=None, cert=None, key=None, data=None, timeout=30, interface=None):
     c = ["curl", "-sS", "--max-time", str(timeout), "-o", "-", "-w", "\n%{http_code}"]
+    if interface:
+        c += ["--interface", interface]
     if cacert:
         c += ["--cacert", str(cacert)]
     if cert:

@@ -1,6 +1,8 @@
 """KMS under a flood of idle connections (lib/net/http_server.h, connection limits): 2000 TCP
 connections that never start their TLS handshake, from one address or spread over several,
-do not keep a legitimate client out, and the server closes them after handshake_timeout.
+do not keep a legitimate client out, neither one from another address nor one from the flood's
+own address (clients behind one NAT address), and the server closes them after
+handshake_timeout.
 `kms --dev` with its default limits: max_conns 1024, max_conns_per_source 128,
 handshake_timeout 5 s (idle_timeout stays 60 s)."""
 import errno
@@ -125,9 +127,9 @@ def https_get(kms, path="/", source="127.0.0.1", timeout=10):
     return int(head.split()[1]), body, dt
 
 
-def timed_app_key(kms, cert, key):
+def timed_app_key(kms, cert, key, source=None):
     t0 = time.monotonic()
-    r = kms.get_app_key(cert, key)
+    r = kms.get_app_key(cert, key, interface=source)
     return r, time.monotonic() - t0
 
 
@@ -138,7 +140,8 @@ def test_idle_flood_from_one_address(kms, sim, tmp_path):
     socks, established = flood(kms.port, ["127.0.0.2"], FLOOD)
     try:
         assert established == FLOOD
-        # The per-source cap (128) closes everything else from 127.0.0.2 at once.
+        # Past the per-source cap (128) each new one from 127.0.0.2 closes the oldest of them
+        # at once: the last 128 stay.
         held = wait_closed(socks, FLOOD - 128, 4.0)
         assert len(held) == 128, f"{len(held)} flood connections kept"
         st, body, dt = https_get(kms)
@@ -152,6 +155,43 @@ def test_idle_flood_from_one_address(kms, sim, tmp_path):
         # The kept ones are closed after handshake_timeout (5 s), not idle_timeout (60 s).
         left = wait_closed(held, len(held), t_flood + 9.0 - time.monotonic())
         assert not left, f"{len(left)} idle connections still open 9 s after the flood"
+    finally:
+        close_all(socks)
+    assert kms.alive()
+
+
+def test_idle_flood_same_address_client(kms, sim, tmp_path):
+    """127.0.0.2 holds its whole share (128) in idle connections: a legitimate client from the
+    same address (another CVM behind the same NAT) is served at once, each of its connections
+    closing one of the flood's (the one idle the longest), not refused."""
+    cert, key, _, _ = sim.cvm(tmp_path / "certs", kms.dir, compose=b"app: same-address\n")
+    base_key, base_s = timed_app_key(kms, cert, key, source="127.0.0.2")  # warms the cache
+    socks, established = flood(kms.port, ["127.0.0.2"], FLOOD)
+    try:
+        assert established == FLOOD
+        held = wait_closed(socks, FLOOD - 128, 4.0)
+        assert len(held) == 128, f"{len(held)} flood connections kept"
+        st, body, dt = https_get(kms, source="127.0.0.2")
+        assert st == 200 and body.startswith(b"KMS Server is running!"), body[:200]
+        assert dt < SERVE_S, f"GET / from the flood's address took {dt:.3f} s"
+        # Room was made by closing exactly one of the flood's connections.
+        held = wait_closed(held, 1, 1.0)
+        assert len(held) == 127, f"{len(held)} flood connections kept after GET /"
+        assert len(wait_closed(held, 1, 0.2)) == 127
+        # GET / closed its connection: the flood takes the slot back (closing nobody).
+        more, n = flood(kms.port, ["127.0.0.2"], 1)
+        socks += more
+        assert n == 1
+        held += more
+        assert len(wait_closed(held, 1, 0.2)) == 128
+        r, dt_key = timed_app_key(kms, cert, key, source="127.0.0.2")
+        assert r["disk_crypt_key"] == base_key["disk_crypt_key"]
+        assert dt_key < SERVE_S, f"GetAppKey took {dt_key:.3f} s (idle server: {base_s:.3f} s)"
+        held = wait_closed(held, 1, 1.0)
+        assert len(held) == 127, f"{len(held)} flood connections kept after GetAppKey"
+        assert more[0] in held  # the oldest went, not the newest
+        print(f"\n{FLOOD} idle from 127.0.0.2, client from 127.0.0.2: GET / {dt:.3f} s, "
+              f"GetAppKey {dt_key:.3f} s (without the flood {base_s:.3f} s)")
     finally:
         close_all(socks)
     assert kms.alive()

@@ -1275,52 +1275,77 @@ static bool dual_stack(void) {
 }
 
 /* max_conns_per_source: per IPv4 address (also when it arrives IPv4-mapped on a dual-stack
- * listener); a source over its share is refused without pushing anyone out; unix sockets are
- * exempt. */
+ * listener). A source at its cap makes room by closing its own connection idle the longest,
+ * never another source's (not even one idle longer); with none of its own idle it is refused.
+ * Either way it never holds more than its cap open. Unix sockets are exempt. */
 static void test_conn_per_source(void **state) {
   (void)state;
   struct http_server_config cfg = {.max_conns = 3, .max_conns_per_source = 2};
   struct srv f;
   srv_start(&f, &cfg, true);
   struct resp r = {0};
-  struct cl a[3], b;
-  cl_open_from(&a[0], f.port, "127.0.0.2");
-  cl_open_from(&a[1], f.port, "127.0.0.2");
-  assert_int_equal(cl_get(&a[0], "/api/"), 200);
-  assert_int_equal(cl_get(&a[1], "/api/"), 200);
-  cl_open_from(&a[2], f.port, "127.0.0.2");
-  assert_int_equal(cl_read_resp(&a[2], &r), 0);
-  assert_int_equal(r.status, 503);
-  assert_string_equal((char *)r.body.data,
-                      "{\"error\":\"too many connections from this address\"}");
-  assert_true(fd_closed_within(a[2].fd, 2000));
-  cl_close(&a[2]);
-  /* Another address has its own share and fills the server. */
+  struct cl a[4], b;
+  /* Another address first: its connection is the one idle the longest on the server. */
   cl_open_from(&b, f.port, "127.0.0.3");
   assert_int_equal(cl_get(&b, "/api/"), 200);
-  /* Full, with idle connections: the source over its share still closes nobody. */
+  cl_open_from(&a[0], f.port, "127.0.0.2");
+  cl_open_from(&a[1], f.port, "127.0.0.2");
+  assert_int_equal(cl_get(&a[1], "/api/"), 200);
+  assert_int_equal(cl_get(&a[0], "/api/"), 200); /* 127.0.0.2 idle the longest: a[1] */
+  /* Server full, 127.0.0.2 at its cap with both idle: a third from it is served and closes
+   * a[1], its own oldest idle one; b, idle longer, is not touched. */
   cl_open_from(&a[2], f.port, "127.0.0.2");
-  assert_int_equal(cl_read_resp(&a[2], &r), 0);
-  assert_int_equal(r.status, 503);
-  assert_non_null(strstr((char *)r.body.data, "from this address"));
-  cl_close(&a[2]);
+  assert_int_equal(cl_get(&a[2], "/api/"), 200);
+  assert_true(fd_closed_within(a[1].fd, 2000));
+  assert_false(fd_closed_within(a[0].fd, 100));
   assert_false(fd_closed_within(b.fd, 100));
   assert_int_equal(cl_get(&b, "/"), 200);
   assert_int_equal(cl_get(&a[0], "/"), 200);
-  assert_int_equal(cl_get(&a[1], "/"), 200);
-  /* A closed connection gives its source a slot back. */
-  cl_close(&a[0]);
-  int status = 0;
-  for (int tries = 0; tries < 50 && status != 200; tries++) {
-    usleep(20000);
-    cl_open_from(&a[0], f.port, "127.0.0.2");
-    status = cl_get(&a[0], "/api/");
-    if (status != 200)
-      cl_close(&a[0]);
-  }
-  assert_int_equal(status, 200);
-  cl_close(&a[0]);
   cl_close(&a[1]);
+  /* Both of 127.0.0.2's connections busy (a request head being read, a handler running): the
+   * next one from it is refused, and nobody else is closed for it though b is idle and the
+   * server is full. */
+  cl_sends(&a[2], "GET /api/ HTTP/1.1\r\nX-Part: 1\r\n");
+  cl_sends(&a[0], "GET /async HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 200 && atomic_load(&g_async_started) < 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_started), 1);
+  usleep(50000); /* the partial head reached the server */
+  cl_open_from(&a[3], f.port, "127.0.0.2");
+  assert_int_equal(cl_read_resp(&a[3], &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_string_equal((char *)r.body.data,
+                      "{\"error\":\"too many connections from this address\"}");
+  assert_true(fd_closed_within(a[3].fd, 2000));
+  cl_close(&a[3]);
+  assert_false(fd_closed_within(b.fd, 100));
+  assert_int_equal(cl_get(&b, "/"), 200);
+  assert_int_equal(atomic_load(&g_async_closed), 0);
+  /* The partial request completes; then a[2] is idle and gives way to the next from its
+   * source, while the handler's connection stays. */
+  cl_sends(&a[2], "\r\n");
+  assert_int_equal(cl_read_resp(&a[2], &r), 0);
+  assert_int_equal(r.status, 200);
+  cl_open_from(&a[3], f.port, "127.0.0.2");
+  assert_int_equal(cl_get(&a[3], "/api/"), 200);
+  assert_true(fd_closed_within(a[2].fd, 2000));
+  assert_false(fd_closed_within(b.fd, 100));
+  assert_int_equal(atomic_load(&g_async_closed), 0);
+  cl_close(&a[2]);
+  /* A closed connection gives its source a slot back: the next one closes nobody. The close
+   * callback runs in the same loop step that releases the slot, before the next accept. */
+  cl_close(&a[0]);
+  for (int i = 0; i < 200 && atomic_load(&g_async_closed) < 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_closed), 1);
+  cl_open_from(&a[0], f.port, "127.0.0.2");
+  assert_int_equal(cl_get(&a[0], "/api/"), 200);
+  assert_false(fd_closed_within(a[3].fd, 100));
+  assert_false(fd_closed_within(b.fd, 100));
+  assert_int_equal(cl_get(&a[3], "/"), 200);
+  assert_int_equal(cl_get(&b, "/"), 200);
+  cl_close(&a[0]);
+  cl_close(&a[3]);
   cl_close(&b);
   srv_stop(&f);
 
@@ -1342,11 +1367,15 @@ static void test_conn_per_source(void **state) {
       cl_open_from(&m[i], f.port, "127.0.0.2");
       assert_int_equal(cl_get(&m[i], "/api/"), 200);
     }
+    /* Far from max_conns: m[0] is closed only because m[2] is the same source. */
     cl_open_from(&m[2], f.port, "127.0.0.2");
-    assert_int_equal(cl_read_resp(&m[2], &r), 0);
-    assert_int_equal(r.status, 503);
+    assert_int_equal(cl_get(&m[2], "/api/"), 200);
+    assert_true(fd_closed_within(m[0].fd, 2000));
+    assert_false(fd_closed_within(m[1].fd, 100));
     cl_open_from(&n, f.port, "127.0.0.3");
     assert_int_equal(cl_get(&n, "/api/"), 200);
+    assert_false(fd_closed_within(m[1].fd, 100));
+    assert_false(fd_closed_within(m[2].fd, 100));
     for (int i = 0; i < 3; i++)
       cl_close(&m[i]);
     cl_close(&n);
@@ -1442,9 +1471,13 @@ static void free_pki(struct pki *p) {
   free(p->dir);
 }
 
-/* TLS client; returns 0 when the handshake completed. */
-static int tls_open(struct cl *c, SSL_CTX *cctx, uint16_t port) {
-  cl_open(c, port);
+/* TLS client from the local address src (NULL: 127.0.0.1); returns 0 when the handshake
+ * completed. */
+static int tls_open_from(struct cl *c, SSL_CTX *cctx, uint16_t port, const char *src) {
+  if (src)
+    cl_open_from(c, port, src);
+  else
+    cl_open(c, port);
   c->ssl = SSL_new(cctx);
   assert_non_null(c->ssl);
   SSL_set_fd(c->ssl, c->fd);
@@ -1453,6 +1486,10 @@ static int tls_open(struct cl *c, SSL_CTX *cctx, uint16_t port) {
   int k = SSL_connect(c->ssl);
   ERR_clear_error();
   return k == 1 ? 0 : -1;
+}
+
+static int tls_open(struct cl *c, SSL_CTX *cctx, uint16_t port) {
+  return tls_open_from(c, cctx, port, NULL);
 }
 
 static SSL_CTX *client_ctx(const struct pki *p, const char *cert, const char *key, int max_ver) {
@@ -1600,7 +1637,8 @@ static int tls_stall_open(uint16_t port, const char *src) {
 
 /* The first-byte deadline on TLS: a stalled handshake, and a finished handshake without a
  * request, are both closed after handshake_timeout_s; stalled handshakes are idle and make room
- * for new clients; a TLS source over its share is closed at once. */
+ * for new clients, also from their own source at its share; a TLS connection from a source
+ * whose share is all busy is closed at once. */
 static void test_tls_handshake_deadline(void **state) {
   (void)state;
   struct pki p;
@@ -1649,23 +1687,46 @@ static void test_tls_handshake_deadline(void **state) {
   usleep(50000);
   int st2 = tls_stall_open(port, "127.0.0.2");
   usleep(50000);
-  /* A third from that address: closed at once, no reply. */
+  /* A third from that address: its handshake stalled the longest is closed at once (no
+   * reply), the other stays. */
   int st3 = tls_stall_open(port, "127.0.0.2");
   t0 = now_ms();
-  assert_true(fd_closed_within(st3, 2000));
+  assert_true(fd_closed_within(st1, 2000));
   assert_true(now_ms() - t0 < 1000);
-  close(st3);
+  assert_false(fd_closed_within(st2, 100));
+  assert_false(fd_closed_within(st3, 100));
+  close(st1);
   /* A client from elsewhere: the handshake stalled the longest makes room (long before its
    * deadline), the other stays. */
   t0 = now_ms();
   assert_int_equal(tls_open(&c, anon, port), 0);
   assert_int_equal(cl_get(&c, "/api/"), 200);
   assert_true(now_ms() - t0 < 1000);
-  assert_true(fd_closed_within(st1, 1000));
-  assert_false(fd_closed_within(st2, 100));
+  assert_true(fd_closed_within(st2, 1000));
+  assert_false(fd_closed_within(st3, 100));
+  /* 127.0.0.2's share all busy (handlers running; room made by closing st3, then c): a third
+   * from it is closed at once, no reply. */
+  struct cl b1, b2;
+  assert_int_equal(tls_open_from(&b1, anon, port, "127.0.0.2"), 0);
+  cl_sends(&b1, "GET /async HTTP/1.1\r\n\r\n");
+  assert_true(fd_closed_within(st3, 1000));
+  assert_int_equal(tls_open_from(&b2, anon, port, "127.0.0.2"), 0);
+  cl_sends(&b2, "GET /async HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 200 && atomic_load(&g_async_started) < 2; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_async_started), 2);
+  assert_true(fd_closed_within(c.fd, 1000));
+  int st4 = tls_stall_open(port, "127.0.0.2");
+  t0 = now_ms();
+  assert_true(fd_closed_within(st4, 2000));
+  assert_true(now_ms() - t0 < 1000);
+  assert_int_equal(atomic_load(&g_async_closed), 0);
+  close(st4);
+  cl_close(&b1);
+  cl_close(&b2);
   cl_close(&c);
-  close(st1);
   close(st2);
+  close(st3);
   srv_stop(&f);
   SSL_CTX_free(ctx);
   SSL_CTX_free(anon);

@@ -139,6 +139,49 @@ static void test_not_counted(void **state) {
   source_limit_free(l);
 }
 
+static struct source_entry *find(struct source_limit *l, const char *ip) {
+  socklen_t len;
+  const struct sockaddr *sa = sa_of(ip, 9, &len);
+  return source_limit_find(l, sa, len);
+}
+
+/* A full source's entry is found (for the caller's data); the data starts NULL and goes with
+ * the entry. */
+static void test_find_and_data(void **state) {
+  (void)state;
+  struct source_limit *l = NULL;
+  assert_int_equal(source_limit_new(2, &l), 0);
+  struct source_entry *a, *b, *c, *x = NULL;
+  int tag = 0;
+  assert_null(find(l, "192.0.2.7"));
+  assert_int_equal(acquire(l, "192.0.2.7", 1, &a), 0);
+  assert_null(source_entry_get_data(a));
+  source_entry_set_data(a, &tag);
+  assert_int_equal(acquire(l, "192.0.2.7", 2, &b), 0);
+  assert_ptr_equal(b, a);
+  assert_int_equal(acquire(l, "192.0.2.7", 3, &x), -EBUSY);
+  assert_ptr_equal(find(l, "192.0.2.7"), a);
+  assert_ptr_equal(source_entry_get_data(find(l, "192.0.2.7")), &tag);
+  assert_ptr_equal(find(l, "2001:db8:1:2::1"), NULL);
+  assert_int_equal(acquire(l, "2001:db8:1:2::1", 1, &c), 0);
+  assert_ptr_equal(find(l, "2001:db8:1:2:ffff::5"), c); /* same /64 */
+  assert_ptr_equal(find(l, "::ffff:192.0.2.7"), a);     /* IPv4-mapped */
+  assert_null(source_entry_get_data(c));
+  assert_null(source_entry_get_data(NULL));
+  source_entry_set_data(NULL, &tag);
+  struct sockaddr_un su = {.sun_family = AF_UNIX};
+  assert_null(source_limit_find(l, (struct sockaddr *)&su, sizeof(su)));
+  assert_null(source_limit_find(NULL, (struct sockaddr *)&su, sizeof(su)));
+  /* Released to zero: the entry (and its data) is gone; a new one starts with NULL. */
+  source_limit_release(l, a);
+  assert_ptr_equal(source_entry_get_data(find(l, "192.0.2.7")), &tag);
+  source_limit_release(l, b);
+  assert_null(find(l, "192.0.2.7"));
+  assert_int_equal(acquire(l, "192.0.2.7", 4, &a), 0);
+  assert_null(source_entry_get_data(a));
+  source_limit_free(l);
+}
+
 /* Many sources: the table grows and every count stays exact. */
 static void test_many_sources(void **state) {
   (void)state;
@@ -176,6 +219,7 @@ int main(void) {
       cmocka_unit_test(test_ipv4_cap),
       cmocka_unit_test(test_ipv6_prefix),
       cmocka_unit_test(test_not_counted),
+      cmocka_unit_test(test_find_and_data),
       cmocka_unit_test(test_many_sources),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
