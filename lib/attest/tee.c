@@ -113,6 +113,33 @@ int tee_digest_pad48(const void *digest, size_t len, uint8_t out[48]) {
   return 0;
 }
 
+static int tee_mkdir_parents(const char *path);
+
+int tee_eventlog_open_locked(struct tee *t, char **ret_path, int *ret_fd) {
+  if (!t || !t->ops->eventlog_path || !ret_path || !ret_fd)
+    return -ENOTSUP;
+  _cleanup_free_ char *path = NULL;
+  int r = t->ops->eventlog_path(t, &path);
+  if (r < 0)
+    return r;
+  r = tee_mkdir_parents(path);
+  if (r < 0)
+    return log_debug_errno(r, "creating the directory of %s", path);
+  int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return log_debug_errno(-errno, "opening %s", path);
+  while (flock(fd, LOCK_EX) < 0) {
+    if (errno != EINTR) {
+      r = log_debug_errno(-errno, "locking %s", path);
+      close(fd);
+      return r;
+    }
+  }
+  *ret_path = TAKE_PTR(path);
+  *ret_fd = fd;
+  return 0;
+}
+
 /* Creates every missing parent directory of path with mode 0700. */
 static int tee_mkdir_parents(const char *path) {
   _cleanup_free_ char *p = strdup(path);
@@ -190,22 +217,9 @@ int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[
     return -ENOTSUP;
 
   _cleanup_free_ char *path = NULL;
-  int r = t->ops->eventlog_path(t, &path);
+  int fd, r = tee_eventlog_open_locked(t, &path, &fd);
   if (r < 0)
     return r;
-  r = tee_mkdir_parents(path);
-  if (r < 0)
-    return log_debug_errno(r, "creating the directory of %s", path);
-
-  int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
-    return log_debug_errno(-errno, "opening %s", path);
-  while (flock(fd, LOCK_EX) < 0) {
-    if (errno != EINTR) {
-      r = log_debug_errno(-errno, "locking %s", path);
-      goto out;
-    }
-  }
   struct stat st;
   if (fstat(fd, &st) < 0) {
     r = -errno;

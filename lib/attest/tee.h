@@ -64,6 +64,11 @@ int tee_eventlog_path(struct tee *t, char **ret_path);
  * tee_digest_pad48). */
 int tee_extend_event(struct tee *t, unsigned index, uint32_t event_type, const uint8_t digest48[48],
                      const char *associated_data);
+/* The event log file of t opened (created 0600, directories 0700) for appending and held under
+ * the writers' exclusive flock, which every append + extend takes: *ret_fd (close it to unlock)
+ * and *ret_path. -ENOTSUP when t has no event log. */
+int tee_eventlog_open_locked(struct tee *t, char **ret_path, int *ret_fd);
+
 /* The same with any one-line record: line (len bytes, ending in its only '\n', at most
  * TEE_EVENT_LINE_MAX) is appended to the event log and RTMR[index] extended with digest48, under
  * the same exclusive flock; the line is truncated away again when the extend fails. Readers

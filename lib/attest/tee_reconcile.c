@@ -113,22 +113,10 @@ int tee_eventlog_reconcile(struct tee *t, unsigned index, const uint8_t start[48
     return -ENOTSUP;
   _cleanup_free_ char *path = NULL;
   _cleanup_buf_ struct buf text = BUF_INIT(EVENTLOG_MAX_LOG);
-  int r = t->ops->eventlog_path(t, &path);
+  /* The writers' lock: no append or extend runs while the log is compared and cut. */
+  int fd, r = tee_eventlog_open_locked(t, &path, &fd);
   if (r < 0)
     return r;
-  r = mkdir_parents(path, 0700);
-  if (r < 0)
-    return log_debug_errno(r, "creating the directory of %s", path);
-  int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
-    return log_debug_errno(-errno, "opening %s", path);
-  /* The writers' lock: no append or extend runs while the log is compared and cut. */
-  while (flock(fd, LOCK_EX) < 0) {
-    if (errno != EINTR) {
-      r = log_debug_errno(-errno, "locking %s", path);
-      goto out;
-    }
-  }
   r = fd_read_all(fd, EVENTLOG_MAX_LOG, &text);
   if (r < 0) {
     r = log_debug_errno(r, "reading %s", path);

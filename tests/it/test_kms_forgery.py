@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import TDXCTL, _clean_env
-from test_kms_common import (Kms, Sim, craft_cert, expected_newest, forge_boot_events, hexb,  # noqa: F401
-                             kms_bin, ra_evidence, ratls_report_data)
+from test_kms_common import (Kms, Sim, craft_cert, expected_newest,  # noqa: F401
+                             forge_boot_events, hexb, kms_bin, ra_evidence, ratls_report_data)
 from test_tappd_common import Tappd, request, tappd_bin  # noqa: F401
 
 B_COMPOSE = b'{"name":"victim","docker_compose_file":"services: {}"}'

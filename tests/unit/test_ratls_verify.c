@@ -171,7 +171,8 @@ static void test_forged_not_fetched(void **state) {
   assert_int_equal(quote_parse(f->quote.data, f->quote.len, &q), 0);
   size_t offs[] = {
       (size_t)(q.pck_chain_pem.ptr - f->quote.data) + 200, /* the PCK leaf (its FMSPC, say) */
-      (size_t)(q.qe_auth_data.ptr - f->quote.data) - 2 - 64 - QUOTE_QE_REPORT_SIZE + 10, /* QE report */
+      /* the QE report */
+      (size_t)(q.qe_auth_data.ptr - f->quote.data) - 2 - 64 - QUOTE_QE_REPORT_SIZE + 10,
       q.signed_len + 4 + 5,                                 /* the quote signature */
       200,                                                  /* the TD report (RTMRs) */
   };
