@@ -8,7 +8,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("DSTACK_BUILD") or REPO / "build")
-VECTORS = pathlib.Path(os.environ.get("DSTACK_VECTORS") or REPO.parent / "shared" / "vectors")
+VECTORS = pathlib.Path(os.environ.get("DSTACK_VECTORS") or REPO / "tests" / "vectors")
 TDXCTL = BUILD / "src" / "tdxctl" / "tdxctl"
 
 

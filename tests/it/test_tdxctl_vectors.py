@@ -1,4 +1,4 @@
-"""tdxctl quote-info and eventlog replay on real vectors (../shared/vectors)."""
+"""tdxctl quote-info and eventlog replay on real vectors (tests/vectors)."""
 import json
 
 import pytest

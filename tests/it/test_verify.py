@@ -1,4 +1,4 @@
-"""tdxctl verify: the DCAP verification table of ../shared/vectors/README.md, byte flips,
+"""tdxctl verify: the DCAP verification table of tests/vectors/README.md, byte flips,
 expired collateral, revoked PCK certificates and simulator quotes, through the CLI."""
 import calendar
 import json

@@ -76,7 +76,7 @@ static void expect_error(struct dcap_verifier *v, const struct buf *q,
   assert_int_equal(res.n_advisory_ids, 0);
 }
 
-/* ---- the verification table of ../shared/vectors/README.md ---- */
+/* ---- the verification table of tests/vectors/README.md ---- */
 
 struct row {
   const char *quote;

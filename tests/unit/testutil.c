@@ -32,7 +32,7 @@ const char *tu_vector_path(const char *rel) {
     return tu_path;
   }
   const char *root = getenv("DSTACK_SOURCE_ROOT");
-  snprintf(tu_path, sizeof(tu_path), "%s/../shared/vectors/%s",
+  snprintf(tu_path, sizeof(tu_path), "%s/tests/vectors/%s",
            root && *root ? root : TEST_SOURCE_ROOT, rel);
   return tu_path;
 }

@@ -6,7 +6,7 @@
 
 #include "base/buf.h"
 
-/* Absolute path of a file under ../shared/vectors (or $DSTACK_VECTORS); static storage. */
+/* Absolute path of a file under tests/vectors (or $DSTACK_VECTORS); static storage. */
 const char *tu_vector_path(const char *rel);
 /* Absolute path of a file under the source tree (e.g. "tests/data/x"); static storage. */
 const char *tu_source_path(const char *rel);

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Builds the recorded PCCS / Intel PCS responses in this directory from the test vectors
-(../shared/vectors): one sub-directory per set, body files, header files ("Name: value" lines)
+(tests/vectors): one sub-directory per set, body files, header files ("Name: value" lines)
 and index.json, which tests/it/pccs_server.py serves by path + query.
 
 Run from anywhere: python3 tests/data/pccs/record.py [VECTORS_DIR]. The output is committed;
@@ -25,7 +25,7 @@ import sys
 import urllib.parse
 
 HERE = pathlib.Path(__file__).resolve().parent
-VECTORS = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2].parent / "shared" / "vectors"
+VECTORS = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "tests" / "vectors"
 
 PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", re.S)
 
@@ -143,7 +143,7 @@ def main():
         zkdcap_set(),
         go_tdx_guest_set(),
     ]
-    index = {"comment": "Recorded PCCS/PCS responses; built by record.py from ../shared/vectors",
+    index = {"comment": "Recorded PCCS/PCS responses; built by record.py from tests/vectors",
              "sets": {s.name: s.routes for s in sets}}
     (HERE / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
 
