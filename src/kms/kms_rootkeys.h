@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/fileset.h"
 
 struct kms_config;
 
@@ -69,12 +70,16 @@ int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *
  * target file exists that is not the staged one: nothing is replaced then. */
 int kms_root_keys_recover(const struct kms_config *c, char *err, size_t errlen);
 
+/* The same two, with step called after every step (fileset.h: 1..5 the staged files, 6 the
+ * commit marker, 7..11 the links into place; 1..5 the links when completing): tests kill the
+ * process there. */
+int kms_root_keys_store_stepped(const struct kms_root_keys *k, const struct kms_config *c,
+                                fileset_step_fn step, void *userdata, char *err, size_t errlen);
+int kms_root_keys_recover_stepped(const struct kms_config *c, fileset_step_fn step,
+                                  void *userdata, char *err, size_t errlen);
+
 #define KMS_ROOT_KEY_FILES 5
 #define KMS_ROOT_KEYS_STAGING ".kms-root-keys.new"
-/* Tests only: the creation (and the completion by kms_root_keys_recover) kills the process
- * with SIGKILL after step N: 1..5 the staged files, 6 the commit marker, 7..11 (1..5 when
- * completing) the links into place. */
-#define KMS_ENV_TEST_CRASH_STEP "DSTACK_KMS_TEST_CRASH_STEP"
 
 /* How many of the five files exist (0..5). */
 int kms_root_keys_present(const struct kms_config *c);

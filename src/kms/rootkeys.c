@@ -2,7 +2,6 @@
 #include "kms_rootkeys.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,15 +204,6 @@ static char *staging_path(const struct kms_config *c) {
                     c->root_ca_key, KMS_ROOT_KEYS_STAGING);
 }
 
-/* Tests crash the creation at step N (see kms_rootkeys.h). */
-static void crash_step(void *userdata, unsigned step) {
-  (void)userdata;
-  const char *want = getenv(KMS_ENV_TEST_CRASH_STEP);
-  uint64_t n;
-  if (want && *want && str_to_u64(want, &n) >= 0 && n == step)
-    raise(SIGKILL);
-}
-
 static bool paths_set(const struct kms_config *c) {
   const char *files[KMS_ROOT_KEY_FILES];
   file_paths(c, files);
@@ -225,6 +215,12 @@ static bool paths_set(const struct kms_config *c) {
 
 int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *c, char *err,
                         size_t errlen) {
+  return kms_root_keys_store_stepped(k, c, NULL, NULL, err, errlen);
+}
+
+int kms_root_keys_store_stepped(const struct kms_root_keys *k, const struct kms_config *c,
+                                fileset_step_fn step, void *userdata, char *err,
+                                size_t errlen) {
   if (!paths_set(c))
     return str_err(err, errlen, -EINVAL, "the root key file paths are not all set");
   _cleanup_free_ char *staging = staging_path(c);
@@ -244,7 +240,7 @@ int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *
       {paths[3], k->ca_cert_pem.data, k->ca_cert_pem.len, 0644},
       {paths[4], k->tmp_ca_cert_pem.data, k->tmp_ca_cert_pem.len, 0644},
   };
-  r = fileset_create(staging, files, ARRAY_SIZE(files), crash_step, NULL);
+  r = fileset_create(staging, files, ARRAY_SIZE(files), step, userdata);
   if (r == -EEXIST)
     return str_err(err, errlen, r,
                    "root key files (or %s) exist already; not replacing them", staging);
@@ -258,6 +254,11 @@ int kms_root_keys_store(const struct kms_root_keys *k, const struct kms_config *
 }
 
 int kms_root_keys_recover(const struct kms_config *c, char *err, size_t errlen) {
+  return kms_root_keys_recover_stepped(c, NULL, NULL, err, errlen);
+}
+
+int kms_root_keys_recover_stepped(const struct kms_config *c, fileset_step_fn step,
+                                  void *userdata, char *err, size_t errlen) {
   if (!paths_set(c))
     return 0; /* kms_config_check reports it */
   _cleanup_free_ char *staging = staging_path(c);
@@ -266,7 +267,7 @@ int kms_root_keys_recover(const struct kms_config *c, char *err, size_t errlen) 
   const char *paths[KMS_ROOT_KEY_FILES];
   file_paths(c, paths);
   enum fileset_recovery what;
-  int r = fileset_recover(staging, paths, ARRAY_SIZE(paths), crash_step, NULL, &what);
+  int r = fileset_recover(staging, paths, ARRAY_SIZE(paths), step, userdata, &what);
   if (r < 0)
     return str_err(err, errlen, r,
                    "%s: root key files whose creation was interrupted cannot be completed: %s "

@@ -284,7 +284,15 @@ static void test_init_dir_and_load(void **state) {
   free(dir);
 }
 
-/* Killed after every step of creating the root key files (DSTACK_KMS_TEST_CRASH_STEP): after
+static unsigned crash_at;
+
+static void crash_step(void *userdata, unsigned step) {
+  (void)userdata;
+  if (step == crash_at)
+    raise(SIGKILL);
+}
+
+/* Killed after every step of creating the root key files (the step hook): after
  * kms_root_keys_recover there are either no key files (and new ones can be made) or exactly the
  * keys being stored, never some of them. */
 static void test_store_crash(void **state) {
@@ -306,10 +314,8 @@ static void test_store_crash(void **state) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-      char n[16];
-      snprintf(n, sizeof(n), "%u", step);
-      setenv(KMS_ENV_TEST_CRASH_STEP, n, 1);
-      (void)kms_root_keys_store(&k, &c, err, sizeof(err));
+      crash_at = step;
+      (void)kms_root_keys_store_stepped(&k, &c, crash_step, NULL, err, sizeof(err));
       _exit(3);
     }
     int st;
