@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attest/eventlog.h"
+#include "base/fileio.h"
 #include "base/log.h"
 
 #define TEE_DEV_TDX_GUEST "/dev/tdx_guest"
@@ -113,8 +114,6 @@ int tee_digest_pad48(const void *digest, size_t len, uint8_t out[48]) {
   return 0;
 }
 
-static int tee_mkdir_parents(const char *path);
-
 int tee_eventlog_open_locked(struct tee *t, char **ret_path, int *ret_fd) {
   if (!t || !t->ops->eventlog_path || !ret_path || !ret_fd)
     return -ENOTSUP;
@@ -122,7 +121,7 @@ int tee_eventlog_open_locked(struct tee *t, char **ret_path, int *ret_fd) {
   int r = t->ops->eventlog_path(t, &path);
   if (r < 0)
     return r;
-  r = tee_mkdir_parents(path);
+  r = mkdir_parents(path, 0700);
   if (r < 0)
     return log_debug_errno(r, "creating the directory of %s", path);
   int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -137,39 +136,6 @@ int tee_eventlog_open_locked(struct tee *t, char **ret_path, int *ret_fd) {
   }
   *ret_path = TAKE_PTR(path);
   *ret_fd = fd;
-  return 0;
-}
-
-/* Creates every missing parent directory of path with mode 0700. */
-static int tee_mkdir_parents(const char *path) {
-  _cleanup_free_ char *p = strdup(path);
-  if (!p)
-    return -ENOMEM;
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = 0;
-    if (mkdir(p, 0700) < 0 && errno != EEXIST)
-      return -errno;
-    *s = '/';
-  }
-  return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-  const uint8_t *p = data;
-  while (len) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    if (n == 0)
-      return -EIO;
-    p += n;
-    len -= (size_t)n;
-  }
   return 0;
 }
 
@@ -232,7 +198,7 @@ int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[
   }
   /* The line goes first and is taken back if the extend fails, so the log never names an
    * extend that did not happen; a failed append leaves the RTMR untouched. */
-  r = write_all(fd, line, len);
+  r = fd_write_all(fd, line, len);
   if (r >= 0)
     r = fdatasync(fd) < 0 ? -errno : 0;
   if (r < 0) {

@@ -86,7 +86,9 @@ int tee_extend_event_line(struct tee *t, unsigned index, const uint8_t digest48[
  * bytes; e.g. the RTMR3 events of a boot log kept elsewhere) and the longest prefix of whole
  * lines that replays to the current RTMR[index] is kept. The lines after it never reached the
  * RTMR (tee_extend_event_line appends before it extends: a writer killed in between leaves
- * them) and are truncated away, with a torn last line. Never drops a line that replays.
+ * them) and are truncated away, with a torn last line (one without its '\n': the writer died
+ * while appending, before any extend; tee_extend_event_line cuts it the same way). Never drops
+ * a complete line that replays.
  * -ENOTRECOVERABLE, changing nothing, when dropping trailing lines cannot fix the log: no
  * prefix replays to the RTMR (something extended it without logging, or the log was edited),
  * a dropped line would hold an event of another RTMR, or a complete line does not parse.

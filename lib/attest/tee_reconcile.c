@@ -45,43 +45,41 @@ static int line_replay(const char *p, size_t len, unsigned index, uint8_t rtmr[4
 }
 
 /* The decision, on the log text and the current RTMR value: *ret_keep is the length of the log
- * to keep, *ret_newline whether the kept text needs a final '\n'.
+ * to keep.
  *
- * The log is replayed line by line onto RTMR[index]; the longest prefix of whole lines that
- * replays to its current value is kept. Everything after that prefix never reached the RTMR
- * (an event extended after it would change the value), so it may go as long as it is:
+ * A last line without its '\n' is torn (a writer killed while appending: the extend only
+ * follows a complete, synced line, and tee_extend_event_line cuts such a tail too), so it
+ * never counts. The complete lines are replayed onto RTMR[index]; the longest prefix of them
+ * that replays to its current value is kept. Everything after that prefix never reached the
+ * RTMR (an event extended after it would change the value), so it may go as long as it is:
  *  - lines whose events are all on RTMR[index] (a writer killed between append and extend), or
- *  - a torn last line without its '\n' (a writer killed while appending; the extend only
- *    follows a complete, synced line).
+ *  - the torn last line.
  * A line in that tail with an event on another RTMR may have reached that one, and a complete
  * line that does not parse cannot be judged: both, like a log no prefix of which replays, are
  * -ENOTRECOVERABLE, with nothing changed. */
 static int reconcile_text(const char *text, size_t len, unsigned index, const uint8_t start[48],
-                          const uint8_t rtmr[48], size_t *ret_keep, bool *ret_newline,
-                          struct tee_reconcile *ret) {
+                          const uint8_t rtmr[48], size_t *ret_keep, struct tee_reconcile *ret) {
   uint8_t cur[48];
   memcpy(cur, start, 48);
   size_t match = memcmp(cur, rtmr, 48) == 0 ? 0 : SIZE_MAX; /* SIZE_MAX: no prefix matches */
   size_t match_events = 0, events = 0, pos = 0;
-  bool match_unterminated = false, tail_other = false;
+  bool tail_other = false;
   while (pos < len) {
     const char *nl = memchr(text + pos, '\n', len - pos);
-    size_t end = nl ? (size_t)(nl - text) + 1 : len;
+    if (!nl)
+      break; /* the torn last line */
+    size_t end = (size_t)(nl - text) + 1;
     size_t mine = 0;
     bool other = false;
-    if (line_replay(text + pos, end - pos, index, cur, &mine, &other) < 0) {
-      if (!nl)
-        break; /* the torn last line */
+    if (line_replay(text + pos, end - pos, index, cur, &mine, &other) < 0)
       return log_debug_errno(-ENOTRECOVERABLE, "event log line at byte %zu does not parse", pos);
-    }
     events += mine;
     pos = end;
     if (memcmp(cur, rtmr, 48) == 0) {
       match = pos;
       match_events = events;
-      match_unterminated = !nl;
       tail_other = false;
-    } else if (nl) {
+    } else {
       tail_other |= other;
     }
   }
@@ -99,7 +97,6 @@ static int reconcile_text(const char *text, size_t len, unsigned index, const ui
   if (len > match && text[len - 1] != '\n')
     ret->dropped_lines++; /* the torn last line */
   *ret_keep = match;
-  *ret_newline = match_unterminated;
   return 0;
 }
 
@@ -129,9 +126,8 @@ int tee_eventlog_reconcile(struct tee *t, unsigned index, const uint8_t start[48
     goto out;
   }
   size_t keep = 0;
-  bool newline = false;
   r = reconcile_text((const char *)text.data, text.len, index, start ? start : zero, rtmr[index],
-                     &keep, &newline, ret);
+                     &keep, ret);
   if (r < 0)
     goto out;
   if (keep < text.len) {
@@ -141,17 +137,6 @@ int tee_eventlog_reconcile(struct tee *t, unsigned index, const uint8_t start[48
     }
     log_debug("%s: dropped %zu trailing line(s) (%zu bytes) never extended into RTMR%u", path,
               ret->dropped_lines, ret->dropped_bytes, index);
-  }
-  if (newline) {
-    /* a last line that was extended but lacks its '\n': ended, so the next append starts a
-     * line of its own */
-    r = fd_write_all(fd, "\n", 1);
-    if (r >= 0 && fdatasync(fd) < 0)
-      r = -errno;
-    if (r < 0) {
-      r = log_debug_errno(r, "ending the last line of %s", path);
-      goto out;
-    }
   }
   r = 0;
 out:

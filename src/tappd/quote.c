@@ -323,6 +323,13 @@ int tappd_quote(struct tappd *t, const uint8_t report_data[64], struct buf *quot
   if (!c)
     return -EINVAL; /* made by tappd_new */
   const size_t quote_len = quote->len;
+  /* A log known not to be RTMR3's: no quote is made (on TDX one costs a QGS round trip) unless
+   * it has been put right since. */
+  if (atomic_load(&t->eventlog_unrecoverable)) {
+    int r = tappd_eventlog_reconcile(t);
+    if (r < 0)
+      return r;
+  }
   for (int attempt = 0;; attempt++) {
     int fd, r = log_open(t, false, &fd);
     if (r < 0)

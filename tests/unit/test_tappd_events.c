@@ -396,26 +396,23 @@ static void test_reconcile_crashes(void **state) {
   assert_true(log_replays(t, &n));
   assert_int_equal(n, 3);
 
-  /* A last line that did reach RTMR3 but lacks its '\n' is kept, and ended. */
+  /* A last line without its '\n' is torn, even when it parses: the writer died before the
+   * extend (it only follows a complete, synced line). Cut, as the next append would. */
   {
     uint8_t d[48];
     _cleanup_buf_ struct buf line = BUF_INIT(4096);
     runtime_line("unended", (const uint8_t *)"u", 1, d, &line);
     line.len--; /* no '\n' */
     append_bytes(path, line.data, line.len);
-    assert_int_equal(sim_td_extend(sim, 3, d), 0);
   }
   assert_int_equal(tee_eventlog_reconcile(t, 3, NULL, &rc), 0);
-  assert_int_equal(rc.dropped_lines, 0);
-  assert_int_equal(rc.events, 4);
+  assert_int_equal(rc.dropped_lines, 1);
+  assert_int_equal(rc.events, 3);
   assert_true(log_replays(t, &n));
-  assert_int_equal(n, 4);
-  _cleanup_buf_ struct buf ended;
-  read_all(path, &ended);
-  assert_int_equal(ended.data[ended.len - 1], '\n');
+  assert_int_equal(n, 3);
   emit(t, "after-unended");
   assert_true(log_replays(t, &n));
-  assert_int_equal(n, 5);
+  assert_int_equal(n, 4);
 
   /* The start value: a boot log elsewhere that put one event on RTMR3 first. */
   {
@@ -442,7 +439,7 @@ static void test_reconcile_crashes(void **state) {
 static void test_reconcile_unrecoverable(void **state) {
   (void)state;
   static const char *const cases[] = {"extend-unlogged", "other-rtmr-in-tail", "garbage-line",
-                                      "dangling-then-logged"};
+                                      "dangling-then-logged", "extended-unterminated"};
   for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
     char *top;
     _cleanup_free_ char *sim = sim_dir_new(&top);
@@ -468,6 +465,14 @@ static void test_reconcile_unrecoverable(void **state) {
       crash_between_append_and_extend(sim, "lost");
       emit(t, "b");
       break;
+    case 4: { /* a line without its '\n' that RTMR3 did get: no writer of ours does that (the
+               * torn line is cut, never ended), so the log cannot be repaired */
+      _cleanup_buf_ struct buf line = BUF_INIT(4096);
+      runtime_line("unended", (const uint8_t *)"u", 1, d, &line);
+      append_bytes(path, line.data, line.len - 1);
+      assert_int_equal(sim_td_extend(sim, 3, d), 0);
+      break;
+    }
     }
     _cleanup_buf_ struct buf b0;
     read_all(path, &b0);
