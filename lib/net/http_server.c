@@ -122,7 +122,7 @@ struct http_server {
   bool freeing;
   /* Peer-triggered refusals and evictions since the last (debug) log line, one line per
    * second at most. */
-  time_t limits_log_time;
+  struct log_ratelimit limits_log;
   unsigned n_refused_source, n_refused_full, n_evicted, n_evicted_source;
   /* libevent "common timeouts" (O(1) queues instead of the heap) for the durations every
    * connection re-arms on every request */
@@ -1131,10 +1131,8 @@ static void server_note_limit(struct http_server *s, enum limit_event ev,
   case LIMIT_EVICTED: s->n_evicted++; break;
   case LIMIT_EVICTED_SOURCE: s->n_evicted_source++; break;
   }
-  time_t now = time(NULL);
-  if (now == s->limits_log_time)
+  if (!log_ratelimit_ok(&s->limits_log, 1000, NULL))
     return;
-  s->limits_log_time = now;
   if (log_level_get() >= LOG_LVL_DEBUG) {
     char remote[64];
     format_remote(sa, remote, sizeof(remote));

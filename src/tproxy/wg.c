@@ -713,7 +713,7 @@ static int64_t now_ms(void) {
 }
 
 /* Runs argv with stdin from /dev/null; waits at most timeout_ms, then kills it. */
-static int run_bounded(char *const argv[], int timeout_ms) {
+int wg_run_bounded(char *const argv[], int timeout_ms) {
   posix_spawn_file_actions_t fa;
   pid_t pid;
   int status, r;
@@ -765,7 +765,7 @@ static int apply_syncconf(struct wg_iface *w, const struct buf *conf) {
   if (r == 0) {
     char *argv[] = {w->wg_bin, (char *)"syncconf", w->ifname, file, NULL};
     w->writes++;
-    r = run_bounded(argv, w->timeout_ms);
+    r = wg_run_bounded(argv, w->timeout_ms);
   }
   unlink(file);
   rmdir(dir);

@@ -103,6 +103,10 @@ const struct wg_peer_status *wg_status_find(const struct wg_status *s, const cha
 /* One request/response exchange on a UAPI socket (timeouts of timeout_ms for connect, send and
  * each receive). The response, up to and including the terminating empty line, is appended to
  * ret (a secret buffer is advisable; cap WG_UAPI_MAX_RESPONSE applies if ret->max is 0). */
+/* Runs argv (PATH search, stdin /dev/null) and waits at most timeout_ms: 0 on exit status 0,
+ * -EIO on another status, -ETIMEDOUT (the child killed) past the deadline. */
+int wg_run_bounded(char *const argv[], int timeout_ms);
+
 int wg_uapi_transact(const char *sock_path, const char *req, size_t len, int timeout_ms,
                      struct buf *ret);
 

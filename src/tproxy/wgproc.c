@@ -27,6 +27,7 @@ extern char **environ;
 #define POLL_MS 50
 #define KILL_WAIT_MS 2000
 #define UAPI_TIMEOUT_MS 1000
+#define IP_TIMEOUT_MS 5000 /* each `ip` run when addressing the interface */
 #define WG_COMM "wireguard-go"
 
 struct tproxy_wgproc {
@@ -118,10 +119,14 @@ static int pidfile_read(const char *path, pid_t *ret_pid, unsigned long long *re
     return r;
   if ((r = buf_terminate(&b)) < 0)
     return r;
-  int pid;
-  unsigned long long st;
-  char extra;
-  if (sscanf((const char *)b.data, "%d %llu %c", &pid, &st, &extra) != 2 || pid <= 1)
+  /* "<pid> <starttime>\n", as spawn() writes it */
+  char *text = str_strip((char *)b.data), *sp = strchr(text, ' ');
+  int32_t pid;
+  uint64_t st;
+  if (!sp)
+    return -EBADMSG;
+  *sp = '\0';
+  if (str_to_i32(text, &pid) < 0 || pid <= 1 || str_to_u64(sp + 1, &st) < 0)
     return -EBADMSG;
   *ret_pid = pid;
   *ret_starttime = st;
@@ -141,11 +146,10 @@ static bool wait_gone(pid_t pid, unsigned long long starttime, int timeout_ms) {
  * pid that is no longer that process is left alone. */
 static void stale_stop(struct tproxy_wgproc *w) {
   pid_t pid;
-  unsigned long long st, now_st;
+  unsigned long long st;
   if (pidfile_read(w->pidfile, &pid, &st) < 0)
     return;
-  if (tproxy_proc_stat(pid, &now_st, NULL) == 0 && now_st == st && proc_comm_is(pid, WG_COMM) &&
-      !proc_gone(pid, st)) {
+  if (!proc_gone(pid, st) && proc_comm_is(pid, WG_COMM)) {
     log_info("dev mode: stopping wireguard-go (pid %d) left running by an earlier tproxy",
              (int)pid);
     (void)kill(pid, SIGTERM);
@@ -182,18 +186,6 @@ static bool wait_iface_gone(const struct tproxy_wgproc *w, int timeout_ms) {
 }
 
 /* ---------------------------------------------------------------- starting */
-
-static int run(char *const argv[]) {
-  pid_t pid;
-  int st;
-  int r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-  if (r != 0)
-    return -r;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return -errno;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
-}
 
 static void status_text(int st, char *out, size_t len) {
   if (WIFEXITED(st))
@@ -322,7 +314,7 @@ static int launch(struct tproxy_wgproc *w, char *err, size_t errlen) {
   }
   char *addr[] = {"ip", "addr", "replace", w->address, "dev", w->ifname, NULL};
   char *up[] = {"ip", "link", "set", w->ifname, "up", NULL};
-  if (run(addr) < 0 || run(up) < 0)
+  if (wg_run_bounded(addr, IP_TIMEOUT_MS) < 0 || wg_run_bounded(up, IP_TIMEOUT_MS) < 0)
     log_warn("dev mode: addressing %s failed; WireGuard peers may not reach tproxy", w->ifname);
   w->state = TPROXY_WGPROC_RUNNING;
   log_info("dev mode: wireguard-go (pid %d) runs %s, control socket %s", (int)w->pid, w->ifname,
