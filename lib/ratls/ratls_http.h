@@ -14,7 +14,8 @@
 struct offload;
 struct ratls_verifier;
 
-/* now: the clock the verification will use (unix seconds). */
+/* now: the clock the verification will use (unix seconds). pool NULL: nothing is prefetched
+ * (no PCCS configured). */
 void ratls_http_prefetch_then(struct http_request *req, struct ratls_verifier *v,
                               struct offload *pool, int64_t now, http_handler_fn next,
                               void *next_ud);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,18 +32,23 @@
 #define PLATFORM_CACHE_N 32
 #define DIR_SIG_MAX_ENTRIES 4096
 
+/* The head of a cache entry (slots_find). */
+struct slot {
+  bool used;
+  uint64_t stamp; /* last use, for eviction */
+};
+
 /* What the verifier learnt about one PCK certificate chain (quotes of one platform carry the
  * same chain), keyed by a hash of the chain text and the quote fields the lookups use. Only a
  * chain that verified (dcap_verify_no_collateral) gets an entry:
- *   - whether it chains to the trusted simulator root (and whether its root says "simulator");
+ *   - whether it chains to the trusted simulator root;
  *   - for a simulated platform, its collateral as loaded from the simulator directory (reloaded
  *     whenever a file there changes: the directory signature below).
  * Every value is what the uncached computation gives for the same bytes. */
 struct chain_entry {
-  bool used;
-  uint64_t stamp; /* last use, for eviction */
+  struct slot s; /* first */
   uint8_t key[32];
-  bool is_sim, looks_sim;
+  bool is_sim; /* the chain ends in the trusted simulator root */
   bool have_col;
   bool have_sig;
   uint8_t sig[32]; /* simulator directory signature at load time */
@@ -57,8 +63,7 @@ struct chain_entry {
  * after that fetch ended). */
 #define PLATFORM_KEY_SIZE 8
 struct platform_entry {
-  bool used;
-  uint64_t stamp;
+  struct slot s; /* first */
   uint8_t key[PLATFORM_KEY_SIZE];
   bool have_col;
   struct dcap_collateral col;
@@ -250,54 +255,62 @@ static void chain_key(const struct quote *q, uint8_t ret[32]) {
   hash_ctx_free(h);
 }
 
-/* The entry for q's chain when there is one (no insertion). */
-static struct chain_entry *chain_find(struct ratls_verifier *v, const struct quote *q) {
-  static const uint8_t zero[32];
-  uint8_t key[32];
-  if (q->pck_chain_pem.len == 0)
-    return NULL;
-  chain_key(q, key);
-  if (memcmp(key, zero, sizeof(key)) == 0)
-    return NULL;
-  for (size_t i = 0; i < CHAIN_CACHE_N; i++) {
-    struct chain_entry *c = &v->chains[i];
-    if (c->used && memcmp(c->key, key, sizeof(key)) == 0) {
+/* Both caches are arrays of entries that start with a struct slot and hold their key at
+ * key_off. Returns the entry with that key (marked used now) or NULL; *ret_victim (when not
+ * NULL) gets the entry a new key would take: a free one, else the least recently used. */
+static void *slots_find(struct ratls_verifier *v, void *slots, size_t n, size_t size,
+                        size_t key_off, const void *key, size_t key_len, void **ret_victim) {
+  struct slot *oldest = slots;
+  for (size_t i = 0; i < n; i++) {
+    struct slot *c = (struct slot *)((uint8_t *)slots + i * size);
+    if (c->used && memcmp((uint8_t *)c + key_off, key, key_len) == 0) {
       c->stamp = ++v->clock;
       return c;
-    }
-  }
-  return NULL;
-}
-
-/* The entry for q's chain (filled with the simulator check on first sight), or NULL when the
- * quote has no chain to key on. Only for chains that verified. */
-static struct chain_entry *chain_get(struct ratls_verifier *v, const struct quote *q) {
-  static const uint8_t zero[32];
-  uint8_t key[32];
-  if (q->pck_chain_pem.len == 0)
-    return NULL;
-  chain_key(q, key);
-  if (memcmp(key, zero, sizeof(key)) == 0)
-    return NULL;
-  struct chain_entry *e = NULL, *oldest = &v->chains[0];
-  for (size_t i = 0; i < CHAIN_CACHE_N; i++) {
-    struct chain_entry *c = &v->chains[i];
-    if (c->used && memcmp(c->key, key, sizeof(key)) == 0) {
-      e = c;
-      break;
     }
     if (!c->used || (oldest->used && c->stamp < oldest->stamp))
       oldest = c;
   }
+  if (ret_victim)
+    *ret_victim = oldest;
+  return NULL;
+}
+
+/* The cache key of q's chain; false when the quote has none to key on. */
+static bool chain_key_of(const struct quote *q, uint8_t key[32]) {
+  static const uint8_t zero[32];
+  if (q->pck_chain_pem.len == 0)
+    return false;
+  chain_key(q, key);
+  return memcmp(key, zero, 32) != 0;
+}
+
+/* The entry for q's chain when there is one (no insertion). */
+static struct chain_entry *chain_find(struct ratls_verifier *v, const struct quote *q) {
+  uint8_t key[32];
+  if (!chain_key_of(q, key))
+    return NULL;
+  return slots_find(v, v->chains, CHAIN_CACHE_N, sizeof(v->chains[0]),
+                    offsetof(struct chain_entry, key), key, sizeof(key), NULL);
+}
+
+/* The entry for q's chain, or NULL when the quote has no chain to key on. Only for chains that
+ * verified: is_sim says to which root (dcap_verify_no_collateral). */
+static struct chain_entry *chain_get(struct ratls_verifier *v, const struct quote *q,
+                                     bool is_sim) {
+  uint8_t key[32];
+  if (!chain_key_of(q, key))
+    return NULL;
+  void *victim = NULL;
+  struct chain_entry *e = slots_find(v, v->chains, CHAIN_CACHE_N, sizeof(v->chains[0]),
+                                     offsetof(struct chain_entry, key), key, sizeof(key), &victim);
   if (!e) {
-    e = oldest;
+    e = victim;
     dcap_collateral_free(&e->col);
     memset(e, 0, sizeof(*e));
     memcpy(e->key, key, sizeof(key));
-    e->is_sim = quote_is_sim(v, q, &e->looks_sim) == 1;
-    e->used = true;
+    e->is_sim = is_sim;
+    e->s = (struct slot){.used = true, .stamp = ++v->clock};
   }
-  e->stamp = ++v->clock;
   return e;
 }
 
@@ -429,38 +442,25 @@ static int platform_key(const struct quote *q, uint8_t ret[PLATFORM_KEY_SIZE]) {
 /* The entry for key when there is one (no insertion). */
 static struct platform_entry *platform_find(struct ratls_verifier *v,
                                             const uint8_t key[PLATFORM_KEY_SIZE]) {
-  for (size_t i = 0; i < PLATFORM_CACHE_N; i++) {
-    struct platform_entry *c = &v->platforms[i];
-    if (c->used && memcmp(c->key, key, PLATFORM_KEY_SIZE) == 0) {
-      c->stamp = ++v->clock;
-      return c;
-    }
-  }
-  return NULL;
+  return slots_find(v, v->platforms, PLATFORM_CACHE_N, sizeof(v->platforms[0]),
+                    offsetof(struct platform_entry, key), key, PLATFORM_KEY_SIZE, NULL);
 }
 
 /* The entry for key (the least recently used one is recycled for a new key). Only for keys of
  * quotes that passed dcap_verify_no_collateral, so that junk cannot push real platforms out. */
 static struct platform_entry *platform_get(struct ratls_verifier *v,
                                            const uint8_t key[PLATFORM_KEY_SIZE]) {
-  struct platform_entry *e = NULL, *oldest = &v->platforms[0];
-  for (size_t i = 0; i < PLATFORM_CACHE_N; i++) {
-    struct platform_entry *c = &v->platforms[i];
-    if (c->used && memcmp(c->key, key, PLATFORM_KEY_SIZE) == 0) {
-      e = c;
-      break;
-    }
-    if (!c->used || (oldest->used && c->stamp < oldest->stamp))
-      oldest = c;
-  }
+  void *victim = NULL;
+  struct platform_entry *e =
+      slots_find(v, v->platforms, PLATFORM_CACHE_N, sizeof(v->platforms[0]),
+                 offsetof(struct platform_entry, key), key, PLATFORM_KEY_SIZE, &victim);
   if (!e) {
-    e = oldest;
+    e = victim;
     dcap_collateral_free(&e->col);
     memset(e, 0, sizeof(*e));
     memcpy(e->key, key, PLATFORM_KEY_SIZE);
-    e->used = true;
+    e->s = (struct slot){.used = true, .stamp = ++v->clock};
   }
-  e->stamp = ++v->clock;
   return e;
 }
 
@@ -593,7 +593,8 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
   bool checked = false;
   struct chain_entry *e = chain_find(v, &q);
   if (!e) {
-    r = dcap_verify_no_collateral(v->dcap, &q, now, NULL, err, sizeof(err));
+    bool sim = false;
+    r = dcap_verify_no_collateral(v->dcap, &q, now, &sim, err, sizeof(err));
     if (r < 0) {
       bool looks_sim = false;
       if (quote_is_sim(v, &q, &looks_sim) != 1 && looks_sim)
@@ -602,11 +603,8 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
       return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s", err[0] ? err : strerror(-r));
     }
     checked = true;
-    e = chain_get(v, &q);
+    e = chain_get(v, &q, sim);
   }
-  if (e && !e->is_sim && e->looks_sim)
-    return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
-                  "the quote is signed by a simulated platform this verifier does not trust");
 
   struct dcap_collateral tmp = {0};
   const struct dcap_collateral *col = NULL;

@@ -332,7 +332,9 @@ int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms
     str_err(err, errlen, r, "setting up TLS metrics: %s", strerror(-r));
     goto fail;
   }
-  if ((r = offload_new(base, KMS_FETCH_THREADS, KMS_FETCH_PENDING, &s->pool)) < 0) {
+  /* without a PCCS there is nothing to fetch (ratls_http_prefetch_then takes a NULL pool) */
+  if (!str_isempty(c->pccs_url) &&
+      (r = offload_new(base, KMS_FETCH_THREADS, KMS_FETCH_PENDING, &s->pool)) < 0) {
     str_err(err, errlen, r, "starting the fetch threads: %s", strerror(-r));
     goto fail;
   }

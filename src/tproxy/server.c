@@ -258,7 +258,9 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
     goto fail;
   }
   SSL_CTX_set_verify_depth(s->tls, 8);
-  if ((r = offload_new(base, FETCH_THREADS, FETCH_PENDING, &s->pool)) < 0) {
+  /* without a PCCS there is nothing to fetch (ratls_http_prefetch_then takes a NULL pool) */
+  if (!str_isempty(c->pccs_url) &&
+      (r = offload_new(base, FETCH_THREADS, FETCH_PENDING, &s->pool)) < 0) {
     snprintf(err, errlen, "starting the fetch threads: %s", strerror(-r));
     goto fail;
   }

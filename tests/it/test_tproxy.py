@@ -14,6 +14,7 @@ import pytest
 from shutil import which as shutil_which
 
 from conftest import _clean_env
+from test_pccs_fetch import pccs  # noqa: F401
 from tproxy_common import (BASE, TPROXY, Backend, Cvm, Pki, Tproxy, curl, make_cert, pem,
                            key_pem, raw_exchange, wg_keypair)
 
@@ -168,6 +169,41 @@ def test_register_forged_identity(env):
                                                    "instance):", apps)
     assert [h["instance_id"] for h in lst["hosts"]] == [b.instance_id]
     assert "RegisterCvm" in t.log() and "bad_event_log" in t.log()
+
+
+def test_register_forged_chains_fetch_nothing(env, pccs):  # noqa: F811
+    """RegisterCvm with quotes carrying a re-signed Intel PCK leaf (random FMSPC), the PCCS
+    taking 3 s per answer: refused at once, the PCCS never asked, and a legitimate CVM
+    registering at the same time is answered in well under a second."""
+    import concurrent.futures
+    from test_kms_common import Sim
+    from test_kms_collateral import cvm_with_chain, forged_leaf, intel_chain
+    sim = Sim(env.tmp / "fsim")
+    t = env.tproxy(sim_dir=sim.dir, quote=f'pccs_url = "{pccs.base("dcap-qvl-tdx")}"\n')
+    legit = env.cvm("legit", sim_dir=sim.dir)
+    chain = intel_chain()
+    forged = [cvm_with_chain(sim, env.pki.dir, env.tmp / "forged", f"f{i}",
+                             forged_leaf(chain[0]) + chain[1] + chain[2]) for i in range(6)]
+    pccs.get("/__delay?ms=3000")
+    base = pccs.requests()
+
+    def register(cert, key, pub):
+        t0 = time.monotonic()
+        st, j = t.rpc("RegisterCvm", None, {"client_public_key": pub}, cert=cert, key=key)
+        return time.monotonic() - t0, st, j
+
+    with concurrent.futures.ThreadPoolExecutor(len(forged) + 1) as ex:
+        bad = [ex.submit(register, c, k, wg_keypair()[1]) for c, k in forged]
+        time.sleep(0.2)
+        took, st, j = register(legit.cert, legit.key, legit.wg_pub)
+        results = [f.result(timeout=120) for f in bad]
+    assert st == 200, j
+    print(f"legitimate RegisterCvm beside {len(forged)} forged quotes: {took:.3f} s")
+    assert took < 1.0, f"legitimate RegisterCvm took {took:.2f} s beside the forged quotes"
+    for dt, s, b in results:
+        assert s == 400 and "quote_invalid" in str(b), b
+        assert dt < 1.0
+    assert pccs.requests() == base, "collateral was fetched for a forged PCK chain"
 
 
 def test_register_refusals(env):
