@@ -121,7 +121,8 @@ int sim_platform_init(const char *dir, const struct sim_params *p);
 int sim_platform_check(const char *dir);
 /* The simulated platform a daemon's dev mode uses: $DSTACK_SIM_DIR when set (it must be an
  * initialised platform; its absolute path), else DIR/sim, initialised when it is not yet.
- * *ret is malloc'ed; err (when errlen > 0) says what failed. */
+ * *ret is malloc'ed; err (when errlen > 0) says what failed. 1 when DIR/sim was created now,
+ * 0 when an existing platform is used, negative errno on failure. */
 int sim_platform_for_dev(const char *dir, char **ret, char *err, size_t errlen);
 
 /* --- simulated TD state (sim_td.c) --- */

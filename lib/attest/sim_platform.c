@@ -428,12 +428,14 @@ int sim_platform_for_dev(const char *dir, char **ret, char *err, size_t errlen) 
   if (!p)
     return -ENOMEM;
   if (sim_platform_check(p) < 0) {
-    log_info("dev mode: creating a simulated TDX platform in %s", p);
+    log_debug("dev mode: creating a simulated TDX platform in %s", p);
     r = sim_platform_init(p, NULL);
     if (r < 0) {
       free(p);
       return str_err(err, errlen, r, "creating the simulated platform: %s", strerror(-r));
     }
+    *ret = p;
+    return 1;
   }
   *ret = p;
   return 0;

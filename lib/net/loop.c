@@ -7,20 +7,30 @@
 
 #include "base/log.h"
 
+struct loop_stop {
+  struct event_base *base;
+  int sig;
+};
+
 static void loop_on_signal(evutil_socket_t sig, short what, void *ud) {
+  struct loop_stop *st = ud;
   (void)what;
-  log_info("signal %d: shutting down", (int)sig);
-  event_base_loopbreak(ud);
+  log_debug("signal %d: leaving the loop", (int)sig);
+  st->sig = (int)sig;
+  event_base_loopbreak(st->base);
 }
 
 int net_loop_run(struct event_base *base) {
-  struct event *sigint = evsignal_new(base, SIGINT, loop_on_signal, base);
-  struct event *sigterm = evsignal_new(base, SIGTERM, loop_on_signal, base);
+  struct loop_stop st = {.base = base};
+  struct event *sigint = evsignal_new(base, SIGINT, loop_on_signal, &st);
+  struct event *sigterm = evsignal_new(base, SIGTERM, loop_on_signal, &st);
   int r = 0;
   if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0)
     r = -ENOMEM;
-  else
+  else {
     event_base_dispatch(base);
+    r = st.sig;
+  }
   if (sigint)
     event_free(sigint);
   if (sigterm)

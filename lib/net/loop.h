@@ -5,8 +5,9 @@
 #include <event2/event.h>
 #include <stdio.h>
 
-/* Dispatches base until SIGINT or SIGTERM (logged at info) or until the loop runs out of events.
- * 0, or -ENOMEM when the signal handlers cannot be installed. */
+/* Dispatches base until SIGINT or SIGTERM or until the loop runs out of events. The signal number
+ * that ended it (for the daemon to log), 0 when the loop ran out of events, or -ENOMEM when the
+ * signal handlers cannot be installed. */
 int net_loop_run(struct event_base *base);
 /* One non-blocking pass, then event_base_free. Call after freeing the servers. NULL is fine. */
 void net_loop_free(struct event_base *base);

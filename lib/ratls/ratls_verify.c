@@ -14,7 +14,7 @@
 
 #include "attest/boot_events.h"
 #include "attest/dcap_collateral.h"
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
 #include "net/offload.h"

@@ -32,6 +32,8 @@ int kms_dev_config(const char *dir, struct kms_config *c, char *err, size_t errl
   _cleanup_free_ char *sim = NULL;
   if ((r = sim_platform_for_dev(dir, &sim, err, errlen)) < 0)
     return r;
+  if (r > 0)
+    log_info("dev mode: created a simulated TDX platform in %s", sim);
   struct sim_td td;
   r = sim_td_load(sim, &td);
   if (r < 0)

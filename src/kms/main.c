@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 #include "base/cli.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -87,6 +87,8 @@ static int serve(const struct kms_config *cfg, struct kms *k) {
     fprintf(stderr, "kms: cannot install signal handlers\n");
     goto out;
   }
+  if (r > 0)
+    log_info("signal %d: shutting down", r);
   ret = 0;
 out:
   kms_server_free(srv);

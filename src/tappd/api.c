@@ -1,6 +1,6 @@
 /* pRPC glue shared by the services: protobuf-c field access by name, common reply bodies and
  * the routers. */
-#include "api.h"
+#include "tappd_api.h"
 
 #include <errno.h>
 #include <stdlib.h>

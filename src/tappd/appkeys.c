@@ -1,5 +1,5 @@
 /* Loading the app keys (appkeys.json in its three shapes, or the seed-era CA files). */
-#include "appkeys.h"
+#include "tappd_appkeys.h"
 
 #include <errno.h>
 #include <stdarg.h>

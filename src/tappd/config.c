@@ -1,5 +1,5 @@
 /* tappd.toml: one table of options drives the defaults, the parser and --dump-config. */
-#include "config.h"
+#include "tappd_config.h"
 
 #include <errno.h>
 #include <stdio.h>

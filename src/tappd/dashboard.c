@@ -5,10 +5,10 @@
 #include "base/hex.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "docker.h"
-#include "logs.h"
+#include "tappd_docker.h"
+#include "tappd_logs.h"
 #include "net/http_server.h"
-#include "server.h"
+#include "tappd_server.h"
 
 static int row(struct buf *out, const char *label, const char *value) {
   int r = buf_printf(out, "<tr><th>%s</th><td><code>", label);

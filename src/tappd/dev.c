@@ -1,5 +1,5 @@
 /* Dev mode: simulated platform, demo app keys and app files, boot events. */
-#include "dev.h"
+#include "tappd_dev.h"
 
 #include <errno.h>
 #include <openssl/rand.h>

@@ -1,5 +1,5 @@
 /* Docker Engine API over the unix socket. */
-#include "docker.h"
+#include "tappd_docker.h"
 
 #include <errno.h>
 #include <event2/buffer.h>

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api.h"
+#include "tappd_api.h"
 #include "dstack_guest.pb-c.h"
 #include "net/prpc_json.h"
 

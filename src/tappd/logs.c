@@ -1,6 +1,6 @@
 /* GET /logs/<container>: parameter parsing, stream demultiplexing, output items, and the async
  * HTTP handler that streams from the Docker socket to the client with back-pressure. */
-#include "logs.h"
+#include "tappd_logs.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -13,9 +13,9 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "docker.h"
+#include "tappd_docker.h"
 #include "net/http_server.h"
-#include "server.h"
+#include "tappd_server.h"
 
 bool logs_container_name_valid(const char *name) {
   size_t n = name ? strlen(name) : 0;

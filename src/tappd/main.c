@@ -11,9 +11,9 @@
 #include "base/log.h"
 #include "net/loop.h"
 #include "base/str.h"
-#include "config.h"
-#include "dev.h"
-#include "server.h"
+#include "tappd_config.h"
+#include "tappd_dev.h"
+#include "tappd_server.h"
 #include "tappd.h"
 
 #define EXIT_USAGE CLI_EXIT_USAGE
@@ -134,6 +134,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tappd: cannot install signal handlers\n");
     goto out;
   }
+  if (r > 0)
+    log_info("signal %d: shutting down", r);
   ret = 0;
 out:
   tappd_server_free(srv);

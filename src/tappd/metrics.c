@@ -8,9 +8,9 @@
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/str.h"
-#include "docker.h"
+#include "tappd_docker.h"
 #include "net/http_server.h"
-#include "server.h"
+#include "tappd_server.h"
 
 static int gauge(struct buf *out, const char *name, const char *help, const char *labels,
                  double v) {

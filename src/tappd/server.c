@@ -1,5 +1,5 @@
 /* Listeners and routes. */
-#include "server.h"
+#include "tappd_server.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -7,8 +7,8 @@
 
 #include "base/fileio.h"
 #include "base/str.h"
-#include "docker.h"
-#include "logs.h"
+#include "tappd_docker.h"
+#include "tappd_logs.h"
 #include "net/http_server.h"
 #include "net/http_tls.h"
 #include "net/prpc.h"

@@ -11,10 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "appkeys.h"
+#include "tappd_appkeys.h"
 #include "attest/eventlog.h"
 #include "base/buf.h"
-#include "config.h"
+#include "tappd_config.h"
 
 struct tee;
 struct tappd_key_cache;

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api.h"
+#include "tappd_api.h"
 #include "net/prpc_json.h"
 #include "tappd_rpc.pb-c.h"
 

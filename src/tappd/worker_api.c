@@ -4,17 +4,17 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api.h"
+#include "tappd_api.h"
 #include "base/base64.h"
 #include "base/hex.h"
 #include "base/json.h"
 #include "base/str.h"
 #include "base/log.h"
-#include "docker.h"
+#include "tappd_docker.h"
 #include "net/http_server.h"
 #include "net/prpc.h"
 #include "net/prpc_json.h"
-#include "server.h"
+#include "tappd_server.h"
 #include "tappd_rpc.pb-c.h"
 
 static void version_header(struct http_request *req) {

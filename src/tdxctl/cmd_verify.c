@@ -10,7 +10,7 @@
 
 #include "attest/dcap.h"
 #include "attest/dcap_collateral.h"
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 #include "attest/quote.h"
 #include "base/fileio.h"
 #include "base/hex.h"

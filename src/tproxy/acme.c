@@ -1,5 +1,5 @@
 /* ACME account and historical certificate keys from certbot's workdir. */
-#include "acme.h"
+#include "tproxy_acme.h"
 
 #include <dirent.h>
 #include <errno.h>

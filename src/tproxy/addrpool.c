@@ -1,5 +1,5 @@
 /* IPv4 client address pool: strict parsing and lowest-free-address search. */
-#include "addrpool.h"
+#include "tproxy_addrpool.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Per-app connection counts: a hash of app ids over striped locks. */
-#include "appconns.h"
+#include "tproxy_appconns.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route.h"
+#include "tproxy_route.h"
 
 #define STRIPES 64 /* locks (and bucket chains): workers rarely wait on each other */
 

@@ -1,6 +1,6 @@
 /* The wildcard certificate store of the TLS-terminating proxy: the current server SSL_CTX, its
  * hot reload, ALPN selection and the session ticket keys shared by every context. */
-#include "certs.h"
+#include "tproxy_certs.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "addrpool.h"
+#include "tproxy_addrpool.h"
 #include "attest/dcap.h"
 #include "base/conftab.h"
 #include "base/str.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 #define O(field) offsetof(struct tproxy_config, field)
 #define CERTS "/etc/tproxy/certs/"

@@ -1,5 +1,5 @@
 /* Dev mode: simulator, certificates, WireGuard and configuration under one directory. */
-#include "dev.h"
+#include "tproxy_dev.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,12 +17,12 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "certs.h"
+#include "tproxy_certs.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 static int write_pem_pair(const char *dir, const char *name, X509 *cert, EVP_PKEY *key) {
   _cleanup_buf_ struct buf pem = BUF_INIT(64 * 1024);
@@ -205,6 +205,8 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
   _cleanup_free_ char *sim = NULL;
   if ((r = sim_platform_for_dev(dir, &sim, err, errlen)) < 0)
     return r;
+  if (r > 0)
+    log_info("dev mode: created a simulated TDX platform in %s", sim);
   if ((r = dev_config_new(dir, sim, c, err, errlen)) < 0)
     return r;
   struct buf text;

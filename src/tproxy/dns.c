@@ -1,5 +1,5 @@
 /* TXT lookups for custom domains: c-ares on libevent, a shared TTL cache, our answer parser. */
-#include "dns.h"
+#include "tproxy_dns.h"
 
 #include <ares.h>
 #include <errno.h>

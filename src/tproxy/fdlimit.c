@@ -1,5 +1,5 @@
 /* Connection caps from RLIMIT_NOFILE. */
-#include "fdlimit.h"
+#include "tproxy_fdlimit.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Routing snapshot shared by the proxy workers. */
-#include "hosts.h"
+#include "tproxy_hosts.h"
 
 #include <errno.h>
 #include <stdlib.h>

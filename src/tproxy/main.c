@@ -11,20 +11,20 @@
 
 #include <curl/curl.h>
 
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 #include "base/cli.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "certs.h"
-#include "dev.h"
-#include "dns.h"
-#include "fdlimit.h"
+#include "tproxy_certs.h"
+#include "tproxy_dev.h"
+#include "tproxy_dns.h"
+#include "tproxy_fdlimit.h"
 #include "net/loop.h"
-#include "proxy.h"
+#include "tproxy_proxy.h"
 #include "ratls/ratls_verify.h"
-#include "server.h"
+#include "tproxy_server.h"
 #include "tproxy.h"
-#include "wgproc.h"
+#include "tproxy_wgproc.h"
 
 #define EXIT_USAGE CLI_EXIT_USAGE
 #define EXIT_CONFIG CLI_EXIT_CONFIG
@@ -215,6 +215,8 @@ static int serve(struct daemon *d) {
     fprintf(stderr, "tproxy: cannot install signal handlers\n");
     goto out;
   }
+  if (r > 0)
+    log_info("signal %d: shutting down", r);
   ret = 0;
 out:
   /* Workers first: they read the table and the certificates. */

@@ -1,5 +1,5 @@
 /* TLS ingress proxy: accept, peek the ClientHello, route, connect, relay. */
-#include "proxy.h"
+#include "tproxy_proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,13 +21,13 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/str.h"
-#include "appconns.h"
-#include "certs.h"
-#include "dns.h"
-#include "fdlimit.h"
-#include "hosts.h"
+#include "tproxy_appconns.h"
+#include "tproxy_certs.h"
+#include "tproxy_dns.h"
+#include "tproxy_fdlimit.h"
+#include "tproxy_hosts.h"
 #include "net/tls_hello.h"
-#include "route.h"
+#include "tproxy_route.h"
 
 #define MAX_CANDIDATES 8     /* instances tried per connection */
 #define ACCEPT_BATCH 64      /* accepts per listener event */

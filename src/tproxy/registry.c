@@ -1,5 +1,5 @@
 /* Registrations: store → WireGuard interface → routing table. */
-#include "registry.h"
+#include "tproxy_registry.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* SNI → backend routing rules and the custom-domain TXT record value. */
-#include "route.h"
+#include "tproxy_route.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,21 +1,21 @@
 /* RPC listener, dashboard and metrics. */
-#include "server.h"
+#include "tproxy_server.h"
 
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
-#include "acme.h"
+#include "tproxy_acme.h"
 #include "base/hex.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "certs.h"
+#include "tproxy_certs.h"
 #include "net/http_server.h"
 #include "net/loop.h"
 #include "net/http_tls.h"
 #include "net/offload.h"
-#include "proxy.h"
+#include "tproxy_proxy.h"
 #include "ratls/ratls_http.h"
 
 static const char *domain_of(const struct tproxy *t) {

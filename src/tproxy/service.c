@@ -1,14 +1,14 @@
 /* The Tproxy pRPC methods. */
-#include "service.h"
+#include "tproxy_service.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "acme.h"
-#include "proxy.h"
-#include "wgproc.h"
+#include "tproxy_acme.h"
+#include "tproxy_proxy.h"
+#include "tproxy_wgproc.h"
 #include "attest/dcap.h"
 #include "base/hex.h"
 #include "base/log.h"

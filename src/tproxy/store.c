@@ -2,7 +2,7 @@
  * with bound parameters. Durability: WAL with synchronous=FULL, so a committed registration
  * survives power loss (an address the server forgot could be handed to a second CVM while the
  * first still uses it); registrations are rare, so the extra fsync per commit costs little. */
-#include "store.h"
+#include "tproxy_store.h"
 
 #include <errno.h>
 #include <fcntl.h>

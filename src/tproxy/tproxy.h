@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hosts.h"
-#include "registry.h"
+#include "tproxy_hosts.h"
+#include "tproxy_registry.h"
 #include "tproxy_config.h"
 
 struct ratls_verifier;

@@ -1,5 +1,5 @@
 /* WireGuard keys, config rendering, change-only apply (wg syncconf or UAPI) and get=1 parsing. */
-#include "wg.h"
+#include "tproxy_wg.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

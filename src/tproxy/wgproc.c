@@ -1,5 +1,5 @@
 /* wireguard-go for dev mode: start, find again, supervise, stop. */
-#include "wgproc.h"
+#include "tproxy_wgproc.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -20,7 +20,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 extern char **environ;
 

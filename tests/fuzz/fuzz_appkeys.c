@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "appkeys.h"
+#include "tappd_appkeys.h"
 #include "crypto/keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

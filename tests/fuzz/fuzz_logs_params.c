@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "logs.h"
+#include "tappd_logs.h"
 #include "net/url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

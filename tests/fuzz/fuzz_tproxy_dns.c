@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
-#include "route.h"
+#include "tproxy_dns.h"
+#include "tproxy_route.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "net/tls_hello.h"
-#include "route.h"
+#include "tproxy_route.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "attest/dcap_cache.h"
+#include "collateral/dcap_cache.h"
 #include "attest/dcap_collateral.h"
 #include "base/buf.h"
 #include "base/fileio.h"

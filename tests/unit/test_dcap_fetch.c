@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "attest/dcap.h"
-#include "attest/dcap_cache.h"
+#include "collateral/dcap_cache.h"
 #include "attest/dcap_collateral.h"
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 #include "attest/quote.h"
 #include "base/buf.h"
 #include "base/json.h"

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 #include "attest/quote.h"
 #include "base/buf.h"
 #include "net/offload.h"

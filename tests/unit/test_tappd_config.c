@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "appkeys.h"
+#include "tappd_appkeys.h"
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/json.h"
 #include "base/str.h"
-#include "config.h"
+#include "tappd_config.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "testutil.h"

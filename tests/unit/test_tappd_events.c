@@ -27,7 +27,7 @@
 #include "base/json.h"
 #include "base/str.h"
 #include "crypto/hash.h"
-#include "dev.h"
+#include "tappd_dev.h"
 #include "tappd.h"
 #include "testutil.h"
 

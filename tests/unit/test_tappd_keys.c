@@ -23,7 +23,7 @@
 #include "crypto/keccak.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
-#include "dev.h"
+#include "tappd_dev.h"
 #include "ratls/ratls.h"
 #include "tappd.h"
 #include "testutil.h"

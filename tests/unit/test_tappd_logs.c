@@ -20,8 +20,8 @@
 #include "base/fileio.h"
 #include "base/json.h"
 #include "base/str.h"
-#include "docker.h"
-#include "logs.h"
+#include "tappd_docker.h"
+#include "tappd_logs.h"
 #include "testutil.h"
 
 static void test_names(void **state) {

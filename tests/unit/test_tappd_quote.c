@@ -19,7 +19,7 @@
 #include "base/str.h"
 #include "crypto/hash.h"
 #include "crypto/keccak.h"
-#include "dev.h"
+#include "tappd_dev.h"
 #include "tappd.h"
 #include "testutil.h"
 

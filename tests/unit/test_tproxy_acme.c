@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "acme.h"
+#include "tproxy_acme.h"
 #include "base/fileio.h"
 #include "base/str.h"
 #include "crypto/keys.h"

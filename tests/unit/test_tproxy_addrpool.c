@@ -6,7 +6,7 @@
 
 #include <errno.h>
 
-#include "addrpool.h"
+#include "tproxy_addrpool.h"
 #include "testutil.h"
 
 #define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (d))

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "appconns.h"
-#include "route.h"
+#include "tproxy_appconns.h"
+#include "tproxy_route.h"
 #include "testutil.h"
 
 static void test_limit_per_app(void **state) {

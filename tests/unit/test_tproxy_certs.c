@@ -16,7 +16,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/str.h"
-#include "certs.h"
+#include "tproxy_certs.h"
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"

@@ -13,7 +13,7 @@
 #include "base/str.h"
 #include "testutil.h"
 #include "tproxy_config.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 #define PRIV "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 

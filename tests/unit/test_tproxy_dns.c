@@ -20,7 +20,7 @@
 
 #include <event2/event.h>
 
-#include "dns.h"
+#include "tproxy_dns.h"
 #include "testutil.h"
 
 #define ID40 "3327603e03f5bd1f830812ca4a789277fc31f577"

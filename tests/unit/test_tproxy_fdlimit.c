@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <sys/resource.h>
 
-#include "fdlimit.h"
+#include "tproxy_fdlimit.h"
 #include "testutil.h"
 
 /* Everything the plan hands out fits in the limit. */

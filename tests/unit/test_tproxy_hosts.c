@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "hosts.h"
+#include "tproxy_hosts.h"
 #include "testutil.h"
 
 static struct tproxy_host H(const char *app, uint32_t ip) {

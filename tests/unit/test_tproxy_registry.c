@@ -17,10 +17,10 @@
 
 #include "base/hex.h"
 #include "base/str.h"
-#include "registry.h"
+#include "tproxy_registry.h"
 #include "testutil.h"
 #include "tproxy_config.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 #define PRIV "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 #define APP "aabbccddeeff00112233445566778899aabbccdd"

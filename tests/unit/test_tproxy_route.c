@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "route.h"
+#include "tproxy_route.h"
 #include "testutil.h"
 
 #define ID40 "3327603e03f5bd1f830812ca4a789277fc31f577"

@@ -14,11 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "addrpool.h"
+#include "tproxy_addrpool.h"
 #include "base/base64.h"
 #include "base/buf.h"
 #include "base/macro.h"
-#include "store.h"
+#include "tproxy_store.h"
 #include "testutil.h"
 
 #define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (d))

@@ -19,7 +19,7 @@
 #include "base/fileio.h"
 #include "base/str.h"
 #include "testutil.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 extern char **environ;
 

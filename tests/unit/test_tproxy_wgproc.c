@@ -16,7 +16,7 @@
 #include "base/fileio.h"
 #include "base/str.h"
 #include "testutil.h"
-#include "wgproc.h"
+#include "tproxy_wgproc.h"
 
 static void test_proc_stat(void **state) {
   (void)state;

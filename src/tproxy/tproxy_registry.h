@@ -11,11 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "addrpool.h"
-#include "hosts.h"
-#include "store.h"
+#include "tproxy_addrpool.h"
+#include "tproxy_hosts.h"
+#include "tproxy_store.h"
 #include "tproxy_config.h"
-#include "wg.h"
+#include "tproxy_wg.h"
 
 struct tproxy_registry {
   const struct tproxy_config *cfg;

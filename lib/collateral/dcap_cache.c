@@ -1,5 +1,5 @@
 /* In-memory + on-disk cache of fetched DCAP collateral (see dcap_cache.h). */
-#include "attest/dcap_cache.h"
+#include "collateral/dcap_cache.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* Collateral fetching from a PCCS / Intel PCS (see dcap_fetch.h). */
-#include "attest/dcap_fetch.h"
+#include "collateral/dcap_fetch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,7 +11,7 @@
 
 #include <openssl/x509v3.h>
 
-#include "attest/dcap_cache.h"
+#include "collateral/dcap_cache.h"
 #include "attest/dcap_collateral.h"
 #include "attest/pck.h"
 #include "attest/quote.h"

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "api.h"
+#include "tappd_api.h"
 #include "tappd.h"
 
 struct event_base;

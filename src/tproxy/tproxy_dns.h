@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "route.h"
+#include "tproxy_route.h"
 
 /* Longest TXT value kept (a route value is at most 64 + 1 + 5 bytes). */
 #define TPROXY_DNS_TXT_MAX 255

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "service.h"
+#include "tproxy_service.h"
 
 struct event_base;
 struct http_server;

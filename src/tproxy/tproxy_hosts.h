@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "route.h"
+#include "tproxy_route.h"
 
 #define HOSTS_DOWN_MS 5000 /* how long a failed instance is skipped */
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "addrpool.h"
+#include "tproxy_addrpool.h"
 
 #define STORE_ID_MAX 128    /* app_id / instance_id: 1..128 bytes of printable ASCII (0x21..0x7e) */
 #define STORE_PUBKEY_LEN 44 /* standard base64 of a 32-byte WireGuard key, with one '=' */

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 #include "tproxy_config.h"
-#include "wgproc.h"
+#include "tproxy_wgproc.h"
 
 int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_t errlen);
 
