@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/str.h"
 #include "base/buf.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -17,17 +18,23 @@
 #define CT_PROTO "application/octet-stream"
 
 int prpc_error(char **ret_error, int r, const char *fmt, ...) {
-  if (ret_error) {
+  if (ret_error && !*ret_error) {
     va_list ap;
-    char *s = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-      s = NULL;
+    if (vasprintf(ret_error, fmt, ap) < 0)
+      *ret_error = NULL;
     va_end(ap);
-    free(*ret_error);
-    *ret_error = s;
   }
   return r;
+}
+
+int prpc_reply_done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out) {
+  if (r < 0) {
+    prpc_message_free(out);
+    return r;
+  }
+  *ret_out = out;
+  return 0;
 }
 
 static bool content_type_is_json(const char *ct) {
@@ -93,6 +100,27 @@ int prpc_method_index(const ProtobufCServiceDescriptor *d, const char *name) {
     if (strcmp(d->methods[k].name, name) == 0)
       return (int)k;
   return -ENOENT;
+}
+
+int prpc_methods_fill(const ProtobufCServiceDescriptor *d, const struct prpc_method_entry *entries,
+                      size_t n, prpc_method_fn *table, size_t n_table, char *err, size_t errlen) {
+  if (d->n_methods > n_table)
+    return str_err(err, errlen, -ENOBUFS, "%s has %u methods, more than the table's %zu", d->name,
+                   d->n_methods, n_table);
+  for (size_t i = 0; i < n_table; i++)
+    table[i] = NULL;
+  for (size_t i = 0; i < n; i++) {
+    int k = prpc_method_index(d, entries[i].name);
+    if (k < 0)
+      return str_err(err, errlen, -ENOENT, "%s has no method %s", d->name,
+                     entries[i].name ? entries[i].name : "(null)");
+    if (!entries[i].fn)
+      return str_err(err, errlen, -EINVAL, "%s.%s has no handler", d->name, entries[i].name);
+    if (table[k])
+      return str_err(err, errlen, -EEXIST, "%s.%s is listed twice", d->name, entries[i].name);
+    table[k] = entries[i].fn;
+  }
+  return 0;
 }
 
 /* Finds the service and method for the request path; false when none matches. */

@@ -53,6 +53,19 @@ struct prpc_service {
  * table: -ENOENT when d has no such method. */
 int prpc_method_index(const ProtobufCServiceDescriptor *d, const char *name);
 
+/* One entry of a daemon's method table: the method's name as in the .proto, its handler. */
+struct prpc_method_entry {
+  const char *name;
+  prpc_method_fn fn;
+};
+
+/* Fills table (n_table entries, indexed like d->methods; the rest NULL = 404) from entries.
+ * Every entry must name a method of d (-ENOENT) once (-EEXIST) with a handler (-EINVAL), and
+ * d's methods must fit in the table (-ENOBUFS): a daemon refuses to start rather than serve a
+ * method table it did not mean. err names the method and the service. */
+int prpc_methods_fill(const ProtobufCServiceDescriptor *d, const struct prpc_method_entry *entries,
+                      size_t n, prpc_method_fn *table, size_t n_table, char *err, size_t errlen);
+
 /* Answers req (always: success or error). */
 void prpc_handle(struct http_request *req, const struct prpc_service *svcs, size_t n);
 
@@ -66,6 +79,11 @@ void prpc_http_handler(struct http_request *req, void *ud /* const struct prpc_r
 /* JSON mode per the rules above. */
 bool prpc_request_wants_json(const struct http_request *req);
 
-/* For handlers: sets *ret_error to the formatted message (if ret_error is not NULL) and
- * returns r (a negative errno), so `return prpc_error(ret_error, -EINVAL, "bad %s", x);`. */
+/* For handlers: sets *ret_error to the formatted message (if ret_error is not NULL and holds no
+ * message yet: the first failure, where the error was decided, names it) and returns r (a
+ * negative errno), so `return prpc_error(ret_error, -EINVAL, "bad %s", x);`. */
 int prpc_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* The end of a handler that built its reply in out (from prpc_message_new): r < 0 frees out
+ * and returns r; otherwise *ret_out = out and 0. */
+int prpc_reply_done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out);

@@ -17,14 +17,13 @@
 #include "kms_service.h"
 
 struct event_base;
-struct http_server;
+struct rpc_server;
 struct tee;
 
 struct kms_server {
   struct kms *k;
   struct kms_api api;
-  struct http_server *http;
-  struct offload *pool; /* collateral fetches, off the loop */
+  struct rpc_server *rpc;
   SSL_CTX *tls;
   uint16_t port;
 };

@@ -53,10 +53,12 @@ int64_t kms_now(const struct kms *k);
  * "/prpc/KMS.<Method>" and, as upstream's pRPC server also routes them (the npm SDK calls
  * /prpc/GetAppEnvEncryptPubKey), at "/prpc/<Method>". */
 struct kms_api {
+  prpc_method_fn secret_methods[8], public_methods[8];
   struct prpc_service svcs[4];
   struct prpc_router router;
 };
-void kms_api_init(struct kms *k, struct kms_api *ret);
+/* The KMS service's method tables and routes; err says which method is missing. */
+int kms_api_init(struct kms *k, struct kms_api *ret, char *err, size_t errlen);
 
 /* Frees a reply message after wiping its secret fields. */
 void kms_reply_free(ProtobufCMessage *m, void *ud);

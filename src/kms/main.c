@@ -13,6 +13,7 @@
 #include "base/cli.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "daemon/daemon.h"
 #include "net/loop.h"
 #include "base/str.h"
 #include "kms_config.h"
@@ -83,22 +84,51 @@ static int serve(const struct kms_config *cfg, struct kms *k) {
   }
   log_info("kms serving on %s:%u (%s)", cfg->address, srv->port,
            cfg->dev ? "dev mode" : "production");
-  if ((r = net_loop_run(base)) < 0) {
-    fprintf(stderr, "kms: cannot install signal handlers\n");
-    goto out;
-  }
-  if (r > 0)
-    log_info("signal %d: shutting down", r);
-  ret = 0;
+  if (kms_config_uses_simulator(cfg))
+    log_warn("quotes of the simulated TDX platform at %s are trusted (simulator_dir): dev only",
+             cfg->simulator_dir);
+  else
+    log_info("quotes are trusted only when Intel's root CA signs them");
+  ret = daemon_run("kms", base);
 out:
   kms_server_free(srv);
   net_loop_free(base);
   return ret;
 }
 
+static int config_init(void *c) {
+  return kms_config_init(c);
+}
+static int config_init_dev(void *c, const char *dir, char *err, size_t errlen) {
+  return kms_dev_config(dir, c, err, errlen);
+}
+static int config_apply_file(void *c, const char *path, char *err, size_t errlen) {
+  return kms_config_apply_file(c, path, err, errlen);
+}
+static int config_check(void *c, char *err, size_t errlen) {
+  return kms_config_check(c, err, errlen);
+}
+static int config_dump(const void *c, struct buf *out) {
+  return kms_config_dump(c, out);
+}
+static void config_free(void *c) {
+  kms_config_free(c);
+}
+static const char *config_log_level(const void *c) {
+  return ((const struct kms_config *)c)->log_level;
+}
+
+static const struct daemon_config_ops kms_config_ops = {
+    .init = config_init,
+    .init_dev = config_init_dev,
+    .apply_file = config_apply_file,
+    .check = config_check,
+    .dump = config_dump,
+    .free = config_free,
+    .log_level = config_log_level,
+};
+
 int main(int argc, char **argv) {
-  log_ident_set("kms");
-  (void)log_level_from_env();
   if (argc >= 2 && str_eq(argv[1], "init"))
     return cmd_init(argc, argv);
   bool onboard = argc >= 2 && str_eq(argv[1], "onboard");
@@ -106,65 +136,25 @@ int main(int argc, char **argv) {
     argv++;
     argc--;
   }
-  struct cli_daemon_args args;
   const char *source = NULL;
   bool exit_after = false;
   const struct cli_opt extra[] = {{"source", &source, NULL}, {"exit", NULL, &exit_after}};
-  int pr = cli_daemon_args_parse(argc, argv, "kms", extra, 2, usage, &args);
-  if (pr != 0)
-    return pr == 1 ? 0 : EXIT_USAGE;
-  const char *config_file = args.config_file, *dev_dir = args.dev_dir;
-  bool dump = args.dump, check = args.check;
+  const struct daemon_def def = {.ident = "kms", .usage = usage, .extra = extra,
+                                 .n_extra = ARRAY_SIZE(extra), .config = &kms_config_ops};
+  struct kms_config cfg;
+  struct daemon_args args;
+  int ret = daemon_start(&def, argc, argv, &cfg, &args);
+  if (ret != DAEMON_CONTINUE)
+    return ret;
+  ret = 1;
+  char err[512] = "";
+  struct kms *k = NULL;
+  int r;
   if (onboard != (source != NULL) || (exit_after && !onboard)) {
     fprintf(stderr, "kms: --source URL (and --exit) belong to 'kms onboard'\n");
-    return EXIT_USAGE;
-  }
-  umask(077);
-  signal(SIGPIPE, SIG_IGN);
-
-  struct kms_config cfg;
-  char err[512] = "";
-  _cleanup_free_ char *dev_abs = NULL;
-  int r;
-  if (dev_dir) {
-    if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
-      fprintf(stderr, "kms: creating %s: %s\n", dev_dir, strerror(errno));
-      return EXIT_CONFIG;
-    }
-    dev_abs = realpath(dev_dir, NULL);
-    if (!dev_abs) {
-      fprintf(stderr, "kms: %s: %s\n", dev_dir, strerror(errno));
-      return EXIT_CONFIG;
-    }
-    r = kms_dev_config(dev_abs, &cfg, err, sizeof(err));
-  } else {
-    r = kms_config_init(&cfg);
-  }
-  if (r < 0) {
-    fprintf(stderr, "kms: %s\n", err[0] ? err : strerror(-r));
-    return EXIT_CONFIG;
-  }
-  int ret = 1;
-  struct kms *k = NULL;
-  if (config_file && (r = kms_config_apply_file(&cfg, config_file, err, sizeof(err))) < 0) {
-    fprintf(stderr, "kms: config: %s\n", err);
-    ret = EXIT_CONFIG;
+    ret = EXIT_USAGE;
     goto out;
   }
-  if ((r = kms_config_check(&cfg, err, sizeof(err))) < 0) {
-    fprintf(stderr, "kms: config: %s\n", err);
-    ret = EXIT_CONFIG;
-    goto out;
-  }
-  if (dump) {
-    _cleanup_buf_ struct buf b = BUF_INIT(1024 * 1024);
-    r = kms_config_dump(&cfg, &b);
-    if (r >= 0)
-      fwrite(b.data, 1, b.len, stdout);
-    ret = r < 0 ? 1 : 0;
-    goto out;
-  }
-  log_level_from_config(cfg.log_level);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   /* a crash while creating the root keys leaves a staging directory: removed or completed */
   if ((r = kms_root_keys_recover(&cfg, err, sizeof(err))) < 0) {
@@ -196,17 +186,18 @@ int main(int argc, char **argv) {
       ret = 0;
       goto out;
     }
-  } else if (dev_abs && (r = kms_dev_keys(&cfg, err, sizeof(err))) < 0) {
+  } else if (args.dev_dir && (r = kms_dev_keys(&cfg, err, sizeof(err))) < 0) {
     fprintf(stderr, "kms: dev mode: %s\n", err);
     goto out;
   }
 
   if ((r = kms_new(&cfg, &k, err, sizeof(err))) < 0) {
     fprintf(stderr, "kms: %s\n", err[0] ? err : strerror(-r));
-    ret = check ? EXIT_CONFIG : 1;
+    daemon_config_hint("kms", &args);
+    ret = args.check ? EXIT_CONFIG : 1;
     goto out;
   }
-  if (check) {
+  if (args.check) {
     printf("configuration OK (root CA %s, onboarding %s)\n", cfg.root_ca_cert,
            cfg.onboard_enabled ? "enabled" : "disabled");
     ret = 0;
@@ -216,6 +207,7 @@ int main(int argc, char **argv) {
 out:
   kms_free(k);
   kms_config_free(&cfg);
+  daemon_args_free(&args);
   dcap_fetch_caches_free();
   curl_global_cleanup();
   return ret;

@@ -17,12 +17,9 @@
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
-#include "net/http_server.h"
-#include "net/loop.h"
+#include "daemon/rpc_server.h"
 #include "net/http_tls.h"
-#include "net/offload.h"
 #include "ratls/ratls.h"
-#include "ratls/ratls_http.h"
 #include "ratls/ratls_verify.h"
 
 /* Collateral fetches run on these threads (each waits on the network, not the CPU); more at once
@@ -249,65 +246,25 @@ int kms_status_render(const struct kms *k, struct buf *out) {
                     kms_config_uses_simulator(k->cfg) ? k->cfg->simulator_dir : "");
 }
 
-static void status_handler(struct http_request *req, void *ud) {
+static int status_page(void *ud, struct buf *out, const char **ret_ctype) {
   struct kms_server *s = ud;
-  const char *m = http_request_method(req);
-  if (!str_eq(m, "GET") && !str_eq(m, "HEAD")) {
-    (void)http_reply_error(req, 405, "method not allowed");
-    return;
-  }
-  if (!str_eq(http_request_path(req), "/")) {
-    (void)http_reply_error(req, 404, "not found");
-    return;
-  }
-  _cleanup_buf_ struct buf b = BUF_INIT(16 * 1024);
-  if (kms_status_render(s->k, &b) < 0) {
-    (void)http_reply_error(req, 500, "rendering the status page");
-    return;
-  }
-  (void)http_reply(req, 200, "text/plain; charset=utf-8", b.data, b.len);
+  *ret_ctype = "text/plain; charset=utf-8";
+  return kms_status_render(s->k, out);
 }
 
-static void health_handler(struct http_request *req, void *ud) {
+static bool health_fields(void *ud, json_t *j) {
   struct kms_server *s = ud;
-  if (!str_eq(http_request_path(req), "/health") && !str_eq(http_request_path(req), "/healthz")) {
-    (void)http_reply_error(req, 404, "not found");
-    return;
-  }
-  _cleanup_json_ json_t *j = json_object();
-  if (!j || json_set_str(j, "status", "ok") < 0 || json_set_bool(j, "keys_loaded", true) < 0 ||
-      json_set_u64(j, "uptime", (uint64_t)(time(NULL) - s->k->started)) < 0) {
-    (void)http_reply_error(req, 500, "out of memory");
-    return;
-  }
-  (void)http_reply_json(req, 200, j);
+  return json_set_bool(j, "keys_loaded", true) >= 0 &&
+         json_set_u64(j, "uptime", (uint64_t)(time(NULL) - s->k->started)) >= 0;
 }
 
-static void metrics_handler(struct http_request *req, void *ud) {
+static int metrics_page(void *ud, struct buf *out) {
   struct kms_server *s = ud;
-  const char *m = http_request_method(req);
-  if (!str_eq(m, "GET") && !str_eq(m, "HEAD")) {
-    (void)http_reply_error(req, 405, "method not allowed");
-    return;
-  }
-  if (!str_eq(http_request_path(req), "/metrics")) {
-    (void)http_reply_error(req, 404, "not found");
-    return;
-  }
-  _cleanup_buf_ struct buf b = BUF_INIT(64 * 1024);
-  if (kms_metrics_render(&s->k->metrics, &s->k->stats, (int64_t)s->k->started, &b) < 0) {
-    (void)http_reply_error(req, 500, "rendering the metrics");
-    return;
-  }
-  (void)http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+  return kms_metrics_render(&s->k->metrics, &s->k->stats, (int64_t)s->k->started, out);
 }
 
-/* /prpc/: the methods verify client certificates; their collateral is fetched first, off the
- * loop, so that a slow PCCS stalls only the requests that need it. */
-static void prpc_handler(struct http_request *req, void *ud) {
-  struct kms_server *s = ud;
-  ratls_http_prefetch_then(req, s->k->verifier, s->pool, kms_now(s->k), prpc_http_handler,
-                           &s->api.router);
+static int64_t server_now(void *ud) {
+  return kms_now(ud);
 }
 
 int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms_server **ret,
@@ -316,42 +273,38 @@ int kms_server_new(struct kms *k, struct event_base *base, FILE *out, struct kms
   if (!s)
     return -ENOMEM;
   s->k = k;
-  kms_api_init(k, &s->api);
   const struct kms_config *c = k->cfg;
-  struct http_server_config hc = {
-      .max_body = 1024 * 1024,
-      .request_timeout_s = c->request_timeout,
-      .max_conns = c->max_conns,
-      .max_conns_per_source = c->max_conns_per_source,
-      .handshake_timeout_s = c->handshake_timeout,
-  };
-  int r = tls_ctx(k, &s->tls, err, errlen);
+  int r = kms_api_init(k, &s->api, err, errlen);
   if (r < 0)
+    goto fail;
+  if ((r = tls_ctx(k, &s->tls, err, errlen)) < 0)
     goto fail;
   if ((r = kms_metrics_attach_tls(s->tls, &k->metrics)) < 0) {
     str_err(err, errlen, r, "setting up TLS metrics: %s", strerror(-r));
     goto fail;
   }
-  /* without a PCCS there is nothing to fetch (ratls_http_prefetch_then takes a NULL pool) */
-  if (!str_isempty(c->pccs_url) &&
-      (r = offload_new(base, KMS_FETCH_THREADS, KMS_FETCH_PENDING, &s->pool)) < 0) {
-    str_err(err, errlen, r, "starting the fetch threads: %s", strerror(-r));
+  struct rpc_server_config rc = {
+      .address = c->address,
+      .port = c->port,
+      .tls = s->tls,
+      .http = {.max_body = 1024 * 1024,
+               .request_timeout_s = c->request_timeout,
+               .max_conns = c->max_conns,
+               .max_conns_per_source = c->max_conns_per_source,
+               .handshake_timeout_s = c->handshake_timeout},
+      .router = &s->api.router,
+      .verifier = k->verifier,
+      .now = server_now,
+      .now_ud = k,
+      /* without a PCCS there is nothing to fetch */
+      .fetch_threads = str_isempty(c->pccs_url) ? 0 : KMS_FETCH_THREADS,
+      .fetch_pending = KMS_FETCH_PENDING,
+      .pages = {.index = status_page, .index_max = 16 * 1024, .health = health_fields,
+                .metrics = metrics_page, .metrics_max = 64 * 1024, .ud = s},
+  };
+  if ((r = rpc_server_new(base, &rc, out, &s->rpc, err, errlen)) < 0)
     goto fail;
-  }
-  if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
-      (r = http_server_route(s->http, "/", status_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/health", health_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/metrics", metrics_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/prpc/", prpc_handler, s)) < 0) {
-    str_err(err, errlen, r, "setting up the HTTP server: %s", strerror(-r));
-    goto fail;
-  }
-  r = http_server_listen_tls(s->http, c->address, c->port, s->tls, &s->port);
-  if (r < 0) {
-    str_err(err, errlen, r, "listening on %s:%u: %s", c->address, c->port, strerror(-r));
-    goto fail;
-  }
-  net_listening_print(out, "https", c->address, s->port);
+  s->port = rpc_server_port(s->rpc);
   *ret = s;
   return 0;
 fail:
@@ -362,8 +315,7 @@ fail:
 void kms_server_free(struct kms_server *s) {
   if (!s)
     return;
-  http_server_free(s->http); /* first: requests waiting for a fetch are cancelled */
-  offload_free(s->pool);     /* before the verifier (kms_free) */
+  rpc_server_free(s->rpc); /* before the verifier (kms_free) */
   if (s->tls)
     SSL_CTX_free(s->tls);
   free(s);

@@ -425,41 +425,38 @@ static int m_get_kms_key(void *ud, struct http_request *req, const ProtobufCMess
   return 0;
 }
 
-void kms_api_init(struct kms *k, struct kms_api *ret) {
-  static prpc_method_fn secret_methods[8], public_methods[8];
+int kms_api_init(struct kms *k, struct kms_api *ret, char *err, size_t errlen) {
   const ProtobufCServiceDescriptor *d = &kms__kms__descriptor;
-  memset(ret, 0, sizeof(*ret));
-  struct {
-    const char *name;
-    prpc_method_fn fn;
-    bool secret;
-  } tab[] = {
-      {"GetAppKey", m_get_app_key, true},
-      {"GetKmsKey", m_get_kms_key, true},
-      {"GetAppEnvEncryptPubKey", m_get_env_pubkey, false},
-      {"GetMeta", m_get_meta, false},
-      {"GetTempCaCert", m_get_temp_ca_cert, false},
+  /* Methods that hand out keys answer 0x-prefixed hex in JSON like upstream; the others not. */
+  static const struct prpc_method_entry secret[] = {
+      {"GetAppKey", m_get_app_key},
+      {"GetKmsKey", m_get_kms_key},
   };
-  for (size_t i = 0; i < ARRAY_SIZE(tab); i++) {
-    int idx = prpc_method_index(d, tab[i].name);
-    if (idx < 0 || (size_t)idx >= ARRAY_SIZE(secret_methods))
-      continue;
-    if (tab[i].secret)
-      secret_methods[idx] = tab[i].fn;
-    else
-      public_methods[idx] = tab[i].fn;
-  }
+  static const struct prpc_method_entry public[] = {
+      {"GetAppEnvEncryptPubKey", m_get_env_pubkey},
+      {"GetMeta", m_get_meta},
+      {"GetTempCaCert", m_get_temp_ca_cert},
+  };
+  memset(ret, 0, sizeof(*ret));
+  int r = prpc_methods_fill(d, secret, ARRAY_SIZE(secret), ret->secret_methods,
+                            ARRAY_SIZE(ret->secret_methods), err, errlen);
+  if (r >= 0)
+    r = prpc_methods_fill(d, public, ARRAY_SIZE(public), ret->public_methods,
+                          ARRAY_SIZE(ret->public_methods), err, errlen);
+  if (r < 0)
+    return r;
   for (size_t i = 0; i < ARRAY_SIZE(ret->svcs); i++) {
-    bool secret = i % 2 == 0;
+    bool is_secret = i % 2 == 0;
     ret->svcs[i] = (struct prpc_service){
         .desc = d,
         .mount = i < 2 ? "/prpc/KMS." : "/prpc/",
-        .methods = secret ? secret_methods : public_methods,
-        .n_methods = MIN(d->n_methods, ARRAY_SIZE(secret_methods)),
+        .methods = is_secret ? ret->secret_methods : ret->public_methods,
+        .n_methods = d->n_methods,
         .ud = k,
-        .json_flags = secret ? PRPC_JSON_BYTES_0X : 0,
+        .json_flags = is_secret ? PRPC_JSON_BYTES_0X : 0,
         .free_out = kms_reply_free,
     };
   }
   ret->router = (struct prpc_router){.svcs = ret->svcs, .n = ARRAY_SIZE(ret->svcs)};
+  return 0;
 }

@@ -199,22 +199,6 @@ size_t api_get_strv(const ProtobufCMessage *m, const char *field, char *const **
   return *QUANT(m, f);
 }
 
-int api_methods_fill(const ProtobufCServiceDescriptor *desc, const struct api_method *m, size_t n,
-                     prpc_method_fn *table, size_t table_len) {
-  if (desc->n_methods > table_len)
-    return -ENOBUFS;
-  for (size_t i = 0; i < table_len; i++)
-    table[i] = NULL;
-  for (size_t i = 0; i < n; i++) {
-    const ProtobufCMethodDescriptor *md =
-        protobuf_c_service_descriptor_get_method_by_name(desc, m[i].name);
-    if (!md || !str_eq(md->name, m[i].name))
-      return -ENOENT;
-    table[md - desc->methods] = m[i].fn;
-  }
-  return 0;
-}
-
 int api_fill_app_info(ProtobufCMessage *m, const struct tappd_info *i) {
   int r;
   if ((r = api_set_bytes(m, "app_id", i->app_id.data, i->app_id.len)) < 0 ||
@@ -246,7 +230,7 @@ int api_fill_quote(struct tappd *t, ProtobufCMessage *m, const uint8_t rd[64], c
   _cleanup_buf_ struct buf log = BUF_INIT(TAPPD_EVENTLOG_MAX);
   int r = tappd_quote(t, rd, &quote, NULL, &log);
   if (r < 0)
-    return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
+    return prpc_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
   if ((r = buf_terminate(&log)) < 0 || (r = api_set_bytes(m, "quote", quote.data, quote.len)) < 0 ||
       (r = api_set_string(m, "event_log", (const char *)log.data)) < 0)
     return r;
@@ -257,12 +241,15 @@ int api_fill_quote(struct tappd *t, ProtobufCMessage *m, const uint8_t rd[64], c
   return 0;
 }
 
-int tappd_api_init(struct tappd *t, struct tappd_api *api) {
+int tappd_api_init(struct tappd *t, struct tappd_api *api, char *err, size_t errlen) {
   memset(api, 0, sizeof(*api));
   int r;
-  if ((r = tappd_api_methods(api->tappd_methods, ARRAY_SIZE(api->tappd_methods))) < 0 ||
-      (r = guest_api_methods(api->guest_methods, ARRAY_SIZE(api->guest_methods))) < 0 ||
-      (r = worker_api_methods(api->worker_methods, ARRAY_SIZE(api->worker_methods))) < 0)
+  if ((r = tappd_api_methods(api->tappd_methods, ARRAY_SIZE(api->tappd_methods), err, errlen)) <
+          0 ||
+      (r = guest_api_methods(api->guest_methods, ARRAY_SIZE(api->guest_methods), err, errlen)) <
+          0 ||
+      (r = worker_api_methods(api->worker_methods, ARRAY_SIZE(api->worker_methods), err,
+                              errlen)) < 0)
     return r;
   /* tappd.sock: /prpc/Tappd.<Method> and /prpc/<Method>. */
   for (int i = 0; i < 2; i++)
@@ -294,19 +281,6 @@ int api_fill_tls_key(ProtobufCMessage *m, const struct tappd_tls_key *k) {
   return r < 0 ? r : 0;
 }
 
-int api_reply_new(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret) {
-  return prpc_message_new(d, ret);
-}
-
-int api_reply_done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out) {
-  if (r < 0) {
-    prpc_message_free(out);
-    return r;
-  }
-  *ret_out = out;
-  return 0;
-}
-
 int api_info_reply(struct tappd *t, bool external, const ProtobufCMessageDescriptor *d,
                    ProtobufCMessage **ret_out, char **ret_error) {
   struct tappd_info info;
@@ -314,16 +288,16 @@ int api_info_reply(struct tappd *t, bool external, const ProtobufCMessageDescrip
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(d, &out)) >= 0)
+  if ((r = prpc_message_new(d, &out)) >= 0)
     r = api_fill_app_info(out, &info);
   tappd_info_free(&info);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 int api_version_reply(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret_out) {
   ProtobufCMessage *out = NULL;
-  int r = api_reply_new(d, &out);
+  int r = prpc_message_new(d, &out);
   if (r >= 0)
     r = api_fill_version(out);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }

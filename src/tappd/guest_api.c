@@ -28,10 +28,10 @@ static int m_get_tls_key(void *ud, struct http_request *req, const ProtobufCMess
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__get_tls_key_response__descriptor, &out)) >= 0)
+  if ((r = prpc_message_new(&dstack__get_tls_key_response__descriptor, &out)) >= 0)
     r = api_fill_tls_key(out, &k);
   tappd_tls_key_free(&k);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_get_key(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -43,12 +43,12 @@ static int m_get_key(void *ud, struct http_request *req, const ProtobufCMessage 
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__get_key_response__descriptor, &out)) >= 0 &&
+  if ((r = prpc_message_new(&dstack__get_key_response__descriptor, &out)) >= 0 &&
       (r = api_set_bytes(out, "key", k.key, 32)) >= 0 &&
       (r = api_add_bytes(out, "signature_chain", k.sig, 65)) >= 0)
     r = api_add_bytes(out, "signature_chain", k.kms_sig.data, k.kms_sig.len);
   tappd_key_free(&k);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_get_quote(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -60,9 +60,9 @@ static int m_get_quote(void *ud, struct http_request *req, const ProtobufCMessag
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__get_quote_response__descriptor, &out)) >= 0)
+  if ((r = prpc_message_new(&dstack__get_quote_response__descriptor, &out)) >= 0)
     r = api_fill_quote(ud, out, rd, ret_error);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_attest(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -77,9 +77,9 @@ static int m_attest(void *ud, struct http_request *req, const ProtobufCMessage *
   if ((r = tappd_attest(ud, rd, &att, ret_error)) < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__attest_response__descriptor, &out)) >= 0)
+  if ((r = prpc_message_new(&dstack__attest_response__descriptor, &out)) >= 0)
     r = api_set_bytes(out, "attestation", att.data, att.len);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_emit_event(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -88,7 +88,7 @@ static int m_emit_event(void *ud, struct http_request *req, const ProtobufCMessa
   const Dstack__EmitEventArgs *a = (const Dstack__EmitEventArgs *)in;
   int r = tappd_emit_app_event(ud, a->event, a->payload.data, a->payload.len, ret_error);
   if (r < 0)
-    return tappd_error(ret_error, r, "emitting the event: %s", strerror(-r));
+    return prpc_error(ret_error, r, "emitting the event: %s", strerror(-r));
   *ret_out = NULL;
   return 0;
 }
@@ -118,14 +118,14 @@ static int m_sign(void *ud, struct http_request *req, const ProtobufCMessage *in
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__sign_response__descriptor, &out)) >= 0 &&
+  if ((r = prpc_message_new(&dstack__sign_response__descriptor, &out)) >= 0 &&
       (r = api_set_bytes(out, "signature", s.sig, 64)) >= 0 &&
       (r = api_add_bytes(out, "signature_chain", s.sig, 64)) >= 0 &&
       (r = api_add_bytes(out, "signature_chain", s.key.sig, 65)) >= 0 &&
       (r = api_add_bytes(out, "signature_chain", s.key.kms_sig.data, s.key.kms_sig.len)) >= 0)
     r = api_set_bytes(out, "public_key", s.pub, s.pub_len);
   tappd_signature_free(&s);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_verify(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -140,16 +140,16 @@ static int m_verify(void *ud, struct http_request *req, const ProtobufCMessage *
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&dstack__verify_response__descriptor, &out)) >= 0)
+  if ((r = prpc_message_new(&dstack__verify_response__descriptor, &out)) >= 0)
     r = api_set_bool(out, "valid", valid);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
-int guest_api_methods(prpc_method_fn *table, size_t n) {
-  static const struct api_method m[] = {
+int guest_api_methods(prpc_method_fn *table, size_t n, char *err, size_t errlen) {
+  static const struct prpc_method_entry m[] = {
       {"GetTlsKey", m_get_tls_key}, {"GetKey", m_get_key},     {"GetQuote", m_get_quote},
       {"Attest", m_attest},         {"EmitEvent", m_emit_event}, {"Info", m_info},
       {"Version", m_version},       {"Sign", m_sign},          {"Verify", m_verify},
   };
-  return api_methods_fill(&dstack__dstack_guest__descriptor, m, ARRAY_SIZE(m), table, n);
+  return prpc_methods_fill(&dstack__dstack_guest__descriptor, m, ARRAY_SIZE(m), table, n, err, errlen);
 }

@@ -111,10 +111,10 @@ int tappd_info(struct tappd *t, bool external, struct tappd_info *ret, char **re
   _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
   int r = tappd_quote(t, zero, &qb, &log, NULL);
   if (r < 0)
-    return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
+    return prpc_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
   struct quote q;
   if ((r = quote_parse(qb.data, qb.len, &q)) < 0 || q.body_type == QUOTE_BODY_SGX) {
-    r = tappd_error(ret_error, r < 0 ? r : -ENOTSUP, "the TEE returned an unusable quote");
+    r = prpc_error(ret_error, r < 0 ? r : -ENOTSUP, "the TEE returned an unusable quote");
     goto fail;
   }
   memcpy(ret->mrtd, q.td.mr_td, 48);

@@ -26,17 +26,6 @@
 /* Newest default validity of issued certificates: ten years from now. */
 #define TAPPD_CERT_LIFETIME ((int64_t)86400 * 365 * 10)
 
-int tappd_error(char **ret_error, int r, const char *fmt, ...) {
-  if (ret_error && !*ret_error) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(ret_error, fmt, ap) < 0)
-      *ret_error = NULL;
-    va_end(ap);
-  }
-  return r;
-}
-
 void tappd_tls_key_free(struct tappd_tls_key *k) {
   if (!k)
     return;
@@ -73,18 +62,18 @@ static bool dns_name_valid(const char *s) {
 
 static int check_cert_req(const struct tappd_cert_req *req, char **ret_error) {
   if (strlen(req->subject ? req->subject : "") > TAPPD_MAX_SUBJECT)
-    return tappd_error(ret_error, -EINVAL, "subject is longer than %d bytes", TAPPD_MAX_SUBJECT);
+    return prpc_error(ret_error, -EINVAL, "subject is longer than %d bytes", TAPPD_MAX_SUBJECT);
   if (req->n_alt_names > TAPPD_MAX_ALT_NAMES)
-    return tappd_error(ret_error, -EINVAL, "more than %d alt_names", TAPPD_MAX_ALT_NAMES);
+    return prpc_error(ret_error, -EINVAL, "more than %d alt_names", TAPPD_MAX_ALT_NAMES);
   for (size_t i = 0; i < req->n_alt_names; i++)
     if (!dns_name_valid(req->alt_names[i]))
-      return tappd_error(ret_error, -EINVAL, "alt_names[%zu] is not a DNS name", i);
+      return prpc_error(ret_error, -EINVAL, "alt_names[%zu] is not a DNS name", i);
   if (req->has_not_before && req->has_not_after && req->not_after < req->not_before)
-    return tappd_error(ret_error, -EINVAL, "not_after is before not_before");
+    return prpc_error(ret_error, -EINVAL, "not_after is before not_before");
   /* X.509 GeneralizedTime ends at year 9999. */
   if ((req->has_not_before && req->not_before > 253402300799ULL) ||
       (req->has_not_after && req->not_after > 253402300799ULL))
-    return tappd_error(ret_error, -EINVAL, "validity beyond year 9999");
+    return prpc_error(ret_error, -EINVAL, "validity beyond year 9999");
   return 0;
 }
 
@@ -310,7 +299,7 @@ static int app_info_ext(struct tappd *t, struct buf *out, char **ret_error) {
       (r = mp_field(out, "mr_aggregated", i.mr_aggregated.data, i.mr_aggregated.len)) < 0 ||
       (r = mp_field(out, "os_image_hash", i.os_image_hash.data, i.os_image_hash.len)) < 0 ||
       (r = mp_field(out, "key_provider_info", kp, strlen(kp))) < 0)
-    r = r == -ENOBUFS ? tappd_error(ret_error, r, "app info too large") : r;
+    r = r == -ENOBUFS ? prpc_error(ret_error, r, "app info too large") : r;
   tappd_info_free(&i);
   return r < 0 ? r : 0;
 }
@@ -323,7 +312,7 @@ static int issue_cert(struct tappd *t, EVP_PKEY *key, const char *key_pem,
                       char **ret_error) {
   int r;
   if (!t->keys.ca_cert || !t->keys.ca_key)
-    return tappd_error(ret_error, -ENOKEY, "no app CA key to issue certificates with");
+    return prpc_error(ret_error, -ENOKEY, "no app CA key to issue certificates with");
 
   struct x509_ext exts[4];
   size_t n_exts = 0;
@@ -358,7 +347,7 @@ static int issue_cert(struct tappd *t, EVP_PKEY *key, const char *key_pem,
       return r;
     r = tappd_quote(t, rd, &quote, NULL, &log);
     if (r < 0)
-      return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
+      return prpc_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
     if ((r = ratls_ext_wrap(quote.data, quote.len, &wq)) < 0 ||
         (r = ratls_ext_wrap(log.data, log.len, &we)) < 0)
       return r;
@@ -392,7 +381,7 @@ static int issue_cert(struct tappd *t, EVP_PKEY *key, const char *key_pem,
   _cleanup_(X509_freep) X509 *cert = NULL;
   r = x509_cert_build(&p, key, t->keys.ca_cert, t->keys.ca_key, &cert);
   if (r < 0)
-    return tappd_error(ret_error, r, "issuing the certificate: %s", strerror(-r));
+    return prpc_error(ret_error, r, "issuing the certificate: %s", strerror(-r));
 
   _cleanup_buf_ struct buf leaf = BUF_INIT(BUF_MAX_QUOTE + TAPPD_EVENTLOG_MAX + 65536);
   _cleanup_buf_ struct buf pem;
@@ -443,7 +432,7 @@ int tappd_derive_key(struct tappd *t, const char *path, bool random_seed,
     return r;
   path = path ? path : "";
   if (strlen(path) > TAPPD_MAX_PATH)
-    return tappd_error(ret_error, -EINVAL, "path is longer than %d bytes", TAPPD_MAX_PATH);
+    return prpc_error(ret_error, -EINVAL, "path is longer than %d bytes", TAPPD_MAX_PATH);
 
   uint8_t ikm[32];
   bool newest = t->keys.has_k256;
@@ -480,12 +469,12 @@ int tappd_derive_key(struct tappd *t, const char *path, bool random_seed,
       if (r < 0)
         return r;
     } else {
-      return tappd_error(ret_error, -ENOKEY, "no app key to derive from");
+      return prpc_error(ret_error, -ENOKEY, "no app key to derive from");
     }
     r = derive_p256(ikm, path, &key, &pem, &pem_len);
     secure_wipe(ikm, sizeof(ikm));
     if (r == -EINVAL)
-      return tappd_error(ret_error, r, "the derived scalar is not a valid P-256 key");
+      return prpc_error(ret_error, r, "the derived scalar is not a valid P-256 key");
     if (r < 0)
       return r;
     if (c) {
@@ -550,7 +539,7 @@ static int get_key_compute(struct tappd *t, const char *path, const char *purpos
   if (alg == TAPPD_KEY_SECP256K1) {
     r = key_secp256k1_public_from_secret(ret->key, ret->pub);
     if (r < 0)
-      return tappd_error(ret_error, -EINVAL, "the derived key is not a valid secp256k1 key");
+      return prpc_error(ret_error, -EINVAL, "the derived key is not a valid secp256k1 key");
     ret->pub_len = 33;
   } else {
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = NULL;
@@ -579,12 +568,12 @@ int tappd_get_key(struct tappd *t, const char *path, const char *purpose, const 
   path = path ? path : "";
   purpose = purpose ? purpose : "";
   if (tappd_key_alg_from_name(algorithm, &alg) < 0)
-    return tappd_error(ret_error, -EINVAL, "unsupported algorithm");
+    return prpc_error(ret_error, -EINVAL, "unsupported algorithm");
   if (strlen(path) > TAPPD_MAX_PATH || strlen(purpose) > TAPPD_MAX_PATH)
-    return tappd_error(ret_error, -EINVAL, "path or purpose longer than %d bytes",
+    return prpc_error(ret_error, -EINVAL, "path or purpose longer than %d bytes",
                        TAPPD_MAX_PATH);
   if (!t->keys.has_k256)
-    return tappd_error(ret_error, -ENOKEY, "the app keys have no k256 key");
+    return prpc_error(ret_error, -ENOKEY, "the app keys have no k256 key");
 
   struct cache_name name;
   struct tappd_key_cache *c = t->key_cache;
@@ -644,11 +633,11 @@ int tappd_sign(struct tappd *t, const char *algorithm, const uint8_t *data, size
   bool prehashed;
   int r;
   if (sign_alg(algorithm, &alg, &prehashed) < 0)
-    return tappd_error(ret_error, -EINVAL, "unsupported algorithm");
+    return prpc_error(ret_error, -EINVAL, "unsupported algorithm");
   if (len > TAPPD_MAX_SIGN_DATA)
-    return tappd_error(ret_error, -EINVAL, "data is longer than %zu bytes", TAPPD_MAX_SIGN_DATA);
+    return prpc_error(ret_error, -EINVAL, "data is longer than %zu bytes", TAPPD_MAX_SIGN_DATA);
   if (prehashed && len != 32)
-    return tappd_error(ret_error, -EINVAL,
+    return prpc_error(ret_error, -EINVAL,
                        "Pre-hashed signing requires a 32-byte digest, but received %zu bytes",
                        len);
   r = tappd_get_key(t, "vms", "signing", alg == TAPPD_KEY_ED25519 ? "ed25519" : "secp256k1",
@@ -685,13 +674,13 @@ int tappd_verify(const char *algorithm, const uint8_t *data, size_t len, const u
   int r;
   *ret_valid = false;
   if (sign_alg(algorithm, &alg, &prehashed) < 0)
-    return tappd_error(ret_error, -EINVAL, "unsupported algorithm");
+    return prpc_error(ret_error, -EINVAL, "unsupported algorithm");
   if (sig_len != 64)
-    return tappd_error(ret_error, -EINVAL, "signature must be 64 bytes");
+    return prpc_error(ret_error, -EINVAL, "signature must be 64 bytes");
   if (alg == TAPPD_KEY_ED25519) {
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = NULL;
     if (pub_len != 32 || key_ed25519_from_public(pub, &k) < 0)
-      return tappd_error(ret_error, -EINVAL, "invalid public key");
+      return prpc_error(ret_error, -EINVAL, "invalid public key");
     r = key_ed25519_verify(k, data ? (const void *)data : "", len, sig);
     *ret_valid = r == 0;
     return 0;
@@ -699,7 +688,7 @@ int tappd_verify(const char *algorithm, const uint8_t *data, size_t len, const u
   uint8_t h[32];
   if (prehashed) {
     if (len != 32)
-      return tappd_error(ret_error, -EINVAL, "prehashed data must be 32 bytes");
+      return prpc_error(ret_error, -EINVAL, "prehashed data must be 32 bytes");
     memcpy(h, data, 32);
   } else {
     sha256(data ? (const void *)data : "", len, h);
@@ -707,7 +696,7 @@ int tappd_verify(const char *algorithm, const uint8_t *data, size_t len, const u
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = NULL;
   if ((pub_len != 33 && pub_len != 65) ||
       key_ec_from_public_sec1(KEY_TYPE_SECP256K1, pub, pub_len, &k) < 0)
-    return tappd_error(ret_error, -EINVAL, "invalid public key");
+    return prpc_error(ret_error, -EINVAL, "invalid public key");
   r = key_secp256k1_verify_prehash(pub, pub_len, h, sig);
   *ret_valid = r == 0;
   return 0;

@@ -9,6 +9,7 @@
 
 #include "base/cli.h"
 #include "base/log.h"
+#include "daemon/daemon.h"
 #include "net/loop.h"
 #include "base/str.h"
 #include "tappd_config.h"
@@ -34,91 +35,80 @@ static void usage(FILE *f) {
           "Logging: DSTACK_LOG=error|warn|info|debug (default from [default] log_level).\n");
 }
 
+static int config_init(void *c) {
+  return tappd_config_init(c);
+}
+static int config_init_dev(void *c, const char *dir, char *err, size_t errlen) {
+  int r = tappd_config_init_dev(c, dir);
+  return r < 0 ? str_err(err, errlen, r, "%s", strerror(-r)) : r;
+}
+static int config_apply_file(void *c, const char *path, char *err, size_t errlen) {
+  return tappd_config_apply_file(c, path, err, errlen);
+}
+static int config_check(void *c, char *err, size_t errlen) {
+  return tappd_config_check(c, err, errlen);
+}
+static int config_dump(const void *c, struct buf *out) {
+  return tappd_config_dump(c, out);
+}
+static void config_free(void *c) {
+  tappd_config_free(c);
+}
+static const char *config_log_level(const void *c) {
+  return ((const struct tappd_config *)c)->log_level;
+}
+
+static const struct daemon_config_ops tappd_config_ops = {
+    .init = config_init,
+    .init_dev = config_init_dev,
+    .apply_file = config_apply_file,
+    .check = config_check,
+    .dump = config_dump,
+    .free = config_free,
+    .log_level = config_log_level,
+};
+
 int main(int argc, char **argv) {
-  log_ident_set("tappd");
-  (void)log_level_from_env();
-  struct cli_daemon_args args;
-  int pr = cli_daemon_args_parse(argc, argv, "tappd", NULL, 0, usage, &args);
-  if (pr != 0)
-    return pr == 1 ? 0 : EXIT_USAGE;
-  const char *config_file = args.config_file, *dev_dir = args.dev_dir;
-  bool dump = args.dump, check = args.check;
-  umask(077);
-
+  const struct daemon_def def = {.ident = "tappd", .usage = usage, .config = &tappd_config_ops};
   struct tappd_config cfg;
+  struct daemon_args args;
+  int r = daemon_start(&def, argc, argv, &cfg, &args);
+  if (r != DAEMON_CONTINUE)
+    return r;
+  const char *dev_abs = args.dev_dir;
   char err[512] = "";
-  _cleanup_free_ char *dev_abs = NULL;
-  int r;
-  if (dev_dir) {
-    if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
-      fprintf(stderr, "tappd: creating %s: %s\n", dev_dir, strerror(errno));
-      return EXIT_CONFIG;
-    }
-    dev_abs = realpath(dev_dir, NULL);
-    if (!dev_abs) {
-      fprintf(stderr, "tappd: %s: %s\n", dev_dir, strerror(errno));
-      return EXIT_CONFIG;
-    }
-    r = tappd_config_init_dev(&cfg, dev_abs);
-  } else {
-    r = tappd_config_init(&cfg);
-  }
-  if (r < 0) {
-    fprintf(stderr, "tappd: %s\n", strerror(-r));
-    return 1;
-  }
-  if (config_file && (r = tappd_config_apply_file(&cfg, config_file, err, sizeof(err))) < 0) {
-    fprintf(stderr, "tappd: config: %s\n", err);
-    tappd_config_free(&cfg);
-    return EXIT_CONFIG;
-  }
-  if ((r = tappd_config_check(&cfg, err, sizeof(err))) < 0) {
-    fprintf(stderr, "tappd: config: %s\n", err);
-    tappd_config_free(&cfg);
-    return EXIT_CONFIG;
-  }
-  if (dump) {
-    _cleanup_buf_ struct buf b = BUF_INIT(1024 * 1024);
-    r = tappd_config_dump(&cfg, &b);
-    if (r >= 0)
-      fwrite(b.data, 1, b.len, stdout);
-    tappd_config_free(&cfg);
-    return r < 0 ? 1 : 0;
-  }
-  log_level_from_config(cfg.log_level);
-  if (dev_abs && (r = tappd_dev_prepare(dev_abs, err, sizeof(err))) < 0) {
-    fprintf(stderr, "tappd: dev mode: %s\n", err);
-    tappd_config_free(&cfg);
-    return 1;
-  }
-  if (check) {
-    struct appkeys k;
-    r = appkeys_load(cfg.keys_file, cfg.cert_file, cfg.key_file, &k, err, sizeof(err));
-    if (r < 0) {
-      fprintf(stderr, "tappd: app keys: %s\n", err);
-      tappd_config_free(&cfg);
-      return EXIT_CONFIG;
-    }
-    printf("configuration OK (app keys: %s%s)\n", k.has_k256 ? "k256 key" : "no k256 key",
-           k.ca_key ? ", app CA key" : ", no app CA key");
-    appkeys_free(&k);
-    tappd_config_free(&cfg);
-    return 0;
-  }
-
   struct tappd *t = NULL;
   struct event_base *base = NULL;
   struct tappd_server *srv = NULL;
   int ret = 1;
+  if (dev_abs && (r = tappd_dev_prepare(dev_abs, err, sizeof(err))) < 0) {
+    fprintf(stderr, "tappd: dev mode: %s\n", err);
+    goto out;
+  }
+  if (args.check) {
+    struct appkeys k;
+    r = appkeys_load(cfg.keys_file, cfg.cert_file, cfg.key_file, &k, err, sizeof(err));
+    if (r < 0) {
+      fprintf(stderr, "tappd: app keys: %s\n", err);
+      daemon_config_hint("tappd", &args);
+      ret = EXIT_CONFIG;
+      goto out;
+    }
+    printf("configuration OK (app keys: %s%s)\n", k.has_k256 ? "k256 key" : "no k256 key",
+           k.ca_key ? ", app CA key" : ", no app CA key");
+    appkeys_free(&k);
+    ret = 0;
+    goto out;
+  }
   if ((r = tappd_new(&cfg, &t, err, sizeof(err))) < 0) {
     fprintf(stderr, "tappd: %s\n", err[0] ? err : strerror(-r));
+    daemon_config_hint("tappd", &args);
     goto out;
   }
   if (dev_abs && (r = tappd_dev_boot(t)) < 0) {
     fprintf(stderr, "tappd: dev mode: emitting boot events: %s\n", strerror(-r));
     goto out;
   }
-  signal(SIGPIPE, SIG_IGN);
   base = event_base_new();
   if (!base) {
     fprintf(stderr, "tappd: cannot create the event loop\n");
@@ -128,19 +118,18 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tappd: %s\n", err[0] ? err : strerror(-r));
     goto out;
   }
-  log_info("tappd %s (%s) running on the %s TEE", tappd_version(), tappd_git_rev(),
-           str_isempty(cfg.tee) ? "auto-detected" : cfg.tee);
-  if ((r = net_loop_run(base)) < 0) {
-    fprintf(stderr, "tappd: cannot install signal handlers\n");
-    goto out;
-  }
-  if (r > 0)
-    log_info("signal %d: shutting down", r);
-  ret = 0;
+  if (str_eq_ptr(cfg.tee, "sim"))
+    log_info("tappd %s (%s) running on the simulated TDX platform at %s: dev only",
+             tappd_version(), tappd_git_rev(), cfg.sim_dir);
+  else
+    log_info("tappd %s (%s) running on the %s TEE", tappd_version(), tappd_git_rev(),
+             str_isempty(cfg.tee) ? "auto-detected" : cfg.tee);
+  ret = daemon_run("tappd", base);
 out:
   tappd_server_free(srv);
   net_loop_free(base);
   tappd_free(t);
   tappd_config_free(&cfg);
+  daemon_args_free(&args);
   return ret;
 }

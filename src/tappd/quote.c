@@ -48,7 +48,7 @@ int tappd_report_data(const char *hash_algorithm, const char *prefix, const uint
   const char *name = tappd_report_data_hash_name(hash_algorithm);
   if (str_eq(name, "raw")) {
     if (len != 64)
-      return tappd_error(ret_error, -EINVAL,
+      return prpc_error(ret_error, -EINVAL,
                          "invalid content length: raw report data must be exactly 64 bytes, "
                          "got %zu",
                          len);
@@ -57,7 +57,7 @@ int tappd_report_data(const char *hash_algorithm, const char *prefix, const uint
   }
   prefix = tappd_report_data_prefix(name, prefix);
   if (strlen(prefix) > MAX_PREFIX)
-    return tappd_error(ret_error, -EINVAL, "prefix is longer than %d bytes", MAX_PREFIX);
+    return prpc_error(ret_error, -EINVAL, "prefix is longer than %d bytes", MAX_PREFIX);
   for (size_t i = 0; i < ARRAY_SIZE(report_hashes); i++) {
     if (!str_eq(report_hashes[i].name, name))
       continue;
@@ -79,12 +79,12 @@ int tappd_report_data(const char *hash_algorithm, const char *prefix, const uint
     memcpy(ret, d, hash_alg_size(report_hashes[i].alg));
     return 0;
   }
-  return tappd_error(ret_error, -EINVAL, "invalid hash algorithm '%s'", name);
+  return prpc_error(ret_error, -EINVAL, "invalid hash algorithm '%s'", name);
 }
 
 int tappd_pad_report_data(const uint8_t *data, size_t len, uint8_t ret[64], char **ret_error) {
   if (len > 64)
-    return tappd_error(ret_error, -EINVAL, "Report data is too long: %zu bytes (at most 64)", len);
+    return prpc_error(ret_error, -EINVAL, "Report data is too long: %zu bytes (at most 64)", len);
   memset(ret, 0, 64);
   if (len)
     memcpy(ret, data, len);
@@ -359,16 +359,16 @@ const char *tappd_quote_strerror(int r) {
 int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
                      char **ret_error) {
   if (!tappd_event_name_valid(event))
-    return tappd_error(ret_error, -EINVAL,
+    return prpc_error(ret_error, -EINVAL,
                        "event name must be 1..%zu printable ASCII characters",
                        (size_t)EVENTLOG_MAX_NAME);
   if (len > TAPPD_MAX_EVENT_PAYLOAD)
-    return tappd_error(ret_error, -EINVAL, "payload is longer than %zu bytes",
+    return prpc_error(ret_error, -EINVAL, "payload is longer than %zu bytes",
                        TAPPD_MAX_EVENT_PAYLOAD);
   uint8_t digest[48];
   int r = eventlog_runtime_digest(event, payload, len, 1, digest);
   if (r < 0)
-    return tappd_error(ret_error, r, "bad event");
+    return prpc_error(ret_error, r, "bad event");
   _cleanup_buf_ struct buf line = BUF_INIT(2 * TAPPD_MAX_EVENT_PAYLOAD + 8 * EVENTLOG_MAX_NAME + 512);
   if ((r = eventlog_runtime_line(event, digest, payload, len, &line)) < 0)
     return r;
@@ -384,7 +384,7 @@ int tappd_emit_event(struct tappd *t, const char *event, const uint8_t *payload,
 int tappd_emit_app_event(struct tappd *t, const char *event, const uint8_t *payload, size_t len,
                          char **ret_error) {
   if (boot_event_name_reserved(event))
-    return tappd_error(ret_error, -EPERM,
+    return prpc_error(ret_error, -EPERM,
                        "the event name \"%s\" is reserved for the boot's own measurements", event);
   return tappd_emit_event(t, event, payload, len, ret_error);
 }
@@ -417,7 +417,7 @@ int tappd_attest(struct tappd *t, const uint8_t report_data[64], struct buf *out
   _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
   int r = tappd_quote(t, report_data, &quote, &log, NULL);
   if (r < 0)
-    return tappd_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
+    return prpc_error(ret_error, r, "getting a quote: %s", tappd_quote_strerror(r));
   size_t n_events = 0, n_runtime = 0;
   for (size_t i = 0; i < log.n; i++) {
     if (log.ev[i].imr >= EVENTLOG_N_RTMR)

@@ -104,9 +104,10 @@ int tappd_server_new(struct tappd *t, struct event_base *base, FILE *out,
   s->t = t;
   s->base = base;
   const struct tappd_config *c = t->cfg;
-  int r = tappd_api_init(t, &s->api);
+  char why[256] = "";
+  int r = tappd_api_init(t, &s->api, why, sizeof(why));
   if (r < 0) {
-    r = str_err(err, errlen, r, "setting up the RPC services: %s", strerror(-r));
+    r = str_err(err, errlen, r, "setting up the RPC services: %s", why[0] ? why : strerror(-r));
     goto fail;
   }
 

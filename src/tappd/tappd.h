@@ -13,6 +13,7 @@
 
 #include "tappd_appkeys.h"
 #include "attest/eventlog.h"
+#include "net/prpc.h"
 #include "base/buf.h"
 #include "tappd_config.h"
 
@@ -47,9 +48,6 @@ struct tappd {
 /* Opens the TEE (cfg->tee / sim_dir, else auto), loads the app keys and the app files. */
 int tappd_new(struct tappd_config *cfg, struct tappd **ret, char *err, size_t errlen);
 void tappd_free(struct tappd *t);
-
-/* An error message for the client: sets *ret_error (when ret_error != NULL), returns r. */
-int tappd_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 
 /* ---- keys (keys.c) ---- */
 

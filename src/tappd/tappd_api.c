@@ -25,11 +25,11 @@ static int m_derive_key(void *ud, struct http_request *req, const ProtobufCMessa
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  r = api_reply_new(&tappd__derive_key_response__descriptor, &out);
+  r = prpc_message_new(&tappd__derive_key_response__descriptor, &out);
   if (r >= 0)
     r = api_fill_tls_key(out, &k);
   tappd_tls_key_free(&k);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_derive_k256_key(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -42,12 +42,12 @@ static int m_derive_k256_key(void *ud, struct http_request *req, const ProtobufC
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&tappd__derive_k256_key_response__descriptor, &out)) >= 0 &&
+  if ((r = prpc_message_new(&tappd__derive_k256_key_response__descriptor, &out)) >= 0 &&
       (r = api_set_bytes(out, "k256_key", k.key, 32)) >= 0 &&
       (r = api_add_bytes(out, "k256_signature_chain", k.sig, 65)) >= 0)
     r = api_add_bytes(out, "k256_signature_chain", k.kms_sig.data, k.kms_sig.len);
   tappd_key_free(&k);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int quote_reply(struct tappd *t, const uint8_t *data, size_t len, const char *hash,
@@ -57,11 +57,11 @@ static int quote_reply(struct tappd *t, const uint8_t *data, size_t len, const c
   if (r < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&tappd__tdx_quote_response__descriptor, &out)) >= 0 &&
+  if ((r = prpc_message_new(&tappd__tdx_quote_response__descriptor, &out)) >= 0 &&
       (r = api_fill_quote(t, out, rd, ret_error)) >= 0 &&
       (r = api_set_string(out, "hash_algorithm", tappd_report_data_hash_name(hash))) >= 0)
     r = api_set_string(out, "prefix", tappd_report_data_prefix(hash, prefix));
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_tdx_quote(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -95,11 +95,11 @@ static int m_version(void *ud, struct http_request *req, const ProtobufCMessage 
   return api_version_reply(&tappd__worker_version__descriptor, ret_out);
 }
 
-int tappd_api_methods(prpc_method_fn *table, size_t n) {
-  static const struct api_method m[] = {
+int tappd_api_methods(prpc_method_fn *table, size_t n, char *err, size_t errlen) {
+  static const struct prpc_method_entry m[] = {
       {"DeriveKey", m_derive_key}, {"DeriveK256Key", m_derive_k256_key},
       {"TdxQuote", m_tdx_quote},   {"RawQuote", m_raw_quote},
       {"Info", m_info},            {"Version", m_version},
   };
-  return api_methods_fill(&tappd__tappd__descriptor, m, ARRAY_SIZE(m), table, n);
+  return prpc_methods_fill(&tappd__tappd__descriptor, m, ARRAY_SIZE(m), table, n, err, errlen);
 }

@@ -21,15 +21,8 @@ struct tappd_api {
   prpc_method_fn guest_methods[16];
   prpc_method_fn worker_methods[16];
 };
-int tappd_api_init(struct tappd *t, struct tappd_api *api);
-
-/* Fills the method table of desc from name/function pairs; -ENOENT for a name desc lacks. */
-struct api_method {
-  const char *name;
-  prpc_method_fn fn;
-};
-int api_methods_fill(const ProtobufCServiceDescriptor *desc, const struct api_method *m, size_t n,
-                     prpc_method_fn *table, size_t table_len);
+/* The three services' method tables and routes; err says which method is missing. */
+int tappd_api_init(struct tappd *t, struct tappd_api *api, char *err, size_t errlen);
 
 /* Field access by name. Setters: -ENOENT unknown field, -EINVAL wrong type, -ENOMEM. */
 int api_set_string(ProtobufCMessage *m, const char *field, const char *s);
@@ -53,16 +46,14 @@ int api_fill_version(ProtobufCMessage *m);
 int api_fill_quote(struct tappd *t, ProtobufCMessage *m, const uint8_t rd[64], char **ret_error);
 
 /* Method-table builders of each service file. */
-int tappd_api_methods(prpc_method_fn *table, size_t n);
-int guest_api_methods(prpc_method_fn *table, size_t n);
-int worker_api_methods(prpc_method_fn *table, size_t n);
+int tappd_api_methods(prpc_method_fn *table, size_t n, char *err, size_t errlen);
+int guest_api_methods(prpc_method_fn *table, size_t n, char *err, size_t errlen);
+int worker_api_methods(prpc_method_fn *table, size_t n, char *err, size_t errlen);
 
 /* DeriveKey / GetTlsKey reply: key + certificate_chain. */
 int api_fill_tls_key(ProtobufCMessage *m, const struct tappd_tls_key *k);
 /* Builds a reply of type d with fill(); frees it on failure. */
-int api_reply_new(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret);
 /* Ends a handler: on r < 0 frees out and returns r, else hands out over. */
-int api_reply_done(int r, ProtobufCMessage *out, ProtobufCMessage **ret_out);
 /* Info and Version replies, shared by the services whose messages have the same shape in
  * different proto packages (d is that service's AppInfo / WorkerVersion descriptor). */
 int api_info_reply(struct tappd *t, bool external, const ProtobufCMessageDescriptor *d,

@@ -33,13 +33,13 @@ static int m_info(void *ud, struct http_request *req, const ProtobufCMessage *in
   _cleanup_free_ char *app_id = hex_encode_alloc(info.app_id.data, info.app_id.len);
   if (!app_id)
     r = -ENOMEM;
-  if (r >= 0 && (r = api_reply_new(&tappd__worker_info__descriptor, &out)) >= 0 &&
+  if (r >= 0 && (r = prpc_message_new(&tappd__worker_info__descriptor, &out)) >= 0 &&
       (r = api_set_string(out, "app_id", app_id)) >= 0 &&
       (r = api_set_string(out, "app_cert", info.app_cert)) >= 0)
     r = api_set_string(out, "tcb_info", info.tcb_info);
   tappd_info_free(&info);
   version_header(req);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 static int m_version(void *ud, struct http_request *req, const ProtobufCMessage *in,
@@ -48,21 +48,21 @@ static int m_version(void *ud, struct http_request *req, const ProtobufCMessage 
   (void)in;
   (void)ret_error;
   ProtobufCMessage *out = NULL;
-  int r = api_reply_new(&tappd__worker_version__descriptor, &out);
+  int r = prpc_message_new(&tappd__worker_version__descriptor, &out);
   if (r >= 0)
     r = api_fill_version(out);
   version_header(req);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 /* ListContainersResponse of the Docker list. */
 static int containers_message(const struct docker_container *cs, size_t n,
                               ProtobufCMessage **ret_out) {
   ProtobufCMessage *out = NULL;
-  int r = api_reply_new(&tappd__list_containers_response__descriptor, &out);
+  int r = prpc_message_new(&tappd__list_containers_response__descriptor, &out);
   for (size_t i = 0; r >= 0 && i < n; i++) {
     ProtobufCMessage *c = NULL;
-    if ((r = api_reply_new(&tappd__container__descriptor, &c)) < 0)
+    if ((r = prpc_message_new(&tappd__container__descriptor, &c)) < 0)
       break;
     const struct docker_container *d = &cs[i];
     if ((r = api_set_string(c, "id", d->id)) >= 0 &&
@@ -80,7 +80,7 @@ static int containers_message(const struct docker_container *cs, size_t n,
     }
     r = api_add_message(out, "containers", c);
   }
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
 /* pRPC replies as the dispatcher sends them (net/prpc.h): JSON or protobuf like the request,
@@ -170,7 +170,7 @@ static int m_get_attestation_for_app_key(void *ud, struct http_request *req,
   if (str_eq_ptr(name, "secp256k1_prehashed"))
     name = "secp256k1";
   if (str_isempty(name) || tappd_key_alg_from_name(name, &alg) < 0)
-    return tappd_error(ret_error, -EINVAL, "Unsupported algorithm");
+    return prpc_error(ret_error, -EINVAL, "Unsupported algorithm");
   struct tappd_key k;
   int r = tappd_get_key(ud, "vms", "signing", name, &k, ret_error);
   if (r < 0)
@@ -189,17 +189,17 @@ static int m_get_attestation_for_app_key(void *ud, struct http_request *req,
   if ((r = tappd_pad_report_data(rdtext.data, rdtext.len, rd, ret_error)) < 0)
     return r;
   ProtobufCMessage *out = NULL;
-  if ((r = api_reply_new(&tappd__get_quote_response__descriptor, &out)) >= 0)
+  if ((r = prpc_message_new(&tappd__get_quote_response__descriptor, &out)) >= 0)
     r = api_fill_quote(ud, out, rd, ret_error);
   version_header(req);
-  return api_reply_done(r, out, ret_out);
+  return prpc_reply_done(r, out, ret_out);
 }
 
-int worker_api_methods(prpc_method_fn *table, size_t n) {
-  static const struct api_method m[] = {
+int worker_api_methods(prpc_method_fn *table, size_t n, char *err, size_t errlen) {
+  static const struct prpc_method_entry m[] = {
       {"Info", m_info},
       {"Version", m_version},
       {"GetAttestationForAppKey", m_get_attestation_for_app_key},
   };
-  return api_methods_fill(&tappd__worker__descriptor, m, ARRAY_SIZE(m), table, n);
+  return prpc_methods_fill(&tappd__worker__descriptor, m, ARRAY_SIZE(m), table, n, err, errlen);
 }

@@ -19,6 +19,7 @@
 #include "tproxy_dev.h"
 #include "tproxy_dns.h"
 #include "tproxy_fdlimit.h"
+#include "daemon/daemon.h"
 #include "net/loop.h"
 #include "tproxy_proxy.h"
 #include "ratls/ratls_verify.h"
@@ -209,15 +210,12 @@ static int serve(struct daemon *d) {
            tproxy_proxy_workers(t->proxy), c->base_domain, c->wg_interface, c->wg_mode,
            c->dev ? ", dev mode" : "", c->proxy_max_conns);
   if (!str_isempty(c->simulator_dir))
-    log_warn("simulated quotes are trusted ([core.quote] simulator_dir = %s): dev only",
+    log_warn("quotes of the simulated TDX platform at %s are trusted ([core.quote] "
+             "simulator_dir): dev only",
              c->simulator_dir);
-  if ((r = net_loop_run(base)) < 0) {
-    fprintf(stderr, "tproxy: cannot install signal handlers\n");
-    goto out;
-  }
-  if (r > 0)
-    log_info("signal %d: shutting down", r);
-  ret = 0;
+  else
+    log_info("quotes are trusted only when Intel's root CA signs them");
+  ret = daemon_run("tproxy", base);
 out:
   /* Workers first: they read the table and the certificates. */
   tproxy_proxy_stop(t->proxy);
@@ -236,72 +234,61 @@ out:
   return ret;
 }
 
-int main(int argc, char **argv) {
-  log_ident_set("tproxy");
-  (void)log_level_from_env();
-  struct cli_daemon_args args;
-  int pr = cli_daemon_args_parse(argc, argv, "tproxy", NULL, 0, usage, &args);
-  if (pr != 0)
-    return pr == 1 ? 0 : EXIT_USAGE;
-  const char *config_file = args.config_file, *dev_dir = args.dev_dir;
-  bool dump = args.dump, check = args.check;
-  umask(077);
-  signal(SIGPIPE, SIG_IGN);
+static int config_init(void *c) {
+  return tproxy_config_init(c);
+}
+static int config_init_dev(void *c, const char *dir, char *err, size_t errlen) {
+  return tproxy_dev_config(dir, c, err, errlen);
+}
+static int config_apply_file(void *c, const char *path, char *err, size_t errlen) {
+  return tproxy_config_apply_file(c, path, err, errlen);
+}
+static int config_check(void *c, char *err, size_t errlen) {
+  return tproxy_config_check(c, err, errlen);
+}
+static int config_dump(const void *c, struct buf *out) {
+  return tproxy_config_dump(c, false, out);
+}
+static void config_free(void *c) {
+  tproxy_config_free(c);
+}
+static const char *config_log_level(const void *c) {
+  return ((const struct tproxy_config *)c)->log_level;
+}
 
+static const struct daemon_config_ops tproxy_config_ops = {
+    .init = config_init,
+    .init_dev = config_init_dev,
+    .apply_file = config_apply_file,
+    .check = config_check,
+    .dump = config_dump,
+    .free = config_free,
+    .log_level = config_log_level,
+};
+
+int main(int argc, char **argv) {
+  const struct daemon_def def = {.ident = "tproxy", .usage = usage,
+                                 .config = &tproxy_config_ops};
   struct tproxy_config cfg;
+  struct daemon_args args;
+  int ret = daemon_start(&def, argc, argv, &cfg, &args);
+  if (ret != DAEMON_CONTINUE)
+    return ret;
+  ret = 1;
   char err[512] = "";
-  _cleanup_free_ char *dev_abs = NULL;
   int r;
-  if (dev_dir) {
-    if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
-      fprintf(stderr, "tproxy: creating %s: %s\n", dev_dir, strerror(errno));
-      return EXIT_CONFIG;
-    }
-    if (!(dev_abs = realpath(dev_dir, NULL))) {
-      fprintf(stderr, "tproxy: %s: %s\n", dev_dir, strerror(errno));
-      return EXIT_CONFIG;
-    }
-    r = tproxy_dev_config(dev_abs, &cfg, err, sizeof(err));
-  } else {
-    r = tproxy_config_init(&cfg);
-  }
-  if (r < 0) {
-    fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
-    return EXIT_CONFIG;
-  }
-  int ret = 1;
   struct daemon d = {.t = {.cfg = &cfg}};
-  if (config_file && (r = tproxy_config_apply_file(&cfg, config_file, err, sizeof(err))) < 0) {
-    fprintf(stderr, "tproxy: config: %s\n", err);
-    ret = EXIT_CONFIG;
-    goto out;
-  }
-  if ((r = tproxy_config_check(&cfg, err, sizeof(err))) < 0) {
-    fprintf(stderr, "tproxy: config: %s\n", err);
-    ret = EXIT_CONFIG;
-    goto out;
-  }
-  if (dump) {
-    struct buf b;
-    buf_init_secret(&b, 1024 * 1024);
-    r = tproxy_config_dump(&cfg, false, &b);
-    if (r >= 0)
-      fwrite(b.data, 1, b.len, stdout);
-    buf_free(&b);
-    ret = r < 0 ? 1 : 0;
-    goto out;
-  }
-  log_level_from_config(cfg.log_level);
   if (fit_fd_limit(&cfg, &d.pipe_pool) < 0) {
     ret = EXIT_CONFIG;
     goto out;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (check) {
+  if (args.check) {
     struct tproxy_certs *certs = NULL;
     r = tproxy_certs_new(cfg.proxy_cert_chain, cfg.proxy_cert_key, &certs, err, sizeof(err));
     if (r < 0) {
       fprintf(stderr, "tproxy: [core.proxy] certificate: %s\n", err[0] ? err : strerror(-r));
+      daemon_config_hint("tproxy", &args);
       ret = EXIT_CONFIG;
       goto out;
     }
@@ -311,12 +298,14 @@ int main(int argc, char **argv) {
     ret = 0;
     goto out;
   }
-  if (dev_abs && (r = tproxy_dev_wg_start(dev_abs, &cfg, &d.t.wgproc, err, sizeof(err))) < 0) {
+  if (args.dev_dir &&
+      (r = tproxy_dev_wg_start(args.dev_dir, &cfg, &d.t.wgproc, err, sizeof(err))) < 0) {
     fprintf(stderr, "tproxy: dev mode: %s\n", err);
     goto out;
   }
   if ((r = open_state(&d, err, sizeof(err))) < 0) {
     fprintf(stderr, "tproxy: %s\n", err[0] ? err : strerror(-r));
+    daemon_config_hint("tproxy", &args);
     goto out;
   }
   ret = serve(&d);
@@ -324,6 +313,7 @@ out:
   close_state(&d);
   tproxy_wgproc_stop(d.t.wgproc);
   tproxy_config_free(&cfg);
+  daemon_args_free(&args);
   dcap_fetch_caches_free();
   curl_global_cleanup();
   return ret;

@@ -11,12 +11,9 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "tproxy_certs.h"
-#include "net/http_server.h"
-#include "net/loop.h"
+#include "daemon/rpc_server.h"
 #include "net/http_tls.h"
-#include "net/offload.h"
 #include "tproxy_proxy.h"
-#include "ratls/ratls_http.h"
 
 static const char *domain_of(const struct tproxy *t) {
   const char *d = t->cfg->base_domain;
@@ -125,46 +122,21 @@ out:
   return r;
 }
 
-static bool is_get(struct http_request *req) {
-  const char *m = http_request_method(req);
-  if (str_eq(m, "GET") || str_eq(m, "HEAD"))
-    return true;
-  (void)http_reply_error(req, 405, "method not allowed");
-  return false;
-}
-
-static void dashboard_handler(struct http_request *req, void *ud) {
+static int dashboard_page(void *ud, struct buf *out, const char **ret_ctype) {
   struct tproxy_server *s = ud;
-  if (!is_get(req))
-    return;
-  if (!str_eq(http_request_path(req), "/")) {
-    (void)http_reply_error(req, 404, "not found");
-    return;
-  }
-  _cleanup_buf_ struct buf b = BUF_INIT(16 * 1024 * 1024);
-  if (tproxy_dashboard_render(s->t, &b) < 0) {
-    (void)http_reply_error(req, 500, "rendering the dashboard");
-    return;
-  }
-  (void)http_reply(req, 200, "text/html; charset=utf-8", b.data, b.len);
+  *ret_ctype = "text/html; charset=utf-8";
+  return tproxy_dashboard_render(s->t, out);
 }
 
-static void metrics_handler(struct http_request *req, void *ud) {
+static int metrics_page(void *ud, struct buf *out) {
   struct tproxy_server *s = ud;
   struct tproxy *t = s->t;
-  if (!is_get(req))
-    return;
-  if (!str_eq(http_request_path(req), "/metrics")) {
-    (void)http_reply_error(req, 404, "not found");
-    return;
-  }
-  _cleanup_buf_ struct buf b = BUF_INIT(64 * 1024);
   struct tproxy_hosts *h = tproxy_table_acquire(&t->table);
   size_t nh = tproxy_hosts_count(h);
   tproxy_hosts_release(h);
   char wg_detail[512];
   bool wg_ok = tproxy_wg_healthy(t, wg_detail, sizeof(wg_detail));
-  int r = buf_printf(&b,
+  int r = buf_printf(out,
                      "# TYPE tproxy_registrations gauge\ntproxy_registrations %zu\n"
                      "# TYPE tproxy_register_total counter\n"
                      "tproxy_register_total{result=\"ok\"} %llu\n"
@@ -179,7 +151,7 @@ static void metrics_handler(struct http_request *req, void *ud) {
   if (r >= 0 && t->certs) {
     struct tproxy_certs_stats cs;
     tproxy_certs_stats(t->certs, &cs);
-    r = buf_printf(&b,
+    r = buf_printf(out,
                    "# TYPE tproxy_cert_reloads_total counter\n"
                    "tproxy_cert_reloads_total{result=\"ok\"} %llu\n"
                    "tproxy_cert_reloads_total{result=\"failed\"} %llu\n"
@@ -188,46 +160,26 @@ static void metrics_handler(struct http_request *req, void *ud) {
                    (long long)cs.not_after);
   }
   if (r >= 0 && t->proxy)
-    r = tproxy_proxy_metrics(t->proxy, &b);
-  if (r < 0) {
-    (void)http_reply_error(req, 500, "rendering the metrics");
-    return;
-  }
-  (void)http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    r = tproxy_proxy_metrics(t->proxy, out);
+  return r;
 }
 
-/* 200 {"status":"ok","wireguard":"..."}, or 503 {"status":"error",...} when WireGuard does not
+/* {"status":"ok","wireguard":"..."}, or 503 {"status":"error",...} when WireGuard does not
  * work (dev mode's wireguard-go is not running, the interface refused its configuration). */
-static void health_handler(struct http_request *req, void *ud) {
+static bool health_fields(void *ud, json_t *j) {
   struct tproxy_server *s = ud;
-  if (!is_get(req))
-    return;
   char detail[512];
   bool ok = tproxy_wg_healthy(s->t, detail, sizeof(detail));
-  json_t *j = json_object();
-  _cleanup_free_ char *text = NULL;
-  if (j && json_set_str(j, "status", ok ? "ok" : "error") >= 0 &&
-      json_set_str(j, "wireguard", detail) >= 0)
-    text = json_dump_compact(j);
-  json_decref(j);
-  if (!text) {
-    (void)http_reply_error(req, 500, "out of memory");
-    return;
-  }
-  (void)http_reply(req, ok ? 200 : 503, "application/json", text, strlen(text));
+  return json_set_str(j, "wireguard", detail) >= 0 && ok;
+}
+
+static int64_t server_now(void *ud) {
+  return tproxy_now(ud);
 }
 
 /* Collateral fetches for RegisterCvm run on these threads (they wait on the network). */
 #define FETCH_THREADS 2
 #define FETCH_PENDING 32
-
-/* /prpc/: RegisterCvm verifies the client certificate; its collateral is fetched first, off the
- * loop, so that a slow PCCS stalls only the registrations that need it. */
-static void prpc_handler(struct http_request *req, void *ud) {
-  struct tproxy_server *s = ud;
-  ratls_http_prefetch_then(req, s->t->verifier, s->pool, tproxy_now(s->t), prpc_http_handler,
-                           &s->api.router);
-}
 
 int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
                       struct tproxy_server **ret, char *err, size_t errlen) {
@@ -235,15 +187,10 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
   if (!s)
     return -ENOMEM;
   s->t = t;
-  tproxy_api_init(t, &s->api);
   const struct tproxy_config *c = t->cfg;
-  struct http_server_config hc = {
-      .max_body = 64 * 1024,
-      .request_timeout_s = c->request_timeout,
-      .max_conns = c->max_conns,
-      .max_conns_per_source = c->max_conns_per_source,
-      .handshake_timeout_s = c->handshake_timeout_s,
-  };
+  int r = tproxy_api_init(t, &s->api, err, errlen);
+  if (r < 0)
+    goto fail;
   /* No resumption: a CVM registers once per boot; a resumed session would also carry no
    * client certificate chain to verify again. */
   struct http_tls_files f = {.cert_file = c->tls_certs,
@@ -251,33 +198,35 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
                              .client_ca_file = c->mutual_ca_certs,
                              .client_cert_optional = !c->mutual_mandatory,
                              .no_resumption = true};
-  int r = http_tls_ctx_new(&f, &s->tls);
-  if (r < 0) {
-    snprintf(err, errlen, "[tls] setting up TLS (%s, %s, client CA %s): %s", c->tls_certs,
-             c->tls_key, c->mutual_ca_certs, strerror(-r));
+  if ((r = http_tls_ctx_new(&f, &s->tls)) < 0) {
+    str_err(err, errlen, r, "[tls] setting up TLS (%s, %s, client CA %s): %s", c->tls_certs,
+            c->tls_key, c->mutual_ca_certs, strerror(-r));
     goto fail;
   }
   SSL_CTX_set_verify_depth(s->tls, 8);
-  /* without a PCCS there is nothing to fetch (ratls_http_prefetch_then takes a NULL pool) */
-  if (!str_isempty(c->pccs_url) &&
-      (r = offload_new(base, FETCH_THREADS, FETCH_PENDING, &s->pool)) < 0) {
-    snprintf(err, errlen, "starting the fetch threads: %s", strerror(-r));
+  struct rpc_server_config rc = {
+      .address = c->address,
+      .port = c->port,
+      .tls = s->tls,
+      .http = {.max_body = 64 * 1024,
+               .request_timeout_s = c->request_timeout,
+               .max_conns = c->max_conns,
+               .max_conns_per_source = c->max_conns_per_source,
+               .handshake_timeout_s = c->handshake_timeout_s},
+      .router = &s->api.router,
+      .verifier = t->verifier,
+      .now = server_now,
+      .now_ud = t,
+      /* without a PCCS there is nothing to fetch */
+      .fetch_threads = str_isempty(c->pccs_url) ? 0 : FETCH_THREADS,
+      .fetch_pending = FETCH_PENDING,
+      .pages = {.index = dashboard_page, .index_max = 16 * 1024 * 1024,
+                .health = health_fields, .metrics = metrics_page, .metrics_max = 64 * 1024,
+                .ud = s},
+  };
+  if ((r = rpc_server_new(base, &rc, out, &s->rpc, err, errlen)) < 0)
     goto fail;
-  }
-  if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
-      (r = http_server_route(s->http, "/prpc/", prpc_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/metrics", metrics_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/health", health_handler, s)) < 0 ||
-      (r = http_server_route(s->http, "/", dashboard_handler, s)) < 0) {
-    snprintf(err, errlen, "setting up the HTTP server: %s", strerror(-r));
-    goto fail;
-  }
-  r = http_server_listen_tls(s->http, c->address, c->port, s->tls, &s->port);
-  if (r < 0) {
-    snprintf(err, errlen, "listening on %s:%u: %s", c->address, c->port, strerror(-r));
-    goto fail;
-  }
-  net_listening_print(out, "https", c->address, s->port);
+  s->port = rpc_server_port(s->rpc);
   *ret = s;
   return 0;
 fail:
@@ -288,8 +237,7 @@ fail:
 void tproxy_server_free(struct tproxy_server *s) {
   if (!s)
     return;
-  http_server_free(s->http); /* first: requests waiting for a fetch are cancelled */
-  offload_free(s->pool);     /* before the verifier */
+  rpc_server_free(s->rpc); /* before the verifier */
   if (s->tls)
     SSL_CTX_free(s->tls);
   free(s);

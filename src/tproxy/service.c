@@ -318,31 +318,27 @@ static int m_info(void *ud, struct http_request *req, const ProtobufCMessage *in
   return 0;
 }
 
-void tproxy_api_init(struct tproxy *t, struct tproxy_api *ret) {
-  static prpc_method_fn methods[8];
+int tproxy_api_init(struct tproxy *t, struct tproxy_api *ret, char *err, size_t errlen) {
   const ProtobufCServiceDescriptor *d = &tproxy__tproxy__descriptor;
-  memset(ret, 0, sizeof(*ret));
-  struct {
-    const char *name;
-    prpc_method_fn fn;
-  } tab[] = {
+  static const struct prpc_method_entry entries[] = {
       {"RegisterCvm", m_register_cvm},
       {"List", m_list},
       {"AcmeInfo", m_acme_info},
       {"Info", m_info},
   };
-  for (size_t i = 0; i < ARRAY_SIZE(tab); i++) {
-    int idx = prpc_method_index(d, tab[i].name);
-    if (idx >= 0 && (size_t)idx < ARRAY_SIZE(methods))
-      methods[idx] = tab[i].fn;
-  }
+  memset(ret, 0, sizeof(*ret));
+  int r = prpc_methods_fill(d, entries, ARRAY_SIZE(entries), ret->methods,
+                            ARRAY_SIZE(ret->methods), err, errlen);
+  if (r < 0)
+    return r;
   for (size_t i = 0; i < ARRAY_SIZE(ret->svcs); i++)
     ret->svcs[i] = (struct prpc_service){
         .desc = d,
         .mount = i == 0 ? "/prpc/Tproxy." : "/prpc/",
-        .methods = methods,
-        .n_methods = MIN(d->n_methods, ARRAY_SIZE(methods)),
+        .methods = ret->methods,
+        .n_methods = d->n_methods,
         .ud = t,
     };
   ret->router = (struct prpc_router){.svcs = ret->svcs, .n = ARRAY_SIZE(ret->svcs)};
+  return 0;
 }

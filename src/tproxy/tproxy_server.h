@@ -9,13 +9,12 @@
 #include "tproxy_service.h"
 
 struct event_base;
-struct http_server;
+struct rpc_server;
 
 struct tproxy_server {
   struct tproxy *t;
   struct tproxy_api api;
-  struct http_server *http;
-  struct offload *pool; /* collateral fetches for RegisterCvm, off the loop */
+  struct rpc_server *rpc;
   SSL_CTX *tls;
   uint16_t port;
 };

@@ -589,11 +589,42 @@ static void test_dstack_root(void **state) {
 
 static void test_prpc_error_helper(void **state) {
   (void)state;
-  char *e = strdup("old");
+  char *e = NULL;
   assert_int_equal(prpc_error(&e, -EIO, "x=%d", 5), -EIO);
+  assert_string_equal(e, "x=5");
+  /* the first message, where the failure was decided, is kept */
+  assert_int_equal(prpc_error(&e, -EINVAL, "outer"), -EINVAL);
   assert_string_equal(e, "x=5");
   free(e);
   assert_int_equal(prpc_error(NULL, -EPERM, "ignored"), -EPERM);
+}
+
+static int fake_method(void *ud, struct http_request *req, const ProtobufCMessage *in,
+                       ProtobufCMessage **ret_out, char **ret_error) {
+  (void)ud, (void)req, (void)in, (void)ret_out, (void)ret_error;
+  return 0;
+}
+
+/* A method table that names a method the service lacks, twice, or without a handler is refused
+ * (a daemon then refuses to start), and so is a table too small for the service. */
+static void test_prpc_methods_fill(void **state) {
+  (void)state;
+  const ProtobufCServiceDescriptor *d = &dstack__dstack_guest__descriptor;
+  prpc_method_fn table[16];
+  char err[256];
+  const struct prpc_method_entry ok[] = {{"GetQuote", fake_method}, {"Verify", fake_method}};
+  assert_int_equal(prpc_methods_fill(d, ok, 2, table, 16, err, sizeof(err)), 0);
+  assert_ptr_equal(table[prpc_method_index(d, "GetQuote")], fake_method);
+  assert_ptr_equal(table[8], fake_method);
+  assert_null(table[0]);
+  const struct prpc_method_entry missing[] = {{"GetQuote", fake_method}, {"GetQoute", fake_method}};
+  assert_int_equal(prpc_methods_fill(d, missing, 2, table, 16, err, sizeof(err)), -ENOENT);
+  assert_non_null(strstr(err, "GetQoute"));
+  const struct prpc_method_entry twice[] = {{"GetQuote", fake_method}, {"GetQuote", fake_method}};
+  assert_int_equal(prpc_methods_fill(d, twice, 2, table, 16, err, sizeof(err)), -EEXIST);
+  const struct prpc_method_entry nofn[] = {{"GetQuote", NULL}};
+  assert_int_equal(prpc_methods_fill(d, nofn, 1, table, 16, err, sizeof(err)), -EINVAL);
+  assert_int_equal(prpc_methods_fill(d, ok, 2, table, 4, err, sizeof(err)), -ENOBUFS);
 }
 
 int main(void) {
@@ -603,6 +634,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),        cmocka_unit_test(test_handler_errors),
       cmocka_unit_test(test_empty_and_default), cmocka_unit_test(test_echo_all_types),
       cmocka_unit_test(test_dstack_root),      cmocka_unit_test(test_prpc_error_helper),
+      cmocka_unit_test(test_prpc_methods_fill),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,70 @@
+/* The start-up every daemon shares, so that a daemon's main.c holds only what is its own.
+ *
+ *   daemon_start()  logging identity and DSTACK_LOG, the command line (cli.h), umask 077,
+ *                   SIGPIPE ignored (once, here, in the process that owns it), the
+ *                   configuration: the defaults or --dev DIR's, then -c FILE on top, then the
+ *                   daemon's check; --dump-config prints it and ends; the config's log_level.
+ *   daemon_run()    the event loop until SIGINT/SIGTERM, the signal logged.
+ *
+ * A daemon describes its configuration with struct daemon_config_ops (one struct per daemon,
+ * void * is its config struct) and its command line with struct daemon_def. */
+#pragma once
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/buf.h"
+#include "base/cli.h"
+
+struct daemon_config_ops {
+  /* The defaults. */
+  int (*init)(void *cfg);
+  /* --dev DIR (an absolute path that exists): the defaults for dev mode, with what DIR holds
+   * (DIR/<daemon>.toml) or creates. err says what failed. */
+  int (*init_dev)(void *cfg, const char *dev_dir, char *err, size_t errlen);
+  /* -c FILE on top of what cfg holds. err says what failed (and names the file). */
+  int (*apply_file)(void *cfg, const char *path, char *err, size_t errlen);
+  /* The whole configuration is usable; err says what is not. */
+  int (*check)(void *cfg, char *err, size_t errlen);
+  /* --dump-config: TOML that loads back (secrets not shown). */
+  int (*dump)(const void *cfg, struct buf *out);
+  void (*free)(void *cfg);
+  /* The configured log level name ("" or NULL: keep DSTACK_LOG's or the default). */
+  const char *(*log_level)(const void *cfg);
+};
+
+struct daemon_def {
+  const char *ident; /* "kms": log identity and message prefix */
+  void (*usage)(FILE *f);
+  const struct cli_opt *extra; /* the daemon's own options (at most CLI_EXTRA_MAX) */
+  size_t n_extra;
+  const struct daemon_config_ops *config;
+};
+
+struct daemon_args {
+  const char *config_file; /* -c FILE, or NULL */
+  char *dev_dir;           /* --dev DIR made absolute (created 0700 when absent), or NULL */
+  bool check;              /* --check-config: the daemon checks what only it can, then exits */
+};
+
+/* daemon_start's "go on" result; any other result is the process's exit status. */
+#define DAEMON_CONTINUE (-1)
+
+/* Runs the shared start-up into cfg. DAEMON_CONTINUE: cfg is loaded and checked, *ret filled
+ * (free it with daemon_args_free; free cfg with the daemon's free). Otherwise the exit status
+ * to return from main, with the reason on stderr and cfg already freed: 0 after --help or
+ * --dump-config, CLI_EXIT_USAGE for a bad command line, CLI_EXIT_CONFIG for a configuration
+ * that cannot be used, 1 for other failures. */
+int daemon_start(const struct daemon_def *d, int argc, char **argv, void *cfg,
+                 struct daemon_args *ret);
+void daemon_args_free(struct daemon_args *a);
+/* After a configuration error found past daemon_start (a missing key file, say): when neither
+ * -c nor --dev was given, tells the user on stderr that the defaults were used and what to
+ * pass instead. */
+void daemon_config_hint(const char *ident, const struct daemon_args *a);
+
+/* Dispatches base until SIGINT or SIGTERM (the signal is logged at info) or until it runs out
+ * of events. 0, or 1 after "IDENT: cannot install signal handlers" on stderr. */
+int daemon_run(const char *ident, struct event_base *base);
