@@ -78,8 +78,7 @@ static int read_file(const char *dir, const char *name, size_t max, struct buf *
 
 /* Small fixed-size files, some secret: the buffer is wiped either way. */
 static int read_exact(const char *dir, const char *name, uint8_t *out, size_t len) {
-  _cleanup_buf_ struct buf b;
-  buf_init_secret(&b, len);
+  _cleanup_buf_ struct buf b = BUF_INIT_SECRET(len);
   int r = read_file(dir, name, len, &b);
   if (r < 0)
     return r;

@@ -31,23 +31,27 @@ void buf_reset(struct buf *b) {
   b->len = 0;
 }
 
+/* Largest allocation asked for: malloc cannot give more than PTRDIFF_MAX bytes, and sizes up to
+ * it leave room for the arithmetic below. */
+#define BUF_ALLOC_MAX ((size_t)PTRDIFF_MAX)
+
 int buf_reserve(struct buf *b, size_t extra) {
   size_t need;
-  /* one spare byte so buf_terminate never has to grow past the cap */
   if (!size_add(b->len, extra, &need) || need > b->max)
     return -ENOBUFS;
-  if (need + 1 <= b->alloc)
+  /* one spare byte so buf_terminate never has to grow past the cap */
+  if (need < b->alloc)
     return 0;
+  if (need >= BUF_ALLOC_MAX)
+    return -ENOMEM;
+  /* want <= limit: need <= max and need < BUF_ALLOC_MAX; max + 1 cannot overflow below it */
+  size_t want = need + 1;
+  size_t limit = b->max < BUF_ALLOC_MAX ? b->max + 1 : BUF_ALLOC_MAX;
   size_t n = b->alloc ? b->alloc : 64;
-  while (n < need + 1) {
-    if (n > SIZE_MAX / 2) {
-      n = need + 1;
-      break;
-    }
-    n *= 2;
-  }
-  if (n > b->max + 1)
-    n = b->max + 1;
+  while (n < want)
+    n = n > limit / 2 ? limit : n * 2;
+  if (n > limit)
+    n = limit;
   uint8_t *p;
   if (b->secret) {
     /* never leave a stale copy of a secret behind in freed memory */

@@ -19,6 +19,10 @@ struct slice {
 #define SLICE(p, n) ((struct slice){.ptr = (const uint8_t *)(p), .len = (n)})
 #define SLICE_STR(s) ((struct slice){.ptr = (const uint8_t *)(s), .len = strlen(s)})
 
+/* The cap is part of the buffer: a zeroed struct buf (or BUF_INIT(0)) is a valid, empty buffer
+ * with cap 0, so it can never hold a byte (appends are -ENOBUFS; buf_terminate works). Nothing
+ * replaces a cap of 0 with another: give every buffer its cap when it is declared. A cap of
+ * SIZE_MAX means "only memory limits this buffer" (allocations above PTRDIFF_MAX are -ENOMEM). */
 struct buf {
   uint8_t *data;
   size_t len;
@@ -33,6 +37,9 @@ struct buf {
 #define BUF_MAX_FILE ((size_t)64 * 1024 * 1024)
 
 #define BUF_INIT(cap) ((struct buf){.max = (cap)})
+/* A buffer for key material: its bytes are wiped when freed, reset or moved by growth, and
+ * when fd_read_all() fails into it. */
+#define BUF_INIT_SECRET(cap) ((struct buf){.max = (cap), .secret = true})
 
 void buf_init(struct buf *b, size_t max);
 void buf_init_secret(struct buf *b, size_t max);
@@ -40,6 +47,7 @@ void buf_init_secret(struct buf *b, size_t max);
 void buf_free(struct buf *b);
 /* Keeps the allocation, drops the content (wiped when secret). */
 void buf_reset(struct buf *b);
+/* Room for extra more bytes (and a NUL after them): -ENOBUFS past the cap, -ENOMEM. */
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);

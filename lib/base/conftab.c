@@ -17,10 +17,23 @@ static const void *cfield(const void *obj, const struct conftab_opt *o) {
 }
 
 static bool owns_str(enum conftab_type t) {
-  return t == CONFTAB_STR || t == CONFTAB_TRIBOOL;
+  return t == CONFTAB_T_STR || t == CONFTAB_T_TRIBOOL;
 }
 static bool is_list(enum conftab_type t) {
-  return t == CONFTAB_STRV || t == CONFTAB_HEXV;
+  return t == CONFTAB_T_STRV || t == CONFTAB_T_HEXV;
+}
+
+static void str_wipe_free(char *s) {
+  if (s) {
+    secure_wipe(s, strlen(s));
+    free(s);
+  }
+}
+
+static void strv_wipe_free(char **l) {
+  for (size_t i = 0; l && l[i]; i++)
+    secure_wipe(l[i], strlen(l[i]));
+  strv_free(l);
 }
 
 int conftab_error(char *err, size_t errlen, const char *fmt, ...) {
@@ -33,11 +46,12 @@ int conftab_error(char *err, size_t errlen, const char *fmt, ...) {
   return -EINVAL;
 }
 
+/* The helpers do not know whether dst is a secret: the value replaced is wiped either way. */
 int conftab_set_str(char **dst, const char *v) {
   char *n = strdup(v);
   if (!n)
     return -ENOMEM;
-  free(*dst);
+  str_wipe_free(*dst);
   *dst = n;
   return 0;
 }
@@ -45,51 +59,186 @@ int conftab_set_str(char **dst, const char *v) {
 int conftab_set_strv(char ***dst, char **l) {
   if (!l && (l = calloc(1, sizeof(char *))) == NULL)
     return -ENOMEM;
-  strv_free(*dst);
+  strv_wipe_free(*dst);
   *dst = l;
   return 0;
 }
 
+/* Frees an owned value (wiped first when the option is a secret) and sets it to NULL. */
+static void opt_clear(const struct conftab_opt *o, void *obj) {
+  void *f = field(obj, o);
+  if (owns_str(o->type)) {
+    char **s = f;
+    if (o->secret)
+      str_wipe_free(*s);
+    else
+      free(*s);
+    *s = NULL;
+  } else if (is_list(o->type)) {
+    char ***l = f;
+    if (o->secret)
+      strv_wipe_free(*l);
+    else
+      strv_free(*l);
+    *l = NULL;
+  }
+}
+
+static int opt_set_str(const struct conftab_opt *o, void *obj, const char *v) {
+  char *n = strdup(v);
+  if (!n)
+    return -ENOMEM;
+  opt_clear(o, obj);
+  *(char **)field(obj, o) = n;
+  return 0;
+}
+
+/* Takes l (NULL = an empty list). */
+static int opt_set_strv(const struct conftab_opt *o, void *obj, char **l) {
+  if (!l && (l = calloc(1, sizeof(char *))) == NULL)
+    return -ENOMEM;
+  opt_clear(o, obj);
+  *(char ***)field(obj, o) = l;
+  return 0;
+}
+
+/* One item of a CONFTAB_T_HEXV list: lowercased copy without 0x in *ret. */
+static int hex_item(const struct conftab_opt *o, const char *s, char **ret) {
+  if (str_startswith(s, "0x") || str_startswith(s, "0X"))
+    s += 2;
+  size_t n = strlen(s);
+  if (n == 0 || n % 2 || (o->hexlen && n != 2 * o->hexlen) || (!o->hexlen && n > 128))
+    return -EINVAL;
+  for (const char *p = s; *p; p++)
+    if (!strchr("0123456789abcdefABCDEF", *p))
+      return -EINVAL;
+  char *c = strdup(s);
+  if (!c)
+    return -ENOMEM;
+  *ret = str_ascii_lower(c);
+  return 0;
+}
+
+static uint64_t num_max(enum conftab_type t) {
+  switch (t) {
+  case CONFTAB_T_BOOL:
+    return 1;
+  case CONFTAB_T_U16:
+    return UINT16_MAX;
+  case CONFTAB_T_U32:
+    return UINT32_MAX;
+  case CONFTAB_T_SIZE:
+    return INT64_MAX; /* so that the dump is a TOML integer that reads back */
+  default:
+    return 0;
+  }
+}
+
+/* Sets one option to its default; a default its type cannot hold is -EINVAL. */
 static int set_default(void *obj, const struct conftab_opt *o) {
   void *f = field(obj, o);
   const char *def = o->def ? o->def : "";
-  uint64_t v;
   switch (o->type) {
-  case CONFTAB_STR:
-  case CONFTAB_TRIBOOL:
-    return conftab_set_str((char **)f, def);
-  case CONFTAB_BOOL:
-    *(bool *)f = str_eq(def, "true");
-    return 0;
-  case CONFTAB_U16:
-  case CONFTAB_U32:
-    if (str_to_u64(def, &v) < 0 || v > (o->type == CONFTAB_U16 ? UINT16_MAX : UINT32_MAX))
+  case CONFTAB_T_STR:
+    return opt_set_str(o, obj, def);
+  case CONFTAB_T_TRIBOOL:
+    if (!str_isempty(def) && !str_eq(def, "true") && !str_eq(def, "false"))
       return -EINVAL;
-    if (o->type == CONFTAB_U16)
-      *(uint16_t *)f = (uint16_t)v;
+    return opt_set_str(o, obj, def);
+  case CONFTAB_T_BOOL:
+  case CONFTAB_T_U16:
+  case CONFTAB_T_U32:
+  case CONFTAB_T_SIZE:
+    if (o->def_num > num_max(o->type))
+      return -EINVAL;
+    if (o->type == CONFTAB_T_BOOL)
+      *(bool *)f = o->def_num != 0;
+    else if (o->type == CONFTAB_T_U16)
+      *(uint16_t *)f = (uint16_t)o->def_num;
+    else if (o->type == CONFTAB_T_U32)
+      *(uint32_t *)f = (uint32_t)o->def_num;
     else
-      *(uint32_t *)f = (uint32_t)v;
+      *(uint64_t *)f = o->def_num;
     return 0;
-  case CONFTAB_SIZE:
-    if (str_to_u64(def, &v) < 0 || v > INT64_MAX)
-      return -EINVAL;
-    *(uint64_t *)f = v;
-    return 0;
-  case CONFTAB_STRV:
-  case CONFTAB_HEXV: {
-    char **l = NULL;
+  case CONFTAB_T_STRV:
+  case CONFTAB_T_HEXV: {
+    _cleanup_strv_free_ char **l = NULL;
     int r = str_split(def, ",", true, &l);
     if (r < 0)
       return r;
-    return conftab_set_strv((char ***)f, l);
+    for (size_t k = 0; o->type == CONFTAB_T_HEXV && l && l[k]; k++) {
+      char *h = NULL;
+      if ((r = hex_item(o, l[k], &h)) < 0)
+        return r;
+      free(l[k]);
+      l[k] = h;
+    }
+    return opt_set_strv(o, obj, TAKE_PTR(l));
   }
   }
   return -EINVAL;
 }
 
-int conftab_defaults(const struct conftab *t, void *obj) {
+/* s names a table (or is "") whose path components are all non-empty. */
+static bool section_valid(const char *s) {
+  if (!s)
+    return false;
+  if (!*s)
+    return true;
+  for (const char *p = s;; p++) {
+    const char *dot = strchr(p, '.');
+    if (dot == p || *p == '\0')
+      return false;
+    if (!dot)
+      return true;
+    p = dot;
+  }
+}
+
+/* Table sec is the table "<parent>.<key>" (or "<key>" at the top level) or one below it. */
+static bool table_is_under(const char *sec, const char *parent, const char *key) {
+  size_t pn = strlen(parent), kn = strlen(key);
+  if (pn) {
+    if (strncmp(sec, parent, pn) != 0 || sec[pn] != '.')
+      return false;
+    sec += pn + 1;
+  }
+  return strncmp(sec, key, kn) == 0 && (sec[kn] == '\0' || sec[kn] == '.');
+}
+
+/* The shape conftab_dump() needs to write TOML that loads back (see the header). */
+static int table_check(const struct conftab *t) {
   for (size_t i = 0; i < t->n_opts; i++) {
-    int r = set_default(obj, &t->opts[i]);
+    const struct conftab_opt *o = &t->opts[i];
+    if (!section_valid(o->section) || str_isempty(o->key) || o->type > CONFTAB_T_HEXV ||
+        (o->type == CONFTAB_T_HEXV && o->hexlen > 64))
+      return -EINVAL;
+    if (i > 0 && !str_eq(o->section, t->opts[i - 1].section)) {
+      /* a new run: its table (the top level included, where every table starts) is not left
+       * behind already */
+      if (!o->section[0])
+        return -EINVAL;
+      for (size_t j = 0; j + 1 < i; j++)
+        if (str_eq(t->opts[j].section, o->section))
+          return -EINVAL;
+    }
+    for (size_t j = 0; j < t->n_opts; j++) {
+      if (j < i && ((str_eq(t->opts[j].section, o->section) && str_eq(t->opts[j].key, o->key)) ||
+                    t->opts[j].offset == o->offset))
+        return -EINVAL; /* a key or a field twice */
+      if (table_is_under(t->opts[j].section, o->section, o->key))
+        return -EINVAL; /* a key that is also a table */
+    }
+  }
+  return 0;
+}
+
+int conftab_defaults(const struct conftab *t, void *obj) {
+  int r = table_check(t);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < t->n_opts; i++) {
+    r = set_default(obj, &t->opts[i]);
     if (r < 0)
       return r;
   }
@@ -99,16 +248,8 @@ int conftab_defaults(const struct conftab *t, void *obj) {
 void conftab_free(const struct conftab *t, void *obj) {
   if (!obj)
     return;
-  for (size_t i = 0; i < t->n_opts; i++) {
-    void *f = field(obj, &t->opts[i]);
-    if (owns_str(t->opts[i].type)) {
-      free(*(char **)f);
-      *(char **)f = NULL;
-    } else if (is_list(t->opts[i].type)) {
-      strv_free(*(char ***)f);
-      *(char ***)f = NULL;
-    }
-  }
+  for (size_t i = 0; i < t->n_opts; i++)
+    opt_clear(&t->opts[i], obj);
 }
 
 /* Loading state: where errors go and how their position is written. */
@@ -171,23 +312,6 @@ static const char *where(const struct conftab_opt *o, char *buf, size_t n) {
   return buf;
 }
 
-/* One item of a CONFTAB_HEXV list: lowercased copy without 0x in *ret. */
-static int hex_item(const struct conftab_opt *o, const char *s, char **ret) {
-  if (str_startswith(s, "0x") || str_startswith(s, "0X"))
-    s += 2;
-  size_t n = strlen(s);
-  if (n == 0 || n % 2 || (o->hexlen && n != 2 * o->hexlen) || (!o->hexlen && n > 128))
-    return -EINVAL;
-  for (const char *p = s; *p; p++)
-    if (!strchr("0123456789abcdefABCDEF", *p))
-      return -EINVAL;
-  char *c = strdup(s);
-  if (!c)
-    return -ENOMEM;
-  *ret = str_ascii_lower(c);
-  return 0;
-}
-
 static int apply_list(const struct load *l, const struct conftab_opt *o,
                       const struct toml_value *v) {
   char w[160];
@@ -201,7 +325,7 @@ static int apply_list(const struct load *l, const struct conftab_opt *o,
     if (toml_value_string(item, &s, &slen) < 0 || strlen(s) != slen)
       return fail_at(l, item, "%s: expected an array of strings", where(o, w, sizeof(w)));
     int r;
-    if (o->type == CONFTAB_HEXV) {
+    if (o->type == CONFTAB_T_HEXV) {
       char *h = NULL;
       r = hex_item(o, s, &h);
       if (r == -EINVAL) {
@@ -219,7 +343,7 @@ static int apply_list(const struct load *l, const struct conftab_opt *o,
     if (r < 0)
       return r;
   }
-  return conftab_set_strv((char ***)field(l->obj, o), TAKE_PTR(list));
+  return opt_set_strv(o, l->obj, TAKE_PTR(list));
 }
 
 static int apply_value(const struct load *l, const struct conftab_opt *o,
@@ -231,31 +355,31 @@ static int apply_value(const struct load *l, const struct conftab_opt *o,
   const char *s;
   size_t slen;
   switch (o->type) {
-  case CONFTAB_STR:
+  case CONFTAB_T_STR:
     if (toml_value_string(v, &s, &slen) < 0 || strlen(s) != slen)
       return fail_at(l, v, "%s: expected a string", where(o, w, sizeof(w)));
-    return conftab_set_str((char **)f, s);
-  case CONFTAB_BOOL:
+    return opt_set_str(o, l->obj, s);
+  case CONFTAB_T_BOOL:
     if (toml_value_bool(v, (bool *)f) < 0)
       return fail_at(l, v, "%s: expected a boolean", where(o, w, sizeof(w)));
     return 0;
-  case CONFTAB_TRIBOOL:
+  case CONFTAB_T_TRIBOOL:
     if (toml_value_bool(v, &b) < 0)
       return fail_at(l, v, "%s: expected a boolean", where(o, w, sizeof(w)));
-    return conftab_set_str((char **)f, b ? "true" : "false");
-  case CONFTAB_U16:
-  case CONFTAB_U32: {
-    uint64_t max = o->type == CONFTAB_U32 ? UINT32_MAX : UINT16_MAX;
+    return opt_set_str(o, l->obj, b ? "true" : "false");
+  case CONFTAB_T_U16:
+  case CONFTAB_T_U32: {
+    uint64_t max = o->type == CONFTAB_T_U32 ? UINT32_MAX : UINT16_MAX;
     if (toml_value_int(v, &i) < 0 || i < 0 || (uint64_t)i > max)
       return fail_at(l, v, "%s: expected an integer 0..%llu", where(o, w, sizeof(w)),
                      (unsigned long long)max);
-    if (o->type == CONFTAB_U32)
+    if (o->type == CONFTAB_T_U32)
       *(uint32_t *)f = (uint32_t)i;
     else
       *(uint16_t *)f = (uint16_t)i;
     return 0;
   }
-  case CONFTAB_SIZE: {
+  case CONFTAB_T_SIZE: {
     if (toml_value_int(v, &i) == 0) {
       if (i < 0)
         return fail_at(l, v, "%s: negative size", where(o, w, sizeof(w)));
@@ -271,8 +395,8 @@ static int apply_value(const struct load *l, const struct conftab_opt *o,
     }
     return fail_at(l, v, "%s: expected a size (bytes, or \"10MiB\")", where(o, w, sizeof(w)));
   }
-  case CONFTAB_STRV:
-  case CONFTAB_HEXV:
+  case CONFTAB_T_STRV:
+  case CONFTAB_T_HEXV:
     return apply_list(l, o, v);
   }
   return -EINVAL;
@@ -366,22 +490,22 @@ static int dump_section_header(struct buf *out, const char *section, bool first)
 
 static int dump_value(const struct conftab_opt *o, const void *f, struct buf *out) {
   switch (o->type) {
-  case CONFTAB_STR: {
+  case CONFTAB_T_STR: {
     const char *s = *(char *const *)f;
     return toml_append_string(out, s ? s : "");
   }
-  case CONFTAB_TRIBOOL:
+  case CONFTAB_T_TRIBOOL:
     return buf_append_str(out, str_eq(*(char *const *)f, "true") ? "true" : "false");
-  case CONFTAB_BOOL:
+  case CONFTAB_T_BOOL:
     return buf_append_str(out, *(const bool *)f ? "true" : "false");
-  case CONFTAB_U16:
+  case CONFTAB_T_U16:
     return buf_printf(out, "%u", (unsigned)*(const uint16_t *)f);
-  case CONFTAB_U32:
+  case CONFTAB_T_U32:
     return buf_printf(out, "%u", *(const uint32_t *)f);
-  case CONFTAB_SIZE:
+  case CONFTAB_T_SIZE:
     return buf_printf(out, "%llu", (unsigned long long)*(const uint64_t *)f);
-  case CONFTAB_STRV:
-  case CONFTAB_HEXV: {
+  case CONFTAB_T_STRV:
+  case CONFTAB_T_HEXV: {
     char *const *l = *(char **const *)f;
     int r = buf_append_u8(out, '[');
     for (size_t k = 0; r >= 0 && l && l[k]; k++) {
@@ -398,29 +522,62 @@ static int dump_value(const struct conftab_opt *o, const void *f, struct buf *ou
   return -EINVAL;
 }
 
-int conftab_dump(const struct conftab *t, const void *obj, struct buf *out) {
+/* Whether a secret option holds something to hide. */
+static bool secret_is_set(const struct conftab_opt *o, const void *f) {
+  if (owns_str(o->type))
+    return !str_isempty(*(char *const *)f);
+  if (is_list(o->type)) {
+    char *const *l = *(char **const *)f;
+    return l && l[0];
+  }
+  return true;
+}
+
+static int dump_opt(const struct conftab_opt *o, const void *f, unsigned flags, struct buf *out) {
+  int r;
+  if (o->type == CONFTAB_T_TRIBOOL && str_isempty(*(char *const *)f))
+    return buf_printf(out, "# %s: unset%s%s\n", o->key, o->note ? ", " : "",
+                      o->note ? o->note : "");
+  if (o->secret && !(flags & CONFTAB_DUMP_SECRETS) && secret_is_set(o, f)) {
+    /* a comment, so that the dump still loads (to the default) */
+    r = buf_append_str(out, "# ");
+    if (r >= 0)
+      r = toml_append_key(out, o->key);
+    if (r >= 0)
+      r = buf_append_str(out, " = " CONFTAB_SECRET_HIDDEN "\n");
+    return r;
+  }
+  r = toml_append_key(out, o->key);
+  if (r >= 0)
+    r = buf_append_str(out, " = ");
+  if (r >= 0)
+    r = dump_value(o, f, out);
+  if (r >= 0)
+    r = buf_append_u8(out, '\n');
+  return r;
+}
+
+int conftab_dump(const struct conftab *t, const void *obj, unsigned flags, struct buf *out) {
+  /* secrets only go to a buffer that wipes them */
+  if ((flags & CONFTAB_DUMP_SECRETS) && !out->secret)
+    return -EINVAL;
   const char *cur = "";
+  size_t start = out->len;
   int r = 0;
   for (size_t i = 0; i < t->n_opts && r >= 0; i++) {
     const struct conftab_opt *o = &t->opts[i];
-    const void *f = cfield(obj, o);
     if (!str_eq(cur, o->section)) {
       r = dump_section_header(out, o->section, i == 0);
       cur = o->section;
-      if (r < 0)
-        break;
     }
-    if (o->type == CONFTAB_TRIBOOL && str_isempty(*(char *const *)f)) {
-      r = buf_printf(out, "# %s: unset%s%s\n", o->key, o->note ? ", " : "", o->note ? o->note : "");
-      continue;
-    }
-    r = toml_append_key(out, o->key);
     if (r >= 0)
-      r = buf_append_str(out, " = ");
-    if (r >= 0)
-      r = dump_value(o, f, out);
-    if (r >= 0)
-      r = buf_append_u8(out, '\n');
+      r = dump_opt(o, cfield(obj, o), flags, out);
   }
-  return r < 0 ? r : 0;
+  if (r < 0) {
+    if (out->secret && out->data)
+      secure_wipe(out->data + start, out->len - start);
+    out->len = start;
+    return r;
+  }
+  return 0;
 }

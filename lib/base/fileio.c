@@ -11,8 +11,6 @@
 #include <unistd.h>
 
 int fd_read_all(int fd, size_t max, struct buf *out) {
-  if (out->max == 0)
-    out->max = max;
   size_t start = out->len;
   int r;
   for (;;) {
@@ -58,7 +56,7 @@ int fd_read_all(int fd, size_t max, struct buf *out) {
     }
   }
 fail:
-  if (out->secret)
+  if (out->secret && out->data)
     secure_wipe(out->data + start, out->len - start);
   out->len = start;
   return r;

@@ -8,8 +8,9 @@
 #include "base/buf.h"
 
 /* Reads everything from fd up to EOF and appends it to out. Retries EINTR.
- * -EFBIG when the data is longer than max; -ENOBUFS when out's own cap is hit first.
- * When out->max is 0 it is set to max. On error out keeps its previous length. */
+ * -EFBIG when the data is longer than max; -ENOBUFS when out's own cap is hit first (a zeroed
+ * buffer has cap 0: it takes empty input only). On error out keeps its previous length, and
+ * the bytes read are wiped when out is a secret buffer. */
 int fd_read_all(int fd, size_t max, struct buf *out);
 /* Same for a file; "-" reads standard input. Regular files larger than max fail early. */
 int file_read_all(const char *path, size_t max, struct buf *out);

@@ -90,6 +90,8 @@ void toml_free(struct toml_value *v) {
     return;
   switch (v->type) {
   case TOML_STRING:
+    /* values may be secrets (a key in a config file) */
+    secure_wipe(v->u.str.s, v->u.str.len);
     free(v->u.str.s);
     break;
   case TOML_TABLE:
@@ -921,7 +923,7 @@ static int parse_value(struct parser *p, unsigned depth, struct toml_value **ret
   switch (c) {
   case '"':
   case '\'': {
-    struct buf b = BUF_INIT(p->len + 1);
+    struct buf b = BUF_INIT_SECRET(p->len + 1); /* the value may be a secret */
     r = parse_string(p, true, &b);
     if (r >= 0)
       r = new_value(p, at, TOML_STRING, depth, &v);
@@ -1194,7 +1196,8 @@ fail:
 }
 
 int toml_parse_file(const char *path, struct toml_value **ret_root, struct toml_error *err) {
-  _cleanup_buf_ struct buf b = BUF_INIT(TOML_MAX_INPUT);
+  /* a config file may hold secrets */
+  _cleanup_buf_ struct buf b = BUF_INIT_SECRET(TOML_MAX_INPUT);
   int r = file_read_all(path, TOML_MAX_INPUT, &b);
   if (r < 0) {
     if (err) {
@@ -1467,10 +1470,19 @@ int toml_append_string(struct buf *out, const char *s) {
       r = buf_append_str(out, "\\r");
       break;
     default:
-      if (*c < 0x20 || *c == 0x7f)
+      if (*c < 0x20 || *c == 0x7f) {
         r = buf_printf(out, "\\u%04X", *c);
-      else
+      } else if (*c < 0x80) {
         r = buf_append_u8(out, *c);
+      } else {
+        /* TOML text is UTF-8: anything else would not read back */
+        size_t n = utf8_len(c, strlen((const char *)c));
+        if (n == 0)
+          r = -EILSEQ;
+        else
+          r = buf_append(out, c, n);
+        c += n ? n - 1 : 0;
+      }
     }
   }
   if (r >= 0)

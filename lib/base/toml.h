@@ -93,6 +93,7 @@ const struct toml_value *toml_table_value_at(const struct toml_value *v, size_t 
 int toml_table_check_keys(const struct toml_value *t, const char *const *allowed,
                           const char **ret_key);
 
-/* Writers for --dump-config: a quoted TOML basic string, and a key (bare when possible). */
+/* Writers for --dump-config: a quoted TOML basic string, and a key (bare when possible).
+ * A string that is not valid UTF-8 cannot be written as TOML: -EILSEQ (out unchanged). */
 int toml_append_string(struct buf *out, const char *s);
 int toml_append_key(struct buf *out, const char *key);

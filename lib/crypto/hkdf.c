@@ -106,8 +106,7 @@ int kdf_derive_key(const uint8_t *ikm, size_t ikm_len, const struct slice *ctx, 
   if ((!ctx && n_ctx) || !out)
     return -EINVAL;
 
-  _cleanup_buf_ struct buf info;
-  buf_init_secret(&info, KDF_INFO_MAX);
+  _cleanup_buf_ struct buf info = BUF_INIT_SECRET(KDF_INFO_MAX);
   for (size_t i = 0; i < n_ctx; i++) {
     if (!ctx[i].ptr && ctx[i].len)
       return -EINVAL;
@@ -140,8 +139,7 @@ int kdf_derive_dh_secret(const uint8_t *ikm, size_t ikm_len, const struct slice 
   int r = kdf_derive_p256_key(ikm, ikm_len, ctx, n_ctx, &k);
   if (r < 0)
     return r;
-  _cleanup_buf_ struct buf der;
-  buf_init_secret(&der, 4096);
+  _cleanup_buf_ struct buf der = BUF_INIT_SECRET(4096);
   r = key_to_pkcs8_der(k, &der);
   if (r < 0)
     return r;

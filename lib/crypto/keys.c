@@ -388,8 +388,7 @@ static int pem_armour(const char *label, const uint8_t *der, size_t len, struct 
 int key_to_pkcs8_pem(EVP_PKEY *k, struct buf *out) {
   if (!k || !out)
     return -EINVAL;
-  _cleanup_buf_ struct buf der;
-  buf_init_secret(&der, 8192);
+  _cleanup_buf_ struct buf der = BUF_INIT_SECRET(8192);
   int r = key_to_pkcs8_der(k, &der);
   if (r < 0)
     return r;

@@ -10,57 +10,60 @@
 #include "base/hex.h"
 #include "base/str.h"
 
-#define O(field) offsetof(struct kms_config, field)
+#define CFG struct kms_config
 
 #define POLICY_OPTS(sec, p)                                                                        \
-  {sec, "allow_all", CONFTAB_BOOL, O(p.allow_all), "false", 0, NULL},                              \
-      {sec, "mrtd", CONFTAB_HEXV, O(p.mrtd), "", 48, NULL},                                        \
-      {sec, "rtmr0", CONFTAB_HEXV, O(p.rtmr0), "", 48, NULL},                                      \
-      {sec, "rtmr1", CONFTAB_HEXV, O(p.rtmr1), "", 48, NULL},                                      \
-      {sec, "rtmr2", CONFTAB_HEXV, O(p.rtmr2), "", 48, NULL},                                      \
-      {sec, "compose_hashes", CONFTAB_HEXV, O(p.compose_hashes), "", 32, NULL},                    \
-      {sec, "app_ids", CONFTAB_HEXV, O(p.app_ids), "", 0, NULL},                                   \
-      {sec, "tcb_statuses", CONFTAB_STRV, O(p.tcb_statuses), "UpToDate", 0, NULL},                 \
-      {sec, "out_of_date_grace_days", CONFTAB_U32, O(p.out_of_date_grace_days), "0", 0, NULL},     \
-      {sec, "allow_simulator", CONFTAB_BOOL, O(p.allow_simulator), "false", 0, NULL}
+  CONFTAB_BOOL(CFG, sec, "allow_all", p.allow_all, false),                                         \
+      CONFTAB_HEXV(CFG, sec, "mrtd", p.mrtd, "", 48),                                              \
+      CONFTAB_HEXV(CFG, sec, "rtmr0", p.rtmr0, "", 48),                                            \
+      CONFTAB_HEXV(CFG, sec, "rtmr1", p.rtmr1, "", 48),                                            \
+      CONFTAB_HEXV(CFG, sec, "rtmr2", p.rtmr2, "", 48),                                            \
+      CONFTAB_HEXV(CFG, sec, "compose_hashes", p.compose_hashes, "", 32),                          \
+      CONFTAB_HEXV(CFG, sec, "app_ids", p.app_ids, "", 0),                                         \
+      CONFTAB_STRV(CFG, sec, "tcb_statuses", p.tcb_statuses, "UpToDate"),                          \
+      CONFTAB_U32(CFG, sec, "out_of_date_grace_days", p.out_of_date_grace_days, 0),                \
+      CONFTAB_BOOL(CFG, sec, "allow_simulator", p.allow_simulator, false)
 
 #define CERTS "/etc/kms/certs/"
 
 static const struct conftab_opt opts[] = {
-    {"", "address", CONFTAB_STR, O(address), "0.0.0.0", 0, NULL},
-    {"", "port", CONFTAB_U16, O(port), "8043", 0, NULL},
-    {"", "log_level", CONFTAB_STR, O(log_level), "normal", 0, NULL},
-    {"", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
-    {"", "max_conns_per_source", CONFTAB_U32, O(max_conns_per_source), "128", 0, NULL},
-    {"", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
-    {"", "handshake_timeout", CONFTAB_U32, O(handshake_timeout), "5", 0, NULL},
-    {"tls", "key", CONFTAB_STR, O(tls_key), CERTS "rpc.key", 0, NULL},
-    {"tls", "certs", CONFTAB_STR, O(tls_certs), CERTS "rpc.crt", 0, NULL},
-    {"tls", "ra_tls", CONFTAB_BOOL, O(tls_ra), "false", 0, NULL},
-    {"tls", "alt_names", CONFTAB_STRV, O(tls_alt_names), "", 0, NULL},
-    {"tls.mutual", "ca_certs", CONFTAB_STR, O(mutual_ca_certs), CERTS "tmp-ca.cert", 0, NULL},
-    {"tls.mutual", "mandatory", CONFTAB_BOOL, O(mutual_mandatory), "false", 0, NULL},
-    {"core", "root_ca_cert", CONFTAB_STR, O(root_ca_cert), CERTS "root-ca.cert", 0, NULL},
-    {"core", "root_ca_key", CONFTAB_STR, O(root_ca_key), CERTS "root-ca.key", 0, NULL},
-    {"core", "k256_key", CONFTAB_STR, O(k256_key), CERTS "root-k256.key", 0, NULL},
-    {"core", "tmp_ca_cert", CONFTAB_STR, O(tmp_ca_cert), CERTS "tmp-ca.cert", 0, NULL},
-    {"core", "tmp_ca_key", CONFTAB_STR, O(tmp_ca_key), CERTS "tmp-ca.key", 0, NULL},
-    {"core", "subject_postfix", CONFTAB_STR, O(subject_postfix), ".local", 0, NULL},
-    {"core", "gateway_app_id", CONFTAB_STR, O(gateway_app_id), "", 0, NULL},
-    {"core", "tee", CONFTAB_STR, O(tee), "", 0, NULL},
-    {"core", "sim_dir", CONFTAB_STR, O(sim_dir), "", 0, NULL},
-    {"core", "dev", CONFTAB_BOOL, O(dev), "false", 0, NULL},
-    {"core.quote", "pccs_url", CONFTAB_STR, O(pccs_url), "", 0, NULL},
-    {"core.quote", "cache_dir", CONFTAB_STR, O(cache_dir), "", 0, NULL},
-    {"core.quote", "simulator_dir", CONFTAB_STR, O(simulator_dir), "", 0, NULL},
-    {"core.quote", "allow_seed_event_log", CONFTAB_BOOL, O(allow_seed_event_log), "false", 0,
-     NULL},
+    CONFTAB_STR(CFG, "", "address", address, "0.0.0.0"),
+    CONFTAB_U16(CFG, "", "port", port, 8043),
+    CONFTAB_STR(CFG, "", "log_level", log_level, "normal"),
+    CONFTAB_U32(CFG, "", "max_conns", max_conns, 1024),
+    CONFTAB_U32(CFG, "", "max_conns_per_source", max_conns_per_source, 128),
+    CONFTAB_U32(CFG, "", "request_timeout", request_timeout, 30),
+    CONFTAB_U32(CFG, "", "handshake_timeout", handshake_timeout, 5),
+    CONFTAB_STR(CFG, "tls", "key", tls_key, CERTS "rpc.key"),
+    CONFTAB_STR(CFG, "tls", "certs", tls_certs, CERTS "rpc.crt"),
+    CONFTAB_BOOL(CFG, "tls", "ra_tls", tls_ra, false),
+    CONFTAB_STRV(CFG, "tls", "alt_names", tls_alt_names, ""),
+    CONFTAB_STR(CFG, "tls.mutual", "ca_certs", mutual_ca_certs, CERTS "tmp-ca.cert"),
+    CONFTAB_BOOL(CFG, "tls.mutual", "mandatory", mutual_mandatory, false),
+    CONFTAB_STR(CFG, "core", "root_ca_cert", root_ca_cert, CERTS "root-ca.cert"),
+    CONFTAB_STR(CFG, "core", "root_ca_key", root_ca_key, CERTS "root-ca.key"),
+    CONFTAB_STR(CFG, "core", "k256_key", k256_key, CERTS "root-k256.key"),
+    CONFTAB_STR(CFG, "core", "tmp_ca_cert", tmp_ca_cert, CERTS "tmp-ca.cert"),
+    CONFTAB_STR(CFG, "core", "tmp_ca_key", tmp_ca_key, CERTS "tmp-ca.key"),
+    CONFTAB_STR(CFG, "core", "subject_postfix", subject_postfix, ".local"),
+    CONFTAB_STR(CFG, "core", "gateway_app_id", gateway_app_id, ""),
+    CONFTAB_STR(CFG, "core", "tee", tee, ""),
+    CONFTAB_STR(CFG, "core", "sim_dir", sim_dir, ""),
+    CONFTAB_BOOL(CFG, "core", "dev", dev, false),
+    CONFTAB_STR(CFG, "core.quote", "pccs_url", pccs_url, ""),
+    CONFTAB_STR(CFG, "core.quote", "cache_dir", cache_dir, ""),
+    CONFTAB_STR(CFG, "core.quote", "simulator_dir", simulator_dir, ""),
+    CONFTAB_BOOL(CFG, "core.quote", "allow_seed_event_log", allow_seed_event_log, false),
     POLICY_OPTS("core.allowed_mr", apps),
-    {"core.onboard", "enabled", CONFTAB_BOOL, O(onboard_enabled), "false", 0, NULL},
+    CONFTAB_BOOL(CFG, "core.onboard", "enabled", onboard_enabled, false),
     POLICY_OPTS("core.onboard.allowed_mr", onboard),
 };
 
 static const struct conftab table = {opts, ARRAY_SIZE(opts)};
+
+const struct conftab *kms_config_table(void) {
+  return &table;
+}
 
 int kms_config_init(struct kms_config *c) {
   memset(c, 0, sizeof(*c));
@@ -213,5 +216,5 @@ int kms_config_check(const struct kms_config *c, char *err, size_t errlen) {
 }
 
 int kms_config_dump(const struct kms_config *c, struct buf *out) {
-  return conftab_dump(&table, c, out);
+  return conftab_dump(&table, c, 0, out);
 }

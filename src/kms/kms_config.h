@@ -21,6 +21,9 @@
  *   [core.allowed_mr]          policy for apps (see struct kms_policy)
  *   [core.onboard]             enabled: serve GetKmsKey (the root keys) to replicas
  *   [core.onboard.allowed_mr]  policy for replica KMS instances
+ * No option holds a secret itself: the keys are files named by path (0600, read into secret
+ * buffers), so nothing is hidden from --dump-config. A secret value added here must be a
+ * CONFTAB_SECRET_STR entry (see base/conftab.h).
  */
 #pragma once
 
@@ -85,6 +88,10 @@ struct kms_config {
   bool onboard_enabled;
   struct kms_policy onboard;
 };
+
+struct conftab;
+/* The option table behind this file (for tests that walk every option). */
+const struct conftab *kms_config_table(void);
 
 /* Built-in defaults (production paths under /etc/kms/certs). */
 int kms_config_init(struct kms_config *c);

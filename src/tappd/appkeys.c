@@ -104,8 +104,7 @@ static int opt_strdup(const json_t *o, const char *key, char **ret) {
 }
 
 static int get_k256(const json_t *o, struct appkeys *k, char *err, size_t errlen) {
-  _cleanup_buf_ struct buf b;
-  buf_init_secret(&b, 64);
+  _cleanup_buf_ struct buf b = BUF_INIT_SECRET(64);
   int r = json_get_hex_buf(o, "k256_key", &b);
   if (r == -ENOENT)
     return 0;
@@ -280,7 +279,8 @@ int appkeys_load(const char *keys_file, const char *cert_file, const char *key_f
   bool have = false;
   memset(ret, 0, sizeof(*ret));
   if (!str_isempty(keys_file) && access(keys_file, F_OK) == 0) {
-    _cleanup_buf_ struct buf b = BUF_INIT(APPKEYS_MAX_FILE);
+    /* .appkeys.json holds the app's keys (CA key, disk and env keys, k256 key) */
+    _cleanup_buf_ struct buf b = BUF_INIT_SECRET(APPKEYS_MAX_FILE);
     r = file_read_all(keys_file, APPKEYS_MAX_FILE, &b);
     if (r < 0) {
       if (err && errlen)
@@ -302,8 +302,7 @@ int appkeys_load(const char *keys_file, const char *cert_file, const char *key_f
   if (!ret->ca_key && !str_isempty(cert_file) && !str_isempty(key_file) &&
       access(cert_file, F_OK) == 0 && access(key_file, F_OK) == 0) {
     _cleanup_buf_ struct buf c = BUF_INIT(APPKEYS_MAX_FILE);
-    _cleanup_buf_ struct buf k;
-    buf_init_secret(&k, APPKEYS_MAX_FILE);
+    _cleanup_buf_ struct buf k = BUF_INIT_SECRET(APPKEYS_MAX_FILE);
     if ((r = file_read_all(cert_file, APPKEYS_MAX_FILE, &c)) < 0 ||
         (r = file_read_all(key_file, APPKEYS_MAX_FILE, &k)) < 0) {
       if (err && errlen)

@@ -8,56 +8,57 @@
 #include "base/conftab.h"
 #include "base/str.h"
 
-#define O(field) offsetof(struct tappd_config, field)
+#define CFG struct tappd_config
 #define COMPOSE "taken from compose_file"
 
 static const struct conftab_opt opts[] = {
-    {"default", "workers", CONFTAB_U32, O(workers), "8", 0, NULL},
-    {"default", "max_blocking", CONFTAB_U32, O(max_blocking), "64", 0, NULL},
-    {"default", "ident", CONFTAB_STR, O(ident), "Tappd Server", 0, NULL},
-    {"default", "keep_alive", CONFTAB_U32, O(keep_alive), "10", 0, NULL},
-    {"default", "log_level", CONFTAB_STR, O(log_level), "normal", 0, NULL},
-    {"default", "max_body", CONFTAB_SIZE, O(max_body), "10485760", 0, NULL},
-    {"default", "max_header", CONFTAB_SIZE, O(max_header), "65536", 0, NULL},
-    {"default", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
-    {"default", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
-    {"default", "max_conns_per_source", CONFTAB_U32, O(max_conns_per_source), "128", 0, NULL},
-    {"default", "handshake_timeout", CONFTAB_U32, O(handshake_timeout), "5", 0, NULL},
-    {"default.core", "keys_file", CONFTAB_STR, O(keys_file), "/dstack/.host-shared/.appkeys.json",
-     0, NULL},
-    {"default.core", "cert_file", CONFTAB_STR, O(cert_file), "/etc/tappd/app-ca.cert", 0, NULL},
-    {"default.core", "key_file", CONFTAB_STR, O(key_file), "/etc/tappd/app-ca.key", 0, NULL},
-    {"default.core", "compose_file", CONFTAB_STR, O(compose_file),
-     "/dstack/.host-shared/app-compose.json", 0, NULL},
-    {"default.core", "sys_config_file", CONFTAB_STR, O(sys_config_file),
-     "/dstack/.host-shared/.sys-config.json", 0, NULL},
-    {"default.core", "public_logs", CONFTAB_TRIBOOL, O(public_logs), "", 0, COMPOSE},
-    {"default.core", "public_sysinfo", CONFTAB_TRIBOOL, O(public_sysinfo), "", 0, COMPOSE},
-    {"default.core", "public_tcbinfo", CONFTAB_TRIBOOL, O(public_tcbinfo), "", 0, COMPOSE},
-    {"default.core", "docker_socket", CONFTAB_STR, O(docker_socket), "/var/run/docker.sock", 0,
-     NULL},
-    {"default.core", "tee", CONFTAB_STR, O(tee), "", 0, NULL},
-    {"default.core", "sim_dir", CONFTAB_STR, O(sim_dir), "", 0, NULL},
-    {"default.core", "ccel_file", CONFTAB_STR, O(ccel_file), "/sys/firmware/acpi/tables/data/CCEL",
-     0, NULL},
-    {"default.core", "data_disks", CONFTAB_STRV, O(data_disks), "/", 0, NULL},
-    {"internal", "address", CONFTAB_STR, O(internal.address), "unix:/var/run/tappd.sock", 0, NULL},
-    {"internal", "port", CONFTAB_U16, O(internal.port), "0", 0, NULL},
-    {"internal", "mode", CONFTAB_STR, O(internal.mode), "0666", 0, NULL},
-    {"dstack", "address", CONFTAB_STR, O(dstack.address), "unix:/var/run/dstack.sock", 0, NULL},
-    {"dstack", "port", CONFTAB_U16, O(dstack.port), "0", 0, NULL},
-    {"dstack", "mode", CONFTAB_STR, O(dstack.mode), "0666", 0, NULL},
-    {"external", "address", CONFTAB_STR, O(external.address), "0.0.0.0", 0, NULL},
-    {"external", "port", CONFTAB_U16, O(external.port), "8090", 0, NULL},
-    {"external", "mode", CONFTAB_STR, O(external.mode), "0666", 0, NULL},
-    {"external-https", "address", CONFTAB_STR, O(external_https.address), "0.0.0.0", 0, NULL},
-    {"external-https", "port", CONFTAB_U16, O(external_https.port), "8043", 0, NULL},
-    {"external-https", "mode", CONFTAB_STR, O(external_https.mode), "0666", 0, NULL},
-    {"external-https.tls", "key", CONFTAB_STR, O(tls_key), "", 0, NULL},
-    {"external-https.tls", "certs", CONFTAB_STR, O(tls_certs), "", 0, NULL},
+    CONFTAB_U32(CFG, "default", "workers", workers, 8),
+    CONFTAB_U32(CFG, "default", "max_blocking", max_blocking, 64),
+    CONFTAB_STR(CFG, "default", "ident", ident, "Tappd Server"),
+    CONFTAB_U32(CFG, "default", "keep_alive", keep_alive, 10),
+    CONFTAB_STR(CFG, "default", "log_level", log_level, "normal"),
+    CONFTAB_SIZE(CFG, "default", "max_body", max_body, (uint64_t)10 << 20),
+    CONFTAB_SIZE(CFG, "default", "max_header", max_header, (uint64_t)64 << 10),
+    CONFTAB_U32(CFG, "default", "request_timeout", request_timeout, 30),
+    CONFTAB_U32(CFG, "default", "max_conns", max_conns, 1024),
+    CONFTAB_U32(CFG, "default", "max_conns_per_source", max_conns_per_source, 128),
+    CONFTAB_U32(CFG, "default", "handshake_timeout", handshake_timeout, 5),
+    CONFTAB_STR(CFG, "default.core", "keys_file", keys_file, "/dstack/.host-shared/.appkeys.json"),
+    CONFTAB_STR(CFG, "default.core", "cert_file", cert_file, "/etc/tappd/app-ca.cert"),
+    CONFTAB_STR(CFG, "default.core", "key_file", key_file, "/etc/tappd/app-ca.key"),
+    CONFTAB_STR(CFG, "default.core", "compose_file", compose_file,
+                "/dstack/.host-shared/app-compose.json"),
+    CONFTAB_STR(CFG, "default.core", "sys_config_file", sys_config_file,
+                "/dstack/.host-shared/.sys-config.json"),
+    CONFTAB_TRIBOOL(CFG, "default.core", "public_logs", public_logs, "", COMPOSE),
+    CONFTAB_TRIBOOL(CFG, "default.core", "public_sysinfo", public_sysinfo, "", COMPOSE),
+    CONFTAB_TRIBOOL(CFG, "default.core", "public_tcbinfo", public_tcbinfo, "", COMPOSE),
+    CONFTAB_STR(CFG, "default.core", "docker_socket", docker_socket, "/var/run/docker.sock"),
+    CONFTAB_STR(CFG, "default.core", "tee", tee, ""),
+    CONFTAB_STR(CFG, "default.core", "sim_dir", sim_dir, ""),
+    CONFTAB_STR(CFG, "default.core", "ccel_file", ccel_file, "/sys/firmware/acpi/tables/data/CCEL"),
+    CONFTAB_STRV(CFG, "default.core", "data_disks", data_disks, "/"),
+    CONFTAB_STR(CFG, "internal", "address", internal.address, "unix:/var/run/tappd.sock"),
+    CONFTAB_U16(CFG, "internal", "port", internal.port, 0),
+    CONFTAB_STR(CFG, "internal", "mode", internal.mode, "0666"),
+    CONFTAB_STR(CFG, "dstack", "address", dstack.address, "unix:/var/run/dstack.sock"),
+    CONFTAB_U16(CFG, "dstack", "port", dstack.port, 0),
+    CONFTAB_STR(CFG, "dstack", "mode", dstack.mode, "0666"),
+    CONFTAB_STR(CFG, "external", "address", external.address, "0.0.0.0"),
+    CONFTAB_U16(CFG, "external", "port", external.port, 8090),
+    CONFTAB_STR(CFG, "external", "mode", external.mode, "0666"),
+    CONFTAB_STR(CFG, "external-https", "address", external_https.address, "0.0.0.0"),
+    CONFTAB_U16(CFG, "external-https", "port", external_https.port, 8043),
+    CONFTAB_STR(CFG, "external-https", "mode", external_https.mode, "0666"),
+    CONFTAB_STR(CFG, "external-https.tls", "key", tls_key, ""),
+    CONFTAB_STR(CFG, "external-https.tls", "certs", tls_certs, ""),
 };
 
 static const struct conftab table = {opts, ARRAY_SIZE(opts)};
+
+const struct conftab *tappd_config_table(void) {
+  return &table;
+}
 
 int tappd_config_init(struct tappd_config *c) {
   memset(c, 0, sizeof(*c));
@@ -201,5 +202,5 @@ int tappd_config_check(const struct tappd_config *c, char *err, size_t errlen) {
 }
 
 int tappd_config_dump(const struct tappd_config *c, struct buf *out) {
-  return conftab_dump(&table, c, out);
+  return conftab_dump(&table, c, 0, out);
 }

@@ -13,7 +13,10 @@
  *   [external]              address = "0.0.0.0", port = 8090 (dashboard, logs, Worker.*)
  *   [external-https]        the same routes over TLS; [external-https.tls] key, certs
  * An empty address disables a listener. Unix addresses take an optional mode (octal string).
- * External-https is only served when both TLS files are set. */
+ * External-https is only served when both TLS files are set.
+ * No option holds a secret itself (key_file, keys_file and [external-https.tls] key are paths),
+ * so nothing is hidden from --dump-config; a secret value added here must be a
+ * CONFTAB_SECRET_STR entry (see base/conftab.h). */
 #pragma once
 
 #include <stdbool.h>
@@ -61,6 +64,10 @@ struct tappd_config {
   char *tls_key;
   char *tls_certs;
 };
+
+struct conftab;
+/* The option table behind this file (for tests that walk every option). */
+const struct conftab *tappd_config_table(void);
 
 /* Fills c with the built-in defaults (production paths). */
 int tappd_config_init(struct tappd_config *c);

@@ -11,68 +11,68 @@
 #include "base/str.h"
 #include "tproxy_wg.h"
 
-#define O(field) offsetof(struct tproxy_config, field)
+#define CFG struct tproxy_config
 #define CERTS "/etc/tproxy/certs/"
 
 static const struct conftab_opt opts[] = {
-    {"", "address", CONFTAB_STR, O(address), "0.0.0.0", 0, NULL},
-    {"", "port", CONFTAB_U16, O(port), "8010", 0, NULL},
-    {"", "log_level", CONFTAB_STR, O(log_level), "normal", 0, NULL},
-    {"", "max_conns", CONFTAB_U32, O(max_conns), "1024", 0, NULL},
-    {"", "max_conns_per_source", CONFTAB_U32, O(max_conns_per_source), "128", 0, NULL},
-    {"", "request_timeout", CONFTAB_U32, O(request_timeout), "30", 0, NULL},
-    {"", "handshake_timeout", CONFTAB_U32, O(handshake_timeout_s), "5", 0, NULL},
-    {"tls", "key", CONFTAB_STR, O(tls_key), CERTS "tproxy-rpc.key", 0, NULL},
-    {"tls", "certs", CONFTAB_STR, O(tls_certs), CERTS "tproxy-rpc.cert", 0, NULL},
-    {"tls.mutual", "ca_certs", CONFTAB_STR, O(mutual_ca_certs), CERTS "root-ca.cert", 0, NULL},
-    {"tls.mutual", "mandatory", CONFTAB_BOOL, O(mutual_mandatory), "false", 0, NULL},
-    {"core", "state_db", CONFTAB_STR, O(state_db), "/var/lib/tproxy/tproxy.db", 0, NULL},
-    {"core", "dev", CONFTAB_BOOL, O(dev), "false", 0, NULL},
-    {"core.quote", "pccs_url", CONFTAB_STR, O(pccs_url), "", 0, NULL},
-    {"core.quote", "cache_dir", CONFTAB_STR, O(cache_dir), "", 0, NULL},
-    {"core.quote", "simulator_dir", CONFTAB_STR, O(simulator_dir), "", 0, NULL},
-    {"core.quote", "allow_seed_event_log", CONFTAB_BOOL, O(allow_seed_event_log), "false", 0,
-     NULL},
-    {"core.quote", "tcb_statuses", CONFTAB_STRV, O(tcb_statuses), "UpToDate", 0, NULL},
-    {"core.certbot", "workdir", CONFTAB_STR, O(certbot_workdir), "/etc/certbot", 0, NULL},
-    {"core.wg", "public_key", CONFTAB_STR, O(wg_public_key), "", 0, NULL},
-    {"core.wg", "private_key", CONFTAB_STR, O(wg_private_key), "", 0, NULL},
-    {"core.wg", "ip", CONFTAB_STR, O(wg_ip), "10.0.0.1", 0, NULL},
-    {"core.wg", "listen_port", CONFTAB_U16, O(wg_listen_port), "51820", 0, NULL},
-    {"core.wg", "client_ip_range", CONFTAB_STR, O(wg_client_ip_range), "10.0.0.0/24", 0, NULL},
-    {"core.wg", "config_path", CONFTAB_STR, O(wg_config_path), "/etc/wireguard/wg0.conf", 0,
-     NULL},
-    {"core.wg", "interface", CONFTAB_STR, O(wg_interface), "wg0", 0, NULL},
-    {"core.wg", "endpoint", CONFTAB_STR, O(wg_endpoint), "10.0.2.2:51820", 0, NULL},
-    {"core.wg", "mode", CONFTAB_STR, O(wg_mode), "syncconf", 0, NULL},
-    {"core.wg", "sock_dir", CONFTAB_STR, O(wg_sock_dir), WG_DEFAULT_SOCK_DIR, 0, NULL},
-    {"core.wg", "wg_bin", CONFTAB_STR, O(wg_bin), "wg", 0, NULL},
-    {"core.wg", "stale_timeout", CONFTAB_U32, O(wg_stale_timeout), "86400", 0, NULL},
-    {"core.wg", "poll_interval", CONFTAB_U32, O(wg_poll_interval), "10", 0, NULL},
-    {"core.proxy", "cert_chain", CONFTAB_STR, O(proxy_cert_chain), "/etc/certbot/live/cert.pem",
-     0, NULL},
-    {"core.proxy", "cert_key", CONFTAB_STR, O(proxy_cert_key), "/etc/certbot/live/key.pem", 0,
-     NULL},
-    {"core.proxy", "base_domain", CONFTAB_STR, O(base_domain), "app.localhost", 0, NULL},
-    {"core.proxy", "listen_addr", CONFTAB_STR, O(listen_addr), "0.0.0.0", 0, NULL},
-    {"core.proxy", "listen_port", CONFTAB_U16, O(listen_port), "8443", 0, NULL},
-    {"core.proxy", "tappd_port", CONFTAB_U16, O(tappd_port), "8090", 0, NULL},
-    {"core.proxy", "workers", CONFTAB_U32, O(workers), "0", 0, NULL},
-    {"core.proxy", "max_conns", CONFTAB_U32, O(proxy_max_conns), "16384", 0, NULL},
-    {"core.proxy", "max_conns_per_app", CONFTAB_U32, O(proxy_max_conns_per_app), "0", 0, NULL},
-    {"core.proxy", "connect_timeout", CONFTAB_U32, O(connect_timeout_ms), "5000", 0, NULL},
-    {"core.proxy", "handshake_timeout", CONFTAB_U32, O(handshake_timeout_ms), "10000", 0, NULL},
-    {"core.proxy", "idle_timeout", CONFTAB_U32, O(idle_timeout_s), "600", 0, NULL},
-    {"core.proxy", "cert_poll", CONFTAB_U32, O(cert_poll_s), "5", 0, NULL},
-    {"core.proxy", "dns_servers", CONFTAB_STR, O(dns_servers), "", 0, NULL},
-    {"core.proxy", "dns_legacy", CONFTAB_BOOL, O(dns_legacy), "true", 0, NULL},
-    {"core.proxy", "dns_timeout", CONFTAB_U32, O(dns_timeout_ms), "3000", 0, NULL},
-    {"core.proxy", "dns_min_ttl", CONFTAB_U32, O(dns_min_ttl), "5", 0, NULL},
-    {"core.proxy", "dns_max_ttl", CONFTAB_U32, O(dns_max_ttl), "3600", 0, NULL},
-    {"core.proxy", "dns_neg_ttl", CONFTAB_U32, O(dns_neg_ttl), "10", 0, NULL},
+    CONFTAB_STR(CFG, "", "address", address, "0.0.0.0"),
+    CONFTAB_U16(CFG, "", "port", port, 8010),
+    CONFTAB_STR(CFG, "", "log_level", log_level, "normal"),
+    CONFTAB_U32(CFG, "", "max_conns", max_conns, 1024),
+    CONFTAB_U32(CFG, "", "max_conns_per_source", max_conns_per_source, 128),
+    CONFTAB_U32(CFG, "", "request_timeout", request_timeout, 30),
+    CONFTAB_U32(CFG, "", "handshake_timeout", handshake_timeout_s, 5),
+    CONFTAB_STR(CFG, "tls", "key", tls_key, CERTS "tproxy-rpc.key"),
+    CONFTAB_STR(CFG, "tls", "certs", tls_certs, CERTS "tproxy-rpc.cert"),
+    CONFTAB_STR(CFG, "tls.mutual", "ca_certs", mutual_ca_certs, CERTS "root-ca.cert"),
+    CONFTAB_BOOL(CFG, "tls.mutual", "mandatory", mutual_mandatory, false),
+    CONFTAB_STR(CFG, "core", "state_db", state_db, "/var/lib/tproxy/tproxy.db"),
+    CONFTAB_BOOL(CFG, "core", "dev", dev, false),
+    CONFTAB_STR(CFG, "core.quote", "pccs_url", pccs_url, ""),
+    CONFTAB_STR(CFG, "core.quote", "cache_dir", cache_dir, ""),
+    CONFTAB_STR(CFG, "core.quote", "simulator_dir", simulator_dir, ""),
+    CONFTAB_BOOL(CFG, "core.quote", "allow_seed_event_log", allow_seed_event_log, false),
+    CONFTAB_STRV(CFG, "core.quote", "tcb_statuses", tcb_statuses, "UpToDate"),
+    CONFTAB_STR(CFG, "core.certbot", "workdir", certbot_workdir, "/etc/certbot"),
+    CONFTAB_STR(CFG, "core.wg", "public_key", wg_public_key, ""),
+    CONFTAB_SECRET_STR(CFG, "core.wg", "private_key", wg_private_key, ""),
+    CONFTAB_STR(CFG, "core.wg", "ip", wg_ip, "10.0.0.1"),
+    CONFTAB_U16(CFG, "core.wg", "listen_port", wg_listen_port, 51820),
+    CONFTAB_STR(CFG, "core.wg", "client_ip_range", wg_client_ip_range, "10.0.0.0/24"),
+    CONFTAB_STR(CFG, "core.wg", "config_path", wg_config_path, "/etc/wireguard/wg0.conf"),
+    CONFTAB_STR(CFG, "core.wg", "interface", wg_interface, "wg0"),
+    CONFTAB_STR(CFG, "core.wg", "endpoint", wg_endpoint, "10.0.2.2:51820"),
+    CONFTAB_STR(CFG, "core.wg", "mode", wg_mode, "syncconf"),
+    CONFTAB_STR(CFG, "core.wg", "sock_dir", wg_sock_dir, WG_DEFAULT_SOCK_DIR),
+    CONFTAB_STR(CFG, "core.wg", "wg_bin", wg_bin, "wg"),
+    CONFTAB_U32(CFG, "core.wg", "stale_timeout", wg_stale_timeout, 86400),
+    CONFTAB_U32(CFG, "core.wg", "poll_interval", wg_poll_interval, 10),
+    CONFTAB_STR(CFG, "core.proxy", "cert_chain", proxy_cert_chain, "/etc/certbot/live/cert.pem"),
+    CONFTAB_STR(CFG, "core.proxy", "cert_key", proxy_cert_key, "/etc/certbot/live/key.pem"),
+    CONFTAB_STR(CFG, "core.proxy", "base_domain", base_domain, "app.localhost"),
+    CONFTAB_STR(CFG, "core.proxy", "listen_addr", listen_addr, "0.0.0.0"),
+    CONFTAB_U16(CFG, "core.proxy", "listen_port", listen_port, 8443),
+    CONFTAB_U16(CFG, "core.proxy", "tappd_port", tappd_port, 8090),
+    CONFTAB_U32(CFG, "core.proxy", "workers", workers, 0),
+    CONFTAB_U32(CFG, "core.proxy", "max_conns", proxy_max_conns, 16384),
+    CONFTAB_U32(CFG, "core.proxy", "max_conns_per_app", proxy_max_conns_per_app, 0),
+    CONFTAB_U32(CFG, "core.proxy", "connect_timeout", connect_timeout_ms, 5000),
+    CONFTAB_U32(CFG, "core.proxy", "handshake_timeout", handshake_timeout_ms, 10000),
+    CONFTAB_U32(CFG, "core.proxy", "idle_timeout", idle_timeout_s, 600),
+    CONFTAB_U32(CFG, "core.proxy", "cert_poll", cert_poll_s, 5),
+    CONFTAB_STR(CFG, "core.proxy", "dns_servers", dns_servers, ""),
+    CONFTAB_BOOL(CFG, "core.proxy", "dns_legacy", dns_legacy, true),
+    CONFTAB_U32(CFG, "core.proxy", "dns_timeout", dns_timeout_ms, 3000),
+    CONFTAB_U32(CFG, "core.proxy", "dns_min_ttl", dns_min_ttl, 5),
+    CONFTAB_U32(CFG, "core.proxy", "dns_max_ttl", dns_max_ttl, 3600),
+    CONFTAB_U32(CFG, "core.proxy", "dns_neg_ttl", dns_neg_ttl, 10),
 };
 
 static const struct conftab table = {opts, ARRAY_SIZE(opts)};
+
+const struct conftab *tproxy_config_table(void) {
+  return &table;
+}
 
 int tproxy_config_init(struct tproxy_config *c) {
   memset(c, 0, sizeof(*c));
@@ -101,11 +101,7 @@ int tproxy_config_set(char **dst, const char *v) {
 }
 
 int tproxy_config_dump(const struct tproxy_config *c, bool with_secrets, struct buf *out) {
-  if (with_secrets || str_isempty(c->wg_private_key))
-    return conftab_dump(&table, c, out);
-  struct tproxy_config shown = *c; /* shallow: only the pointer is replaced */
-  shown.wg_private_key = (char *)TPROXY_CONFIG_SECRET_HIDDEN;
-  return conftab_dump(&table, &shown, out);
+  return conftab_dump(&table, c, with_secrets ? CONFTAB_DUMP_SECRETS : 0, out);
 }
 
 static bool is_ip_literal(const char *s) {

@@ -90,6 +90,10 @@ struct tproxy_config {
   uint32_t dns_neg_ttl;
 };
 
+struct conftab;
+/* The option table behind this file (for tests that walk every option). */
+const struct conftab *tproxy_config_table(void);
+
 int tproxy_config_init(struct tproxy_config *c);
 void tproxy_config_free(struct tproxy_config *c);
 int tproxy_config_apply(struct tproxy_config *c, const char *text, size_t len, char *err,
@@ -98,10 +102,11 @@ int tproxy_config_apply_file(struct tproxy_config *c, const char *path, char *er
 /* Consistency: addresses, ranges, keys (public_key filled in from private_key when empty and
  * checked against it otherwise), modes. May fill derived values, hence not const. */
 int tproxy_config_check(struct tproxy_config *c, char *err, size_t errlen);
-/* Without with_secrets (--dump-config) [core.wg] private_key shows as
- * TPROXY_CONFIG_SECRET_HIDDEN, so the output can be pasted or logged; with it (dev mode's
- * 0600 file) the text loads back to the same values. */
-#define TPROXY_CONFIG_SECRET_HIDDEN "(set, not shown)"
+/* The effective configuration as TOML that tproxy_config_apply() reads back. The secret
+ * ([core.wg] private_key) is a table entry marked CONFTAB_SECRET_STR: without with_secrets
+ * (--dump-config) it is written, when set, as the comment "# private_key = (set, not shown)",
+ * so the output can be pasted or logged and still loads (the key left empty); with it (dev
+ * mode's 0600 file; out must be a secret buffer) the text loads back to the same values. */
 int tproxy_config_dump(const struct tproxy_config *c, bool with_secrets, struct buf *out);
 /* Replaces a string option. */
 int tproxy_config_set(char **dst, const char *v);

@@ -73,8 +73,11 @@ static void test_read_all(void **state) {
   snprintf(p, sizeof(p), "%s", tpath("r.txt"));
   write_plain(p, "0123456789");
   _cleanup_buf_ struct buf b = BUF_INIT(0);
+  assert_int_equal(file_read_all(p, 10, &b), -ENOBUFS); /* cap 0 holds nothing */
+  assert_int_equal(b.max, 0);                           /* max is not adopted as cap */
+  assert_int_equal(b.len, 0);
+  b = BUF_INIT(10);
   assert_int_equal(file_read_all(p, 10, &b), 0); /* exactly max */
-  assert_int_equal(b.max, 10);                   /* max adopted as cap */
   assert_int_equal(b.len, 10);
   assert_memory_equal(b.data, "0123456789", 10);
 
@@ -150,7 +153,7 @@ static void test_write_all_large(void **state) {
   assert_true(fd >= 0);
   assert_int_equal(fd_write_all(fd, data, n), 0);
   close(fd);
-  _cleanup_buf_ struct buf b = BUF_INIT(0);
+  _cleanup_buf_ struct buf b = BUF_INIT(n);
   assert_int_equal(file_read_all(tpath("big"), n, &b), 0);
   assert_int_equal(b.len, n);
   assert_memory_equal(b.data, data, n);

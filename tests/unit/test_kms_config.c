@@ -20,6 +20,7 @@
 #include "kms_config.h"
 #include "kms_rootkeys.h"
 #include "testutil.h"
+#include "tu_conftab.h"
 
 #define H48(c)                                                                             \
   c c c c c c c c c c c c c c c c c c c c c c c c \
@@ -347,9 +348,35 @@ static void test_store_crash(void **state) {
   free(dir);
 }
 
+/* Every option, at its default and at a non-default value (quotes, backslashes, UTF-8,
+ * newlines in strings; extremes of numbers), dumps and loads back to the same value. */
+static void test_dump_every_option(void **state) {
+  (void)state;
+  tu_conftab_roundtrip(kms_config_table(), sizeof(struct kms_config));
+}
+
+/* The kms table holds no secret values (keys are files named by path): nothing whose name
+ * says "secret" is left unmarked, and the dump of a configuration shows every value. */
+static void test_secrets_not_in_dump(void **state) {
+  (void)state;
+  assert_int_equal(tu_conftab_check_secret_names(kms_config_table()), 0);
+  struct kms_config c;
+  char err[256] = "";
+  assert_int_equal(kms_config_init(&c), 0);
+  assert_int_equal(apply(&c, "[core]\nroot_ca_key = \"/k/root.key\"\n", err, sizeof(err)), 0);
+  struct buf d = BUF_INIT(1 << 20);
+  assert_int_equal(kms_config_dump(&c, &d), 0);
+  assert_int_equal(buf_terminate(&d), 0);
+  assert_non_null(strstr((const char *)d.data, "root_ca_key = \"/k/root.key\"\n"));
+  assert_null(strstr((const char *)d.data, CONFTAB_SECRET_HIDDEN));
+  buf_free(&d);
+  kms_config_free(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_roundtrip), cmocka_unit_test(test_dev_config),
+      cmocka_unit_test(test_dump_every_option),  cmocka_unit_test(test_secrets_not_in_dump),
       cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_check),
       cmocka_unit_test(test_init_dir_and_load), cmocka_unit_test(test_store_crash),
   };

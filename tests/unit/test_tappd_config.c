@@ -17,6 +17,7 @@
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "testutil.h"
+#include "tu_conftab.h"
 
 static int apply(struct tappd_config *c, const char *text, char *err) {
   return tappd_config_apply(c, text, strlen(text), err, 256);
@@ -318,10 +319,37 @@ static void test_appkeys_shapes(void **state) {
   buf_free(&key2);
 }
 
+/* Every option, at its default and at a non-default value (quotes, backslashes, UTF-8,
+ * newlines in strings; extremes of numbers; both tri-state values), dumps and loads back. */
+static void test_dump_every_option(void **state) {
+  (void)state;
+  tu_conftab_roundtrip(tappd_config_table(), sizeof(struct tappd_config));
+}
+
+/* The tappd table holds no secret values (key_file, keys_file, the TLS key are paths):
+ * nothing whose name says "secret" is left unmarked, and the dump shows every value. */
+static void test_secrets_not_in_dump(void **state) {
+  (void)state;
+  assert_int_equal(tu_conftab_check_secret_names(tappd_config_table()), 0);
+  struct tappd_config c;
+  char err[256] = "";
+  assert_int_equal(tappd_config_init(&c), 0);
+  assert_int_equal(apply(&c, "[external-https.tls]\nkey = \"/k/tls.key\"\n", err), 0);
+  struct buf d = BUF_INIT(1 << 20);
+  assert_int_equal(tappd_config_dump(&c, &d), 0);
+  assert_int_equal(buf_terminate(&d), 0);
+  assert_non_null(strstr((const char *)d.data, "key = \"/k/tls.key\"\n"));
+  assert_null(strstr((const char *)d.data, CONFTAB_SECRET_HIDDEN));
+  buf_free(&d);
+  tappd_config_free(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_parse),
+      cmocka_unit_test(test_dump_every_option),
+      cmocka_unit_test(test_secrets_not_in_dump),
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_appkeys_shapes),
   };

@@ -11,6 +11,7 @@
 #include "base/str.h"
 #include "base/toml.h"
 #include "testutil.h"
+#include "tu_wipe.h"
 
 static struct toml_value *parse_ok(const char *s) {
   struct toml_value *root = NULL;
@@ -682,6 +683,59 @@ static void test_writers(void **state) {
   buf_free(&tiny);
 }
 
+/* TOML text is UTF-8: valid sequences are written as they are and read back; anything else
+ * cannot be written (it would not parse) and leaves the buffer as it was. */
+static void test_writer_utf8(void **state) {
+  (void)state;
+  _cleanup_buf_ struct buf b = BUF_INIT(4096);
+  const char *ok = "\xc3\xa9 \xe4\xb8\xad \xef\xbf\xbd \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf";
+  assert_int_equal(buf_append_str(&b, "k = "), 0);
+  assert_int_equal(toml_append_string(&b, ok), 0);
+  assert_int_equal(buf_terminate(&b), 0);
+  _cleanup_toml_ struct toml_value *root = parse_ok((char *)b.data);
+  expect_str(root, "k", ok);
+  static const char *const bad[] = {
+      "\x80",             /* continuation byte first */
+      "a\xc3",            /* cut short */
+      "\xc3(",            /* bad continuation */
+      "\xc0\xaf",         /* overlong */
+      "\xe0\x80\xaf",     /* overlong */
+      "\xed\xa0\x80",     /* surrogate */
+      "\xf4\x90\x80\x80", /* above U+10FFFF */
+      "\xf8\x88\x80\x80\x80",
+      "\xff",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    size_t before = b.len;
+    if (toml_append_string(&b, bad[i]) != -EILSEQ)
+      fail_msg("case %zu written", i);
+    assert_int_equal(b.len, before);
+  }
+}
+
+/* String values may be secrets (a key in a config file): freeing the tree wipes them. */
+static void test_free_wipes_strings(void **state) {
+  (void)state;
+  const char *text = "[a]\nkey = \"a secret value\"\nlist = [\"another secret\"]\n";
+  struct toml_value *root = NULL;
+  struct toml_error e;
+  assert_int_equal(toml_parse(text, strlen(text), &root, &e), 0);
+  const char *v = NULL;
+  size_t n = 0;
+  assert_int_equal(toml_value_string(toml_get_path(root, "a.key"), &v, &n), 0);
+  assert_int_equal(n, 14);
+  tu_wipe_watch(v, n);
+  toml_free(root);
+  assert_true(tu_wipe_freed());
+  assert_true(tu_wipe_was_clean());
+  assert_int_equal(toml_parse(text, strlen(text), &root, &e), 0);
+  const struct toml_value *l = toml_get_path(root, "a.list");
+  assert_int_equal(toml_value_string(toml_array_at(l, 0), &v, &n), 0);
+  tu_wipe_watch(v, n);
+  toml_free(root);
+  assert_true(tu_wipe_freed() && tu_wipe_was_clean());
+}
+
 static void test_parse_file(void **state) {
   (void)state;
   char *dir = tu_mkdtemp();
@@ -712,6 +766,7 @@ int main(void) {
       cmocka_unit_test(test_table_semantics_valid), cmocka_unit_test(test_errors),
       cmocka_unit_test(test_nul_bytes),  cmocka_unit_test(test_limits),
       cmocka_unit_test(test_writers),    cmocka_unit_test(test_parse_file),
+      cmocka_unit_test(test_writer_utf8), cmocka_unit_test(test_free_wipes_strings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/conftab.h"
 #include "base/str.h"
 #include "testutil.h"
+#include "tu_conftab.h"
 #include "tproxy_config.h"
 #include "tproxy_wg.h"
 
@@ -67,7 +69,11 @@ static void test_roundtrip(void **state) {
                   "[core.quote]\ntcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\n";
   assert_int_equal(apply(&a, t, err, sizeof(err)), 0);
   assert_int_equal(tproxy_config_check(&a, err, sizeof(err)), 0);
-  struct buf d1 = BUF_INIT(1 << 20), d2 = BUF_INIT(1 << 20);
+  /* dev mode's file: with the secret, into a secret buffer */
+  struct buf d1 = BUF_INIT_SECRET(1 << 20), d2 = BUF_INIT_SECRET(1 << 20);
+  struct buf plain = BUF_INIT(1 << 20);
+  assert_int_equal(tproxy_config_dump(&a, true, &plain), -EINVAL);
+  buf_free(&plain);
   assert_int_equal(tproxy_config_dump(&a, true, &d1), 0);
   assert_int_equal(tproxy_config_init(&b), 0);
   assert_int_equal(tproxy_config_apply(&b, (const char *)d1.data, d1.len, err, sizeof(err)), 0);
@@ -78,12 +84,13 @@ static void test_roundtrip(void **state) {
   assert_int_equal(b.port, 9010);
   assert_string_equal(b.wg_mode, "uapi");
   assert_int_equal(b.workers, 4);
+  assert_string_equal(b.wg_private_key, PRIV);
   /* for display the private key is hidden, everything else shown */
   struct buf d3 = BUF_INIT(1 << 20);
   assert_int_equal(tproxy_config_dump(&b, false, &d3), 0);
   assert_int_equal(buf_terminate(&d3), 0);
   assert_null(strstr((char *)d3.data, PRIV));
-  assert_non_null(strstr((char *)d3.data, TPROXY_CONFIG_SECRET_HIDDEN));
+  assert_non_null(strstr((char *)d3.data, "\n# private_key = " CONFTAB_SECRET_HIDDEN "\n"));
   assert_non_null(strstr((char *)d3.data, "workers = 4"));
   buf_free(&d3);
   buf_free(&d1);
@@ -167,10 +174,48 @@ static void test_mode_none(void **state) {
   tproxy_config_free(&c);
 }
 
+/* Every option, at its default and at a non-default value, dumps and loads back; the secret
+ * comes back as its default (hidden) or as itself (with secrets). */
+static void test_dump_every_option(void **state) {
+  (void)state;
+  tu_conftab_roundtrip(tproxy_config_table(), sizeof(struct tproxy_config));
+  /* [core.wg] private_key is the one secret */
+  assert_int_equal(tu_conftab_check_secret_names(tproxy_config_table()), 1);
+}
+
+/* --dump-config of a configuration with the key: the key is not in it, the text still loads
+ * (private_key empty again, public_key kept), and with mode "none" it even passes the check. */
+static void test_secret_not_in_dump(void **state) {
+  (void)state;
+  struct tproxy_config a, b;
+  char err[256] = "";
+  assert_int_equal(tproxy_config_init(&a), 0);
+  assert_int_equal(apply(&a, "[core.wg]\nprivate_key = \"" PRIV "\"\n", err, sizeof(err)), 0);
+  assert_int_equal(tproxy_config_check(&a, err, sizeof(err)), 0);
+  struct buf d = BUF_INIT(1 << 20);
+  assert_int_equal(tproxy_config_dump(&a, false, &d), 0);
+  assert_int_equal(buf_terminate(&d), 0);
+  assert_null(strstr((const char *)d.data, PRIV));
+  assert_null(strstr((const char *)d.data, "yAnz5TF")); /* not even a part of it */
+  assert_int_equal(tproxy_config_init(&b), 0);
+  assert_int_equal(tproxy_config_apply(&b, (const char *)d.data, d.len, err, sizeof(err)), 0);
+  assert_string_equal(b.wg_private_key, "");
+  assert_string_equal(b.wg_public_key, a.wg_public_key);
+  assert_int_equal(tproxy_config_check(&b, err, sizeof(err)), -EINVAL);
+  assert_non_null(strstr(err, "private_key"));
+  assert_int_equal(apply(&b, "[core.wg]\nmode = \"none\"\n", err, sizeof(err)), 0);
+  assert_int_equal(tproxy_config_check(&b, err, sizeof(err)), 0);
+  buf_free(&d);
+  tproxy_config_free(&a);
+  tproxy_config_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_roundtrip),
+      cmocka_unit_test(test_dump_every_option),
+      cmocka_unit_test(test_secret_not_in_dump),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_mode_none),
   };
