@@ -470,6 +470,10 @@ def test_check_and_dump_config(env, tmp_path):
     p = subprocess.run([str(TPROXY), "-c", cfg, "-c", str(tmp_path / "bad.toml"),
                         "--check-config"], stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 3 and b"client_ip_range" in p.stderr
+    missing = tmp_path / "missing.toml"  # named once in the error
+    p = subprocess.run([str(TPROXY), "-c", str(missing), "--check-config"],
+                       stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 3 and p.stderr.decode().count(str(missing)) == 1, p.stderr
     # a broken proxy certificate is a configuration error
     (t.live / "cert.pem").write_bytes(b"garbage")
     p = subprocess.run([str(TPROXY), "-c", cfg, "--check-config"], stderr=subprocess.PIPE,
