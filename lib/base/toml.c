@@ -1202,8 +1202,8 @@ int toml_parse_file(const char *path, struct toml_value **ret_root, struct toml_
   if (r < 0) {
     if (err) {
       *err = (struct toml_error){0};
-      snprintf(err->msg, sizeof(err->msg), "%s: %s", path,
-               r == -EFBIG ? "file too large" : strerror(-r));
+      /* No path here: the caller names the file, as for errors with a position. */
+      snprintf(err->msg, sizeof(err->msg), "%s", r == -EFBIG ? "file too large" : strerror(-r));
     }
     return r;
   }

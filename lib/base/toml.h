@@ -40,7 +40,7 @@ struct toml_error {
  * (input over TOML_MAX_INPUT), or -ENOMEM. err may be NULL. */
 int toml_parse(const char *text, size_t len, struct toml_value **ret_root, struct toml_error *err);
 /* Reads and parses a file ("-" = stdin). Errors reading the file are returned as is, with
- * err->msg describing them. */
+ * err->msg describing them (line 0, and without the path: the caller names the file). */
 int toml_parse_file(const char *path, struct toml_value **ret_root, struct toml_error *err);
 void toml_free(struct toml_value *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct toml_value *, toml_free)

@@ -99,6 +99,7 @@ struct ratls_verifier {
   struct dcap_verifier *dcap;
   char *pccs_url;
   char *cache_dir;
+  char *sim_dir;        /* the trusted simulator's directory (for messages), or NULL */
   char *sim_collateral; /* DIR/collateral of the trusted simulator, or NULL */
   struct buf sim_root_der;
   uint8_t sim_root_hash[32]; /* SHA-256 of sim_root_der (valid when sim_root_der.len) */
@@ -122,6 +123,7 @@ void ratls_verifier_free(struct ratls_verifier *v) {
   dcap_verifier_free(v->dcap);
   free(v->pccs_url);
   free(v->cache_dir);
+  free(v->sim_dir);
   free(v->sim_collateral);
   buf_free(&v->sim_root_der);
   for (size_t i = 0; i < CHAIN_CACHE_N; i++)
@@ -151,7 +153,8 @@ int ratls_verifier_new(const struct ratls_verifier_opts *c, struct ratls_verifie
   if (!str_isempty(c->simulator_dir)) {
     root = str_printf("%s/%s", c->simulator_dir, SIM_FILE_ROOT_CA);
     v->sim_collateral = str_printf("%s/%s", c->simulator_dir, SIM_DIR_COLLATERAL);
-    if (!root || !v->sim_collateral)
+    v->sim_dir = strdup(c->simulator_dir);
+    if (!root || !v->sim_collateral || !v->sim_dir)
       goto fail;
     _cleanup_buf_ struct buf pem = BUF_INIT(64 * 1024);
     _cleanup_(X509_freep) X509 *x = NULL;
@@ -219,8 +222,10 @@ static int pck_root(const struct quote *q, X509 **ret) {
 }
 
 /* 1 when the quote chains to the trusted simulator root, 0 when not; *ret_looks is set when its
- * root calls itself a simulator (a hint for the refusal reason only). */
-static int quote_is_sim(const struct ratls_verifier *v, const struct quote *q, bool *ret_looks) {
+ * root calls itself a simulator (a hint for the refusal reason only), and then ret_root_hash
+ * gets the SHA-256 of that root (to tell simulators apart in the refusal). */
+static int quote_is_sim(const struct ratls_verifier *v, const struct quote *q, bool *ret_looks,
+                        uint8_t ret_root_hash[32]) {
   _cleanup_(X509_freep) X509 *root = NULL;
   *ret_looks = false;
   if (pck_root(q, &root) < 0)
@@ -229,14 +234,36 @@ static int quote_is_sim(const struct ratls_verifier *v, const struct quote *q, b
   if (x509_cert_subject_string(root, &subj) >= 0 && buf_terminate(&subj) >= 0 &&
       strstr((const char *)subj.data, SIM_ORG))
     *ret_looks = true;
-  if (v->sim_root_der.len == 0)
-    return 0;
   _cleanup_buf_ struct buf der = BUF_INIT(64 * 1024);
   if (x509_cert_to_der(root, &der) < 0)
     return 0;
   uint8_t h[32];
   sha256(der.data, der.len, h);
+  memcpy(ret_root_hash, h, sizeof(h));
+  if (v->sim_root_der.len == 0)
+    return 0;
   return memcmp(h, v->sim_root_hash, sizeof(h)) == 0;
+}
+
+/* The refusal of a quote from a simulator this verifier does not trust: which root signed it,
+ * and what the verifier trusts instead (the same shared code runs in every daemon, so it speaks
+ * of "this verifier", never of one daemon). */
+static enum ratls_reason refuse_untrusted_sim(const struct ratls_verifier *v,
+                                              const uint8_t root_hash[32], char *why,
+                                              size_t whylen) {
+  char theirs[17], ours[17];
+  hex_encode(root_hash, 8, theirs);
+  if (!v->sim_dir)
+    return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
+                  "the quote is signed by a simulated platform (root CA SHA-256 %s...), which "
+                  "this verifier does not trust (it trusts: the Intel SGX root CA only)",
+                  theirs);
+  hex_encode(v->sim_root_hash, 8, ours);
+  return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
+                "the quote is signed by a simulated platform (root CA SHA-256 %s...), which this "
+                "verifier does not trust (it trusts: the Intel SGX root CA, the simulator at %s "
+                "(root CA SHA-256 %s...))",
+                theirs, v->sim_dir, ours);
 }
 
 /* The cache key of a quote's chain: everything quote_is_sim(), dcap_collateral_from_dir_quote()
@@ -597,9 +624,9 @@ static enum ratls_reason verify_quote(struct ratls_verifier *v, const uint8_t *d
     r = dcap_verify_no_collateral(v->dcap, &q, now, &sim, err, sizeof(err));
     if (r < 0) {
       bool looks_sim = false;
-      if (quote_is_sim(v, &q, &looks_sim) != 1 && looks_sim)
-        return refuse(RATLS_R_SIMULATOR_NOT_ALLOWED, why, whylen,
-                      "the quote is signed by a simulated platform this verifier does not trust");
+      uint8_t root_hash[32];
+      if (quote_is_sim(v, &q, &looks_sim, root_hash) != 1 && looks_sim)
+        return refuse_untrusted_sim(v, root_hash, why, whylen);
       return refuse(RATLS_R_QUOTE_INVALID, why, whylen, "DCAP: %s", err[0] ? err : strerror(-r));
     }
     checked = true;

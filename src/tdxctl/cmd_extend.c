@@ -25,7 +25,9 @@ static void extend_usage(FILE *f) {
           "  -p, --payload HEX          a runtime event NAME with this payload on RTMR3 (as the\n"
           "                             guest agent emits): digest SHA-384(type:NAME:payload)\n"
           "      --force                extend on TDX even when /dev/tdx_guest is missing\n\n"
-          "Prints 'Extended RTMR <i>: <digest hex>'. Backend: DSTACK_TEE (tdx, sim).\n");
+          "Prints 'Extended RTMR <i>: <digest hex>' on stdout (as upstream): the 48-byte value\n"
+          "extended into the RTMR, not the RTMR's new value ('tdxctl show' prints that); stderr\n"
+          "says so. Backend: DSTACK_TEE (tdx, sim).\n");
 }
 
 int cmd_extend(int argc, char **argv) {
@@ -135,5 +137,8 @@ int cmd_extend(int argc, char **argv) {
   printf("Extended RTMR %u: %s\n", (unsigned)index, hex);
   if (fflush(stdout) != 0)
     return cli_fail(-errno, "writing to stdout");
+  /* stdout keeps upstream's line (scripts parse it); the label goes to stderr. */
+  fprintf(stderr, "tdxctl: printed the digest extended into RTMR %u (event '%s'), not the RTMR's "
+          "new value (tdxctl show)\n", (unsigned)index, assoc);
   return 0;
 }

@@ -57,6 +57,23 @@ static int print_error(const char *msg) {
   return CLI_EXIT_FAILURE;
 }
 
+/* After a validity-window failure at the current time: collateral from the past (test vectors,
+ * saved files) verifies at a time it was valid, which --now gives. On stderr: stdout stays the
+ * one JSON object. */
+static void verify_hint_now(int64_t next_update) {
+  if (next_update <= 0) {
+    fprintf(stderr, "tdxctl: verify: checked at the current time; for collateral from the past "
+                    "pass --now UNIX, a time when it was valid\n");
+    return;
+  }
+  char d[32];
+  dcap_format_date(next_update, d);
+  fprintf(stderr,
+          "tdxctl: verify: checked at the current time; for collateral from the past pass "
+          "--now UNIX, a time when it was valid (its earliest nextUpdate is %s = %lld)\n",
+          d, (long long)next_update);
+}
+
 static bool is_dir(const char *p) {
   struct stat st;
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -125,7 +142,7 @@ int cmd_verify(int argc, char **argv) {
                                        {"json", no_argument, NULL, OPT_JSON},
                                        {}};
   const char *quote_path = NULL, *coll_path = NULL, *pccs = NULL, *sim_root = NULL;
-  bool hex = false, allow_sim = false, full = false;
+  bool hex = false, allow_sim = false, full = false, now_given = false;
   int64_t now = (int64_t)time(NULL);
   int c, r;
   optind = 0;
@@ -151,6 +168,7 @@ int cmd_verify(int argc, char **argv) {
       if (str_to_i64(optarg, &t) < 0 || t < 0)
         return cli_usage_error("--now wants unix seconds, not '%s'", optarg);
       now = t;
+      now_given = true;
       break;
     }
     case OPT_SIM:
@@ -241,10 +259,15 @@ int cmd_verify(int argc, char **argv) {
   }
   struct dcap_result res;
   r = dcap_verify(v, qb->data, qb->len, &col, now, &res, err, sizeof(err));
+  int64_t next_update = 0;
+  bool have_next = dcap_collateral_next_update(&col, &next_update) == 0;
   dcap_verifier_free(v);
   dcap_collateral_free(&col);
-  if (r < 0)
+  if (r < 0) {
+    if (!now_given && (strstr(err, "expired at") || strstr(err, "not yet valid")))
+      verify_hint_now(have_next ? next_update : -1);
     return print_error(err);
+  }
 
   _cleanup_json_ json_t *j = NULL;
   r = dcap_result_to_json(&res, full, &j);

@@ -162,8 +162,9 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
       (r = set_dir_path(&c->proxy_cert_chain, dir, "certbot/live/cert.pem")) < 0 ||
       (r = set_dir_path(&c->proxy_cert_key, dir, "certbot/live/key.pem")) < 0 ||
       (r = tproxy_config_set(&c->wg_private_key, priv)) < 0 ||
-      (r = tproxy_config_set(&c->wg_ip, "10.4.0.1")) < 0 ||
-      (r = tproxy_config_set(&c->wg_client_ip_range, "10.4.0.0/16")) < 0 ||
+      (r = tproxy_config_set(&c->wg_ip, wg ? TPROXY_DEV_WG_IP : TPROXY_DEV_LOOPBACK_IP)) < 0 ||
+      (r = tproxy_config_set(&c->wg_client_ip_range,
+                             wg ? TPROXY_DEV_WG_RANGE : TPROXY_DEV_LOOPBACK_RANGE)) < 0 ||
       (r = tproxy_config_set(&c->wg_interface, ifname)) < 0 ||
       (r = tproxy_config_set(&c->wg_endpoint, endpoint)) < 0 ||
       (r = tproxy_config_set(&c->wg_mode, wg ? "uapi" : "none")) < 0 ||
@@ -175,7 +176,8 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
   secure_wipe(priv, sizeof(priv));
   if (!wg)
     log_warn("dev mode: wireguard-go cannot run here (needs root, /dev/net/tun and "
-             "wireguard-go): [core.wg] mode = \"none\"");
+             "wireguard-go): [core.wg] mode = \"none\", CVMs get addresses in %s (backends "
+             "listen on them)", TPROXY_DEV_LOOPBACK_RANGE);
   return 0;
 }
 

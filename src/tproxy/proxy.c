@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/str.h"
+#include "tproxy_addrpool.h"
 #include "tproxy_appconns.h"
 #include "tproxy_certs.h"
 #include "tproxy_dns.h"
@@ -94,6 +95,7 @@ struct conn {
   char sni[TLS_HELLO_SNI_MAX + 1];
   uint32_t cand[MAX_CANDIDATES];
   size_t n_cand, i_cand;
+  int b_err; /* why the last backend connect failed (errno), for the warning */
   SSL *ssl;
   struct tproxy_dns_query *dq;
   bool c_rd, c_wr, b_rd, b_wr;
@@ -132,7 +134,7 @@ struct tproxy_proxy {
   unsigned max_pending; /* max_conns / 8, at least 1 */
   struct tproxy_appconns *apps;
   /* One warning per condition per LOG_RATELIMIT_MS, shared by the workers. */
-  struct log_ratelimit rl_accept, rl_full, rl_app_full, rl_pending_full, rl_fds;
+  struct log_ratelimit rl_accept, rl_full, rl_app_full, rl_pending_full, rl_fds, rl_backend;
 };
 
 static bool errno_is_resource(int e) {
@@ -404,6 +406,7 @@ static void conn_connect_next(struct conn *c) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->route.port),
                              .sin_addr.s_addr = htonl(ip)};
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+      c->b_err = errno;
       close(fd);
       struct tproxy_hosts *h = tproxy_table_acquire(w->px->o.table);
       tproxy_hosts_mark(h, c->route.app_id, ip, false, now_ms());
@@ -419,8 +422,16 @@ static void conn_connect_next(struct conn *c) {
     return;
   }
   count(w, K_BACKEND_FAILED, 1);
-  log_debug("proxy: %s: no instance of app %s accepted a connection on port %u", c->sni,
-            c->route.app_id, c->route.port);
+  /* Warned (rate-limited): a backend that cannot be reached is what an operator looks for when
+   * clients get an alert, and a client cannot make this more frequent than its connections. */
+  char ip[IPV4_STR_MAX] = "-";
+  if (c->i_cand > 0)
+    ipv4_format(c->cand[c->i_cand - 1], ip);
+  log_warn_ratelimited(&w->px->rl_backend,
+                       "proxy: %s: no instance of app %s accepted a connection on port %u "
+                       "(last tried %s: %s)",
+                       c->sni, c->route.app_id, c->route.port, ip,
+                       c->b_err ? strerror(c->b_err) : "no socket");
   conn_alert_close(c, ALERT_INTERNAL_ERROR);
 }
 
@@ -466,6 +477,7 @@ static void conn_connected(struct conn *c) {
   tproxy_hosts_mark(h, c->route.app_id, c->cand[c->i_cand - 1], err == 0, now_ms());
   tproxy_hosts_release(h);
   if (err) {
+    c->b_err = err;
     conn_connect_next(c);
     return;
   }
@@ -843,6 +855,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg) {
       break;
     case C_CONNECT: {
       count(w, K_CONNECT_TIMEOUT, 1);
+      c->b_err = ETIMEDOUT;
       struct tproxy_hosts *h = tproxy_table_acquire(w->px->o.table);
       tproxy_hosts_mark(h, c->route.app_id, c->cand[c->i_cand - 1], false, now);
       tproxy_hosts_release(h);

@@ -199,8 +199,8 @@ static int m_register_cvm(void *ud, struct http_request *req, const ProtobufCMes
     goto out;
   }
   char ip[IPV4_STR_MAX];
-  log_info("RegisterCvm: app %s instance %s -> %s (%s)", id.app_id_hex, instance,
-           ipv4_format(reg.ip, ip),
+  log_info("RegisterCvm from %s: app %s instance %s, client IP %s (%s)",
+           http_request_remote(req), id.app_id_hex, instance, ipv4_format(reg.ip, ip),
            r == STORE_REG_NEW ? "new" : r == STORE_REG_REPLACED ? "key replaced" : "unchanged");
   t->stats.registered++;
   Tproxy__RegisterCvmResponse *m = NULL;

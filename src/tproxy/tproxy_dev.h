@@ -10,7 +10,8 @@
  * The WireGuard interface is run by wireguard-go (started and watched by tproxy, its control
  * socket and pid file under DIR/wg) when tproxy runs as root and wireguard-go is installed;
  * otherwise [core.wg] mode is "none" and registrations are stored and routed without an
- * interface. */
+ * interface: CVMs then get loopback addresses (TPROXY_DEV_LOOPBACK_RANGE), on which a backend on
+ * this machine can listen without any set-up, so the proxy reaches it. */
 #pragma once
 
 #include <stddef.h>
@@ -18,6 +19,13 @@
 
 #include "tproxy_config.h"
 #include "tproxy_wgproc.h"
+
+/* Client addresses of dev mode: over WireGuard, and without it (loopback addresses other than
+ * 127.0.0.1 need no set-up on Linux). */
+#define TPROXY_DEV_WG_IP "10.4.0.1"
+#define TPROXY_DEV_WG_RANGE "10.4.0.0/16"
+#define TPROXY_DEV_LOOPBACK_IP "127.8.0.1"
+#define TPROXY_DEV_LOOPBACK_RANGE "127.8.0.0/16"
 
 int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_t errlen);
 

@@ -86,6 +86,11 @@ def test_dump_and_check_config(kms, tmp_path):
     p = subprocess.run([str(KMS), "--dev", str(kms.dir), "-c", str(bad), "--check-config"],
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 3 and b"96 hex" in p.stderr
+    # a missing file: named once ("config: PATH: No such file or directory")
+    missing = tmp_path / "missing.toml"
+    p = subprocess.run([str(KMS), "-c", str(missing), "--check-config"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 3 and p.stderr.decode().count(str(missing)) == 1, p.stderr
 
 
 def test_kms_init(tmp_path, kms_bin):

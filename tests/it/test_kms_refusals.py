@@ -1,5 +1,6 @@
 """Every way a caller can fail to get keys from the KMS: each is refused with its reason code,
 the measured values are logged, and nothing is written (the KMS directory is unchanged)."""
+import json
 import re
 import time
 
@@ -111,6 +112,11 @@ def test_untrusted_simulator(tmp_path, sim, kms_bin):
     try:
         cert, key, _, _ = other.cvm(tmp_path / "certs", k.dir)
         assert k.refused("GetAppKey", cert, key) == "simulator_not_allowed"
+        # The refusal names what this verifier trusts instead (shared code: no daemon's name).
+        _, body = k.call("GetAppKey", cert, key)
+        err = json.loads(body)["error"]
+        assert "which this verifier does not trust" in err, err
+        assert f"the simulator at {sim.dir.resolve()} " in err, err
     finally:
         k.stop()
 

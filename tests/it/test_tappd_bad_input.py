@@ -184,6 +184,10 @@ def test_cli(tappd_bin, tmp_path):
     p = subprocess.run([str(TAPPD), "-c", str(bad), "--dump-config"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     assert p.returncode == 3 and b"absolute" in p.stderr
+    missing = tmp_path / "missing.toml"  # named once in the error
+    p = subprocess.run([str(TAPPD), "-c", str(missing), "--check-config"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.returncode == 3 and p.stderr.decode().count(str(missing)) == 1, p.stderr
     p = subprocess.run([str(TAPPD), "--dump-config"], stdout=subprocess.PIPE, check=True)
     dump = p.stdout.decode()
     assert '[internal]\naddress = "unix:/var/run/tappd.sock"' in dump

@@ -80,8 +80,12 @@ def test_report_and_show(sim):
 def test_extend_twice(sim, tmp_path):
     d1 = hashlib.sha256(b"compose").digest()
     d2 = hashlib.sha384(b"app").digest()
-    out1 = sim.tdxctl.run("extend", "-a", "compose-hash", "-d", d1.hex()).stdout.decode()
+    p1 = sim.tdxctl.run("extend", "-a", "compose-hash", "-d", d1.hex())
+    out1 = p1.stdout.decode()
     assert out1 == f"Extended RTMR 3: {d1.hex()}{'00' * 16}\n"
+    # stdout is upstream's line; stderr says what the printed value is
+    assert ("printed the digest extended into RTMR 3 (event 'compose-hash'), not the RTMR's "
+            "new value") in p1.stderr.decode(), p1.stderr
     out2 = sim.tdxctl.run("extend", "--associated-data", "app-id", "--digest", d2.hex(),
                           "--index", "3", "--event-type", "1", "-v", "1").stdout.decode()
     assert out2 == f"Extended RTMR 3: {d2.hex()}\n"

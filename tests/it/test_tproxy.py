@@ -4,6 +4,7 @@ openssl, bad input, certificate reload, restart, dev mode."""
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import ssl
@@ -345,6 +346,12 @@ def test_unknown_and_bad_input(env):
     assert m['tproxy_connections_closed_total{reason="hello_timeout"}'] >= 1
     assert m['tproxy_connections_closed_total{reason="backend_failed"}'] >= 1
     assert m['tproxy_connections_closed_total{reason="bad_sni"}'] >= 1
+    # the registration (app and client IP) at info, the unreachable backend at warn
+    log = t.log()
+    assert re.search(rf"info: RegisterCvm from 127\.0\.0\.1:\d+: app {c.app_id} instance \w+, "
+                     rf"client IP {re.escape(ip)} \(new\)", log), log
+    assert (f"warn: proxy: {c.app_id}-9999.{BASE}: no instance of app {c.app_id} accepted a "
+            f"connection on port 9999 (last tried {ip}: Connection refused)") in log, log
 
 
 def test_connection_cap_and_idle_timeout(env):
@@ -476,6 +483,10 @@ def test_check_and_dump_config(env, tmp_path):
     p = subprocess.run([str(TPROXY), "-c", cfg, "-c", str(tmp_path / "bad.toml"),
                         "--check-config"], stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 3 and b"client_ip_range" in p.stderr
+    missing = tmp_path / "missing.toml"  # named once in the error
+    p = subprocess.run([str(TPROXY), "-c", str(missing), "--check-config"],
+                       stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 3 and p.stderr.decode().count(str(missing)) == 1, p.stderr
     # a broken proxy certificate is a configuration error
     (t.live / "cert.pem").write_bytes(b"garbage")
     p = subprocess.run([str(TPROXY), "-c", cfg, "--check-config"], stderr=subprocess.PIPE,
@@ -529,7 +540,8 @@ def test_dev_mode(tmp_path, devns):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         body = p.stdout
         assert p.returncode == 0, p.stderr
-        assert json.loads(body)["wg"]["client_ip"] == "10.4.0.2", body
+        # over WireGuard a 10.4/16 address; without it a loopback one a backend can listen on
+        assert json.loads(body)["wg"]["client_ip"] == ("10.4.0.2" if devns else "127.8.0.2"), body
         if devns:  # userspace WireGuard under DIR, the peer configured through its socket
             cfg = (d / "tproxy.toml").read_text()
             assert 'mode = "uapi"' in cfg, cfg
@@ -548,6 +560,46 @@ def test_dev_mode(tmp_path, devns):
             x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
         assert "*.app.localhost" in sans
     finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_dev_mode_without_wireguard(tmp_path):
+    """Dev mode where wireguard-go cannot run (here: not on PATH) picks mode "none" and a
+    loopback client range, so a backend on this machine listening on the CVM's client address
+    is reached through the proxy by <app_id>-<port>.app.localhost."""
+    d = tmp_path / "dev"
+    env = dict(_clean_env(), PATH="/nonexistent")
+    proc = subprocess.Popen([str(TPROXY), "--dev", str(d)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    b = None
+    try:
+        from test_kms_common import read_line
+        lines = [read_line(proc, time.time() + 30) for _ in range(2)]
+        assert lines[1] and lines[1].startswith("listening tls://127.0.0.1:"), lines
+        rpc, pport = (int(x.rsplit(":", 1)[1]) for x in lines)
+        cfg = (d / "tproxy.toml").read_text()
+        assert 'mode = "none"' in cfg and 'client_ip_range = "127.8.0.0/16"' in cfg, cfg
+        c = Cvm(tmp_path, dev_pki(d), "c", sim_dir=d / "sim")
+        st, body, err = curl(["--cacert", str(d / "certs" / "ca.cert"), "--resolve",
+                              f"localhost:{rpc}:127.0.0.1", "--cert", str(c.cert), "--key",
+                              str(c.key), "-H", "Content-Type: application/json",
+                              "--data-binary", '{"client_public_key":"%s"}' % c.wg_pub,
+                              f"https://localhost:{rpc}/prpc/Tproxy.RegisterCvm?json"])
+        assert st == 200, (st, body, err)
+        ip = json.loads(body)["wg"]["client_ip"]
+        assert ip == "127.8.0.2", body
+        with socket.socket() as s:  # a free port on the client address
+            s.bind((ip, 0))
+            port = s.getsockname()[1]
+        b = Backend(ip, port, "dev")
+        host = f"{c.app_id}-{port}.app.localhost"
+        st, body, err = curl(["--cacert", str(d / "certbot/live/cert.pem"), "--resolve",
+                              f"{host}:{pport}:127.0.0.1", f"https://{host}:{pport}/x"])
+        assert st == 200 and body.startswith(b"dev /x"), (st, body, err)
+    finally:
+        if b:
+            b.close()
         proc.terminate()
         proc.wait(timeout=15)
 

@@ -65,6 +65,18 @@ def test_table(tdxctl, vectors, row):
     assert f"expired at {j['collateral_expiry']}" in j3["error"]
 
 
+def test_expired_without_now_suggests_now(tdxctl, vectors):
+    """Old collateral checked at the current time: the JSON error as always, and a hint on
+    stderr to pass --now with a time it was valid (the earliest nextUpdate)."""
+    p = tdxctl.run("verify", "--quote", vectors / "dcap-qvl/tdx_quote", "--collateral",
+                   vectors / "dcap-qvl/tdx_quote_collateral.json", check=False)
+    assert p.returncode == 1
+    assert "expired at" in json.loads(p.stdout)["error"]
+    err = p.stderr.decode()
+    assert "pass --now UNIX" in err and "earliest nextUpdate is 2025-07-19T10:00:35Z = 1752919235" \
+        in err, err
+
+
 def test_json_detail_and_hex(tdxctl, vectors, tmp_path):
     hexq = tmp_path / "q.hex"
     hexq.write_text("0x" + (vectors / "dcap-qvl/tdx_quote").read_bytes().hex() + "\n")
