@@ -745,6 +745,8 @@ static int conn_take_head(struct http_conn *c, size_t end, const char **ret_msg)
   }
   if (n_host > 1)
     return *ret_msg = "duplicate Host", 400;
+  if (n_host == 0 && r->h.minor >= 1)
+    return *ret_msg = "missing Host", 400; /* RFC 9112 §3.2 */
 
   /* Connection persistence. */
   r->keep_alive = r->h.minor >= 1 ? !close : (ka && !close);
@@ -799,6 +801,24 @@ static int body_move(struct http_conn *c, uint64_t max, size_t *ret_moved) {
   return 0;
 }
 
+/* The next line of a chunked body, which must end in CRLF (RFC 9112 §7.1; a bare LF is where
+ * parsers disagree, so it is refused): 1 with the line, CRLF cut, in *ret (allocated), 0 when
+ * no complete line is there yet, -EBADMSG for a bare LF. */
+static int input_crlf_line(struct evbuffer *in, char **ret, size_t *ret_len) {
+  size_t n;
+  char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+  if (!line)
+    return 0;
+  if (n == 0 || line[n - 1] != '\r') {
+    free(line);
+    return -EBADMSG;
+  }
+  line[--n] = '\0';
+  *ret = line;
+  *ret_len = n;
+  return 1;
+}
+
 /* Returns 1 when the body is complete, 0 when more input is needed, or an HTTP status >= 400. */
 static int conn_read_body(struct http_conn *c, const char **ret_msg) {
   struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -812,15 +832,18 @@ static int conn_read_body(struct http_conn *c, const char **ret_msg) {
   for (;;) {
     switch (c->ck) {
     case CK_SIZE: {
-      size_t ll;
-      char *line = evbuffer_readln(in, &ll, EVBUFFER_EOL_CRLF);
-      if (!line) {
+      size_t ll = 0;
+      char *line = NULL;
+      int k = input_crlf_line(in, &line, &ll);
+      if (k < 0)
+        return *ret_msg = "malformed chunk", 400;
+      if (k == 0) {
         if (evbuffer_get_length(in) > CHUNK_LINE_MAX)
           return *ret_msg = "malformed chunk", 400;
         return 0;
       }
       uint64_t n;
-      int k = ll > CHUNK_LINE_MAX ? -EBADMSG : http_chunk_size_parse(line, ll, &n);
+      k = ll > CHUNK_LINE_MAX ? -EBADMSG : http_chunk_size_parse(line, ll, &n);
       free(line);
       if (k < 0)
         return *ret_msg = "malformed chunk", 400;
@@ -847,24 +870,21 @@ static int conn_read_body(struct http_conn *c, const char **ret_msg) {
       ev_ssize_t n = evbuffer_copyout(in, e, 2);
       if (n < 1)
         return 0;
-      if (e[0] == '\n') {
-        evbuffer_drain(in, 1);
-      } else if (e[0] == '\r') {
-        if (n < 2)
-          return 0;
-        if (e[1] != '\n')
-          return *ret_msg = "malformed chunk", 400;
-        evbuffer_drain(in, 2);
-      } else {
+      if (e[0] != '\r' || (n == 2 && e[1] != '\n'))
         return *ret_msg = "malformed chunk", 400;
-      }
+      if (n < 2)
+        return 0;
+      evbuffer_drain(in, 2);
       c->ck = CK_SIZE;
       break;
     }
     case CK_TRAILER: {
-      size_t ll;
-      char *line = evbuffer_readln(in, &ll, EVBUFFER_EOL_CRLF);
-      if (!line) {
+      size_t ll = 0;
+      char *line = NULL;
+      int k = input_crlf_line(in, &line, &ll);
+      if (k < 0)
+        return *ret_msg = "malformed chunk trailer", 400;
+      if (k == 0) {
         if (c->trailer_bytes + evbuffer_get_length(in) > c->srv->cfg.max_header)
           return *ret_msg = "trailer too large", 431;
         return 0;

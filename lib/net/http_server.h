@@ -13,7 +13,9 @@
  *  - Keep-alive (HTTP/1.1 default; HTTP/1.0 with "Connection: keep-alive"), "Connection: close",
  *    pipelined requests (answered in order, one at a time), HEAD (the body is not sent, the
  *    Content-Length is that of the body the handler passed), Expect: 100-continue.
- *  - Request bodies with Content-Length or "Transfer-Encoding: chunked" (reassembled).
+ *  - Request bodies with Content-Length or "Transfer-Encoding: chunked" (reassembled; every
+ *    chunk-size line, chunk data and trailer line must end in CRLF: a bare LF is 400).
+ *  - HTTP/1.1 requests must carry exactly one Host field (RFC 9112 §3.2): 400 otherwise.
  *  - Every non-stream reply carries Content-Length (except 1xx/204/304, which have no body).
  *    Streams use chunked encoding (HTTP/1.1 clients) or a close-delimited body (HTTP/1.0).
  *  - Errors produced by the server itself are JSON {"error":"..."} with Content-Length. 404 (no
