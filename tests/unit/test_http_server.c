@@ -14,8 +14,10 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,9 +97,88 @@ static void h_err(struct http_request *r, void *ud) {
 
 static void h_twice(struct http_request *r, void *ud) {
   (void)ud;
-  assert_int_equal(http_reply(r, 99, NULL, NULL, 0), -EINVAL);
-  assert_int_equal(http_stream_write(r, "x", 1), -EINVAL); /* not streaming */
+  assert_int_equal(http_stream_write(r, "x", 1), -EINVAL); /* not streaming: refused */
   assert_int_equal(http_reply(r, 204, NULL, NULL, 0), 0);
+}
+
+/* A bad argument to a reply call: the call takes the request all the same (500 sent). */
+static void h_bad_status(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_reply(r, 99, NULL, NULL, 0), -EINVAL);
+}
+
+/* Peer-supplied bytes in an error message need not be UTF-8. */
+static void h_bad_utf8(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_reply_error(r, 400, "no container %s", "we\xff" "b\xc3"), 0);
+}
+
+/* Reply calls under fault injection: /fail?n=<allocations to fail>&how=<call>. The result of
+ * the call is kept for the test; whatever it was, the handler does nothing more with r except
+ * ending a stream. */
+static atomic_int g_fail_result;
+static atomic_int g_fail_result2;
+
+static int query_int(struct http_request *r, const char *name) {
+  char *v = NULL;
+  if (http_request_query_get(r, name, &v) < 0)
+    return 0;
+  int n = atoi(v);
+  free(v);
+  return n;
+}
+
+static void h_fail(struct http_request *r, void *ud) {
+  struct http_server *s = ud;
+  char *how = NULL;
+  assert_int_equal(http_request_query_get(r, "how", &how), 0);
+  unsigned n = (unsigned)query_int(r, "n");
+  int k, k2 = 0;
+  if (strcmp(how, "reply") == 0) {
+    http_server_test_fail_allocs(s, n);
+    k = http_reply(r, 200, "text/plain", "body", 4);
+  } else if (strcmp(how, "json") == 0) {
+    json_t *j = json_pack("{s:i}", "a", 1);
+    http_server_test_fail_allocs(s, n);
+    k = http_reply_json(r, 200, j);
+    json_decref(j);
+  } else if (strcmp(how, "error") == 0) {
+    http_server_test_fail_allocs(s, n);
+    k = http_reply_error(r, 409, "conflict %d", 1);
+  } else if (strcmp(how, "start") == 0) {
+    http_server_test_fail_allocs(s, n);
+    k = http_stream_start(r, 200, "text/plain"); /* dead stream: writes do nothing */
+    assert_int_equal(http_stream_write(r, "x", 1), -EPIPE);
+    k2 = http_stream_end(r);
+  } else { /* "write": the stream starts, then a chunk cannot be queued */
+    assert_int_equal(http_stream_start(r, 200, "text/plain"), 0);
+    assert_int_equal(http_stream_write(r, "first", 5), 0);
+    http_server_test_fail_allocs(s, n);
+    k = http_stream_write(r, "second", 6);
+    assert_int_equal(http_stream_write(r, "third", 5), -EPIPE);
+    k2 = http_stream_end(r);
+  }
+  http_server_test_fail_allocs(s, 0);
+  free(how);
+  atomic_store(&g_fail_result, k);
+  atomic_store(&g_fail_result2, k2);
+}
+
+/* Holds the request without a close callback and answers late (after the handler deadline of
+ * 1 s in test_handler_deadline): the late answer finds a dead request and frees it. */
+static atomic_int g_late_result = 1;
+static void late_reply(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct http_request *r = arg;
+  assert_string_equal(http_request_path(r), "/hold"); /* accessors still work */
+  assert_int_equal(http_reply_header(r, "X-Late", "1"), -EPIPE);
+  atomic_store(&g_late_result, http_reply(r, 200, "text/plain", "late", 4));
+}
+
+static void h_hold(struct http_request *r, void *ud) {
+  struct timeval tv = {.tv_sec = 1, .tv_usec = 600 * 1000};
+  assert_int_equal(event_base_once(ud, -1, EV_TIMEOUT, late_reply, r, &tv), 0);
 }
 
 static void h_stream(struct http_request *r, void *ud) {
@@ -217,6 +298,10 @@ static void srv_init(struct srv *f, const struct http_server_config *cfg, bool d
   assert_int_equal(http_server_route(f->s, "/big", h_big, NULL), 0);
   assert_int_equal(http_server_route(f->s, "/slow", h_slow, f->base), 0);
   assert_int_equal(http_server_route(f->s, "/cert", h_cert, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/badstatus", h_bad_status, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/badutf8", h_bad_utf8, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/fail", h_fail, f->s), 0);
+  assert_int_equal(http_server_route(f->s, "/hold", h_hold, f->base), 0);
   assert_int_equal(http_server_route(f->s, "nope", h_cert, NULL), -EINVAL);
   assert_int_equal(pipe(f->stop), 0);
   f->stop_ev = event_new(f->base, f->stop[0], EV_READ, stop_cb, f->base);
@@ -225,6 +310,10 @@ static void srv_init(struct srv *f, const struct http_server_config *cfg, bool d
   atomic_store(&g_async_closed, 0);
   atomic_store(&g_stream_eagain, 0);
   atomic_store(&g_stream_closed, 0);
+  atomic_store(&g_fail_result, 1);
+  atomic_store(&g_fail_result2, 1);
+  atomic_store(&g_late_result, 1);
+  signal(SIGPIPE, SIG_IGN); /* the library leaves that to the process */
 }
 
 static void srv_run(struct srv *f) {
@@ -561,6 +650,13 @@ static void test_routing(void **state) {
   assert_string_equal((char *)r.body.data, "{\"error\":\"teapot 7 \\\"q\\\"\"}");
   assert_int_equal(simple_request(f.port, "GET /twice HTTP/1.1\r\nHost: x\r\n\r\n", &r), 204);
   assert_null(resp_header(&r, "Content-Length"));
+  assert_int_equal(simple_request(f.port, "GET /badstatus HTTP/1.1\r\nHost: x\r\n\r\n", &r), 500);
+  assert_string_equal((char *)r.body.data, "{\"error\":\"internal error\"}");
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  /* Not UTF-8: the bad bytes become U+FFFD (was: -ENOMEM, and no answer at all). */
+  assert_int_equal(simple_request(f.port, "GET /badutf8 HTTP/1.1\r\nHost: x\r\n\r\n", &r), 400);
+  assert_string_equal((char *)r.body.data,
+                      "{\"error\":\"no container we\xef\xbf\xbd" "b\xef\xbf\xbd\"}");
   resp_free(&r);
   srv_stop(&f);
 
@@ -1849,6 +1945,140 @@ static void test_api_errors(void **state) {
   event_base_free(base);
 }
 
+/* Waits until the server holds n connections; false after ms. */
+static bool n_conns_within(struct srv *f, unsigned n, int ms) {
+  for (int i = 0; i < ms / 10; i++) {
+    if (http_server_n_connections(f->s) == n)
+      return true;
+    usleep(10000);
+  }
+  return http_server_n_connections(f->s) == n;
+}
+
+/* One /fail request; returns the status (-1: the connection ended without an answer). The
+ * connection must end either way, and its slot be freed. */
+static int fail_request(struct srv *f, const char *how, int n, struct resp *r) {
+  char req[256];
+  snprintf(req, sizeof(req), "GET /fail?how=%s&n=%d HTTP/1.1\r\nHost: x\r\n\r\n", how, n);
+  struct cl c;
+  cl_open(&c, f->port);
+  cl_sends(&c, req);
+  int k = cl_read_resp(&c, r);
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_true(n_conns_within(f, 0, 3000));
+  return k < 0 ? -1 : r->status;
+}
+
+/* A reply that cannot be sent never strands the connection: the server answers 500 (or
+ * closes), frees the slot, and the handler has nothing to clean up. */
+static void test_reply_failures(void **state) {
+  (void)state;
+  struct srv f;
+  srv_start(&f, NULL, true);
+  struct resp r = {0};
+  static const char *const hows[] = {"reply", "json", "error"};
+  for (size_t i = 0; i < ARRAY_SIZE(hows); i++) {
+    /* The first allocation fails: the fixed 500 goes out. */
+    assert_int_equal(fail_request(&f, hows[i], 1, &r), 500);
+    assert_string_equal((char *)r.body.data, "{\"error\":\"internal error\"}");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+    /* Everything fails, the 500 too: closed without an answer. */
+    assert_int_equal(fail_request(&f, hows[i], 100, &r), -1);
+    assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+  }
+  /* http_stream_start fails: 500; the dead stream takes writes (-EPIPE) and its end. */
+  assert_int_equal(fail_request(&f, "start", 1, &r), 500);
+  assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+  assert_int_equal(atomic_load(&g_fail_result2), -EPIPE);
+  /* A chunk cannot be queued mid-stream: cut off (no last chunk), closed. */
+  struct cl c;
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /fail?how=write&n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  char all[4096];
+  size_t got = 0;
+  ssize_t k;
+  while ((k = cl_fill(&c)) > 0) {
+    size_t take = MIN(c.len, sizeof(all) - 1 - got);
+    memcpy(all + got, c.buf, take);
+    got += take;
+    c.len = 0;
+  }
+  all[got] = 0;
+  assert_int_equal(k, 0); /* EOF */
+  assert_non_null(strstr(all, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(all, "\r\n5\r\nfirst\r\n"));
+  assert_null(strstr(all, "second"));
+  assert_null(strstr(all, "\r\n0\r\n\r\n"));
+  cl_close(&c);
+  assert_true(n_conns_within(&f, 0, 3000));
+  assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+  assert_int_equal(atomic_load(&g_fail_result2), -EPIPE);
+  /* The server is fine afterwards. */
+  assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+/* A request its handler holds past handler_timeout_s gets a 503 and its connection closes;
+ * with a close callback the handler hears of it, without one its late answer is harmless. */
+static void test_handler_deadline(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.handler_timeout_s = 1};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl c;
+  cl_open(&c, f.port);
+  long long t0 = now_ms();
+  cl_sends(&c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  long long dt = now_ms() - t0;
+  assert_int_equal(r.status, 503);
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  assert_true(dt >= 900 && dt < 3000);
+  assert_int_equal(atomic_load(&g_async_started), 1);
+  assert_int_equal(atomic_load(&g_async_closed), 1);
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_true(n_conns_within(&f, 0, 3000));
+
+  /* No close callback: 503 at 1 s, the handler's reply at 1.6 s finds the request dead. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_true(n_conns_within(&f, 0, 3000));
+  for (int i = 0; i < 200 && atomic_load(&g_late_result) == 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_late_result), -EPIPE);
+
+  /* Answers within the deadline and streams are not cut. */
+  assert_int_equal(simple_request(f.port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  usleep(1500 * 1000); /* the stream blocks on us past the handler deadline */
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(r.body.len, BIG_TOTAL);
+  cl_close(&c);
+
+  /* The client leaves before the deadline: the request is dead at once, the late answer
+   * frees it. */
+  cl_open(&c, f.port);
+  atomic_store(&g_late_result, 1);
+  cl_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  cl_close(&c); /* gone before the deadline: the request is dead at once */
+  for (int i = 0; i < 300 && atomic_load(&g_late_result) == 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_late_result), -EPIPE);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_helpers), cmocka_unit_test(test_api_errors),
@@ -1861,6 +2091,7 @@ int main(void) {
       cmocka_unit_test(test_conn_per_source), cmocka_unit_test(test_unix),
       cmocka_unit_test(test_stream),     cmocka_unit_test(test_tls),
       cmocka_unit_test(test_tls_handshake_deadline),
+      cmocka_unit_test(test_reply_failures), cmocka_unit_test(test_handler_deadline),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
