@@ -297,16 +297,6 @@ static int crl_to_der(const uint8_t *data, size_t len, struct buf *out) {
   return 0;
 }
 
-static int url_unhex(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* A PEM chain (URL-encoded ones, as in PCS headers, are decoded); NULL or "" gives "". */
 static int chain_dup(const char *pem, size_t len, char **ret) {
   if (!pem || len == 0) {
@@ -317,28 +307,10 @@ static int chain_dup(const char *pem, size_t len, char **ret) {
     return -ENOBUFS;
   if (has_nul(pem, len))
     return -EBADMSG;
-  char *s = malloc(len + 1);
-  if (!s)
-    return -ENOMEM;
-  bool encoded = !memmem(pem, len, "-----BEGIN", 10) && memchr(pem, '%', len);
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (encoded && pem[i] == '%' && i + 2 < len && url_unhex(pem[i + 1]) >= 0 &&
-        url_unhex(pem[i + 2]) >= 0) {
-      char ch = (char)(url_unhex(pem[i + 1]) * 16 + url_unhex(pem[i + 2]));
-      if (ch == 0) {
-        free(s);
-        return -EBADMSG;
-      }
-      s[o++] = ch;
-      i += 2;
-    } else {
-      s[o++] = pem[i];
-    }
-  }
-  s[o] = '\0';
-  *ret = s;
-  return 0;
+  if (!memmem(pem, len, "-----BEGIN", 10) && memchr(pem, '%', len))
+    return str_pct_decode(pem, len, PCT_LENIENT, ret, NULL);
+  *ret = strndup(pem, len);
+  return *ret ? 0 : -ENOMEM;
 }
 
 static int text_dup(const char *p, size_t len, char **ret) {

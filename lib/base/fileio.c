@@ -62,6 +62,15 @@ fail:
   return r;
 }
 
+int file_read_capped(const char *path, size_t max, bool secret, struct buf *ret) {
+  if (secret)
+    buf_init_secret(ret, max);
+  else
+    buf_init(ret, max);
+  int r = file_read_all(path, max, ret);
+  return r == -ENOBUFS ? -EFBIG : r; /* the buffer's cap is max: the same limit */
+}
+
 int file_read_all(const char *path, size_t max, struct buf *out) {
   if (strcmp(path, "-") == 0)
     return fd_read_all(STDIN_FILENO, max, out);

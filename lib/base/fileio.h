@@ -15,6 +15,11 @@ int fd_read_all(int fd, size_t max, struct buf *out);
 /* Same for a file; "-" reads standard input. Regular files larger than max fail early. */
 int file_read_all(const char *path, size_t max, struct buf *out);
 
+/* The one "read a whole file" helper: initialises *ret with cap max (a secret buffer, wiped
+ * on free, when secret), reads path into it. A file over max is -EFBIG, whatever kind of file
+ * it is; on any error *ret is empty (still to be freed, like any buffer). */
+int file_read_capped(const char *path, size_t max, bool secret, struct buf *ret);
+
 /* Writes all len bytes, retrying EINTR and short writes. */
 int fd_write_all(int fd, const void *data, size_t len);
 

@@ -37,16 +37,6 @@ int hex_append(struct buf *b, const void *data, size_t len) {
   return 0;
 }
 
-static int hex_val(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 static void hex_strip_prefix(const char **s, size_t *slen) {
   if (*slen >= 2 && (*s)[0] == '0' && ((*s)[1] == 'x' || (*s)[1] == 'X')) {
     *s += 2;
@@ -59,7 +49,7 @@ int hex_decode_exact(const char *s, size_t slen, uint8_t *out, size_t out_len) {
   if (slen / 2 != out_len || slen % 2)
     return -EINVAL;
   for (size_t i = 0; i < out_len; i++) {
-    int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+    int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return -EINVAL;
     out[i] = (uint8_t)(hi << 4 | lo);
@@ -79,7 +69,7 @@ int hex_decode_buf(const char *s, size_t slen, bool lenient, struct buf *out) {
     char c = s[i];
     if (lenient && (c == ' ' || c == '\t' || c == '\r' || c == '\n'))
       continue;
-    int v = hex_val(c);
+    int v = hex_digit_value(c);
     if (v < 0)
       return -EINVAL;
     if (hi < 0) {

@@ -6,6 +6,18 @@
 
 #include "base/buf.h"
 
+/* The value of one hex digit (either case), -1 for any other character. The one hex-digit
+ * reader: parsers of hex numbers, %XX escapes and \\u escapes use it. */
+static inline int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 /* Writes 2*len hex chars plus NUL into out (size >= 2*len+1). */
 void hex_encode(const void *data, size_t len, char *out);
 /* Allocated hex string, NULL on out of memory. */

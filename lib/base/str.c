@@ -6,6 +6,106 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hex.h"
+
+size_t str_utf8_seq_len(const void *p, size_t n) {
+  const unsigned char *s = p;
+  if (n == 0)
+    return 0;
+  unsigned c = s[0];
+  size_t need;
+  unsigned lo = 0x80, hi = 0xbf;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf) {
+    need = 1;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    need = 2;
+    if (c == 0xe0)
+      lo = 0xa0; /* overlong */
+    if (c == 0xed)
+      hi = 0x9f; /* surrogates */
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    need = 3;
+    if (c == 0xf0)
+      lo = 0x90; /* overlong */
+    if (c == 0xf4)
+      hi = 0x8f; /* above U+10FFFF */
+  } else {
+    return 0;
+  }
+  if (n < need + 1 || s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i <= need; i++)
+    if (s[i] < 0x80 || s[i] > 0xbf)
+      return 0;
+  return need + 1;
+}
+
+int str_utf8_sanitize(const char *s, size_t len, char **ret, size_t *ret_len) {
+  static const char repl[] = "\xef\xbf\xbd"; /* U+FFFD */
+  if ((!s && len) || !ret)
+    return -EINVAL;
+  if (len > (SIZE_MAX - 1) / 3)
+    return -ENOMEM;
+  char *out = malloc(3 * len + 1); /* every byte replaced, at most */
+  if (!out)
+    return -ENOMEM;
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = str_utf8_seq_len(s + i, len - i);
+    if (n == 0) {
+      memcpy(out + o, repl, 3);
+      o += 3;
+      i++;
+    } else {
+      memcpy(out + o, s + i, n);
+      o += n;
+      i += n;
+    }
+  }
+  out[o] = '\0';
+  if (ret_len)
+    *ret_len = o;
+  *ret = out;
+  return 0;
+}
+
+int str_pct_decode(const char *s, size_t len, unsigned flags, char **ret, size_t *ret_len) {
+  if ((!s && len) || !ret || len == SIZE_MAX)
+    return -EINVAL;
+  char *out = malloc(len + 1);
+  if (!out)
+    return -ENOMEM;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == '%') {
+      int hi = len - i >= 3 ? hex_digit_value(s[i + 1]) : -1;
+      int lo = len - i >= 3 ? hex_digit_value(s[i + 2]) : -1;
+      if (hi >= 0 && lo >= 0) {
+        c = (char)(hi << 4 | lo);
+        i += 2;
+      } else if (!(flags & PCT_LENIENT)) {
+        free(out);
+        return -EBADMSG;
+      }
+    } else if (c == '+' && (flags & PCT_PLUS_SPACE)) {
+      c = ' ';
+    }
+    if (c == '\0') {
+      free(out);
+      return -EBADMSG;
+    }
+    out[o++] = c;
+  }
+  out[o] = '\0';
+  if (ret_len)
+    *ret_len = o;
+  *ret = out;
+  return 0;
+}
+
 bool str_startswith(const char *s, const char *prefix) {
   return strncmp(s, prefix, strlen(prefix)) == 0;
 }
@@ -20,16 +120,6 @@ const char *str_after_prefix(const char *s, const char *prefix) {
   return strncmp(s, prefix, n) == 0 ? s + n : NULL;
 }
 
-static int digit_val(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A' + 10;
-  return 99;
-}
-
 /* Digits only, at least one, all below base. */
 static int parse_digits(const char *s, size_t len, unsigned base, uint64_t *ret) {
   uint64_t v = 0;
@@ -37,8 +127,8 @@ static int parse_digits(const char *s, size_t len, unsigned base, uint64_t *ret)
   if (len == 0)
     return -EINVAL;
   for (size_t i = 0; i < len; i++) {
-    int d = digit_val(s[i]);
-    if (d >= (int)base)
+    int d = hex_digit_value(s[i]); /* bases up to 16 */
+    if (d < 0 || d >= (int)base)
       return -EINVAL;
     if (__builtin_mul_overflow(v, (uint64_t)base, &v) ||
         __builtin_add_overflow(v, (uint64_t)d, &v))

@@ -63,6 +63,24 @@ char *str_printf(const char *fmt, ...) _printf_(1, 2);
 /* The one-line error message convention: formats into err when errlen > 0, returns r. */
 int str_err(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
 
+/* UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes available), 0 if it is not one. */
+size_t str_utf8_seq_len(const void *s, size_t n);
+/* Copy of s[0..len) with every byte that does not start a valid sequence replaced by U+FFFD,
+ * NUL-terminated (*ret_len excludes the NUL). -ENOMEM, -EINVAL (s NULL with len > 0). */
+int str_utf8_sanitize(const char *s, size_t len, char **ret, size_t *ret_len);
+
+/* Percent-decoding (RFC 3986 %XX, either case), the one decoder of URLs, queries and
+ * URL-encoded headers. A decoded NUL is always -EBADMSG. A '%' without two hex digits after
+ * it is -EBADMSG, or kept as it is with PCT_LENIENT. PCT_PLUS_SPACE: '+' decodes to a space
+ * (query strings). *ret is allocated and NUL-terminated; ret_len (may be NULL) gets its
+ * length. */
+enum {
+  PCT_PLUS_SPACE = 1 << 0,
+  PCT_LENIENT = 1 << 1,
+};
+int str_pct_decode(const char *s, size_t len, unsigned flags, char **ret, size_t *ret_len);
+
 /* String vectors: NULL-terminated arrays of allocated strings. strv_free accepts NULL. */
 void strv_free(char **l);
 static inline void strv_freep(char ***l) {

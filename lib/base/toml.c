@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "base/hex.h"
 #include "base/str.h"
 
 /* Upper bound on the number of values in one document, so memory stays proportional. */
@@ -316,39 +317,6 @@ static bool is_control(int c) {
   return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t need;
-  unsigned lo = 0x80, hi = 0xbf;
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xc2 && c <= 0xdf)
-    need = 1;
-  else if (c >= 0xe0 && c <= 0xef) {
-    need = 2;
-    if (c == 0xe0)
-      lo = 0xa0; /* overlong */
-    if (c == 0xed)
-      hi = 0x9f; /* surrogates */
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    need = 3;
-    if (c == 0xf0)
-      lo = 0x90;
-    if (c == 0xf4)
-      hi = 0x8f; /* above U+10FFFF */
-  } else
-    return 0;
-  if (n < need + 1)
-    return 0;
-  if (s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i <= need; i++)
-    if (s[i] < 0x80 || s[i] > 0xbf)
-      return 0;
-  return need + 1;
-}
-
 static int utf8_put(struct buf *b, uint32_t cp) {
   uint8_t t[4];
   size_t n;
@@ -384,7 +352,7 @@ static int skip_comment(struct parser *p) {
     if (is_control(c))
       return fail(p, "control character in comment");
     if (c >= 0x80) {
-      size_t n = utf8_len(p->s + p->pos, p->len - p->pos);
+      size_t n = str_utf8_seq_len(p->s + p->pos, p->len - p->pos);
       if (!n)
         return fail(p, "invalid UTF-8");
       p->pos += n;
@@ -417,14 +385,8 @@ static int hex4(struct parser *p, size_t off, size_t ndig, uint32_t *ret) {
   uint32_t v = 0;
   for (size_t i = 0; i < ndig; i++) {
     int c = peek(p, off + i);
-    int d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
-    else
+    int d = c < 0 ? -1 : hex_digit_value((char)c);
+    if (d < 0)
       return -1;
     v = v << 4 | (uint32_t)d;
   }
@@ -554,7 +516,7 @@ static int parse_string(struct parser *p, bool allow_multi, struct buf *out) {
       return fail(p, c == '\r' ? "carriage return without line feed in string"
                                : "control character in string");
     if (c >= 0x80) {
-      size_t n = utf8_len(p->s + p->pos, p->len - p->pos);
+      size_t n = str_utf8_seq_len(p->s + p->pos, p->len - p->pos);
       if (!n)
         return fail(p, "invalid UTF-8");
       if ((r = buf_append(out, p->s + p->pos, n)) < 0)
@@ -652,13 +614,7 @@ static bool scan_digits(const char *t, size_t n, size_t *i, unsigned base) {
   bool prev_digit = false;
   while (*i < n) {
     char c = t[*i];
-    int d = -1;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
+    int d = hex_digit_value(c);
     if (d >= 0 && d < (int)base) {
       prev_digit = true;
       (*i)++;
@@ -722,9 +678,7 @@ static int parse_number(struct parser *p, unsigned depth, struct toml_value **re
     for (k = 2; k < blen; k++) {
       if (body[k] == '_')
         continue;
-      unsigned d = (unsigned)(body[k] <= '9'   ? body[k] - '0'
-                              : body[k] >= 'a' ? body[k] - 'a' + 10
-                                               : body[k] - 'A' + 10);
+      unsigned d = (unsigned)hex_digit_value(body[k]); /* checked by scan_digits */
       if (v > ((uint64_t)INT64_MAX - d) / base)
         return fail_at(p, at, "integer out of range");
       v = v * base + d;

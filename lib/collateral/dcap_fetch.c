@@ -18,6 +18,7 @@
 #include "base/hex.h"
 #include "base/log.h"
 #include "base/macro.h"
+#include "base/str.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
 
@@ -153,7 +154,7 @@ static int chain_header(const struct http_response *resp, const char *const *nam
     const char *v = http_response_header(resp, *names);
     if (!v)
       continue;
-    int r = http_url_decode(v, ret);
+    int r = str_pct_decode(v, strlen(v), 0, ret, NULL);
     return r == -ENOMEM ? r : (r < 0 ? -EBADMSG : 0);
   }
   return -EBADMSG;

@@ -393,45 +393,6 @@ int http_post(const char *url, const char *content_type, const void *body, size_
   return http_request("POST", url, content_type, body, len, o, ret);
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-int http_url_decode(const char *src, char **ret) {
-  if (!src || !ret)
-    return -EINVAL;
-  size_t n = strlen(src);
-  char *out = malloc(n + 1), *w = out;
-  if (!out)
-    return -ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    if (src[i] != '%') {
-      *w++ = src[i];
-      continue;
-    }
-    if (i + 2 >= n) {
-      free(out);
-      return -EBADMSG;
-    }
-    int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
-    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-      free(out);
-      return -EBADMSG;
-    }
-    *w++ = (char)(hi * 16 + lo);
-    i += 2;
-  }
-  *w = '\0';
-  *ret = out;
-  return 0;
-}
-
 int http_url_encode(const char *src, char **ret) {
   static const char hexd[] = "0123456789ABCDEF";
   if (!src || !ret)

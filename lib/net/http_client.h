@@ -68,8 +68,6 @@ int http_post(const char *url, const char *content_type, const void *body, size_
 const char *http_response_header(const struct http_response *r, const char *name);
 void http_response_free(struct http_response *r);
 
-/* Percent-decodes src (application/x-www-form-urlencoded style: '+' is kept as is) into an
- * allocated NUL-terminated string. -EBADMSG on a bad escape or an encoded NUL. */
-int http_url_decode(const char *src, char **ret);
+/* Decoding: str_pct_decode (base/str.h). */
 /* Percent-encodes everything but unreserved characters (RFC 3986). */
 int http_url_encode(const char *src, char **ret);

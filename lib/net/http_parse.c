@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/hex.h"
+
 /* RFC 9110 tchar as a bitmap: DIGIT, ALPHA and !#$%&'*+-.^_`|~ */
 static const uint8_t tchar_bits[32] = {
     0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03,
@@ -207,15 +209,8 @@ int http_chunk_size_parse(const char *line, size_t len, uint64_t *ret) {
   size_t i = 0;
   uint64_t n = 0;
   for (; i < len; i++) {
-    char c = line[i];
-    int d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
-    else
+    int d = hex_digit_value(line[i]);
+    if (d < 0)
       break;
     if (n >> 56)
       return -EBADMSG;

@@ -14,7 +14,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/str.h"
 #include "net/http_parse.h"
 #include "net/source_limit.h"
 #include "net/url.h"
@@ -95,6 +95,7 @@ struct http_conn {
   bool write_armed;     /* plain sockets: the bufferevent's write event is enabled */
   struct event *rev;    /* plain sockets: our own read event (the bufferevent only writes) */
   bool read_paused;     /* plain sockets: input at the high-water mark, rev not pending */
+  bool write_failed;    /* plain sockets: our own send failed; output dropped, closing */
   bool resp_keep_alive; /* for the reply being written */
   struct http_request *req;
   /* body */
@@ -120,20 +121,28 @@ struct http_server {
   struct http_conn *idle_head, *idle_tail;
   struct source_limit *sources;
   bool freeing;
+  unsigned fail_allocs; /* tests: reply allocations still to fail (http_server_test_fail_allocs) */
   /* Peer-triggered refusals and evictions since the last (debug) log line, one line per
    * second at most. */
   struct log_ratelimit limits_log;
   unsigned n_refused_source, n_refused_full, n_evicted, n_evicted_source;
   /* libevent "common timeouts" (O(1) queues instead of the heap) for the durations every
    * connection re-arms on every request */
-  const struct timeval *tv_idle, *tv_request, *tv_linger, *tv_handshake;
+  const struct timeval *tv_idle, *tv_request, *tv_linger, *tv_handshake, *tv_handler;
   time_t date_time; /* when date was formatted */
   size_t date_len;
   char date[64];
 };
 
+/* A request is "live" while its connection waits for the answer (conn set, conn->req == it),
+ * or "dead" (conn NULL): the connection side is over (answered by the server, failed, or gone)
+ * but the handler has not made its final call yet; that call frees it (http_server.h). */
 struct http_request {
   struct http_conn *conn;
+  bool dead;
+  bool tls;
+  X509 *peer;       /* reference of its own: valid while the request is, dead or not */
+  char remote[64];
   char *head;
   struct http_head h;
   char *path;
@@ -165,6 +174,15 @@ _Static_assert(sizeof(BODY_503_SOURCE) - 1 == 50, "Content-Length of reply_503_s
   "\r\n"
 static const char reply_503_full[] = HEAD_503(32) BODY_503_FULL;
 static const char reply_503_source[] = HEAD_503(50) BODY_503_SOURCE;
+
+/* When an answer cannot be sent as asked: fixed bytes, nothing to allocate but the copy. */
+#define BODY_500 "{\"error\":\"internal error\"}"
+_Static_assert(sizeof(BODY_500) - 1 == 26, "Content-Length of reply_500");
+static const char reply_500[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                "Content-Type: application/json\r\n"
+                                "Content-Length: 26\r\n"
+                                "Connection: close\r\n"
+                                "\r\n" BODY_500;
 
 const char *http_status_reason(int status) {
   switch (status) {
@@ -214,12 +232,31 @@ const char *http_status_reason(int status) {
 static void request_free(struct http_request *r) {
   if (!r)
     return;
+  X509_free(r->peer);
   free(r->head);
   free(r->path);
   url_query_free(&r->q);
   buf_free(&r->body);
   buf_free(&r->extra);
   free(r);
+}
+
+/* Tests: true while allocations on the reply paths are set to fail. */
+static bool srv_fault(struct http_server *s) {
+  if (!s->fail_allocs)
+    return false;
+  s->fail_allocs--;
+  return true;
+}
+
+/* r leaves its connection for good: dead from now on (see struct http_request). */
+static void req_detach(struct http_request *r) {
+  if (r->conn && r->conn->req == r)
+    r->conn->req = NULL;
+  r->conn = NULL;
+  r->dead = true;
+  r->close_cb = NULL;
+  r->drain_cb = NULL;
 }
 
 const char *http_request_method(const struct http_request *r) {
@@ -264,13 +301,13 @@ struct slice http_request_body(const struct http_request *r) {
 }
 
 X509 *http_request_peer_cert(const struct http_request *r) {
-  return r->conn ? r->conn->peer : NULL;
+  return r->peer;
 }
 bool http_request_is_tls(const struct http_request *r) {
-  return r->conn && r->conn->ctx;
+  return r->tls;
 }
 const char *http_request_remote(const struct http_request *r) {
-  return r->conn ? r->conn->remote : "";
+  return r->remote;
 }
 int http_request_version_minor(const struct http_request *r) {
   return r->h.minor;
@@ -368,10 +405,31 @@ static void conn_kick_write(struct http_conn *c) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
   if (evbuffer_get_length(out) == 0)
     return;
+  /* Our own sendmsg with MSG_NOSIGNAL: a peer that went away is an error here, not SIGPIPE.
+   * (The bufferevent's writev, for what is left, can still raise it: processes ignore SIGPIPE,
+   * see http_server.h.) */
+  struct evbuffer_iovec v[8];
+  struct iovec iov[8];
+  int nv = evbuffer_peek(out, -1, NULL, v, 8);
+  nv = MIN(nv, 8);
+  for (int i = 0; i < nv; i++)
+    iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)MAX(nv, 0)};
+  ssize_t n;
+  do
+    n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
   /* The bufferevent keeps the front of its output frozen (only it drains it); thaw it for
-   * this write as its own write callback does. */
+   * this drain as its own write callback does. */
   evbuffer_unfreeze(out, 1);
-  (void)evbuffer_write(out, c->fd);
+  if (n > 0) {
+    evbuffer_drain(out, (size_t)n);
+  } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    log_debug("http %s: send: %s", c->remote, strerror(errno));
+    c->write_failed = true; /* nothing more can be sent: drop it, close after this reply */
+    c->resp_keep_alive = false;
+    evbuffer_drain(out, evbuffer_get_length(out));
+  }
   evbuffer_freeze(out, 1);
   if (evbuffer_get_length(out) > 0) {
     c->write_armed = true;
@@ -394,16 +452,30 @@ static void conn_unarm_write(struct http_conn *c) {
   bufferevent_disable(c->bev, EV_WRITE);
 }
 
-static void conn_free(struct http_conn *c) {
-  struct http_server *s = c->srv;
+/* The request leaves its connection, which will not carry the handler's answer (it is closing,
+ * or the server answered itself). A request with its handler gets its close callback and is
+ * freed, or, without a callback, stays allocated and dead until the handler's final call frees
+ * it; a request no handler has seen yet is freed. */
+static void conn_drop_request(struct http_conn *c) {
   struct http_request *r = TAKE_PTR(c->req);
-  if (r) {
-    if (c->state == CS_HANDLER && r->close_cb) {
-      r->closing = true;
-      r->close_cb(r->close_ud);
-    }
+  if (!r)
+    return;
+  if (c->state != CS_HANDLER) {
+    request_free(r);
+    return;
+  }
+  void (*cb)(void *) = r->close_cb;
+  req_detach(r);
+  if (cb) {
+    r->closing = true; /* http_* calls from inside cb: -EPIPE, nothing done */
+    cb(r->close_ud);
     request_free(r);
   }
+}
+
+static void conn_free(struct http_conn *c) {
+  struct http_server *s = c->srv;
+  conn_drop_request(c);
   if (c->timer)
     event_free(c->timer);
   if (c->rev)
@@ -522,6 +594,8 @@ static char *put_ull(char *p, unsigned long long v) {
  * Content-Length. */
 static int write_head(struct http_conn *c, int status, const char *ctype, const struct buf *extra,
                       long long length, bool chunked, bool keep_alive, int minor) {
+  if (srv_fault(c->srv))
+    return -ENOMEM;
   struct evbuffer *out = bufferevent_get_output(c->bev);
   const char *reason = http_status_reason(status);
   size_t date_len, ctype_len = ctype ? strlen(ctype) : 0, extra_len = extra ? extra->len : 0;
@@ -563,12 +637,9 @@ static int write_head(struct http_conn *c, int status, const char *ctype, const 
   return r;
 }
 
-/* Error produced by the server before a handler got the request: JSON body, then close. */
-static void conn_fail(struct http_conn *c, int status, const char *msg) {
-  struct http_request *r = TAKE_PTR(c->req);
-  int minor = r && r->h.method ? r->h.minor : 1;
-  bool is_head = r && r->is_head;
-  request_free(r);
+/* An error reply produced by the server (no request on c any more): JSON body, then close. */
+static void conn_reply_error(struct http_conn *c, int status, const char *msg, int minor,
+                             bool is_head) {
   evtimer_del(c->timer);
   char body[256];
   json_t *j = json_pack("{s:s}", "error", msg);
@@ -584,6 +655,28 @@ static void conn_fail(struct http_conn *c, int status, const char *msg) {
     evbuffer_add(bufferevent_get_output(c->bev), body, (size_t)n);
   conn_set_state(c, CS_WRITING);
   conn_finish_request(c);
+}
+
+/* Error produced by the server before a handler got the request. */
+static void conn_fail(struct http_conn *c, int status, const char *msg) {
+  struct http_request *r = TAKE_PTR(c->req);
+  int minor = r && r->h.method ? r->h.minor : 1;
+  bool is_head = r && r->is_head;
+  request_free(r);
+  conn_reply_error(c, status, msg, minor, is_head);
+}
+
+/* The handler held its request past handler_timeout_s without answering: 503 and close. The
+ * request is dropped (close callback, or kept dead for the handler's late answer). Streams
+ * have answered: they are not timed. */
+static void conn_handler_expired(struct http_conn *c) {
+  struct http_request *r = c->req;
+  if (!r || r->state != RQ_OPEN)
+    return;
+  int minor = r->h.minor;
+  bool is_head = r->is_head;
+  conn_drop_request(c);
+  conn_reply_error(c, 503, "the request was not answered in time", minor, is_head);
 }
 
 static void conn_check_peer(struct http_conn *c) {
@@ -613,13 +706,17 @@ static const struct route *route_find(const struct http_server *s, const char *p
 
 static void conn_dispatch(struct http_conn *c) {
   struct http_request *r = c->req;
-  evtimer_del(c->timer);
   conn_set_state(c, CS_HANDLER);
+  conn_arm(c, c->srv->tv_handler); /* the handler deadline; an answer re-arms the timer */
   conn_check_peer(c);
+  /* What the request needs of its connection, copied: a dead request outlives it. */
+  if (c->peer && X509_up_ref(c->peer))
+    r->peer = c->peer;
+  r->tls = c->ctx != NULL;
+  memcpy(r->remote, c->remote, sizeof(r->remote));
   const struct route *rt = route_find(c->srv, r->path);
   if (!rt) {
-    if (http_reply_error(r, 404, "not found") < 0)
-      conn_fail(c, 500, "internal error");
+    (void)http_reply_error(r, 404, "not found");
     return;
   }
   rt->fn(r, rt->ud);
@@ -745,6 +842,8 @@ static int conn_take_head(struct http_conn *c, size_t end, const char **ret_msg)
   }
   if (n_host > 1)
     return *ret_msg = "duplicate Host", 400;
+  if (n_host == 0 && r->h.minor >= 1)
+    return *ret_msg = "missing Host", 400; /* RFC 9112 §3.2 */
 
   /* Connection persistence. */
   r->keep_alive = r->h.minor >= 1 ? !close : (ka && !close);
@@ -799,6 +898,24 @@ static int body_move(struct http_conn *c, uint64_t max, size_t *ret_moved) {
   return 0;
 }
 
+/* The next line of a chunked body, which must end in CRLF (RFC 9112 §7.1; a bare LF is where
+ * parsers disagree, so it is refused): 1 with the line, CRLF cut, in *ret (allocated), 0 when
+ * no complete line is there yet, -EBADMSG for a bare LF. */
+static int input_crlf_line(struct evbuffer *in, char **ret, size_t *ret_len) {
+  size_t n;
+  char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+  if (!line)
+    return 0;
+  if (n == 0 || line[n - 1] != '\r') {
+    free(line);
+    return -EBADMSG;
+  }
+  line[--n] = '\0';
+  *ret = line;
+  *ret_len = n;
+  return 1;
+}
+
 /* Returns 1 when the body is complete, 0 when more input is needed, or an HTTP status >= 400. */
 static int conn_read_body(struct http_conn *c, const char **ret_msg) {
   struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -812,15 +929,18 @@ static int conn_read_body(struct http_conn *c, const char **ret_msg) {
   for (;;) {
     switch (c->ck) {
     case CK_SIZE: {
-      size_t ll;
-      char *line = evbuffer_readln(in, &ll, EVBUFFER_EOL_CRLF);
-      if (!line) {
+      size_t ll = 0;
+      char *line = NULL;
+      int k = input_crlf_line(in, &line, &ll);
+      if (k < 0)
+        return *ret_msg = "malformed chunk", 400;
+      if (k == 0) {
         if (evbuffer_get_length(in) > CHUNK_LINE_MAX)
           return *ret_msg = "malformed chunk", 400;
         return 0;
       }
       uint64_t n;
-      int k = ll > CHUNK_LINE_MAX ? -EBADMSG : http_chunk_size_parse(line, ll, &n);
+      k = ll > CHUNK_LINE_MAX ? -EBADMSG : http_chunk_size_parse(line, ll, &n);
       free(line);
       if (k < 0)
         return *ret_msg = "malformed chunk", 400;
@@ -847,24 +967,21 @@ static int conn_read_body(struct http_conn *c, const char **ret_msg) {
       ev_ssize_t n = evbuffer_copyout(in, e, 2);
       if (n < 1)
         return 0;
-      if (e[0] == '\n') {
-        evbuffer_drain(in, 1);
-      } else if (e[0] == '\r') {
-        if (n < 2)
-          return 0;
-        if (e[1] != '\n')
-          return *ret_msg = "malformed chunk", 400;
-        evbuffer_drain(in, 2);
-      } else {
+      if (e[0] != '\r' || (n == 2 && e[1] != '\n'))
         return *ret_msg = "malformed chunk", 400;
-      }
+      if (n < 2)
+        return 0;
+      evbuffer_drain(in, 2);
       c->ck = CK_SIZE;
       break;
     }
     case CK_TRAILER: {
-      size_t ll;
-      char *line = evbuffer_readln(in, &ll, EVBUFFER_EOL_CRLF);
-      if (!line) {
+      size_t ll = 0;
+      char *line = NULL;
+      int k = input_crlf_line(in, &line, &ll);
+      if (k < 0)
+        return *ret_msg = "malformed chunk trailer", 400;
+      if (k == 0) {
         if (c->trailer_bytes + evbuffer_get_length(in) > c->srv->cfg.max_header)
           return *ret_msg = "trailer too large", 431;
         return 0;
@@ -1089,6 +1206,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg) {
       conn_after_response(c);
     return;
   case CS_HANDLER:
+    conn_handler_expired(c);
     return;
   case CS_IDLE:
   case CS_LINGER:
@@ -1292,14 +1410,50 @@ int http_server_add_connection(struct http_server *s, int fd, SSL_CTX *ctx) {
 
 /* ---------------------------------------------------------------- replies */
 
-static int req_check(struct http_request *r, enum req_state want) {
+void http_server_test_fail_allocs(struct http_server *s, unsigned n) {
+  if (s)
+    s->fail_allocs = n;
+}
+
+/* The answer the handler asked for cannot be sent: a fixed 500 when nothing of it was queued
+ * yet (send_500), and the connection closes after what is queued. r leaves the connection:
+ * freed, or, when keep, kept dead for the handler's final call (a stream it still ends). */
+static void req_fail(struct http_request *r, bool send_500, bool keep) {
+  struct http_conn *c = r->conn;
+  c->resp_keep_alive = false;
+  if (send_500 && !srv_fault(c->srv)) {
+    size_t n = sizeof(reply_500) - 1 - (r->is_head ? sizeof(BODY_500) - 1 : 0);
+    (void)evbuffer_add(bufferevent_get_output(c->bev), reply_500, n);
+  }
+  if (keep)
+    req_detach(r);
+  conn_finish_request(c); /* frees r unless detached */
+}
+
+/* For calls that do not finish a request (headers, stream writes): 0 when r is live and in
+ * state want; -EPIPE when dead or inside its close callback; -EINVAL otherwise. */
+static int req_check(const struct http_request *r, enum req_state want) {
   if (!r)
     return -EINVAL;
   if (r->closing)
     return -EPIPE;
-  if (r->state != want || !r->conn || r->conn->req != r || r->conn->state != CS_HANDLER)
+  if (r->state != want)
     return -EINVAL;
+  if (r->dead)
+    return -EPIPE;
   return 0;
+}
+
+/* Entry of http_reply*: 1 when r is live and not answered yet; otherwise what to return, r
+ * freed first when this is a dead request's final call. A stream is refused (-EINVAL) and
+ * stays the caller's: streams end with http_stream_end. */
+static int req_enter_reply(struct http_request *r) {
+  int k = req_check(r, RQ_OPEN);
+  if (k == -EPIPE && !r->closing) {
+    request_free(r);
+    return k;
+  }
+  return k < 0 ? k : 1;
 }
 
 int http_reply_header(struct http_request *r, const char *name, const char *value) {
@@ -1319,59 +1473,76 @@ int http_reply_header(struct http_request *r, const char *name, const char *valu
 
 int http_reply(struct http_request *r, int status, const char *content_type, const void *body,
                size_t len) {
-  int k = req_check(r, RQ_OPEN);
-  if (k < 0)
+  int k = req_enter_reply(r);
+  if (k <= 0)
     return k;
-  if (status < 200 || status > 599 || (len && !body) ||
-      (content_type && !header_value_ok(content_type)))
-    return -EINVAL;
   struct http_conn *c = r->conn;
+  if (status < 200 || status > 599 || (len && !body) ||
+      (content_type && !header_value_ok(content_type))) {
+    req_fail(r, true, false);
+    return -EINVAL;
+  }
   bool has_body = status_has_body(status);
-  bool ka = r->keep_alive && !c->peer_eof && !c->srv->freeing;
+  bool ka = r->keep_alive && !c->peer_eof && !c->write_failed && !c->srv->freeing;
   k = write_head(c, status, content_type, &r->extra, has_body ? (long long)len : -1, false, ka,
                  r->h.minor);
-  if (k < 0)
+  if (k < 0) {
+    req_fail(r, true, false);
     return k;
+  }
   if (has_body && !r->is_head && len &&
-      evbuffer_add(bufferevent_get_output(c->bev), body, len) < 0)
-    ka = false; /* reply is broken: close after what was queued */
+      (srv_fault(c->srv) || evbuffer_add(bufferevent_get_output(c->bev), body, len) < 0)) {
+    ka = false; /* the head is queued: close after it (the client sees a short body) */
+    k = -ENOMEM;
+  }
   c->resp_keep_alive = ka;
   conn_finish_request(c);
-  return 0;
+  return k;
 }
 
 int http_reply_json(struct http_request *r, int status, const json_t *j) {
-  int k = req_check(r, RQ_OPEN);
-  if (k < 0)
+  int k = req_enter_reply(r);
+  if (k <= 0)
     return k;
-  if (!j)
-    return -EINVAL;
-  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-  if (!s)
-    return -ENOMEM;
+  char *s = j && !srv_fault(r->conn->srv) ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  if (!s) {
+    req_fail(r, true, false);
+    return j ? -ENOMEM : -EINVAL;
+  }
   k = http_reply(r, status, "application/json", s, strlen(s));
   free(s);
   return k;
 }
 
 int http_reply_error(struct http_request *r, int status, const char *fmt, ...) {
-  int k = req_check(r, RQ_OPEN);
-  if (k < 0)
+  int k = req_enter_reply(r);
+  if (k <= 0)
     return k;
   char *msg = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vasprintf(&msg, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return -ENOMEM;
-  json_t *j = json_object();
-  k = j ? json_object_set_new(j, "error", json_stringn(msg, (size_t)n)) : -1;
+  int n = -1;
+  if (fmt && !srv_fault(r->conn->srv)) {
+    va_list ap;
+    va_start(ap, fmt);
+    n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+  }
+  if (n < 0) {
+    req_fail(r, true, false);
+    return fmt ? -ENOMEM : -EINVAL;
+  }
+  /* Messages quote what peers sent; JSON strings must be UTF-8. */
+  char *text = NULL;
+  size_t tlen = 0;
+  k = str_utf8_sanitize(msg, (size_t)n, &text, &tlen);
   free(msg);
-  if (k < 0) {
+  json_t *j = k < 0 ? NULL : json_object();
+  if (!j || json_object_set_new(j, "error", json_stringn(text, tlen)) < 0) {
+    free(text);
     json_decref(j);
+    req_fail(r, true, false);
     return -ENOMEM;
   }
+  free(text);
   k = http_reply_json(r, status, j);
   json_decref(j);
   return k;
@@ -1379,19 +1550,27 @@ int http_reply_error(struct http_request *r, int status, const char *fmt, ...) {
 
 int http_stream_start(struct http_request *r, int status, const char *ctype) {
   int k = req_check(r, RQ_OPEN);
-  if (k < 0)
+  if (k == -EINVAL || r->closing)
     return k;
-  if (status < 200 || status > 599 || !status_has_body(status) ||
-      (ctype && !header_value_ok(ctype)))
-    return -EINVAL;
+  r->state = RQ_STREAM; /* from here on a stream, whatever happens below */
+  if (k < 0)
+    return k; /* dead: http_stream_end frees it */
   struct http_conn *c = r->conn;
+  evtimer_del(c->timer); /* answered: a stream has no handler deadline */
+  if (status < 200 || status > 599 || !status_has_body(status) ||
+      (ctype && !header_value_ok(ctype))) {
+    req_fail(r, true, true);
+    return -EINVAL;
+  }
   r->stream_chunked = r->h.minor >= 1;
-  bool ka = r->stream_chunked && r->keep_alive && !c->peer_eof && !c->srv->freeing;
+  bool ka = r->stream_chunked && r->keep_alive && !c->peer_eof && !c->write_failed &&
+            !c->srv->freeing;
   k = write_head(c, status, ctype, &r->extra, -1, r->stream_chunked, ka, r->h.minor);
-  if (k < 0)
+  if (k < 0) {
+    req_fail(r, true, true);
     return k;
+  }
   c->resp_keep_alive = ka;
-  r->state = RQ_STREAM;
   /* A stream is written by the write event as its chunks come (plain sockets too). */
   if (!c->ctx && !c->write_armed) {
     c->write_armed = true;
@@ -1413,37 +1592,49 @@ int http_stream_write(struct http_request *r, const void *p, size_t n) {
     r->stream_blocked = true;
     return -EAGAIN;
   }
-  if (r->stream_chunked) {
-    if (evbuffer_add_printf(out, "%zx\r\n", n) < 0 || evbuffer_add(out, p, n) < 0 ||
-        evbuffer_add(out, "\r\n", 2) < 0)
-      return -ENOMEM;
-  } else if (evbuffer_add(out, p, n) < 0) {
+  if (srv_fault(r->conn->srv) ||
+      (r->stream_chunked ? evbuffer_add_printf(out, "%zx\r\n", n) < 0 ||
+                               evbuffer_add(out, p, n) < 0 || evbuffer_add(out, "\r\n", 2) < 0
+                         : evbuffer_add(out, p, n) < 0)) {
+    req_fail(r, false, true); /* cut off: the client sees no end of the stream */
     return -ENOMEM;
   }
   return 0;
 }
 
 int http_stream_end(struct http_request *r) {
-  int k = req_check(r, RQ_STREAM);
-  if (k < 0)
-    return k;
+  if (!r)
+    return -EINVAL;
+  if (r->closing)
+    return -EPIPE;
+  if (r->dead) {
+    request_free(r);
+    return -EPIPE;
+  }
+  if (r->state != RQ_STREAM) {
+    req_fail(r, true, false);
+    return -EINVAL;
+  }
   struct http_conn *c = r->conn;
+  int k = 0;
   if (r->stream_chunked && !r->is_head &&
-      evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5) < 0)
+      (srv_fault(c->srv) || evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5) < 0)) {
     c->resp_keep_alive = false;
+    k = -ENOMEM;
+  }
   conn_finish_request(c);
-  return 0;
+  return k;
 }
 
 void http_stream_on_drain(struct http_request *r, void (*cb)(void *ud), void *ud) {
-  if (!r)
+  if (!r || r->dead)
     return;
   r->drain_cb = cb;
   r->drain_ud = ud;
 }
 
 void http_request_on_close(struct http_request *r, void (*cb)(void *ud), void *ud) {
-  if (!r)
+  if (!r || r->dead)
     return;
   r->close_cb = cb;
   r->close_ud = ud;
@@ -1678,6 +1869,8 @@ int http_server_new(struct event_base *base, const struct http_server_config *cf
     s->cfg.stream_buffer = HTTP_SERVER_DEFAULT_STREAM_BUFFER;
   if (!s->cfg.handshake_timeout_s)
     s->cfg.handshake_timeout_s = HTTP_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_S;
+  if (!s->cfg.handler_timeout_s)
+    s->cfg.handler_timeout_s = HTTP_SERVER_DEFAULT_HANDLER_TIMEOUT_S;
   s->cfg.handshake_timeout_s = MIN(s->cfg.handshake_timeout_s, s->cfg.idle_timeout_s);
   if (!s->cfg.max_conns_per_source) {
     unsigned share = MAX(s->cfg.max_conns / HTTP_SERVER_DEFAULT_SOURCE_SHARE,
@@ -1685,21 +1878,20 @@ int http_server_new(struct event_base *base, const struct http_server_config *cf
     s->cfg.max_conns_per_source = MIN(share, s->cfg.max_conns);
   }
   struct timeval idle = {.tv_sec = s->cfg.idle_timeout_s}, req = {.tv_sec = s->cfg.request_timeout_s},
-                 linger = {.tv_sec = LINGER_S}, hs = {.tv_sec = s->cfg.handshake_timeout_s};
+                 linger = {.tv_sec = LINGER_S}, hs = {.tv_sec = s->cfg.handshake_timeout_s},
+                 handler = {.tv_sec = s->cfg.handler_timeout_s};
   s->tv_idle = event_base_init_common_timeout(base, &idle);
   s->tv_request = event_base_init_common_timeout(base, &req);
   s->tv_linger = event_base_init_common_timeout(base, &linger);
   s->tv_handshake = event_base_init_common_timeout(base, &hs);
+  s->tv_handler = event_base_init_common_timeout(base, &handler);
   int k = source_limit_new(s->cfg.max_conns_per_source, &s->sources);
-  if (!s->tv_idle || !s->tv_request || !s->tv_linger || !s->tv_handshake || k < 0) {
+  if (!s->tv_idle || !s->tv_request || !s->tv_linger || !s->tv_handshake || !s->tv_handler ||
+      k < 0) {
     source_limit_free(s->sources);
     free(s);
     return -ENOMEM;
   }
-  /* Writes to a closed peer must fail with EPIPE, not kill the process. */
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-    signal(SIGPIPE, SIG_IGN);
   *ret = s;
   return 0;
 }

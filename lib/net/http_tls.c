@@ -77,17 +77,6 @@ out:
   return r;
 }
 
-static int read_file(const char *path, bool secret, struct buf *out) {
-  if (secret)
-    buf_init_secret(out, TLS_FILE_MAX);
-  else
-    buf_init(out, TLS_FILE_MAX);
-  int r = file_read_all(path, TLS_FILE_MAX, out);
-  if (r == -EFBIG)
-    r = -ENOBUFS;
-  return r;
-}
-
 /* All certificates of a PEM text. */
 static int pem_certs(const struct buf *b, STACK_OF(X509) **ret) {
   BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
@@ -123,13 +112,13 @@ int http_tls_ctx_new(const struct http_tls_files *f, SSL_CTX **ret) {
   STACK_OF(X509) *certs = NULL, *cas = NULL;
   EVP_PKEY *key = NULL;
   BIO *kbio = NULL;
-  int r = read_file(f->cert_file, false, &cb);
+  int r = file_read_capped(f->cert_file, TLS_FILE_MAX, false, &cb);
   if (r < 0)
     goto out;
   r = pem_certs(&cb, &certs);
   if (r < 0)
     goto out;
-  r = read_file(f->key_file, true, &kb);
+  r = file_read_capped(f->key_file, TLS_FILE_MAX, true, &kb);
   if (r < 0)
     goto out;
   kbio = BIO_new_mem_buf(kb.data, (int)kb.len);
@@ -144,7 +133,7 @@ int http_tls_ctx_new(const struct http_tls_files *f, SSL_CTX **ret) {
     goto out;
   }
   if (f->client_ca_file) {
-    r = read_file(f->client_ca_file, false, &cab);
+    r = file_read_capped(f->client_ca_file, TLS_FILE_MAX, false, &cab);
     if (r < 0)
       goto out;
     r = pem_certs(&cab, &cas);

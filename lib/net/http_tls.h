@@ -2,7 +2,7 @@
  * client-certificate verification (mutual TLS).
  *
  * Errors: -EINVAL bad argument, -ENOENT/-EACCES/... reading files, -EBADMSG unparsable PEM or a
- * key that does not match the certificate, -ENOBUFS file over 1 MiB, -EIO other OpenSSL failure. */
+ * key that does not match the certificate, -EFBIG file over 1 MiB, -EIO other OpenSSL failure. */
 #pragma once
 
 #include <openssl/ssl.h>

@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "net/http_server.h"
 #include "net/prpc_json.h"
 
@@ -58,21 +59,19 @@ bool prpc_request_wants_json(const struct http_request *req) {
          strcasecmp(v, "on") == 0 || strcasecmp(v, "yes") == 0;
 }
 
-/* Error reply: JSON {"error": msg} pretty-printed as upstream does, or ProtoError{message=1}. */
-static void reply_error(struct http_request *req, bool json, int status, const char *msg) {
+void prpc_reply_error(struct http_request *req, bool json, int status, const char *msg) {
   int r;
   if (json) {
-    _cleanup_json_ json_t *j = json_object();
-    json_t *s = json_string(msg);
-    if (!s)
-      s = json_string("error message is not UTF-8");
+    _cleanup_free_ char *clean = NULL;
+    _cleanup_json_ json_t *j = NULL;
     _cleanup_free_ char *text = NULL;
-    if (j && json_object_set_new(j, "error", s) == 0)
+    size_t n = 0;
+    if (str_utf8_sanitize(msg, strlen(msg), &clean, &n) == 0)
+      j = json_pack("{s:s%}", "error", clean, n);
+    if (j)
       text = json_dumps(j, JSON_INDENT(2));
-    if (text)
-      r = http_reply(req, status, CT_JSON, text, strlen(text));
-    else
-      r = http_reply(req, status, CT_JSON, "{\"error\":\"out of memory\"}", 25);
+    r = text ? http_reply(req, status, CT_JSON, text, strlen(text))
+             : http_reply_error(req, status, "out of memory");
   } else {
     _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_SMALL);
     size_t n = MIN(strlen(msg), BUF_MAX_SMALL - 16);
@@ -197,11 +196,11 @@ void prpc_handle(struct http_request *req, const struct prpc_service *svcs, size
   unsigned idx;
 
   if (!path || !lookup(path, svcs, n, &svc, &idx)) {
-    reply_error(req, json, 404, "method Not Found");
+    prpc_reply_error(req, json, 404, "method Not Found");
     return;
   }
   if (!is_get && (!method || strcmp(method, "POST") != 0)) {
-    reply_error(req, json, 405, "only GET and POST are allowed");
+    prpc_reply_error(req, json, 405, "only GET and POST are allowed");
     return;
   }
 
@@ -211,7 +210,7 @@ void prpc_handle(struct http_request *req, const struct prpc_service *svcs, size
   char *herr = NULL;
   int r = decode_input(req, json, is_get, md->input, &in, err, sizeof(err));
   if (r < 0) {
-    reply_error(req, json, 400, err[0] ? err : "invalid request");
+    prpc_reply_error(req, json, 400, err[0] ? err : "invalid request");
     return;
   }
 
@@ -224,7 +223,7 @@ void prpc_handle(struct http_request *req, const struct prpc_service *svcs, size
       else
         prpc_message_free(out);
     }
-    reply_error(req, json, 400, herr ? herr : strerror(-r));
+    prpc_reply_error(req, json, 400, herr ? herr : strerror(-r));
     free(herr);
     return;
   }
@@ -250,7 +249,7 @@ void prpc_handle(struct http_request *req, const struct prpc_service *svcs, size
   }
   if (r < 0) {
     log_debug("prpc: encoding the reply of %s failed: %s", md->name, strerror(-r));
-    reply_error(req, json, 500, "failed to encode the reply");
+    prpc_reply_error(req, json, 500, "failed to encode the reply");
     return;
   }
   r = http_reply(req, 200, json ? CT_JSON : CT_PROTO, body.data, body.len);

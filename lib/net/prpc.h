@@ -76,6 +76,10 @@ struct prpc_router {
 };
 void prpc_http_handler(struct http_request *req, void *ud /* const struct prpc_router * */);
 
+/* Answers req with an error as the dispatcher does (status, JSON or protobuf per json; a
+ * message that is not UTF-8 gets U+FFFD for its bad bytes). */
+void prpc_reply_error(struct http_request *req, bool json, int status, const char *msg);
+
 /* JSON mode per the rules above. */
 bool prpc_request_wants_json(const struct http_request *req);
 

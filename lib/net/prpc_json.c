@@ -13,6 +13,7 @@
 #include "base/hex.h"
 #include "base/json.h"
 #include "base/macro.h"
+#include "base/str.h"
 
 #define FIELD_PTR(m, off) ((void *)((char *)(m) + (off)))
 #define FIELD_CPTR(m, off) ((const void *)((const char *)(m) + (off)))
@@ -732,38 +733,13 @@ int prpc_json_text_to_message(const ProtobufCMessageDescriptor *d, const char *t
 
 /* ---- query string -> message -------------------------------------------------------- */
 
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes s[0..n) ('+' = space) into a new JSON string. */
 static int qs_decode(const char *s, size_t n, json_t **ret) {
-  _cleanup_free_ char *out = malloc(n + 1);
-  if (!out)
-    return -ENOMEM;
+  _cleanup_free_ char *out = NULL;
   size_t o = 0;
-  for (size_t k = 0; k < n; k++) {
-    if (s[k] == '+')
-      out[o++] = ' ';
-    else if (s[k] == '%') {
-      int hi, lo;
-      if (k + 2 >= n)
-        return -EINVAL;
-      hi = hexval(s[k + 1]);
-      lo = hexval(s[k + 2]);
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-        return -EINVAL;
-      out[o++] = (char)(hi << 4 | lo);
-      k += 2;
-    } else
-      out[o++] = s[k];
-  }
+  int r = str_pct_decode(s, n, PCT_PLUS_SPACE, &out, &o);
+  if (r < 0)
+    return r == -ENOMEM ? r : -EINVAL;
   json_t *j = json_stringn(out, o);
   if (!j)
     return -EINVAL; /* not UTF-8 */

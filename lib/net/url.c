@@ -6,48 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-int url_decode(const char *s, size_t len, bool plus_as_space, char **ret, size_t *ret_len) {
-  if ((!s && len) || !ret)
-    return -EINVAL;
-  char *out = malloc(len + 1);
-  if (!out)
-    return -ENOMEM;
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    if (c == '%') {
-      int hi, lo;
-      if (len - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0) {
-        free(out);
-        return -EBADMSG;
-      }
-      c = (char)((hi << 4) | lo);
-      i += 2;
-    } else if (c == '+' && plus_as_space) {
-      c = ' ';
-    }
-    if (c == '\0') {
-      free(out);
-      return -EBADMSG;
-    }
-    out[o++] = c;
-  }
-  out[o] = '\0';
-  if (ret_len)
-    *ret_len = o;
-  *ret = out;
-  return 0;
-}
+#include "base/str.h"
 
 int url_encode(const char *s, size_t len, struct buf *out) {
   static const char hexd[] = "0123456789ABCDEF";
@@ -81,7 +40,7 @@ int url_path_normalize(const char *s, size_t len, char **ret) {
     return -EBADMSG;
   char *dec = NULL;
   size_t dlen = 0;
-  int r = url_decode(s, len, false, &dec, &dlen);
+  int r = str_pct_decode(s, len, 0, &dec, &dlen);
   if (r < 0)
     return r;
   /* The output is never longer than the decoded input. */
@@ -177,11 +136,12 @@ int url_query_parse(const char *s, size_t len, struct url_query *ret) {
     const char *eq = memchr(s + start, '=', end - start);
     size_t klen = eq ? (size_t)(eq - (s + start)) : end - start;
     struct url_query_param p = {.has_value = eq != NULL};
-    r = url_decode(s + start, klen, true, &p.key, NULL);
+    r = str_pct_decode(s + start, klen, PCT_PLUS_SPACE, &p.key, NULL);
     if (r < 0)
       goto fail;
     if (eq)
-      r = url_decode(eq + 1, (size_t)((s + end) - (eq + 1)), true, &p.value, NULL);
+      r = str_pct_decode(eq + 1, (size_t)((s + end) - (eq + 1)), PCT_PLUS_SPACE, &p.value,
+                         NULL);
     else
       r = (p.value = strdup("")) ? 0 : -ENOMEM;
     if (r < 0) {

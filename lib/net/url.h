@@ -13,10 +13,7 @@
 #define URL_PATH_MAX 4096
 #define URL_QUERY_MAX_PARAMS 256
 
-/* Percent-decodes s[0..len) into an allocated NUL-terminated string. '+' becomes a space when
- * plus_as_space (query values). A '%' not followed by two hex digits, or a decoded NUL, is
- * -EBADMSG. ret_len (may be NULL) gets the decoded length. */
-int url_decode(const char *s, size_t len, bool plus_as_space, char **ret, size_t *ret_len);
+/* Percent-decoding is str_pct_decode (base/str.h). */
 /* Appends s[0..len) percent-encoded (everything except ALPHA DIGIT "-._~") to out. */
 int url_encode(const char *s, size_t len, struct buf *out);
 

@@ -160,11 +160,9 @@ fail:
 }
 
 static int read_file(const char *path, bool secret, struct buf *out, char *err, size_t errlen) {
-  if (secret)
-    buf_init_secret(out, PEM_MAX);
-  else
-    buf_init(out, PEM_MAX);
-  int r = file_read_all(path, PEM_MAX, out);
+  int r = file_read_capped(path, PEM_MAX, secret, out);
+  if (r == -EFBIG)
+    return str_err(err, errlen, r, "reading %s: larger than %zu bytes", path, (size_t)PEM_MAX);
   if (r < 0)
     return str_err(err, errlen, r, "reading %s: %s", path, strerror(-r));
   return 0;

@@ -371,7 +371,15 @@ static void on_client_close(void *ud) {
 
 static void on_drain(void *ud);
 
-/* Sends what is pending; ends the stream when docker is done. <0 when the client is gone. */
+/* The request's final call: it is the server's from here on. */
+static void stream_finish(struct logs_req *lr) {
+  (void)http_stream_end(lr->req);
+  lr->done = true;
+  lr->req = NULL;
+}
+
+/* Sends what is pending; ends the stream when docker is done, or when the stream is dead (the
+ * server cut it off). <0 when the client is gone. */
 static int flush(struct logs_req *lr) {
   if (lr->done)
     return -EPIPE;
@@ -382,17 +390,16 @@ static int flush(struct logs_req *lr) {
       http_stream_on_drain(lr->req, on_drain, lr);
       return 0;
     }
-    if (r < 0)
+    if (r < 0) {
+      stream_finish(lr);
       return r;
+    }
     buf_reset(&lr->pending);
   }
-  if (lr->ended) {
-    (void)http_stream_end(lr->req);
-    lr->done = true;
-    lr->req = NULL;
-  } else {
+  if (lr->ended)
+    stream_finish(lr);
+  else
     docker_stream_pause(lr->ds, false);
-  }
   return 0;
 }
 
@@ -419,11 +426,15 @@ static int on_head(void *ud, int status, const char *ct) {
   logs_demux_init(&lr->demux, ct);
   lr->busy++;
   (void)http_reply_header(lr->req, "X-Content-Type-Options", "nosniff");
+  /* A stream now whatever this returns; a failed start (the server answered 500 or closed)
+   * leaves a dead one: end it, and stop reading from docker. */
   int r = http_stream_start(lr->req, 200, "text/plain; charset=utf-8");
-  if (r >= 0)
+  if (r < 0)
+    stream_finish(lr);
+  else
     lr->streaming = true;
   lr_leave(lr);
-  return r < 0 ? r : 0;
+  return r < 0 ? -ECANCELED : 0;
 }
 
 static int on_body(void *ud, const uint8_t *p, size_t n) {

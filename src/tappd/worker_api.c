@@ -83,43 +83,13 @@ static int containers_message(const struct docker_container *cs, size_t n,
   return prpc_reply_done(r, out, ret_out);
 }
 
-/* pRPC replies as the dispatcher sends them (net/prpc.h): JSON or protobuf like the request,
- * errors HTTP 400 {"error": ...} (pretty JSON) or ProtoError{message = 1}. */
-static void prpc_like_error(struct http_request *req, bool json, int status, const char *msg) {
-  if (json) {
-    _cleanup_json_ json_t *j = json_object();
-    _cleanup_free_ char *text = NULL;
-    if (j && json_object_set_new(j, "error", json_string(msg)) == 0)
-      text = json_dumps(j, JSON_INDENT(2));
-    if (text)
-      (void)http_reply(req, status, "application/json", text, strlen(text));
-    else
-      (void)http_reply_error(req, status, "out of memory");
-    return;
-  }
-  _cleanup_buf_ struct buf b = BUF_INIT(BUF_MAX_SMALL);
-  size_t n = MIN(strlen(msg), (size_t)BUF_MAX_SMALL - 16);
-  int r = buf_append_u8(&b, 0x0a); /* field 1, length-delimited */
-  for (size_t v = n; r >= 0; v >>= 7) {
-    if (v < 0x80) {
-      r = buf_append_u8(&b, (uint8_t)v);
-      break;
-    }
-    r = buf_append_u8(&b, (uint8_t)(v | 0x80));
-  }
-  if (r >= 0)
-    r = buf_append(&b, msg, n);
-  (void)http_reply(req, status, "application/octet-stream", r < 0 ? NULL : b.data,
-                   r < 0 ? 0 : b.len);
-}
-
 static void list_containers_reply(struct tappd_server *srv, struct http_request *req, int err,
                                   const struct docker_container *cs, size_t n) {
   bool json = prpc_request_wants_json(req);
   version_header(req);
   if (err < 0) {
     _cleanup_free_ char *msg = str_printf("listing containers: %s", strerror(-err));
-    prpc_like_error(req, json, 400, msg ? msg : "listing containers failed");
+    prpc_reply_error(req, json, 400, msg ? msg : "listing containers failed");
     return;
   }
   ProtobufCMessage *out = NULL;
@@ -138,7 +108,7 @@ static void list_containers_reply(struct tappd_server *srv, struct http_request 
   }
   prpc_message_free(out);
   if (r < 0) {
-    prpc_like_error(req, json, 500, "failed to encode the reply");
+    prpc_reply_error(req, json, 500, "failed to encode the reply");
     return;
   }
   (void)http_reply(req, 200, json ? "application/json" : "application/octet-stream", body.data,
@@ -153,7 +123,7 @@ void worker_list_containers_http_handler(struct http_request *req, void *ud) {
     return;
   }
   if (!str_eq(m, "GET") && !str_eq(m, "POST")) {
-    prpc_like_error(req, prpc_request_wants_json(req), 405, "only GET and POST are allowed");
+    prpc_reply_error(req, prpc_request_wants_json(req), 405, "only GET and POST are allowed");
     return;
   }
   /* The request type is Empty: the body is not looked at. */

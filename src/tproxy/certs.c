@@ -278,13 +278,7 @@ struct loaded {
 
 static int read_file(const char *path, const char *what, bool secret, struct buf *out, char *err,
                      size_t errlen) {
-  if (secret)
-    buf_init_secret(out, TPROXY_CERTS_FILE_MAX);
-  else
-    buf_init(out, TPROXY_CERTS_FILE_MAX);
-  int r = file_read_all(path, TPROXY_CERTS_FILE_MAX, out);
-  if (r == -ENOBUFS)
-    r = -EFBIG;
+  int r = file_read_capped(path, TPROXY_CERTS_FILE_MAX, secret, out);
   if (r == -EFBIG)
     return str_err(err, errlen, r, "%s %s: larger than %zu bytes", what, path, TPROXY_CERTS_FILE_MAX);
   if (r < 0)

@@ -28,11 +28,29 @@ static void h_echo(struct http_request *r, void *ud) {
 
 static void h_stream(struct http_request *r, void *ud) {
   (void)ud;
-  if (http_stream_start(r, 200, "text/plain") < 0)
-    return;
+  (void)http_stream_start(r, 200, "text/plain"); /* a stream whatever it returns */
   for (int i = 0; i < 3; i++)
     (void)http_stream_write(r, http_request_path(r), strlen(http_request_path(r)));
   (void)http_stream_end(r);
+}
+
+/* Reply paths under failing allocations: the path length picks how many fail and the query
+ * which call answers. */
+static void h_fail(struct http_request *r, void *ud) {
+  struct http_server *s = ud;
+  http_server_test_fail_allocs(s, (unsigned)(strlen(http_request_path(r)) % 4));
+  const char *q = http_request_query(r);
+  char c = q && *q ? *q : 'r';
+  if (c == 's') {
+    (void)http_stream_start(r, 200, NULL);
+    (void)http_stream_write(r, "x", 1);
+    (void)http_stream_end(r);
+  } else if (c == 'e') {
+    (void)http_reply_error(r, 500, "bad \xff %s", http_request_path(r));
+  } else {
+    (void)http_reply(r, 200, "text/plain", "ok", 2);
+  }
+  http_server_test_fail_allocs(s, 0);
 }
 
 static int n_closed;
@@ -64,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   http_server_route(s, "/s", h_stream, NULL);
   http_server_route(s, "/a", h_async, NULL);
   http_server_route(s, "/e", h_err, NULL);
+  http_server_route(s, "/f", h_fail, s);
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp) < 0)
     abort();

@@ -104,6 +104,38 @@ static void test_read_all(void **state) {
   buf_free(&e);
 }
 
+/* The one whole-file read: "too big" is -EFBIG for every kind of file. */
+static void test_read_capped(void **state) {
+  (void)state;
+  char p[4096];
+  snprintf(p, sizeof(p), "%s", tpath("c.txt"));
+  write_plain(p, "0123456789");
+  struct buf b;
+  assert_int_equal(file_read_capped(p, 10, false, &b), 0); /* exactly max */
+  assert_int_equal(b.max, 10);
+  assert_false(b.secret);
+  assert_int_equal(b.len, 10);
+  assert_memory_equal(b.data, "0123456789", 10);
+  buf_free(&b);
+  assert_int_equal(file_read_capped(p, 9, true, &b), -EFBIG); /* regular file: early */
+  assert_int_equal(b.len, 0);
+  assert_true(b.secret);
+  buf_free(&b);
+  /* Not a regular file (no size up front): -EFBIG too, not -ENOBUFS. */
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "0123456789", 10), 10);
+  close(fds[1]);
+  char fdpath[64];
+  snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fds[0]);
+  assert_int_equal(file_read_capped(fdpath, 9, false, &b), -EFBIG);
+  assert_int_equal(b.len, 0);
+  buf_free(&b);
+  close(fds[0]);
+  assert_int_equal(file_read_capped(tpath("missing"), 10, false, &b), -ENOENT);
+  buf_free(&b);
+}
+
 static void test_read_pipe_and_stdin(void **state) {
   (void)state;
   int fds[2];
@@ -292,7 +324,8 @@ static void test_mkdir_p(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_read_all),        cmocka_unit_test(test_read_pipe_and_stdin),
+      cmocka_unit_test(test_read_all),        cmocka_unit_test(test_read_capped),
+      cmocka_unit_test(test_read_pipe_and_stdin),
       cmocka_unit_test(test_write_all_large), cmocka_unit_test(test_write_atomic),
       cmocka_unit_test(test_write_atomic_failures), cmocka_unit_test(test_mkdir_p),
   };

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+
 #include "base/hex.h"
 #include "testutil.h"
 
@@ -48,11 +50,33 @@ static void test_hex_decode_buf(void **state) {
   buf_free(&small);
 }
 
+static void test_hex_digit_value(void **state) {
+  (void)state;
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) {
+    assert_int_equal(hex_digit_value(digits[i]), i);
+    assert_int_equal(hex_digit_value((char)toupper((unsigned char)digits[i])), i);
+  }
+  int n_valid = 0;
+  for (int c = -128; c < 128; c++)
+    n_valid += hex_digit_value((char)c) >= 0;
+  assert_int_equal(n_valid, 22);
+  assert_int_equal(hex_digit_value('g'), -1);
+  assert_int_equal(hex_digit_value('G'), -1);
+  assert_int_equal(hex_digit_value('/'), -1);
+  assert_int_equal(hex_digit_value(':'), -1);
+  assert_int_equal(hex_digit_value('@'), -1);
+  assert_int_equal(hex_digit_value('`'), -1);
+  assert_int_equal(hex_digit_value('\0'), -1);
+  assert_int_equal(hex_digit_value((char)0xe0), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hex_encode),
       cmocka_unit_test(test_hex_decode_exact),
       cmocka_unit_test(test_hex_decode_buf),
+      cmocka_unit_test(test_hex_digit_value),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

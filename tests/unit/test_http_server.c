@@ -14,8 +14,10 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,9 +97,88 @@ static void h_err(struct http_request *r, void *ud) {
 
 static void h_twice(struct http_request *r, void *ud) {
   (void)ud;
-  assert_int_equal(http_reply(r, 99, NULL, NULL, 0), -EINVAL);
-  assert_int_equal(http_stream_write(r, "x", 1), -EINVAL); /* not streaming */
+  assert_int_equal(http_stream_write(r, "x", 1), -EINVAL); /* not streaming: refused */
   assert_int_equal(http_reply(r, 204, NULL, NULL, 0), 0);
+}
+
+/* A bad argument to a reply call: the call takes the request all the same (500 sent). */
+static void h_bad_status(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_reply(r, 99, NULL, NULL, 0), -EINVAL);
+}
+
+/* Peer-supplied bytes in an error message need not be UTF-8. */
+static void h_bad_utf8(struct http_request *r, void *ud) {
+  (void)ud;
+  assert_int_equal(http_reply_error(r, 400, "no container %s", "we\xff" "b\xc3"), 0);
+}
+
+/* Reply calls under fault injection: /fail?n=<allocations to fail>&how=<call>. The result of
+ * the call is kept for the test; whatever it was, the handler does nothing more with r except
+ * ending a stream. */
+static atomic_int g_fail_result;
+static atomic_int g_fail_result2;
+
+static int query_int(struct http_request *r, const char *name) {
+  char *v = NULL;
+  if (http_request_query_get(r, name, &v) < 0)
+    return 0;
+  int n = atoi(v);
+  free(v);
+  return n;
+}
+
+static void h_fail(struct http_request *r, void *ud) {
+  struct http_server *s = ud;
+  char *how = NULL;
+  assert_int_equal(http_request_query_get(r, "how", &how), 0);
+  unsigned n = (unsigned)query_int(r, "n");
+  int k, k2 = 0;
+  if (strcmp(how, "reply") == 0) {
+    http_server_test_fail_allocs(s, n);
+    k = http_reply(r, 200, "text/plain", "body", 4);
+  } else if (strcmp(how, "json") == 0) {
+    json_t *j = json_pack("{s:i}", "a", 1);
+    http_server_test_fail_allocs(s, n);
+    k = http_reply_json(r, 200, j);
+    json_decref(j);
+  } else if (strcmp(how, "error") == 0) {
+    http_server_test_fail_allocs(s, n);
+    k = http_reply_error(r, 409, "conflict %d", 1);
+  } else if (strcmp(how, "start") == 0) {
+    http_server_test_fail_allocs(s, n);
+    k = http_stream_start(r, 200, "text/plain"); /* dead stream: writes do nothing */
+    assert_int_equal(http_stream_write(r, "x", 1), -EPIPE);
+    k2 = http_stream_end(r);
+  } else { /* "write": the stream starts, then a chunk cannot be queued */
+    assert_int_equal(http_stream_start(r, 200, "text/plain"), 0);
+    assert_int_equal(http_stream_write(r, "first", 5), 0);
+    http_server_test_fail_allocs(s, n);
+    k = http_stream_write(r, "second", 6);
+    assert_int_equal(http_stream_write(r, "third", 5), -EPIPE);
+    k2 = http_stream_end(r);
+  }
+  http_server_test_fail_allocs(s, 0);
+  free(how);
+  atomic_store(&g_fail_result, k);
+  atomic_store(&g_fail_result2, k2);
+}
+
+/* Holds the request without a close callback and answers late (after the handler deadline of
+ * 1 s in test_handler_deadline): the late answer finds a dead request and frees it. */
+static atomic_int g_late_result = 1;
+static void late_reply(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct http_request *r = arg;
+  assert_string_equal(http_request_path(r), "/hold"); /* accessors still work */
+  assert_int_equal(http_reply_header(r, "X-Late", "1"), -EPIPE);
+  atomic_store(&g_late_result, http_reply(r, 200, "text/plain", "late", 4));
+}
+
+static void h_hold(struct http_request *r, void *ud) {
+  struct timeval tv = {.tv_sec = 1, .tv_usec = 600 * 1000};
+  assert_int_equal(event_base_once(ud, -1, EV_TIMEOUT, late_reply, r, &tv), 0);
 }
 
 static void h_stream(struct http_request *r, void *ud) {
@@ -217,6 +298,10 @@ static void srv_init(struct srv *f, const struct http_server_config *cfg, bool d
   assert_int_equal(http_server_route(f->s, "/big", h_big, NULL), 0);
   assert_int_equal(http_server_route(f->s, "/slow", h_slow, f->base), 0);
   assert_int_equal(http_server_route(f->s, "/cert", h_cert, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/badstatus", h_bad_status, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/badutf8", h_bad_utf8, NULL), 0);
+  assert_int_equal(http_server_route(f->s, "/fail", h_fail, f->s), 0);
+  assert_int_equal(http_server_route(f->s, "/hold", h_hold, f->base), 0);
   assert_int_equal(http_server_route(f->s, "nope", h_cert, NULL), -EINVAL);
   assert_int_equal(pipe(f->stop), 0);
   f->stop_ev = event_new(f->base, f->stop[0], EV_READ, stop_cb, f->base);
@@ -225,6 +310,10 @@ static void srv_init(struct srv *f, const struct http_server_config *cfg, bool d
   atomic_store(&g_async_closed, 0);
   atomic_store(&g_stream_eagain, 0);
   atomic_store(&g_stream_closed, 0);
+  atomic_store(&g_fail_result, 1);
+  atomic_store(&g_fail_result2, 1);
+  atomic_store(&g_late_result, 1);
+  signal(SIGPIPE, SIG_IGN); /* the library leaves that to the process */
 }
 
 static void srv_run(struct srv *f) {
@@ -493,7 +582,7 @@ static void resp_free(struct resp *r) {
 /* GET path on an open keep-alive connection; the status, or -1 when no response came. */
 static int cl_get(struct cl *c, const char *path) {
   char req[256];
-  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n\r\n", path);
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
   cl_sends(c, req);
   struct resp r = {0};
   int k = cl_read_resp(c, &r);
@@ -523,20 +612,22 @@ static void test_routing(void **state) {
   assert_string_equal((char *)r.body.data, "root");
   assert_int_equal(simple_request(f.port, "GET /other/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
   assert_string_equal((char *)r.body.data, "root");
-  assert_int_equal(simple_request(f.port, "GET /api/x HTTP/1.1\r\n\r\n", &r), 200);
+  assert_int_equal(simple_request(f.port, "GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
   assert_string_equal((char *)r.body.data, "api");
-  assert_int_equal(simple_request(f.port, "GET /api/v2/y HTTP/1.1\r\n\r\n", &r), 200);
+  assert_int_equal(simple_request(f.port, "GET /api/v2/y HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
   assert_string_equal((char *)r.body.data, "v2");
   /* Routing is on the decoded, normalised path. */
-  assert_int_equal(simple_request(f.port, "GET //api/./v%32/z HTTP/1.1\r\n\r\n", &r), 200);
+  assert_int_equal(
+      simple_request(f.port, "GET //api/./v%32/z HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
   assert_string_equal((char *)r.body.data, "v2");
   /* Absolute-form target. */
-  assert_int_equal(simple_request(f.port, "GET http://h:1/api/q?z HTTP/1.1\r\n\r\n", &r), 200);
+  assert_int_equal(
+      simple_request(f.port, "GET http://h:1/api/q?z HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
   assert_string_equal((char *)r.body.data, "api");
 
   assert_int_equal(
       simple_request(f.port,
-                     "POST /echo/sub?a=x+y%21&json HTTP/1.1\r\nX-Test:  v1 \r\n"
+                     "POST /echo/sub?a=x+y%21&json HTTP/1.1\r\nHost: x\r\nX-Test:  v1 \r\n"
                      "Content-Length: 5\r\n\r\nhello",
                      &r),
       200);
@@ -555,10 +646,17 @@ static void test_routing(void **state) {
   assert_true(json_is_false(json_object_get(j, "tls")));
   json_decref(j);
 
-  assert_int_equal(simple_request(f.port, "GET /err HTTP/1.1\r\n\r\n", &r), 418);
+  assert_int_equal(simple_request(f.port, "GET /err HTTP/1.1\r\nHost: x\r\n\r\n", &r), 418);
   assert_string_equal((char *)r.body.data, "{\"error\":\"teapot 7 \\\"q\\\"\"}");
-  assert_int_equal(simple_request(f.port, "GET /twice HTTP/1.1\r\n\r\n", &r), 204);
+  assert_int_equal(simple_request(f.port, "GET /twice HTTP/1.1\r\nHost: x\r\n\r\n", &r), 204);
   assert_null(resp_header(&r, "Content-Length"));
+  assert_int_equal(simple_request(f.port, "GET /badstatus HTTP/1.1\r\nHost: x\r\n\r\n", &r), 500);
+  assert_string_equal((char *)r.body.data, "{\"error\":\"internal error\"}");
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  /* Not UTF-8: the bad bytes become U+FFFD (was: -ENOMEM, and no answer at all). */
+  assert_int_equal(simple_request(f.port, "GET /badutf8 HTTP/1.1\r\nHost: x\r\n\r\n", &r), 400);
+  assert_string_equal((char *)r.body.data,
+                      "{\"error\":\"no container we\xef\xbf\xbd" "b\xef\xbf\xbd\"}");
   resp_free(&r);
   srv_stop(&f);
 
@@ -566,11 +664,11 @@ static void test_routing(void **state) {
   srv_start(&f, NULL, false);
   struct cl c;
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /nothing HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_int_equal(r.status, 404);
   assert_string_equal((char *)r.body.data, "{\"error\":\"not found\"}");
-  cl_sends(&c, "GET /api/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_int_equal(r.status, 200);
   cl_close(&c);
@@ -596,8 +694,9 @@ static void test_keepalive(void **state) {
     assert_string_equal((char *)r.body.data, "api");
   }
   /* Pipelined: three requests in one write, answered in order; leading empty lines ignored. */
-  cl_sends(&c, "\r\nGET /api/ HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
-               "abcGET /api/v2/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "\r\nGET /api/ HTTP/1.1\r\nHost: x\r\n\r\n"
+               "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+               "abcGET /api/v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal((char *)r.body.data, "api");
   assert_int_equal(cl_read_resp(&c, &r), 0);
@@ -605,7 +704,7 @@ static void test_keepalive(void **state) {
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal((char *)r.body.data, "v2");
   /* Connection: close is honoured. */
-  cl_sends(&c, "GET /api/ HTTP/1.1\r\nConnection: close\r\n\r\n");
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal(resp_header(&r, "Connection"), "close");
   assert_true(cl_closed_within(&c, 2000));
@@ -629,11 +728,11 @@ static void test_keepalive(void **state) {
 
   /* HEAD: Content-Length of the body that GET would send, no body. */
   cl_open(&c, f.port);
-  cl_sends(&c, "HEAD /api/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "HEAD /api/ HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp_ex(&c, &r, true, true), 0);
   assert_int_equal(r.status, 200);
   assert_string_equal(resp_header(&r, "Content-Length"), "3");
-  cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal((char *)r.body.data, "v2"); /* no stray body bytes from HEAD */
   cl_close(&c);
@@ -647,7 +746,7 @@ static void test_keepalive(void **state) {
 #define FLOOD_N 6000
 static void *flood_sender(void *arg) {
   struct cl *c = arg;
-  static const char one[] = "GET /api/ HTTP/1.1\r\n\r\n";
+  static const char one[] = "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n";
   char *all = malloc(FLOOD_N * (sizeof(one) - 1));
   for (size_t i = 0; i < FLOOD_N; i++)
     memcpy(all + i * (sizeof(one) - 1), one, sizeof(one) - 1);
@@ -664,7 +763,7 @@ static void test_pipeline_flood(void **state) {
   struct resp r = {0};
   struct cl c;
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /slow HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, flood_sender, &c), 0); /* ~140 KiB */
   assert_int_equal(cl_read_resp(&c, &r), 0);
@@ -677,7 +776,7 @@ static void test_pipeline_flood(void **state) {
   }
   pthread_join(th, NULL);
   /* and the connection still works */
-  cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /api/v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal((char *)r.body.data, "v2");
   cl_close(&c);
@@ -694,15 +793,17 @@ static void test_request_bodies(void **state) {
   struct cl c;
   cl_open(&c, f.port);
   /* Chunked request body, with an extension and a trailer, then keep-alive. */
-  cl_sends(&c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer-X: 1\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr((char *)r.body.data, "\"body\":\"hello, world\""));
-  /* Chunked body split across writes, LF-only line ends. */
-  cl_sends(&c, "POST /echo HTTP/1.1\nTransfer-Encoding: Chunked\n\n3\nab");
+  /* Chunked body split across writes, even inside a CRLF; LF-only lines in the head. */
+  cl_sends(&c, "POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: Chunked\n\n3\r\nab");
   usleep(50000);
-  cl_sends(&c, "c\n0\n\n");
+  cl_sends(&c, "c\r");
+  usleep(50000);
+  cl_sends(&c, "\n0\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr((char *)r.body.data, "\"body\":\"abc\""));
@@ -710,7 +811,7 @@ static void test_request_bodies(void **state) {
   char *big = malloc(4096);
   memset(big, 'b', 4096);
   char hdr[128];
-  snprintf(hdr, sizeof(hdr), "POST /echo HTTP/1.1\r\nContent-Length: 1024\r\n\r\n");
+  snprintf(hdr, sizeof(hdr), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n");
   cl_sends(&c, hdr);
   cl_send(&c, big, 1024);
   assert_int_equal(cl_read_resp(&c, &r), 0);
@@ -720,7 +821,7 @@ static void test_request_bodies(void **state) {
 
   /* Content-Length over the cap: 413 and close; the server answers others. */
   cl_open(&c, f.port);
-  cl_sends(&c, "POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n");
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
   cl_send(&c, big, 2000);
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_int_equal(r.status, 413);
@@ -728,11 +829,11 @@ static void test_request_bodies(void **state) {
   assert_string_equal((char *)r.body.data, "{\"error\":\"request body too large\"}");
   assert_true(cl_closed_within(&c, 3000));
   cl_close(&c);
-  assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r), 200);
+  assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
 
   /* Chunked over the cap. */
   cl_open(&c, f.port);
-  cl_sends(&c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
   cl_send(&c, big, 1024);
   cl_sends(&c, "\r\n1\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
@@ -741,7 +842,8 @@ static void test_request_bodies(void **state) {
 
   /* Expect: 100-continue: interim response, then the body. */
   cl_open(&c, f.port);
-  cl_sends(&c, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+               "Expect: 100-continue\r\n\r\n");
   assert_int_equal(cl_read_resp_ex(&c, &r, false, false), 0);
   assert_int_equal(r.status, 100);
   cl_sends(&c, "data");
@@ -749,7 +851,8 @@ static void test_request_bodies(void **state) {
   assert_int_equal(r.status, 200);
   assert_non_null(strstr((char *)r.body.data, "\"body\":\"data\""));
   /* Over the cap with Expect: 413 right away, no 100. */
-  cl_sends(&c, "POST /echo HTTP/1.1\r\nContent-Length: 999999\r\nExpect: 100-continue\r\n\r\n");
+  cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n"
+               "Expect: 100-continue\r\n\r\n");
   assert_int_equal(cl_read_resp_ex(&c, &r, false, false), 0);
   assert_int_equal(r.status, 413);
   cl_close(&c);
@@ -769,34 +872,44 @@ static void test_malformed(void **state) {
     int status;
   } cases[] = {
       {"GARBAGE\r\n\r\n", 400},
-      {"\x01\x02\x03 / HTTP/1.1\r\n\r\n", 400},
+      {"\x01\x02\x03 / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"GET / HTTP/1.1 extra\r\n\r\n", 400},
-      {"GET  / HTTP/1.1\r\n\r\n", 400},
+      {"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"GET / HTTP/2.0\r\n\r\n", 505},
       {"GET / HTTP/1.x\r\n\r\n", 400},
       {"GET / FTP/1.1\r\n\r\n", 400},
-      {"GET nopath HTTP/1.1\r\n\r\n", 400},
-      {"GET /a/../b HTTP/1.1\r\n\r\n", 400},
-      {"GET /a%2f..%2fb HTTP/1.1\r\n\r\n", 400},
-      {"GET /a%00 HTTP/1.1\r\n\r\n", 400},
-      {"GET /?a=%zz HTTP/1.1\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nName : x\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400},
-      {"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400},
-      {"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400},
-      {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
-      {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
-      {"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+      {"GET nopath HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"GET /a%2f..%2fb HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"GET /a%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"GET /?a=%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\nName : x\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n folded\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: x\r\nA: b\x01\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+       400},
       {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-      {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
-      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
-      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
-      {"GET / HTTP/1.1\r\nExpect: magic\r\n\r\n", 417},
+      {"GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", 417},
+      /* RFC 9112 §3.2: HTTP/1.1 needs a Host */
+      {"GET / HTTP/1.1\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nX-Host: a\r\n\r\n", 400},
+      /* chunked framing lines end in CRLF, never a bare LF */
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n", 400},
   };
   for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
     struct cl c;
@@ -811,9 +924,11 @@ static void test_malformed(void **state) {
     assert_true(cl_closed_within(&c, 3000));
     cl_close(&c);
   }
+  /* HTTP/1.0 needs no Host. */
+  assert_int_equal(simple_request(f.port, "GET / HTTP/1.0\r\n\r\n", &r), 200);
   /* Same-valued repeated Content-Length is fine. */
   assert_int_equal(simple_request(f.port,
-                                  "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n"
+                                  "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
                                   "Content-Length: 2, 2\r\n\r\nab",
                                   &r),
                    200);
@@ -821,7 +936,7 @@ static void test_malformed(void **state) {
   /* Header over the cap: 431 (with and without the end of the head in sight). */
   char big[4096];
   memset(big, 'a', sizeof(big));
-  memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+  memcpy(big, "GET / HTTP/1.1\r\nHost: x\r\nX: ", 28);
   memcpy(big + sizeof(big) - 4, "\r\n\r\n", 4);
   struct cl c;
   cl_open(&c, f.port);
@@ -836,7 +951,7 @@ static void test_malformed(void **state) {
   cl_close(&c);
   /* Too many header fields. */
   _cleanup_buf_ struct buf many = BUF_INIT(8192);
-  buf_printf(&many, "GET / HTTP/1.1\r\n");
+  buf_printf(&many, "GET / HTTP/1.1\r\nHost: x\r\n");
   for (int i = 0; i <= HTTP_SERVER_MAX_HEADERS; i++)
     buf_printf(&many, "H%d: v\r\n", i);
   buf_printf(&many, "\r\n");
@@ -853,7 +968,7 @@ static void test_malformed(void **state) {
   buf_printf(&lp, "GET /");
   for (int i = 0; i < URL_PATH_MAX; i++)
     buf_append_u8(&lp, 'p');
-  buf_printf(&lp, " HTTP/1.1\r\n\r\n");
+  buf_printf(&lp, " HTTP/1.1\r\nHost: x\r\n\r\n");
   cl_open(&c, f.port);
   cl_send(&c, lp.data, lp.len);
   assert_int_equal(cl_read_resp(&c, &r), 0);
@@ -863,7 +978,7 @@ static void test_malformed(void **state) {
   cl_open(&c, f.port);
   cl_sends(&c, "GET / HT");
   cl_close(&c);
-  assert_int_equal(simple_request(f.port, "GET / HTTP/1.1\r\n\r\n", &r), 200);
+  assert_int_equal(simple_request(f.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
   resp_free(&r);
   srv_stop(&f);
 }
@@ -888,7 +1003,7 @@ static void test_timeouts(void **state) {
   struct cl slow;
   cl_open(&slow, f.port);
   t0 = now_ms();
-  cl_sends(&slow, "GET / HTTP/1.1\r\nX-Slow: ");
+  cl_sends(&slow, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ");
   bool cut = false;
   bool served_other = false;
   for (int i = 0; i < 60; i++) {
@@ -903,7 +1018,7 @@ static void test_timeouts(void **state) {
       break;
     }
     if (i == 5) {
-      assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r), 200);
+      assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
       served_other = true;
     }
   }
@@ -918,7 +1033,7 @@ static void test_timeouts(void **state) {
   /* Slow body: the same deadline covers the body. */
   cl_open(&slow, f.port);
   t0 = now_ms();
-  cl_sends(&slow, "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\nab");
+  cl_sends(&slow, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
   assert_int_equal(cl_read_resp(&slow, &r), 0);
   assert_int_equal(r.status, 408);
   dt = now_ms() - t0;
@@ -940,10 +1055,10 @@ static void test_conn_cap(void **state) {
   /* Make sure the three were accepted, then give each a request in progress (head not
    * complete yet): none is idle, so none can be closed to make room. */
   for (int i = 0; i < 3; i++) {
-    cl_sends(&c[i], "GET /api/ HTTP/1.1\r\n\r\n");
+    cl_sends(&c[i], "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_int_equal(cl_read_resp(&c[i], &r), 0);
     assert_int_equal(r.status, 200);
-    cl_sends(&c[i], "GET /api/v2/ HTTP/1.1\r\n");
+    cl_sends(&c[i], "GET /api/v2/ HTTP/1.1\r\nHost: x\r\n");
   }
   cl_open(&extra, f.port);
   assert_int_equal(cl_read_resp(&extra, &r), 0);
@@ -954,12 +1069,12 @@ static void test_conn_cap(void **state) {
   cl_sends(&c[0], "\r\n");
   assert_int_equal(cl_read_resp(&c[0], &r), 0);
   assert_int_equal(r.status, 200);
-  cl_sends(&c[0], "GET /api/ HTTP/1.1\r\n"); /* busy again */
+  cl_sends(&c[0], "GET /api/ HTTP/1.1\r\nHost: x\r\n"); /* busy again */
   cl_close(&c[1]);
   int status = 0;
   for (int tries = 0; tries < 50 && status != 200; tries++) {
     usleep(20000);
-    status = simple_request(f.port, "GET /api/ HTTP/1.1\r\n\r\n", &r);
+    status = simple_request(f.port, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n", &r);
   }
   assert_int_equal(status, 200);
   /* Room was made by the close, not by closing a busy connection. */
@@ -1029,16 +1144,16 @@ static void test_conn_no_evict_busy(void **state) {
   struct resp r = {0};
   struct cl a, b, h, x, y;
   cl_open(&a, f.port);
-  cl_sends(&a, "GET /async HTTP/1.1\r\n\r\n");
+  cl_sends(&a, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   cl_open(&b, f.port);
-  cl_sends(&b, "GET /big HTTP/1.1\r\n\r\n"); /* never read: the stream blocks */
+  cl_sends(&b, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); /* never read: the stream blocks */
   for (int i = 0; i < 200 && (atomic_load(&g_async_started) < 1 ||
                               atomic_load(&g_stream_eagain) < 1); i++)
     usleep(10000);
   assert_int_equal(atomic_load(&g_async_started), 1);
   assert_true(atomic_load(&g_stream_eagain) >= 1);
   cl_open(&h, f.port);
-  cl_sends(&h, "GET /api/ HTTP/1.1\r\nX-Part: 1\r\n");
+  cl_sends(&h, "GET /api/ HTTP/1.1\r\nHost: x\r\nX-Part: 1\r\n");
   usleep(50000); /* the partial head reached the server */
   cl_open(&x, f.port);
   assert_int_equal(cl_read_resp(&x, &r), 0);
@@ -1100,7 +1215,7 @@ static void test_first_byte_deadline(void **state) {
   /* A request that starts in time may take longer (request_timeout_s governs it). */
   cl_open(&c, f.port);
   usleep(500000);
-  cl_sends(&c, "GET /api/ HTTP/1.1\r\n");
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\nHost: x\r\n");
   usleep(1000000);
   struct resp r = {0};
   cl_sends(&c, "\r\n");
@@ -1194,7 +1309,7 @@ static void test_stream(void **state) {
   struct resp r = {0};
   struct cl c;
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /stream HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_int_equal(r.status, 200);
   assert_true(r.chunked);
@@ -1205,7 +1320,7 @@ static void test_stream(void **state) {
   assert_int_equal(r.body.len, want.len);
   assert_memory_equal(r.body.data, want.data, want.len);
   /* Keep-alive after a stream. */
-  cl_sends(&c, "GET /api/ HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_string_equal((char *)r.body.data, "api");
   cl_close(&c);
@@ -1221,7 +1336,7 @@ static void test_stream(void **state) {
 
   /* Backpressure: 8 MiB through a 64 KiB stream buffer to a slow reader. */
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /big HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
   usleep(300000); /* let the server fill the socket and hit its cap */
   assert_true(atomic_load(&g_stream_eagain) > 0);
   assert_int_equal(cl_read_resp(&c, &r), 0);
@@ -1231,7 +1346,7 @@ static void test_stream(void **state) {
 
   /* Client leaves in the middle of a stream: close callback. */
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /big HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
   usleep(100000);
   assert_true(cl_fill(&c) > 0);
   cl_close(&c);
@@ -1241,7 +1356,7 @@ static void test_stream(void **state) {
 
   /* Async handler: close callback when the client disconnects before the answer. */
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /async HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   for (int i = 0; i < 100 && atomic_load(&g_async_started) == 0; i++)
     usleep(10000);
   assert_int_equal(atomic_load(&g_async_started), 1);
@@ -1253,7 +1368,7 @@ static void test_stream(void **state) {
 
   /* Pending async request when the server is freed: close callback too. */
   cl_open(&c, f.port);
-  cl_sends(&c, "GET /async HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   for (int i = 0; i < 100 && atomic_load(&g_async_started) == 1; i++)
     usleep(10000);
   assert_int_equal(atomic_load(&g_async_started), 2);
@@ -1305,8 +1420,8 @@ static void test_conn_per_source(void **state) {
   /* Both of 127.0.0.2's connections busy (a request head being read, a handler running): the
    * next one from it is refused, and nobody else is closed for it though b is idle and the
    * server is full. */
-  cl_sends(&a[2], "GET /api/ HTTP/1.1\r\nX-Part: 1\r\n");
-  cl_sends(&a[0], "GET /async HTTP/1.1\r\n\r\n");
+  cl_sends(&a[2], "GET /api/ HTTP/1.1\r\nHost: x\r\nX-Part: 1\r\n");
+  cl_sends(&a[0], "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   for (int i = 0; i < 200 && atomic_load(&g_async_started) < 1; i++)
     usleep(10000);
   assert_int_equal(atomic_load(&g_async_started), 1);
@@ -1512,8 +1627,8 @@ static char *tls_get_cert(SSL_CTX *cctx, uint16_t port) {
   char *out = NULL;
   if (tls_open(&c, cctx, port) == 0) {
     struct resp r = {0};
-    if (SSL_write(c.ssl, "GET /cert HTTP/1.1\r\n\r\n", 22) == 22 && cl_read_resp(&c, &r) == 0 &&
-        r.status == 200)
+    if (SSL_write(c.ssl, "GET /cert HTTP/1.1\r\nHost: x\r\n\r\n", 31) == 31 &&
+        cl_read_resp(&c, &r) == 0 && r.status == 200)
       out = strdup((char *)r.body.data);
     ERR_clear_error();
     resp_free(&r);
@@ -1603,12 +1718,12 @@ static void test_tls(void **state) {
   /* Keep-alive, chunked stream and a body over TLS. */
   assert_int_equal(tls_open(&c, withcert, port_mtls), 0);
   struct resp r = {0};
-  const char *req = "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz";
+  const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz";
   cl_sends(&c, req);
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_non_null(strstr((char *)r.body.data, "\"body\":\"xyz\""));
   assert_non_null(strstr((char *)r.body.data, "\"tls\":true"));
-  cl_sends(&c, "GET /stream HTTP/1.1\r\n\r\n");
+  cl_sends(&c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(cl_read_resp(&c, &r), 0);
   assert_true(r.chunked);
   assert_true(strncmp((char *)r.body.data, "chunk-0\nchunk-1\n", 16) == 0);
@@ -1708,10 +1823,10 @@ static void test_tls_handshake_deadline(void **state) {
    * from it is closed at once, no reply. */
   struct cl b1, b2;
   assert_int_equal(tls_open_from(&b1, anon, port, "127.0.0.2"), 0);
-  cl_sends(&b1, "GET /async HTTP/1.1\r\n\r\n");
+  cl_sends(&b1, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_true(fd_closed_within(st3, 1000));
   assert_int_equal(tls_open_from(&b2, anon, port, "127.0.0.2"), 0);
-  cl_sends(&b2, "GET /async HTTP/1.1\r\n\r\n");
+  cl_sends(&b2, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   for (int i = 0; i < 200 && atomic_load(&g_async_started) < 2; i++)
     usleep(10000);
   assert_int_equal(atomic_load(&g_async_started), 2);
@@ -1806,7 +1921,7 @@ static void test_api_errors(void **state) {
   assert_int_equal(http_server_route(s, "/", h_text, "adopted"), 0);
   assert_int_equal(http_server_add_connection(s, sp[0], NULL), 0);
   assert_int_equal(http_server_n_connections(s), 1);
-  const char *req = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+  const char *req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   assert_int_equal(write(sp[1], req, strlen(req)), (ssize_t)strlen(req));
   char out[1024];
   size_t got = 0;
@@ -1830,6 +1945,140 @@ static void test_api_errors(void **state) {
   event_base_free(base);
 }
 
+/* Waits until the server holds n connections; false after ms. */
+static bool n_conns_within(struct srv *f, unsigned n, int ms) {
+  for (int i = 0; i < ms / 10; i++) {
+    if (http_server_n_connections(f->s) == n)
+      return true;
+    usleep(10000);
+  }
+  return http_server_n_connections(f->s) == n;
+}
+
+/* One /fail request; returns the status (-1: the connection ended without an answer). The
+ * connection must end either way, and its slot be freed. */
+static int fail_request(struct srv *f, const char *how, int n, struct resp *r) {
+  char req[256];
+  snprintf(req, sizeof(req), "GET /fail?how=%s&n=%d HTTP/1.1\r\nHost: x\r\n\r\n", how, n);
+  struct cl c;
+  cl_open(&c, f->port);
+  cl_sends(&c, req);
+  int k = cl_read_resp(&c, r);
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_true(n_conns_within(f, 0, 3000));
+  return k < 0 ? -1 : r->status;
+}
+
+/* A reply that cannot be sent never strands the connection: the server answers 500 (or
+ * closes), frees the slot, and the handler has nothing to clean up. */
+static void test_reply_failures(void **state) {
+  (void)state;
+  struct srv f;
+  srv_start(&f, NULL, true);
+  struct resp r = {0};
+  static const char *const hows[] = {"reply", "json", "error"};
+  for (size_t i = 0; i < ARRAY_SIZE(hows); i++) {
+    /* The first allocation fails: the fixed 500 goes out. */
+    assert_int_equal(fail_request(&f, hows[i], 1, &r), 500);
+    assert_string_equal((char *)r.body.data, "{\"error\":\"internal error\"}");
+    assert_string_equal(resp_header(&r, "Connection"), "close");
+    assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+    /* Everything fails, the 500 too: closed without an answer. */
+    assert_int_equal(fail_request(&f, hows[i], 100, &r), -1);
+    assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+  }
+  /* http_stream_start fails: 500; the dead stream takes writes (-EPIPE) and its end. */
+  assert_int_equal(fail_request(&f, "start", 1, &r), 500);
+  assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+  assert_int_equal(atomic_load(&g_fail_result2), -EPIPE);
+  /* A chunk cannot be queued mid-stream: cut off (no last chunk), closed. */
+  struct cl c;
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /fail?how=write&n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  char all[4096];
+  size_t got = 0;
+  ssize_t k;
+  while ((k = cl_fill(&c)) > 0) {
+    size_t take = MIN(c.len, sizeof(all) - 1 - got);
+    memcpy(all + got, c.buf, take);
+    got += take;
+    c.len = 0;
+  }
+  all[got] = 0;
+  assert_int_equal(k, 0); /* EOF */
+  assert_non_null(strstr(all, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(all, "\r\n5\r\nfirst\r\n"));
+  assert_null(strstr(all, "second"));
+  assert_null(strstr(all, "\r\n0\r\n\r\n"));
+  cl_close(&c);
+  assert_true(n_conns_within(&f, 0, 3000));
+  assert_int_equal(atomic_load(&g_fail_result), -ENOMEM);
+  assert_int_equal(atomic_load(&g_fail_result2), -EPIPE);
+  /* The server is fine afterwards. */
+  assert_int_equal(simple_request(f.port, "GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
+/* A request its handler holds past handler_timeout_s gets a 503 and its connection closes;
+ * with a close callback the handler hears of it, without one its late answer is harmless. */
+static void test_handler_deadline(void **state) {
+  (void)state;
+  struct http_server_config cfg = {.handler_timeout_s = 1};
+  struct srv f;
+  srv_start(&f, &cfg, true);
+  struct resp r = {0};
+  struct cl c;
+  cl_open(&c, f.port);
+  long long t0 = now_ms();
+  cl_sends(&c, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  long long dt = now_ms() - t0;
+  assert_int_equal(r.status, 503);
+  assert_string_equal(resp_header(&r, "Connection"), "close");
+  assert_true(dt >= 900 && dt < 3000);
+  assert_int_equal(atomic_load(&g_async_started), 1);
+  assert_int_equal(atomic_load(&g_async_closed), 1);
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_true(n_conns_within(&f, 0, 3000));
+
+  /* No close callback: 503 at 1 s, the handler's reply at 1.6 s finds the request dead. */
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 503);
+  assert_true(cl_closed_within(&c, 3000));
+  cl_close(&c);
+  assert_true(n_conns_within(&f, 0, 3000));
+  for (int i = 0; i < 200 && atomic_load(&g_late_result) == 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_late_result), -EPIPE);
+
+  /* Answers within the deadline and streams are not cut. */
+  assert_int_equal(simple_request(f.port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+  cl_open(&c, f.port);
+  cl_sends(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  usleep(1500 * 1000); /* the stream blocks on us past the handler deadline */
+  assert_int_equal(cl_read_resp(&c, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(r.body.len, BIG_TOTAL);
+  cl_close(&c);
+
+  /* The client leaves before the deadline: the request is dead at once, the late answer
+   * frees it. */
+  cl_open(&c, f.port);
+  atomic_store(&g_late_result, 1);
+  cl_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  cl_close(&c); /* gone before the deadline: the request is dead at once */
+  for (int i = 0; i < 300 && atomic_load(&g_late_result) == 1; i++)
+    usleep(10000);
+  assert_int_equal(atomic_load(&g_late_result), -EPIPE);
+  resp_free(&r);
+  srv_stop(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_helpers), cmocka_unit_test(test_api_errors),
@@ -1842,6 +2091,7 @@ int main(void) {
       cmocka_unit_test(test_conn_per_source), cmocka_unit_test(test_unix),
       cmocka_unit_test(test_stream),     cmocka_unit_test(test_tls),
       cmocka_unit_test(test_tls_handshake_deadline),
+      cmocka_unit_test(test_reply_failures), cmocka_unit_test(test_handler_deadline),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

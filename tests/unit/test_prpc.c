@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
+
 #include <event2/event.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -628,6 +630,7 @@ static void test_prpc_methods_fill(void **state) {
 }
 
 int main(void) {
+  signal(SIGPIPE, SIG_IGN); /* the HTTP server leaves that to the process */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_modes),       cmocka_unit_test(test_protobuf_mode),
       cmocka_unit_test(test_get_query),        cmocka_unit_test(test_not_found),

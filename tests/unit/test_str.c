@@ -213,12 +213,89 @@ static void test_strv(void **state) {
   strv_free(NULL);
 }
 
+static void check_pct(const char *in, unsigned flags, const char *want) {
+  char *out = NULL;
+  size_t n = 0;
+  assert_int_equal(str_pct_decode(in, strlen(in), flags, &out, &n), 0);
+  assert_string_equal(out, want);
+  assert_int_equal(n, strlen(want));
+  free(out);
+}
+
+static void check_pct_fail(const char *in, unsigned flags) {
+  char *out = NULL;
+  assert_int_equal(str_pct_decode(in, strlen(in), flags, &out, NULL), -EBADMSG);
+  assert_null(out);
+}
+
+static void test_pct_decode(void **state) {
+  (void)state;
+  check_pct("", 0, "");
+  check_pct("abc", 0, "abc");
+  check_pct("a%20b%2fc%2F", 0, "a b/c/");
+  check_pct("%4a%4A", 0, "JJ");
+  check_pct("a+b", 0, "a+b");
+  check_pct("a+b%2B", PCT_PLUS_SPACE, "a b+");
+  check_pct("%e2%82%AC", 0, "\xe2\x82\xac");
+  check_pct("-----BEGIN%20CERT%0Aab%2Bc+d", 0, "-----BEGIN CERT\nab+c+d");
+  /* Strict: every '%' needs two hex digits, at the end too. */
+  check_pct_fail("%", 0);
+  check_pct_fail("%4", 0);
+  check_pct_fail("abc%", 0);
+  check_pct_fail("abc%4", 0);
+  check_pct_fail("abc%4g", PCT_PLUS_SPACE);
+  check_pct_fail("%g0", 0);
+  check_pct_fail("abc%zz", 0);
+  /* Lenient: a bad escape stays as it is. */
+  check_pct("100%", PCT_LENIENT, "100%");
+  check_pct("%zz%41%4", PCT_LENIENT, "%zzA%4");
+  check_pct("a%2", PCT_LENIENT | PCT_PLUS_SPACE, "a%2");
+  /* A NUL, decoded or raw, is never let through. */
+  check_pct_fail("a%00b", 0);
+  check_pct_fail("a%00b", PCT_LENIENT);
+  char *out = NULL;
+  assert_int_equal(str_pct_decode("a\0b", 3, PCT_LENIENT, &out, NULL), -EBADMSG);
+  assert_int_equal(str_pct_decode(NULL, 1, 0, &out, NULL), -EINVAL);
+  assert_int_equal(str_pct_decode("a", 1, 0, NULL, NULL), -EINVAL);
+}
+
+static void check_utf8(const char *in, size_t len, const char *want) {
+  char *out = NULL;
+  size_t n = 0;
+  assert_int_equal(str_utf8_sanitize(in, len, &out, &n), 0);
+  assert_int_equal(n, strlen(want));
+  assert_memory_equal(out, want, n + 1);
+  free(out);
+}
+
+static void test_utf8(void **state) {
+  (void)state;
+#define R "\xef\xbf\xbd"
+  check_utf8("", 0, "");
+  check_utf8("plain ascii", 11, "plain ascii");
+  check_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  check_utf8("a\xff" "b", 3, "a" R "b");
+  check_utf8("\xc3", 1, R);                    /* cut sequence */
+  check_utf8("\xe2\x82", 2, R R);             /* cut: each byte replaced */
+  check_utf8("\xc0\xaf", 2, R R);             /* overlong */
+  check_utf8("\xed\xa0\x80", 3, R R R);       /* surrogate */
+  check_utf8("\xf4\x90\x80\x80", 4, R R R R); /* above U+10FFFF */
+  check_utf8("\x80x", 2, R "x");
+#undef R
+  assert_int_equal(str_utf8_seq_len("\xe2\x82\xac", 3), 3);
+  assert_int_equal(str_utf8_seq_len("\xe2\x82\xac", 2), 0);
+  assert_int_equal(str_utf8_seq_len("a", 0), 0);
+  char *out = NULL;
+  assert_int_equal(str_utf8_sanitize(NULL, 1, &out, NULL), -EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_prefix_suffix), cmocka_unit_test(test_u64),
       cmocka_unit_test(test_u64_base),      cmocka_unit_test(test_narrow_and_signed),
       cmocka_unit_test(test_bool_size),     cmocka_unit_test(test_strip),
-      cmocka_unit_test(test_strv),
+      cmocka_unit_test(test_strv),          cmocka_unit_test(test_pct_decode),
+      cmocka_unit_test(test_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
