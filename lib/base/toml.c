@@ -1430,7 +1430,7 @@ int toml_append_string(struct buf *out, const char *s) {
         r = buf_append_u8(out, *c);
       } else {
         /* TOML text is UTF-8: anything else would not read back */
-        size_t n = utf8_len(c, strlen((const char *)c));
+        size_t n = str_utf8_seq_len(c, strlen((const char *)c));
         if (n == 0)
           r = -EILSEQ;
         else
