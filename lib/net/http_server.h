@@ -94,7 +94,7 @@
  * Signals: writing to a peer that went away raises SIGPIPE where libevent (writev) or OpenSSL
  * (write) send, and Linux has no per-socket way to stop that. The library leaves signal
  * dispositions alone: a process serving HTTP must ignore SIGPIPE itself, once, in main (the
- * daemons do: signal(SIGPIPE, SIG_IGN) in src/<daemon>/main.c). */
+ * daemons do, through daemon_start() in lib/daemon). */
 #pragma once
 
 #include <jansson.h>
