@@ -70,7 +70,7 @@ static const uint8_t intel_qe_vendor_id[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9
                                                0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
 
 #define DCAP_CACHE_DEFAULT 64
-#define DCAP_MAX_WINDOWS 24
+#define DCAP_MAX_WINDOWS 24 /* per entry; Intel collateral needs 10, a PCK chain 3 */
 #define DCAP_MAX_INPUT ((size_t)1024 * 1024)
 
 enum anchor_kind {
@@ -342,15 +342,20 @@ static int asn1_time_unix(const ASN1_TIME *t, int64_t *ret) {
   return 0;
 }
 
-static void window_add(struct windows *w, const char *what, enum window_kind kind, int64_t nb,
-                       int64_t na) {
-  if (w->n >= DCAP_MAX_WINDOWS)
-    return; /* callers stay below the cap */
+/* A full array is an error, never a window left unchecked. */
+static int window_add(struct windows *w, const char *what, enum window_kind kind, int64_t nb,
+                      int64_t na, char *err, size_t errlen) {
+  if (w->n >= DCAP_MAX_WINDOWS) {
+    errf(err, errlen, "%s: too many validity windows (over %d certificates, CRLs and documents)",
+         what, DCAP_MAX_WINDOWS);
+    return -ENOBUFS;
+  }
   struct window *x = &w->w[w->n++];
   snprintf(x->what, sizeof(x->what), "%s", what);
   x->kind = kind;
   x->not_before = nb;
   x->not_after = na;
+  return 0;
 }
 
 static int windows_check(const struct windows *w, enum window_kind kind, int64_t now, char *err,
@@ -437,9 +442,8 @@ static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, struct sli
             errf(err, errlen, "%s: only a root certificate", what);
             return -EBADMSG;
           }
-          window_add(win, what, WIN_CERT, nb, na);
           *ret_anchor = (enum anchor_kind)k;
-          return 0;
+          return window_add(win, what, WIN_CERT, nb, na, err, errlen);
         }
       if (cn_contains(c, "Simulated"))
         errf(err, errlen, "%s: root CA not trusted (simulator root; simulator not allowed)", what);
@@ -447,7 +451,9 @@ static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, struct sli
         errf(err, errlen, "%s: root CA not trusted (Intel test root?)", what);
       return -EACCES;
     }
-    window_add(win, what, WIN_CERT, nb, na);
+    int r = window_add(win, what, WIN_CERT, nb, na, err, errlen);
+    if (r < 0)
+      return r;
     X509 *issuer = NULL;
     EVP_PKEY *issuer_pub = NULL;
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *owned = NULL;
@@ -490,9 +496,8 @@ static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, struct sli
       int64_t rnb, rna;
       if (x509_cert_validity(issuer, &rnb, &rna) < 0)
         return -EBADMSG;
-      window_add(win, what, WIN_CERT, rnb, rna);
       *ret_anchor = (enum anchor_kind)anchor;
-      return 0;
+      return window_add(win, what, WIN_CERT, rnb, rna, err, errlen);
     }
   }
   errf(err, errlen, "%s: root CA not trusted", what);
@@ -752,7 +757,11 @@ static int crl_load(const struct buf *der, const char *what, X509_CRL **ret, str
     errf(err, errlen, "%s: missing thisUpdate/nextUpdate", what);
     return -EBADMSG;
   }
-  window_add(win, what, WIN_CRL, t1, t2);
+  int r = window_add(win, what, WIN_CRL, t1, t2, err, errlen);
+  if (r < 0) {
+    X509_CRL_free(crl);
+    return r;
+  }
   *ret_next = t2;
   /* sort the revoked list now, before the CRL is shared between threads */
   X509_REVOKED *rev;
@@ -851,8 +860,13 @@ static int coll_build(struct dcap_verifier *v, const struct dcap_collateral *col
          r == -ENOTSUP ? "unsupported id or version (need v2)" : "malformed");
     goto fail;
   }
-  window_add(&c->win, "TCB info", WIN_JSON, c->tcb.issue_date, c->tcb.next_update);
-  window_add(&c->win, "QE identity", WIN_JSON, c->qe.issue_date, c->qe.next_update);
+  r = window_add(&c->win, "TCB info", WIN_JSON, c->tcb.issue_date, c->tcb.next_update, err,
+                 errlen);
+  if (r >= 0)
+    r = window_add(&c->win, "QE identity", WIN_JSON, c->qe.issue_date, c->qe.next_update, err,
+                   errlen);
+  if (r < 0)
+    goto fail;
 
   enum anchor_kind a1, a2;
   r = signed_json_check(v, col->tcb_info_issuer_chain, "TCB info", col->tcb_info,

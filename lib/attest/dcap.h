@@ -25,7 +25,9 @@
  *   -EACCES untrusted root, revoked certificate, expired / not yet valid collateral or cert;
  *   -ENOTSUP unsupported quote or collateral version;
  *   -ENOENT no matching TCB level / module identity;
- *   -EINVAL bad argument; -ENOMEM. */
+ *   -EINVAL bad argument; -ENOMEM;
+ *   -ENOBUFS input over a cap (quote size; more than 24 validity windows in the collateral, i.e.
+ *   certificates, CRLs and documents: refused, never checked in part). */
 #pragma once
 
 #include <stdbool.h>

@@ -878,6 +878,194 @@ static void test_revoked(void **state) {
   tu_rm_rf(d);
 }
 
+/* ---- the simulator's PKI, re-signed ----
+ * Certificates of the simulator's PKI changed and signed again. The keys stay the same, so the
+ * quote's QE report and signature still verify. */
+
+struct pki {
+  char *dir;
+  X509 *root, *pck_ca, *pck, *tcb;
+  EVP_PKEY *root_key, *pck_ca_key, *pck_key, *tcb_key;
+  struct buf quote;
+  struct dcap_collateral coll;
+};
+
+static void pki_load(struct pki *p) {
+  p->dir = sim_dir();
+  p->root = load_cert(p->dir, SIM_FILE_ROOT_CA);
+  p->pck_ca = load_cert(p->dir, SIM_FILE_PCK_CA);
+  p->pck = load_cert(p->dir, SIM_FILE_PCK);
+  p->tcb = load_cert(p->dir, SIM_FILE_TCB_SIGNING);
+  p->root_key = load_key(p->dir, SIM_FILE_ROOT_KEY);
+  p->pck_ca_key = load_key(p->dir, SIM_FILE_PCK_CA_KEY);
+  p->pck_key = load_key(p->dir, SIM_FILE_PCK_KEY);
+  p->tcb_key = load_key(p->dir, SIM_FILE_TCB_SIGNING_KEY);
+  sim_quote(p->dir, &p->quote);
+  sim_coll(p->dir, &p->coll);
+}
+
+static void pki_free(struct pki *p) {
+  X509_free(p->root);
+  X509_free(p->pck_ca);
+  X509_free(p->pck);
+  X509_free(p->tcb);
+  EVP_PKEY_free(p->root_key);
+  EVP_PKEY_free(p->pck_ca_key);
+  EVP_PKEY_free(p->pck_key);
+  EVP_PKEY_free(p->tcb_key);
+  buf_free(&p->quote);
+  dcap_collateral_free(&p->coll);
+  tu_rm_rf(p->dir);
+  free(p->dir);
+}
+
+/* Sets c's extension nid to value (OpenSSL's config syntax), or removes it (value NULL). */
+static void ext_set(X509 *c, X509 *issuer, int nid, const char *value) {
+  int i;
+  while ((i = X509_get_ext_by_NID(c, nid, -1)) >= 0)
+    X509_EXTENSION_free(X509_delete_ext(c, i));
+  if (!value)
+    return;
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer, c, NULL, NULL, 0);
+  X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+  assert_non_null(e);
+  assert_int_equal(X509_add_ext(c, e, -1), 1);
+  X509_EXTENSION_free(e);
+}
+
+/* A copy of c to change and sign again with cert_sign. */
+static X509 *cert_copy(X509 *c) {
+  X509 *d = X509_dup(c);
+  assert_non_null(d);
+  return d;
+}
+
+/* c issued by issuer: its issuer name and authority key id, signed with key. */
+static void cert_sign(X509 *c, X509 *issuer, EVP_PKEY *key) {
+  assert_int_equal(X509_set_issuer_name(c, X509_get_subject_name(issuer)), 1);
+  ext_set(c, issuer, NID_authority_key_identifier, "keyid:always");
+  assert_true(X509_sign(c, key, EVP_sha256()) > 0);
+}
+
+/* A simulated CA under issuer, named cn (path length: none). */
+static X509 *ca_make(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int64_t nb, int64_t na,
+                     EVP_PKEY **ret_key) {
+  assert_int_equal(key_p256_generate(ret_key), 0);
+  struct x509_params xp = {
+      .subject_cn = cn,
+      .subject_org = SIM_ORG,
+      .is_ca = true,
+      .path_len = -1,
+      .key_usage = X509_KU_KEY_CERT_SIGN | X509_KU_CRL_SIGN,
+      .skid_akid = true,
+      .not_before = nb,
+      .not_after = na,
+  };
+  X509 *c = NULL;
+  assert_int_equal(x509_cert_build(&xp, *ret_key, issuer, issuer_key, &c), 0);
+  return c;
+}
+
+static void chain_pem(X509 *const *certs, size_t n, struct buf *out) {
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(x509_cert_to_pem(certs[i], out), 0);
+}
+
+/* The simulator's quote with its PCK chain replaced by certs (PEM text and a NUL). */
+static void quote_with_chain(const struct buf *q, X509 *const *certs, size_t n, struct buf *out) {
+  _cleanup_buf_ struct buf pem = BUF_INIT(BUF_MAX_FILE);
+  chain_pem(certs, n, &pem);
+  assert_int_equal(buf_append(&pem, "", 1), 0);
+  struct quote pq;
+  assert_int_equal(quote_parse(q->data, q->len, &pq), 0);
+  pq.pck_chain_pem = pq.cert_data = buf_slice(&pem);
+  *out = BUF_INIT(BUF_MAX_FILE);
+  assert_int_equal(quote_encode(&pq, out), 0);
+}
+
+/* Validity windows are kept per cache entry, at most a fixed number: collateral with more
+ * certificates than that is refused, never checked in part. Here the simulator's root without
+ * its path length (so long chains are not refused for that first), and TCB info and QE identity
+ * signing chains of 16 certificates each, one of them expired. */
+static void test_window_cap(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  int64_t now = time(NULL);
+  X509 *root = cert_copy(p.root);
+  ext_set(root, NULL, NID_basic_constraints, "critical,CA:TRUE");
+  assert_true(X509_sign(root, p.root_key, EVP_sha256()) > 0);
+  _cleanup_buf_ struct buf root_pem = BUF_INIT(BUF_MAX_FILE);
+  assert_int_equal(x509_cert_to_pem(root, &root_pem), 0);
+  assert_int_equal(buf_terminate(&root_pem), 0);
+  struct dcap_verifier_opts o = {.allow_simulator = true,
+                                 .simulator_root_pem_data = (const char *)root_pem.data};
+  struct dcap_verifier *v = NULL;
+  assert_int_equal(dcap_verifier_new(&o, &v), 0);
+
+  _cleanup_buf_ struct buf q;
+  X509 *pck_chain[] = {p.pck, p.pck_ca, root};
+  quote_with_chain(&p.quote, pck_chain, 3, &q);
+  struct dcap_collateral c;
+  assert_int_equal(dcap_collateral_copy(&p.coll, &c), 0);
+  _cleanup_buf_ struct buf crl_chain = BUF_INIT(BUF_MAX_FILE);
+  X509 *cc[] = {p.pck_ca, root};
+  chain_pem(cc, 2, &crl_chain);
+  assert_int_equal(buf_terminate(&crl_chain), 0);
+  free(c.pck_crl_issuer_chain);
+  c.pck_crl_issuer_chain = strdup((const char *)crl_chain.data);
+  _cleanup_buf_ struct buf tcb_chain = BUF_INIT(BUF_MAX_FILE);
+  X509 *tc[] = {p.tcb, root};
+  chain_pem(tc, 2, &tcb_chain);
+  assert_int_equal(buf_terminate(&tcb_chain), 0);
+  free(c.tcb_info_issuer_chain);
+  c.tcb_info_issuer_chain = strdup((const char *)tcb_chain.data);
+  free(c.qe_identity_issuer_chain);
+  c.qe_identity_issuer_chain = strdup((const char *)tcb_chain.data);
+  /* with the new root the simulator's collateral verifies */
+  struct dcap_result res;
+  char err[512];
+  if (verify(v, &q, &c, now, &res, err) < 0)
+    fail_msg("%s", err);
+  dcap_result_free(&res);
+
+  /* TCB signing leaf, 14 CAs, root: 16 certificates (X509_CHAIN_MAX) per chain */
+  for (int chain = 0; chain < 2; chain++) {
+    X509 *certs[16];
+    EVP_PKEY *keys[16] = {};
+    certs[15] = root;
+    X509 *issuer = root;
+    EVP_PKEY *issuer_key = p.root_key;
+    for (int i = 14; i >= 1; i--) {
+      char cn[64];
+      snprintf(cn, sizeof(cn), "Simulated CA %d.%d", chain, i);
+      bool expired = chain == 1 && i == 14; /* the one nearest the root */
+      certs[i] = ca_make(cn, issuer, issuer_key, now - 7200, expired ? now - 3600 : now + 86400,
+                         &keys[i]);
+      issuer = certs[i];
+      issuer_key = keys[i];
+    }
+    certs[0] = cert_copy(p.tcb);
+    cert_sign(certs[0], issuer, issuer_key);
+    _cleanup_buf_ struct buf pem = BUF_INIT(BUF_MAX_FILE);
+    chain_pem(certs, 16, &pem);
+    assert_int_equal(buf_terminate(&pem), 0);
+    char **slot = chain ? &c.qe_identity_issuer_chain : &c.tcb_info_issuer_chain;
+    free(*slot);
+    *slot = strdup((const char *)pem.data);
+    for (int i = 0; i < 15; i++) {
+      X509_free(certs[i]);
+      EVP_PKEY_free(keys[i]);
+    }
+  }
+  expect_error(v, &q, &c, now, "too many validity windows");
+  dcap_collateral_free(&c);
+  X509_free(root);
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
 /* ---- threads ---- */
 
 struct worker {
@@ -1005,6 +1193,7 @@ int main(void) {
       cmocka_unit_test(test_intel_test_roots),
       cmocka_unit_test(test_simulator),
       cmocka_unit_test(test_revoked),
+      cmocka_unit_test(test_window_cap),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_no_collateral),
       cmocka_unit_test(test_args),
