@@ -82,10 +82,12 @@ enum anchor_kind {
 struct anchor {
   X509 *cert;
   EVP_PKEY *pub;
-  struct buf der; /* a root in a chain must be these bytes exactly */
+  struct buf der;     /* a root in a chain must be these bytes exactly */
+  X509_STORE *store;  /* OpenSSL's verifier trusts this root, and only it */
 };
 
-/* A validity interval checked against `now` on every verification. */
+/* A validity interval checked against `now` on every verification; an entry holds at most
+ * DCAP_MAX_WINDOWS (Intel collateral needs 8 to 10, a PCK chain 3); more is an error. */
 enum window_kind { WIN_CERT, WIN_JSON, WIN_CRL };
 struct window {
   char what[40];
@@ -123,6 +125,9 @@ struct chain_entry {
   uint8_t qe_memo[32];
   uint8_t attest_raw[64];
   EVP_PKEY *attest_pub;
+  /* The collateral (its cache key) whose CRLs this chain passed last (pck_crls_check). */
+  bool crl_memo_set;
+  uint8_t crl_memo[32];
 };
 
 struct coll_entry {
@@ -131,7 +136,6 @@ struct coll_entry {
   struct dcap_tcb_info tcb;
   struct dcap_qe_identity qe;
   X509_CRL *root_crl, *pck_crl;
-  bool pck_crl_verified; /* by the collateral's own PCK CRL issuer chain */
   struct buf pck_crl_issuer_der;
   int64_t expiry;
   struct windows win;
@@ -237,6 +241,11 @@ static int anchor_set(struct anchor *a, X509 *cert) {
   r = x509_cert_public_key(cert, &a->pub);
   if (r < 0)
     return r;
+  a->store = X509_STORE_new();
+  if (!a->store || X509_STORE_add_cert(a->store, cert) != 1) {
+    ERR_clear_error();
+    return -ENOMEM;
+  }
   a->cert = cert;
   return 0;
 }
@@ -326,6 +335,7 @@ void dcap_verifier_free(struct dcap_verifier *v) {
   for (size_t i = 0; i < _ANCHOR_MAX; i++) {
     X509_free(v->anchors[i].cert);
     EVP_PKEY_free(v->anchors[i].pub);
+    X509_STORE_free(v->anchors[i].store);
     buf_free(&v->anchors[i].der);
   }
   pthread_mutex_destroy(&v->lock);
@@ -342,15 +352,20 @@ static int asn1_time_unix(const ASN1_TIME *t, int64_t *ret) {
   return 0;
 }
 
-static void window_add(struct windows *w, const char *what, enum window_kind kind, int64_t nb,
-                       int64_t na) {
-  if (w->n >= DCAP_MAX_WINDOWS)
-    return; /* callers stay below the cap */
+/* A full array is an error, never a window left unchecked. */
+static int window_add(struct windows *w, const char *what, enum window_kind kind, int64_t nb,
+                      int64_t na, char *err, size_t errlen) {
+  if (w->n >= DCAP_MAX_WINDOWS) {
+    errf(err, errlen, "%s: too many validity windows (over %d certificates, CRLs and documents)",
+         what, DCAP_MAX_WINDOWS);
+    return -ENOBUFS;
+  }
   struct window *x = &w->w[w->n++];
   snprintf(x->what, sizeof(x->what), "%s", what);
   x->kind = kind;
   x->not_before = nb;
   x->not_after = na;
+  return 0;
 }
 
 static int windows_check(const struct windows *w, enum window_kind kind, int64_t now, char *err,
@@ -402,101 +417,279 @@ static int name_der(const X509_NAME *n, struct buf *out) {
   return buf_append(out, p, (size_t)len);
 }
 
-static bool crl_has(X509_CRL *crl, X509 *c) {
-  X509_REVOKED *rev = NULL;
-  int r = X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(c));
-  return r == 1; /* 2 = removeFromCRL entry, not revoked */
+static bool self_issued(X509 *c) {
+  return X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0;
 }
 
-/* Verifies a chain (leaf first; the root may be included or left out) up to a trusted anchor.
- * root_der: the exact bytes the chain's root (its last certificate, when self-issued) came
- * from; they must be an anchor's. Adds every certificate's validity to win. */
-static int chain_verify(struct dcap_verifier *v, STACK_OF(X509) * sk, struct slice root_der,
-                        const char *what, enum anchor_kind *ret_anchor, struct windows *win,
-                        char *err, size_t errlen) {
+/* ---- chains ---- */
+
+/* The anchor whose root is the certificate der byte for byte, or -1. */
+static int anchor_by_der(const struct dcap_verifier *v, struct slice der) {
+  for (int k = 0; k < _ANCHOR_MAX; k++)
+    if (v->anchors[k].cert && der.len == v->anchors[k].der.len &&
+        memcmp(der.ptr, v->anchors[k].der.data, der.len) == 0)
+      return k;
+  return -1;
+}
+
+/* The anchor a chain (leaf first, from chain_order) ends in. Its last certificate, when
+ * self-issued, must be an anchor's root byte for byte: root_der, the bytes it came from, not
+ * OpenSSL's encoding of what it parsed. Otherwise the last certificate's issuer must be an
+ * anchor's subject. */
+static int chain_anchor_find(struct dcap_verifier *v, STACK_OF(X509) * sk, struct slice root_der,
+                             const char *what, enum anchor_kind *ret, char *err, size_t errlen) {
   int n = sk_X509_num(sk);
   if (n < 1) {
     errf(err, errlen, "%s: no certificates", what);
     return -EBADMSG;
   }
-  for (int i = 0; i < n; i++) {
-    X509 *c = sk_X509_value(sk, i);
+  X509 *last = sk_X509_value(sk, n - 1);
+  if (self_issued(last)) {
+    int k = anchor_by_der(v, root_der);
+    if (k >= 0 && n == 1) {
+      errf(err, errlen, "%s: only a root certificate", what);
+      return -EBADMSG;
+    }
+    if (k >= 0) {
+      *ret = (enum anchor_kind)k;
+      return 0;
+    }
+    if (cn_contains(last, "Simulated"))
+      errf(err, errlen, "%s: root CA not trusted (simulator root; simulator not allowed)", what);
+    else
+      errf(err, errlen, "%s: root CA not trusted (Intel test root?)", what);
+    return -EACCES;
+  }
+  for (int k = 0; k < _ANCHOR_MAX; k++)
+    if (v->anchors[k].cert &&
+        X509_NAME_cmp(X509_get_issuer_name(last), X509_get_subject_name(v->anchors[k].cert)) == 0) {
+      *ret = (enum anchor_kind)k;
+      return 0;
+    }
+  errf(err, errlen, "%s: root CA not trusted (issuer not a trusted root)", what);
+  return -EACCES;
+}
+
+/* The validity of every certificate of sk, and of the root when sk does not end in it. */
+static int chain_windows_add(STACK_OF(X509) * sk, X509 *root, const char *what,
+                             struct windows *win, char *err, size_t errlen) {
+  int n = sk_X509_num(sk);
+  for (int i = 0; i <= n; i++) {
+    X509 *c = i < n ? sk_X509_value(sk, i) : root;
+    if (i == n && self_issued(sk_X509_value(sk, n - 1)))
+      break;
     int64_t nb, na;
     if (x509_cert_validity(c, &nb, &na) < 0) {
       errf(err, errlen, "%s: bad certificate validity", what);
       return -EBADMSG;
     }
-    bool self = X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0;
-    if (i == n - 1 && self) {
-      /* the root: must be one of ours, byte for byte (the bytes it came from, not OpenSSL's
-       * encoding of what it parsed) */
-      for (int k = 0; k < _ANCHOR_MAX; k++)
-        if (v->anchors[k].cert && root_der.len == v->anchors[k].der.len &&
-            memcmp(root_der.ptr, v->anchors[k].der.data, root_der.len) == 0) {
-          if (i == 0) {
-            errf(err, errlen, "%s: only a root certificate", what);
-            return -EBADMSG;
-          }
-          window_add(win, what, WIN_CERT, nb, na);
-          *ret_anchor = (enum anchor_kind)k;
-          return 0;
-        }
-      if (cn_contains(c, "Simulated"))
-        errf(err, errlen, "%s: root CA not trusted (simulator root; simulator not allowed)", what);
-      else
-        errf(err, errlen, "%s: root CA not trusted (Intel test root?)", what);
-      return -EACCES;
-    }
-    window_add(win, what, WIN_CERT, nb, na);
-    X509 *issuer = NULL;
-    EVP_PKEY *issuer_pub = NULL;
-    _cleanup_(EVP_PKEY_freep) EVP_PKEY *owned = NULL;
-    int anchor = -1;
-    if (i + 1 < n) {
-      issuer = sk_X509_value(sk, i + 1);
-      if (x509_cert_public_key(issuer, &owned) < 0) {
-        errf(err, errlen, "%s: bad issuer public key", what);
-        return -EBADMSG;
-      }
-      issuer_pub = owned;
-    } else {
-      for (int k = 0; k < _ANCHOR_MAX && !issuer; k++)
-        if (v->anchors[k].cert && X509_NAME_cmp(X509_get_issuer_name(c),
-                                                X509_get_subject_name(v->anchors[k].cert)) == 0) {
-          issuer = v->anchors[k].cert;
-          issuer_pub = v->anchors[k].pub;
-          anchor = k;
-        }
-      if (!issuer) {
-        errf(err, errlen, "%s: root CA not trusted (issuer not a trusted root)", what);
-        return -EACCES;
-      }
-    }
-    if (X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(issuer)) != 0) {
-      errf(err, errlen, "%s: issuer name mismatch", what);
-      return -EBADMSG;
-    }
-    bool ca = false;
-    int pathlen;
-    if (x509_cert_basic_constraints(issuer, &ca, &pathlen) < 0 || !ca) {
-      errf(err, errlen, "%s: issuer is not a CA", what);
-      return -EBADMSG;
-    }
-    if (x509_cert_verify_signed_by(c, issuer_pub) < 0) {
-      errf(err, errlen, "%s: certificate signature invalid", what);
-      return -EBADMSG;
-    }
-    if (anchor >= 0) {
-      int64_t rnb, rna;
-      if (x509_cert_validity(issuer, &rnb, &rna) < 0)
-        return -EBADMSG;
-      window_add(win, what, WIN_CERT, rnb, rna);
-      *ret_anchor = (enum anchor_kind)anchor;
-      return 0;
+    int r = window_add(win, what, WIN_CERT, nb, na, err, errlen);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* CRLs a chain is checked against; either may be NULL. */
+struct crls {
+  X509_CRL *root; /* the root CA's */
+  X509_CRL *pck;  /* the PCK (platform or processor) CA's */
+  /* Only the leaf is checked: a collateral signer is issued by the root itself (a longer
+   * chain finds no CRL for its leaf and is refused), and the root, the trust anchor, is not
+   * revoked by its own CRL. Otherwise every certificate of the path is checked. */
+  bool leaf_only;
+};
+
+/* Validity periods are judged by the windows (see chain_validate), so OpenSSL's verdicts on
+ * them are not fatal; everything else is. The CRL a fatal verdict is about is noted in the
+ * context's app data (OpenSSL forgets it once the verification returns). */
+static int chain_verify_cb(int ok, X509_STORE_CTX *ctx) {
+  if (ok)
+    return 1;
+  switch (X509_STORE_CTX_get_error(ctx)) {
+  case X509_V_ERR_CERT_NOT_YET_VALID:
+  case X509_V_ERR_CERT_HAS_EXPIRED:
+  case X509_V_ERR_CRL_NOT_YET_VALID:
+  case X509_V_ERR_CRL_HAS_EXPIRED:
+    return 1;
+  default: {
+    X509_CRL **crl = X509_STORE_CTX_get_app_data(ctx);
+    if (crl)
+      *crl = X509_STORE_CTX_get0_current_crl(ctx);
+    return 0;
+  }
+  }
+}
+
+/* Why OpenSSL found no issuer for c: asks the certificate named as its issuer. */
+static const char *issuer_missing_reason(X509 *c, STACK_OF(X509) * sk, X509 *root) {
+  if (!c)
+    return "issuer certificate not found";
+  int n = sk_X509_num(sk);
+  for (int i = 0; i <= n; i++) {
+    X509 *x = i < n ? sk_X509_value(sk, i) : root;
+    if (x == c || X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(c)) != 0)
+      continue;
+    switch (X509_check_issued(x, c)) {
+    case X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
+      return "issuer key usage does not allow certificate signing";
+    case X509_V_ERR_AKID_SKID_MISMATCH:
+    case X509_V_ERR_AKID_ISSUER_SERIAL_MISMATCH:
+      return "issuer key identifier mismatch";
+    default:
+      break;
     }
   }
-  errf(err, errlen, "%s: root CA not trusted", what);
-  return -EACCES;
+  return "issuer certificate not found";
+}
+
+/* The message for OpenSSL's verdict on a chain. */
+static int chain_error(X509_STORE_CTX *ctx, STACK_OF(X509) * sk, X509 *root,
+                       const struct crls *crls, const X509_CRL *bad_crl, const char *what,
+                       char *err, size_t errlen) {
+  int e = X509_STORE_CTX_get_error(ctx);
+  int depth = X509_STORE_CTX_get_error_depth(ctx);
+  X509 *cur = X509_STORE_CTX_get_current_cert(ctx);
+  bool root_crl = crls && bad_crl && bad_crl == crls->root;
+  const char *crl = root_crl                                 ? "root CA CRL"
+                    : crls && bad_crl && bad_crl == crls->pck ? "PCK CRL"
+                                                              : "CRL";
+  switch (e) {
+  case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+  case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
+  case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+    errf(err, errlen, "%s: certificate signature invalid", what);
+    return -EBADMSG;
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+  case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    errf(err, errlen, "%s: %s", what, issuer_missing_reason(cur, sk, root));
+    return -EBADMSG;
+  case X509_V_ERR_INVALID_CA:
+    if (cur && (X509_get_extension_flags(cur) & EXFLAG_CA))
+      errf(err, errlen, "%s: issuer key usage does not allow certificate signing", what);
+    else
+      errf(err, errlen, "%s: issuer is not a CA", what);
+    return -EBADMSG;
+  case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+    errf(err, errlen, "%s: path length constraint exceeded", what);
+    return -EBADMSG;
+  case X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION:
+    errf(err, errlen, "%s: certificate has an unknown critical extension", what);
+    return -EBADMSG;
+  case X509_V_ERR_CERT_REVOKED:
+    errf(err, errlen, "%s: certificate revoked", what);
+    return -EACCES;
+  case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+  case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    if (root_crl)
+      errf(err, errlen, "root CA CRL: not signed by the root CA");
+    else
+      errf(err, errlen, "%s: signature invalid", crl);
+    return -EBADMSG;
+  case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
+    errf(err, errlen, "%s: unknown critical extension", crl);
+    return -EBADMSG;
+  case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+    errf(err, errlen, "%s: issuer key usage does not allow CRL signing", crl);
+    return -EBADMSG;
+  case X509_V_ERR_UNABLE_TO_GET_CRL:
+    errf(err, errlen, "%s: no CRL applies to certificate %d", what, depth);
+    return -EACCES;
+  default:
+    errf(err, errlen, "%s: %s (certificate %d)", what, X509_verify_cert_error_string(e), depth);
+    return -EBADMSG;
+  }
+}
+
+/* The path OpenSSL verified must be sk itself (and the root when sk does not end in it): the
+ * windows were taken from these certificates. */
+static int chain_path_check(STACK_OF(X509) * path, STACK_OF(X509) * sk, X509 *root,
+                            const char *what, char *err, size_t errlen) {
+  int n = sk_X509_num(sk), m = sk_X509_num(path);
+  bool with_root = X509_cmp(sk_X509_value(sk, n - 1), root) == 0;
+  bool same = m == (with_root ? n : n + 1);
+  for (int i = 0; same && i < m; i++)
+    same = X509_cmp(sk_X509_value(path, i), i < n ? sk_X509_value(sk, i) : root) == 0;
+  if (!same) {
+    errf(err, errlen, "%s: the verified path is not the chain given", what);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+/* Path validation by OpenSSL from sk[0] (the leaf) to the anchor's root, the only trusted
+ * certificate, with the rest of sk as untrusted intermediates: signatures, issuer names and key
+ * identifiers, CA flags and path lengths, issuers' key usage, unknown critical extensions and
+ * RFC 5280's stricter rules (X509_V_FLAG_X509_STRICT); with crls, revocation (a CRL must be
+ * there for each certificate checked, and is checked for its signature, issuer, key usage and
+ * critical extensions). Validity periods are judged at now but are left to the windows: they
+ * are checked on every use of an entry, new or cached, in one order (collateral dates, CRLs,
+ * certificates), and that is what lets a cached result be reused while now stays inside them
+ * and never outside. */
+static int chain_validate(const struct anchor *a, STACK_OF(X509) * sk, const struct crls *crls,
+                          int64_t now, const char *what, char *err, size_t errlen) {
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  STACK_OF(X509_CRL) *crl_sk = sk_X509_CRL_new_null();
+  X509_CRL *bad_crl = NULL;
+  int r = -ENOMEM;
+  if (!ctx || !crl_sk)
+    goto out;
+  if (crls && ((crls->root && !sk_X509_CRL_push(crl_sk, crls->root)) ||
+               (crls->pck && !sk_X509_CRL_push(crl_sk, crls->pck))))
+    goto out;
+  r = -EIO;
+  if (X509_STORE_CTX_init(ctx, a->store, sk_X509_value(sk, 0), sk) != 1)
+    goto out;
+  X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+  unsigned long flags = X509_V_FLAG_X509_STRICT;
+  if (crls)
+    flags |= X509_V_FLAG_CRL_CHECK | (crls->leaf_only ? 0 : X509_V_FLAG_CRL_CHECK_ALL);
+  if (X509_VERIFY_PARAM_set_flags(param, flags) != 1)
+    goto out;
+  X509_VERIFY_PARAM_set_time(param, (time_t)now);
+  X509_STORE_CTX_set0_crls(ctx, crl_sk); /* not owned by ctx */
+  X509_STORE_CTX_set_verify_cb(ctx, chain_verify_cb);
+  if (X509_STORE_CTX_set_app_data(ctx, &bad_crl) != 1)
+    goto out;
+  if (X509_verify_cert(ctx) != 1)
+    r = chain_error(ctx, sk, a->cert, crls, bad_crl, what, err, errlen);
+  else
+    r = chain_path_check(X509_STORE_CTX_get0_chain(ctx), sk, a->cert, what, err, errlen);
+out:
+  ERR_clear_error();
+  X509_STORE_CTX_free(ctx);
+  sk_X509_CRL_free(crl_sk);
+  return r;
+}
+
+/* The end of a chain that signs (PCK certificate, TCB signing certificate): not a CA (no
+ * CA:TRUE, no keyCertSign), and its key usage (which must be there) allows digital signatures.
+ * OpenSSL leaves both to purposes, and none of its purposes fits these certificates. */
+static int leaf_signer_check(X509 *leaf, const char *what, char *err, size_t errlen) {
+  if ((X509_get_extension_flags(leaf) & EXFLAG_CA) || X509_check_ca(leaf) != 0) {
+    errf(err, errlen, "%s: leaf certificate is a CA", what);
+    return -EBADMSG;
+  }
+  if (!(X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) ||
+      !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
+    errf(err, errlen, "%s: leaf key usage does not allow digital signatures", what);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+/* The end of the PCK CRL issuer chain: a CA whose key usage allows CRL signing. */
+static int leaf_crl_issuer_check(X509 *ca, const char *what, char *err, size_t errlen) {
+  if (!(X509_get_extension_flags(ca) & EXFLAG_CA)) {
+    errf(err, errlen, "%s: CRL issuer is not a CA", what);
+    return -EBADMSG;
+  }
+  if (!(X509_get_extension_flags(ca) & EXFLAG_KUSAGE) || !(X509_get_key_usage(ca) & KU_CRL_SIGN)) {
+    errf(err, errlen, "%s: CRL issuer key usage does not allow CRL signing", what);
+    return -EBADMSG;
+  }
+  return 0;
 }
 
 /* Puts the certificates of in in issuing order starting from the first one (the leaf): each
@@ -518,7 +711,7 @@ static int chain_order(struct x509_pem_certs *in, STACK_OF(X509) * *ret, size_t 
     in->c[cur].cert = NULL; /* owned by out now */
     used[cur] = true;
     *ret_last = cur;
-    if (X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0) {
+    if (self_issued(c)) {
       *ret_root = true;
       break;
     }
@@ -540,15 +733,32 @@ static int chain_parse_error(int r, const char *what, char *err, size_t errlen) 
   return r == -ENOENT ? -EBADMSG : r;
 }
 
+/* Certificate i of in as an X509: the anchor's own when its bytes are a root's (not parsed
+ * again), parsed otherwise. */
+static int chain_cert_load(const struct dcap_verifier *v, struct x509_pem_certs *in, size_t i) {
+  struct slice d = x509_pem_cert_der(in, i);
+  int k = anchor_by_der(v, d);
+  if (k < 0)
+    return x509_cert_from_der(d.ptr, d.len, &in->c[i].cert);
+  if (X509_up_ref(v->anchors[k].cert) != 1)
+    return -ENOMEM;
+  in->c[i].cert = v->anchors[k].cert;
+  return 0;
+}
+
 /* A collateral chain (PEM) in issuing order (chain_order); text between the certificates and
  * certificates that are not on the chain are ignored. ret_root_der gets the exact DER of the
  * root when the chain ends in one. */
-static int chain_parse(const char *pem, size_t len, const char *what, STACK_OF(X509) * *ret,
-                       struct buf *ret_root_der, char *err, size_t errlen) {
+static int chain_parse(const struct dcap_verifier *v, const char *pem, size_t len,
+                       const char *what, STACK_OF(X509) * *ret, struct buf *ret_root_der,
+                       char *err, size_t errlen) {
   _cleanup_x509_pem_certs_ struct x509_pem_certs in = {};
-  int r = x509_pem_certs_parse(pem, len, 0, &in);
+  int r = x509_pem_certs_parse(pem, len, X509_PEM_DER_ONLY, &in);
   if (r < 0)
     return chain_parse_error(r, what, err, errlen);
+  for (size_t i = 0; i < in.n; i++)
+    if ((r = chain_cert_load(v, &in, i)) < 0)
+      return chain_parse_error(r, what, err, errlen);
   size_t last;
   bool root;
   if ((r = chain_order(&in, ret, &last, &root)) < 0)
@@ -573,15 +783,9 @@ static int pck_chain_parse(struct dcap_verifier *v, const char *pem, size_t len,
     return chain_parse_error(r, what, err, errlen);
   size_t root_at = in.n;
   int anchor = -1;
-  for (size_t i = 0; i < in.n && anchor < 0; i++) {
-    struct slice d = x509_pem_cert_der(&in, i);
-    for (int k = 0; k < _ANCHOR_MAX && anchor < 0; k++)
-      if (v->anchors[k].cert && d.len == v->anchors[k].der.len &&
-          memcmp(d.ptr, v->anchors[k].der.data, d.len) == 0) {
-        root_at = i;
-        anchor = k;
-      }
-  }
+  for (size_t i = 0; i < in.n && anchor < 0; i++)
+    if ((anchor = anchor_by_der(v, x509_pem_cert_der(&in, i))) >= 0)
+      root_at = i;
   if (anchor < 0) {
     /* which root it is, for the message: the last certificate as a rule */
     _cleanup_(X509_freep) X509 *last = NULL;
@@ -594,16 +798,9 @@ static int pck_chain_parse(struct dcap_verifier *v, const char *pem, size_t len,
       errf(err, errlen, "%s: root CA not trusted (Intel test root?)", what);
     return -EACCES;
   }
-  for (size_t i = 0; i < in.n; i++) {
-    struct slice d = x509_pem_cert_der(&in, i);
-    if (i == root_at) {
-      if (X509_up_ref(v->anchors[anchor].cert) != 1)
-        return -ENOMEM;
-      in.c[i].cert = v->anchors[anchor].cert; /* the same bytes */
-    } else if ((r = x509_cert_from_der(d.ptr, d.len, &in.c[i].cert)) < 0) {
+  for (size_t i = 0; i < in.n; i++)
+    if ((r = chain_cert_load(v, &in, i)) < 0)
       return chain_parse_error(r, what, err, errlen);
-    }
-  }
   _cleanup_x509_chain_ STACK_OF(X509) *sk = NULL;
   size_t last;
   bool root;
@@ -634,6 +831,53 @@ static void chain_entry_free(struct entry *e) {
   free(c);
 }
 
+/* The PCK leaf and its CA: what Intel's names and the SGX extension say. */
+static int chain_pck_check(struct dcap_verifier *v, struct chain_entry *c, const char *what,
+                           char *err, size_t errlen) {
+  bool sim = c->anchor == ANCHOR_SIM;
+  if (!cn_contains(c->leaf, "SGX PCK Certificate") || (!sim && cn_contains(c->leaf, "Simulated"))) {
+    errf(err, errlen, "%s: leaf is not an SGX PCK certificate", what);
+    return -EBADMSG;
+  }
+  int r = leaf_signer_check(c->leaf, what, err, errlen);
+  if (r < 0)
+    return r;
+  X509 *ca = sk_X509_num(c->certs) > 1 ? sk_X509_value(c->certs, 1) : v->anchors[c->anchor].cert;
+  if (cn_contains(ca, "SGX PCK Platform CA"))
+    snprintf(c->ca, sizeof(c->ca), "platform");
+  else if (cn_contains(ca, "SGX PCK Processor CA"))
+    snprintf(c->ca, sizeof(c->ca), "processor");
+  else {
+    errf(err, errlen, "%s: issuer is not an SGX PCK Platform/Processor CA", what);
+    return -EBADMSG;
+  }
+  if (!sim && cn_contains(ca, "Simulated")) {
+    errf(err, errlen, "%s: simulated CA under the Intel root", what);
+    return -EBADMSG;
+  }
+  if (x509_cert_public_key(c->leaf, &c->leaf_pub) < 0 || x509_cert_public_key(ca, &c->ca_pub) < 0) {
+    errf(err, errlen, "%s: bad public key", what);
+    return -EBADMSG;
+  }
+  if (EVP_PKEY_get_base_id(c->leaf_pub) != EVP_PKEY_EC) {
+    errf(err, errlen, "%s: PCK key is not ECDSA", what);
+    return -EBADMSG;
+  }
+  r = pck_cert_ext(c->leaf, &c->ext);
+  if (r < 0) {
+    errf(err, errlen, "%s: %s SGX extension", what, r == -ENOENT ? "no" : "malformed");
+    return -EBADMSG;
+  }
+  r = name_der(X509_get_issuer_name(c->leaf), &c->leaf_issuer_der);
+  if (r < 0) {
+    errf(err, errlen, "%s: bad issuer name", what);
+    return r;
+  }
+  return 0;
+}
+
+/* A new entry: the chain parsed, its windows recorded, its names and PCK extension checked. Not
+ * validated yet (chain_validate): see chain_get. */
 static int chain_build(struct dcap_verifier *v, const struct slice pem, const uint8_t key[32],
                        struct chain_entry **ret, char *err, size_t errlen) {
   static const char what[] = "PCK chain";
@@ -647,59 +891,18 @@ static int chain_build(struct dcap_verifier *v, const struct slice pem, const ui
   _cleanup_buf_ struct buf root_der = BUF_INIT(X509_INPUT_MAX);
   int r = pck_chain_parse(v, (const char *)pem.ptr, pem.len, what, &c->certs, &root_der, err,
                           errlen);
+  if (r >= 0)
+    r = chain_anchor_find(v, c->certs, buf_slice(&root_der), what, &c->anchor, err, errlen);
+  if (r >= 0)
+    r = chain_windows_add(c->certs, v->anchors[c->anchor].cert, what, &c->win, err, errlen);
   if (r < 0)
     goto fail;
-  r = chain_verify(v, c->certs, buf_slice(&root_der), what, &c->anchor, &c->win, err, errlen);
-  if (r < 0)
-    goto fail;
-  /* keep only the leaf and CAs (drop a trailing root) */
-  int n = sk_X509_num(c->certs);
-  X509 *last = sk_X509_value(c->certs, n - 1);
-  if (n > 1 && X509_NAME_cmp(X509_get_subject_name(last), X509_get_issuer_name(last)) == 0)
-    X509_free(sk_X509_pop(c->certs));
+  /* keep only the leaf and CAs (the root is the anchor's) */
+  X509_free(sk_X509_pop(c->certs));
   c->leaf = sk_X509_value(c->certs, 0);
-  bool sim = c->anchor == ANCHOR_SIM;
-  if (!cn_contains(c->leaf, "SGX PCK Certificate") || (!sim && cn_contains(c->leaf, "Simulated"))) {
-    errf(err, errlen, "%s: leaf is not an SGX PCK certificate", what);
-    r = -EBADMSG;
+  r = chain_pck_check(v, c, what, err, errlen);
+  if (r < 0)
     goto fail;
-  }
-  X509 *ca = sk_X509_num(c->certs) > 1 ? sk_X509_value(c->certs, 1) : v->anchors[c->anchor].cert;
-  if (cn_contains(ca, "SGX PCK Platform CA"))
-    snprintf(c->ca, sizeof(c->ca), "platform");
-  else if (cn_contains(ca, "SGX PCK Processor CA"))
-    snprintf(c->ca, sizeof(c->ca), "processor");
-  else {
-    errf(err, errlen, "%s: issuer is not an SGX PCK Platform/Processor CA", what);
-    r = -EBADMSG;
-    goto fail;
-  }
-  if (!sim && cn_contains(ca, "Simulated")) {
-    errf(err, errlen, "%s: simulated CA under the Intel root", what);
-    r = -EBADMSG;
-    goto fail;
-  }
-  if (x509_cert_public_key(c->leaf, &c->leaf_pub) < 0 || x509_cert_public_key(ca, &c->ca_pub) < 0) {
-    errf(err, errlen, "%s: bad public key", what);
-    r = -EBADMSG;
-    goto fail;
-  }
-  if (EVP_PKEY_get_base_id(c->leaf_pub) != EVP_PKEY_EC) {
-    errf(err, errlen, "%s: PCK key is not ECDSA", what);
-    r = -EBADMSG;
-    goto fail;
-  }
-  r = pck_cert_ext(c->leaf, &c->ext);
-  if (r < 0) {
-    errf(err, errlen, "%s: %s SGX extension", what, r == -ENOENT ? "no" : "malformed");
-    r = -EBADMSG;
-    goto fail;
-  }
-  r = name_der(X509_get_issuer_name(c->leaf), &c->leaf_issuer_der);
-  if (r < 0) {
-    errf(err, errlen, "%s: bad issuer name", what);
-    goto fail;
-  }
   *ret = c;
   return 0;
 fail:
@@ -707,20 +910,29 @@ fail:
   return r;
 }
 
-static int chain_get(struct dcap_verifier *v, struct slice pem, struct chain_entry **ret, char *err,
-                     size_t errlen) {
+/* The cached entry of the chain pem, or a new one (*ret_fresh) that its caller validates, with
+ * or without the collateral's CRLs, and then caches (chain_put): only validated chains are
+ * cached, and a chain that comes with collateral is validated once, not twice. */
+static int chain_get(struct dcap_verifier *v, struct slice pem, struct chain_entry **ret,
+                     bool *ret_fresh, char *err, size_t errlen) {
   uint8_t key[32];
   sha256(pem.ptr, pem.len, key);
   struct entry *e = cache_get(v, &v->chains, key);
+  *ret_fresh = !e;
   if (!e) {
     struct chain_entry *c = NULL;
     int r = chain_build(v, pem, key, &c, err, errlen);
     if (r < 0)
       return r;
-    e = cache_put(v, &v->chains, &c->e);
+    e = &c->e;
   }
   *ret = (struct chain_entry *)e;
   return 0;
+}
+
+/* Caches a fresh entry that passed; *c becomes the cached one (another thread's, maybe). */
+static void chain_put(struct dcap_verifier *v, struct chain_entry **c) {
+  *c = (struct chain_entry *)cache_put(v, &v->chains, &(*c)->e);
 }
 
 /* ---- collateral entries ---- */
@@ -738,92 +950,167 @@ static void coll_entry_free(struct entry *e) {
 static int crl_load(const struct buf *der, const char *what, X509_CRL **ret, struct windows *win,
                     int64_t *ret_next, char *err, size_t errlen) {
   const unsigned char *p = der->data;
-  X509_CRL *crl = der->len ? d2i_X509_CRL(NULL, &p, (long)der->len) : NULL;
+  _cleanup_(X509_CRL_freep) X509_CRL *crl = der->len ? d2i_X509_CRL(NULL, &p, (long)der->len)
+                                                      : NULL;
   ERR_clear_error();
   if (!crl || p != der->data + der->len) {
-    X509_CRL_free(crl);
     errf(err, errlen, "%s: malformed", what);
     return -EBADMSG;
   }
   int64_t t1, t2;
   if (asn1_time_unix(X509_CRL_get0_lastUpdate(crl), &t1) < 0 ||
       asn1_time_unix(X509_CRL_get0_nextUpdate(crl), &t2) < 0) {
-    X509_CRL_free(crl);
     errf(err, errlen, "%s: missing thisUpdate/nextUpdate", what);
     return -EBADMSG;
   }
-  window_add(win, what, WIN_CRL, t1, t2);
+  int r = window_add(win, what, WIN_CRL, t1, t2, err, errlen);
+  if (r < 0)
+    return r;
   *ret_next = t2;
   /* sort the revoked list now, before the CRL is shared between threads */
   X509_REVOKED *rev;
   _cleanup_(ASN1_INTEGER_freep) ASN1_INTEGER *zero = ASN1_INTEGER_new();
   if (zero)
     (void)X509_CRL_get0_by_serial(crl, &rev, zero);
-  *ret = crl;
+  *ret = TAKE_PTR(crl);
   return 0;
 }
 
-static bool crl_signed_by(X509_CRL *crl, X509 *issuer, EVP_PKEY *pub) {
-  if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0)
-    return false;
-  int ok = X509_CRL_verify(crl, pub);
-  ERR_clear_error();
-  return ok == 1;
+/* TCB info and QE identity, parsed; their dates become windows. */
+static int coll_json_load(struct coll_entry *c, const struct dcap_collateral *col, char *err,
+                          size_t errlen) {
+  if (!col->tcb_info || !col->qe_identity) {
+    errf(err, errlen, "collateral: TCB info or QE identity missing");
+    return -EBADMSG;
+  }
+  int r = dcap_tcb_info_parse(col->tcb_info, strlen(col->tcb_info), &c->tcb);
+  if (r < 0) {
+    errf(err, errlen, "TCB info: %s",
+         r == -ENOTSUP ? "unsupported id or version (need v3)" : "malformed");
+    return r;
+  }
+  r = dcap_qe_identity_parse(col->qe_identity, strlen(col->qe_identity), &c->qe);
+  if (r < 0) {
+    errf(err, errlen, "QE identity: %s",
+         r == -ENOTSUP ? "unsupported id or version (need v2)" : "malformed");
+    return r;
+  }
+  r = window_add(&c->win, "TCB info", WIN_JSON, c->tcb.issue_date, c->tcb.next_update, err,
+                 errlen);
+  if (r >= 0)
+    r = window_add(&c->win, "QE identity", WIN_JSON, c->qe.issue_date, c->qe.next_update, err,
+                   errlen);
+  return r;
 }
 
-/* A signing chain of TCB info / QE identity: verified, leaf is the TCB signing cert, the
- * signature over text verifies, nothing is revoked by the root CRL (checked by the caller). */
-static int signed_json_check(struct dcap_verifier *v, const char *chain_pem, const char *what,
-                             const char *text, const uint8_t sig[64], enum anchor_kind *anchor,
-                             STACK_OF(X509) * *ret_chain, struct windows *win, char *err,
-                             size_t errlen) {
-  char cwhat[40];
-  snprintf(cwhat, sizeof(cwhat), "%s signing chain", what);
-  _cleanup_x509_chain_ STACK_OF(X509) *sk = NULL;
-  if (!chain_pem || !text) {
+/* The root CA CRL and the PCK CRL, parsed; their dates become windows. */
+static int coll_crls_load(struct coll_entry *c, const struct dcap_collateral *col, char *err,
+                          size_t errlen) {
+  int64_t root_next, pck_next;
+  int r = crl_load(&col->root_ca_crl, "root CA CRL", &c->root_crl, &c->win, &root_next, err,
+                   errlen);
+  if (r < 0)
+    return r;
+  r = crl_load(&col->pck_crl, "PCK CRL", &c->pck_crl, &c->win, &pck_next, err, errlen);
+  if (r < 0)
+    return r;
+  r = name_der(X509_CRL_get_issuer(c->pck_crl), &c->pck_crl_issuer_der);
+  if (r < 0) {
+    errf(err, errlen, "PCK CRL: bad issuer name");
+    return r;
+  }
+  c->expiry = MIN(MIN(c->tcb.next_update, c->qe.next_update), MIN(root_next, pck_next));
+  return 0;
+}
+
+/* A chain of the collateral, parsed and ordered, its anchor found, its certificates' validity
+ * recorded; verified later (coll_signed_check, coll_pck_crl_check). */
+struct coll_chain {
+  char what[40];
+  STACK_OF(X509) * certs;
+  enum anchor_kind anchor;
+};
+
+static void coll_chain_done(struct coll_chain *ch) {
+  x509_chain_free(ch->certs);
+  ch->certs = NULL;
+}
+
+static int coll_chain_load(struct dcap_verifier *v, struct coll_entry *c, const char *pem,
+                           const char *what, struct coll_chain *ret, char *err, size_t errlen) {
+  snprintf(ret->what, sizeof(ret->what), "%s", what);
+  if (!pem) {
     errf(err, errlen, "%s: missing", what);
     return -EBADMSG;
   }
   _cleanup_buf_ struct buf root_der = BUF_INIT(X509_INPUT_MAX);
-  int r = chain_parse(chain_pem, strlen(chain_pem), cwhat, &sk, &root_der, err, errlen);
-  if (r < 0)
-    return r;
-  r = chain_verify(v, sk, buf_slice(&root_der), cwhat, anchor, win, err, errlen);
-  if (r < 0)
-    return r;
-  X509 *leaf = sk_X509_value(sk, 0);
+  int r = chain_parse(v, pem, strlen(pem), what, &ret->certs, &root_der, err, errlen);
+  if (r >= 0)
+    r = chain_anchor_find(v, ret->certs, buf_slice(&root_der), what, &ret->anchor, err, errlen);
+  if (r >= 0)
+    r = chain_windows_add(ret->certs, v->anchors[ret->anchor].cert, what, &c->win, err, errlen);
+  return r;
+}
+
+/* TCB info or QE identity: signed (over the exact text) by the leaf of its chain, an SGX TCB
+ * signing certificate; the chain validated against the root CA CRL unless done already (the
+ * same chain as the TCB info's). */
+static int coll_signed_check(struct dcap_verifier *v, const struct coll_entry *c,
+                             const struct coll_chain *ch, bool validated, const char *what,
+                             const char *text, const uint8_t sig[64], int64_t now, char *err,
+                             size_t errlen) {
+  X509 *leaf = sk_X509_value(ch->certs, 0);
   if (!cn_contains(leaf, "SGX TCB Signing")) {
-    errf(err, errlen, "%s: leaf is not an SGX TCB Signing certificate", cwhat);
+    errf(err, errlen, "%s: leaf is not an SGX TCB Signing certificate", ch->what);
     return -EBADMSG;
   }
+  const struct crls crls = {.root = c->root_crl, .leaf_only = true};
+  int r = validated ? 0
+                    : chain_validate(&v->anchors[ch->anchor], ch->certs, &crls, now, ch->what,
+                                     err, errlen);
+  if (r >= 0)
+    r = leaf_signer_check(leaf, ch->what, err, errlen);
+  if (r < 0)
+    return r;
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
   if (x509_cert_public_key(leaf, &pub) < 0 ||
       key_ecdsa_verify_raw(pub, text, strlen(text), sig) < 0) {
     errf(err, errlen, "%s signature invalid", what);
     return -EBADMSG;
   }
-  *ret_chain = TAKE_PTR(sk);
   return 0;
 }
 
-static int revoked_check(X509_CRL *root_crl, STACK_OF(X509) * sk, const char *what, char *err,
-                         size_t errlen) {
-  for (int i = 0; sk && i < sk_X509_num(sk); i++) {
-    X509 *c = sk_X509_value(sk, i);
-    if (X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0)
-      continue; /* the root itself */
-    if (X509_NAME_cmp(X509_get_issuer_name(c), X509_CRL_get_issuer(root_crl)) != 0)
-      continue; /* not issued by the root */
-    if (crl_has(root_crl, c)) {
-      errf(err, errlen, "%s: certificate revoked", what);
-      return -EACCES;
-    }
+/* The PCK CRL issued by the leaf of its issuer chain (a PCK CA under the root). Done once per
+ * collateral; the PCK chain of each quote is checked against the CRL later (pck_crls_check). */
+static int coll_pck_crl_check(struct dcap_verifier *v, const struct coll_entry *c,
+                              const struct coll_chain *ch, int64_t now, char *err,
+                              size_t errlen) {
+  const struct crls crls = {.root = c->root_crl, .leaf_only = true};
+  int r = chain_validate(&v->anchors[ch->anchor], ch->certs, &crls, now, ch->what, err, errlen);
+  if (r < 0)
+    return r;
+  X509 *ca = sk_X509_value(ch->certs, 0);
+  r = leaf_crl_issuer_check(ca, ch->what, err, errlen);
+  if (r < 0)
+    return r;
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+  bool ok = X509_NAME_cmp(X509_CRL_get_issuer(c->pck_crl), X509_get_subject_name(ca)) == 0 &&
+            x509_cert_public_key(ca, &pub) >= 0 && X509_CRL_verify(c->pck_crl, pub) == 1;
+  ERR_clear_error();
+  if (!ok) {
+    errf(err, errlen, "PCK CRL: signature invalid or issuer mismatch");
+    return -EBADMSG;
   }
   return 0;
 }
 
+/* Everything is parsed and every window recorded first, then verified: the TCB info and QE
+ * identity signing chains and the PCK CRL issuer chain (all against the root CA CRL), the
+ * signatures over the JSON texts, and the PCK CRL's. */
 static int coll_build(struct dcap_verifier *v, const struct dcap_collateral *col,
-                      const uint8_t key[32], struct coll_entry **ret, char *err, size_t errlen) {
+                      const uint8_t key[32], int64_t now, struct coll_entry **ret, char *err,
+                      size_t errlen) {
   struct coll_entry *c = calloc(1, sizeof(*c));
   if (!c)
     return -ENOMEM;
@@ -831,97 +1118,64 @@ static int coll_build(struct dcap_verifier *v, const struct dcap_collateral *col
   c->e.free_fn = coll_entry_free;
   memcpy(c->e.key, key, 32);
   buf_init(&c->pck_crl_issuer_der, 4096);
-  _cleanup_x509_chain_ STACK_OF(X509) *tcb_chain = NULL, *qe_chain = NULL, *pck_chain = NULL;
-  int r;
+  struct coll_chain tcb = {}, qe_own = {}, pck = {};
+  const struct coll_chain *qe = &qe_own;
+  bool pck_chain = col->pck_crl_issuer_chain && col->pck_crl_issuer_chain[0];
+  /* the TCB info and QE identity are signed by the same chain as a rule: validated once */
+  bool same = col->tcb_info_issuer_chain && col->qe_identity_issuer_chain &&
+              str_eq(col->tcb_info_issuer_chain, col->qe_identity_issuer_chain);
 
-  if (!col->tcb_info || !col->qe_identity) {
-    errf(err, errlen, "collateral: TCB info or QE identity missing");
-    r = -EBADMSG;
-    goto fail;
-  }
-  r = dcap_tcb_info_parse(col->tcb_info, strlen(col->tcb_info), &c->tcb);
-  if (r < 0) {
-    errf(err, errlen, "TCB info: %s",
-         r == -ENOTSUP ? "unsupported id or version (need v3)" : "malformed");
-    goto fail;
-  }
-  r = dcap_qe_identity_parse(col->qe_identity, strlen(col->qe_identity), &c->qe);
-  if (r < 0) {
-    errf(err, errlen, "QE identity: %s",
-         r == -ENOTSUP ? "unsupported id or version (need v2)" : "malformed");
-    goto fail;
-  }
-  window_add(&c->win, "TCB info", WIN_JSON, c->tcb.issue_date, c->tcb.next_update);
-  window_add(&c->win, "QE identity", WIN_JSON, c->qe.issue_date, c->qe.next_update);
+  int r = coll_json_load(c, col, err, errlen);
+  if (r >= 0)
+    r = coll_crls_load(c, col, err, errlen);
+  if (r >= 0)
+    r = coll_chain_load(v, c, col->tcb_info_issuer_chain, "TCB info signing chain", &tcb, err,
+                        errlen);
+  if (r >= 0 && same)
+    qe = &tcb;
+  else if (r >= 0)
+    r = coll_chain_load(v, c, col->qe_identity_issuer_chain, "QE identity signing chain",
+                        &qe_own, err, errlen);
+  if (r >= 0 && pck_chain)
+    r = coll_chain_load(v, c, col->pck_crl_issuer_chain, "PCK CRL issuer chain", &pck, err,
+                        errlen);
+  if (r < 0)
+    goto out;
 
-  enum anchor_kind a1, a2;
-  r = signed_json_check(v, col->tcb_info_issuer_chain, "TCB info", col->tcb_info,
-                        col->tcb_info_signature, &a1, &tcb_chain, &c->win, err, errlen);
-  if (r < 0)
-    goto fail;
-  r = signed_json_check(v, col->qe_identity_issuer_chain, "QE identity", col->qe_identity,
-                        col->qe_identity_signature, &a2, &qe_chain, &c->win, err, errlen);
-  if (r < 0)
-    goto fail;
-  if (a1 != a2) {
+  r = -EACCES;
+  if (tcb.anchor != qe->anchor) {
     errf(err, errlen, "collateral: TCB info and QE identity chain to different roots");
-    r = -EACCES;
-    goto fail;
+    goto out;
   }
-  c->anchor = a1;
-  const struct anchor *root = &v->anchors[c->anchor];
-
-  int64_t root_next, pck_next;
-  r = crl_load(&col->root_ca_crl, "root CA CRL", &c->root_crl, &c->win, &root_next, err, errlen);
-  if (r < 0)
-    goto fail;
-  if (!crl_signed_by(c->root_crl, root->cert, root->pub)) {
-    errf(err, errlen, "root CA CRL: not signed by the root CA");
+  if (pck_chain && pck.anchor != tcb.anchor) {
+    errf(err, errlen, "collateral: PCK CRL issuer chain has another root");
+    goto out;
+  }
+  c->anchor = tcb.anchor;
+  if (X509_NAME_cmp(X509_CRL_get_issuer(c->root_crl),
+                    X509_get_subject_name(v->anchors[c->anchor].cert)) != 0) {
+    errf(err, errlen, "root CA CRL: not issued by the root CA");
     r = -EBADMSG;
-    goto fail;
+    goto out;
   }
-  r = crl_load(&col->pck_crl, "PCK CRL", &c->pck_crl, &c->win, &pck_next, err, errlen);
-  if (r < 0)
-    goto fail;
-  r = name_der(X509_CRL_get_issuer(c->pck_crl), &c->pck_crl_issuer_der);
+
+  r = coll_signed_check(v, c, &tcb, false, "TCB info", col->tcb_info, col->tcb_info_signature,
+                        now, err, errlen);
+  if (r >= 0)
+    r = coll_signed_check(v, c, qe, same, "QE identity", col->qe_identity,
+                          col->qe_identity_signature, now, err, errlen);
+  if (r >= 0 && pck_chain)
+    r = coll_pck_crl_check(v, c, &pck, now, err, errlen);
+out:
+  coll_chain_done(&tcb);
+  coll_chain_done(&qe_own);
+  coll_chain_done(&pck);
   if (r < 0) {
-    errf(err, errlen, "PCK CRL: bad issuer name");
-    goto fail;
+    coll_entry_free(&c->e);
+    return r;
   }
-  if (col->pck_crl_issuer_chain && col->pck_crl_issuer_chain[0]) {
-    static const char pwhat[] = "PCK CRL issuer chain";
-    enum anchor_kind a3;
-    _cleanup_buf_ struct buf root_der = BUF_INIT(X509_INPUT_MAX);
-    r = chain_parse(col->pck_crl_issuer_chain, strlen(col->pck_crl_issuer_chain), pwhat,
-                    &pck_chain, &root_der, err, errlen);
-    if (r >= 0)
-      r = chain_verify(v, pck_chain, buf_slice(&root_der), pwhat, &a3, &c->win, err, errlen);
-    if (r < 0)
-      goto fail;
-    if (a3 != c->anchor) {
-      errf(err, errlen, "collateral: PCK CRL issuer chain has another root");
-      r = -EACCES;
-      goto fail;
-    }
-    X509 *ca = sk_X509_value(pck_chain, 0);
-    _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
-    if (x509_cert_public_key(ca, &pub) < 0 || !crl_signed_by(c->pck_crl, ca, pub)) {
-      errf(err, errlen, "PCK CRL: signature invalid or issuer mismatch");
-      r = -EBADMSG;
-      goto fail;
-    }
-    c->pck_crl_verified = true;
-  }
-  if ((r = revoked_check(c->root_crl, tcb_chain, "TCB info signing chain", err, errlen)) < 0 ||
-      (r = revoked_check(c->root_crl, qe_chain, "QE identity signing chain", err, errlen)) < 0 ||
-      (r = revoked_check(c->root_crl, pck_chain, "PCK CRL issuer chain", err, errlen)) < 0)
-    goto fail;
-  c->expiry = MIN(MIN(c->tcb.next_update, c->qe.next_update), MIN(root_next, pck_next));
   *ret = c;
   return 0;
-fail:
-  coll_entry_free(&c->e);
-  return r;
 }
 
 static void hash_field(struct hash_ctx *h, const void *p, size_t n) {
@@ -955,7 +1209,7 @@ static int coll_key(const struct dcap_collateral *c, uint8_t key[32]) {
   return r;
 }
 
-static int coll_get(struct dcap_verifier *v, const struct dcap_collateral *col,
+static int coll_get(struct dcap_verifier *v, const struct dcap_collateral *col, int64_t now,
                     struct coll_entry **ret, char *err, size_t errlen) {
   uint8_t key[32];
   int r = coll_key(col, key);
@@ -964,7 +1218,7 @@ static int coll_get(struct dcap_verifier *v, const struct dcap_collateral *col,
   struct entry *e = cache_get(v, &v->colls, key);
   if (!e) {
     struct coll_entry *c = NULL;
-    r = coll_build(v, col, key, &c, err, errlen);
+    r = coll_build(v, col, key, now, &c, err, errlen);
     if (r < 0)
       return r;
     e = cache_put(v, &v->colls, &c->e);
@@ -1031,88 +1285,219 @@ static int advisories_collect(const struct dcap_tcb_outcome *o, struct dcap_resu
 
 /* ---- verification ---- */
 
+/* The quote's QE and certification data are what this verifier knows: Intel's QE, a PCK chain. */
+static int quote_kind_check(const struct quote *q, char *err, size_t errlen) {
+  if (memcmp(q->qe_vendor_id, intel_qe_vendor_id, 16) != 0) {
+    errf(err, errlen, "quote: unsupported QE vendor ID");
+    return -ENOTSUP;
+  }
+  if (q->cert_type != QUOTE_CERT_PCK_CHAIN || q->pck_chain_pem.len == 0) {
+    errf(err, errlen, "quote: certification data type %u is not a PCK chain", q->cert_type);
+    return -ENOTSUP;
+  }
+  return 0;
+}
+
+/* quote[0..len) copied into res (which owns it from then on) and parsed there. */
+static int quote_load(const uint8_t *quote, size_t len, struct dcap_result *res, char *err,
+                      size_t errlen) {
+  if (len > DCAP_MAX_INPUT) {
+    errf(err, errlen, "quote too large");
+    return -ENOBUFS;
+  }
+  res->quote_data = malloc(len ? len : 1);
+  if (!res->quote_data)
+    return -ENOMEM;
+  memcpy(res->quote_data, quote, len);
+  res->quote_len = len;
+  char why[160] = "";
+  int r = quote_parse_msg(res->quote_data, len, &res->quote, why, sizeof(why));
+  if (r < 0) {
+    errf(err, errlen, "quote: %s", why[0] ? why : "malformed");
+    return r;
+  }
+  return quote_kind_check(&res->quote, err, errlen);
+}
+
+/* The QE report signed by the PCK key; verified once per distinct report of this PCK (the
+ * chain entry remembers the latest). */
+static int qe_report_sig_check(struct dcap_verifier *v, struct chain_entry *ch,
+                               const struct quote *q, char *err, size_t errlen) {
+  uint8_t memo[32];
+  struct hash_ctx *h = NULL;
+  int r = hash_ctx_new(HASH_SHA256, &h);
+  if (r >= 0)
+    r = hash_ctx_update(h, q->qe_report_raw, QUOTE_QE_REPORT_SIZE);
+  if (r >= 0)
+    r = hash_ctx_update(h, q->qe_report_sig, 64);
+  if (r >= 0)
+    r = hash_ctx_final(h, memo);
+  hash_ctx_free(h);
+  if (r < 0)
+    return r;
+  pthread_mutex_lock(&v->lock);
+  bool known = ch->qe_memo_set && memcmp(ch->qe_memo, memo, 32) == 0;
+  pthread_mutex_unlock(&v->lock);
+  if (known)
+    return 0;
+  if (key_ecdsa_verify_raw(ch->leaf_pub, q->qe_report_raw, QUOTE_QE_REPORT_SIZE,
+                           q->qe_report_sig) < 0) {
+    errf(err, errlen, "QE report signature invalid");
+    return -EBADMSG;
+  }
+  pthread_mutex_lock(&v->lock);
+  memcpy(ch->qe_memo, memo, 32);
+  ch->qe_memo_set = true;
+  pthread_mutex_unlock(&v->lock);
+  return 0;
+}
+
+/* The QE report's data: SHA-256(attestation key || QE auth data) || 0*32. */
+static int qe_report_binding_check(const struct quote *q, char *err, size_t errlen) {
+  struct hash_ctx *h = NULL;
+  uint8_t rd[64] = {};
+  int r = hash_ctx_new(HASH_SHA256, &h);
+  if (r >= 0)
+    r = hash_ctx_update(h, q->attest_key, 64);
+  if (r >= 0 && q->qe_auth_data.len)
+    r = hash_ctx_update(h, q->qe_auth_data.ptr, q->qe_auth_data.len);
+  if (r >= 0)
+    r = hash_ctx_final(h, rd);
+  hash_ctx_free(h);
+  if (r < 0)
+    return r;
+  if (memcmp(rd, q->qe_report.report_data, 64) != 0) {
+    errf(err, errlen, "QE report data does not bind the attestation key");
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+/* The quote signed by the attestation key (its EVP_PKEY is kept with the PCK chain). */
+static int quote_sig_check(struct dcap_verifier *v, struct chain_entry *ch, const struct quote *q,
+                           char *err, size_t errlen) {
+  EVP_PKEY *ak = NULL;
+  pthread_mutex_lock(&v->lock);
+  if (ch->attest_pub && memcmp(ch->attest_raw, q->attest_key, 64) == 0 &&
+      EVP_PKEY_up_ref(ch->attest_pub) == 1)
+    ak = ch->attest_pub;
+  pthread_mutex_unlock(&v->lock);
+  if (!ak) {
+    if (key_p256_from_public_raw(q->attest_key, &ak) < 0) {
+      errf(err, errlen, "quote: attestation key is not a P-256 point");
+      return -EBADMSG;
+    }
+    pthread_mutex_lock(&v->lock);
+    if (EVP_PKEY_up_ref(ak) == 1) {
+      EVP_PKEY_free(ch->attest_pub);
+      ch->attest_pub = ak;
+      memcpy(ch->attest_raw, q->attest_key, 64);
+    }
+    pthread_mutex_unlock(&v->lock);
+  }
+  int r = key_ecdsa_verify_raw(ak, q->signed_data.ptr, q->signed_data.len, q->signature);
+  EVP_PKEY_free(ak);
+  if (r < 0) {
+    errf(err, errlen, "quote signature invalid");
+    return -EBADMSG;
+  }
+  return 0;
+}
+
 /* The signatures a quote carries, checked with its (verified) PCK chain: the QE report signed by
  * the PCK key, its report data binding the attestation key, the quote signed by that key. */
 static int quote_sigs_check(struct dcap_verifier *v, struct chain_entry *ch, const struct quote *q,
                             char *err, size_t errlen) {
-  int r;
-  /* QE report: signed by the PCK key (verified once per distinct report of this PCK) */
-  {
-    uint8_t memo[32];
-    struct hash_ctx *h = NULL;
-    r = hash_ctx_new(HASH_SHA256, &h);
-    if (r >= 0)
-      r = hash_ctx_update(h, q->qe_report_raw, QUOTE_QE_REPORT_SIZE);
-    if (r >= 0)
-      r = hash_ctx_update(h, q->qe_report_sig, 64);
-    if (r >= 0)
-      r = hash_ctx_final(h, memo);
-    hash_ctx_free(h);
-    if (r < 0)
-      return r;
-    pthread_mutex_lock(&v->lock);
-    bool known = ch->qe_memo_set && memcmp(ch->qe_memo, memo, 32) == 0;
-    pthread_mutex_unlock(&v->lock);
-    if (!known) {
-      if (key_ecdsa_verify_raw(ch->leaf_pub, q->qe_report_raw, QUOTE_QE_REPORT_SIZE,
-                               q->qe_report_sig) < 0) {
-        errf(err, errlen, "QE report signature invalid");
-        return -EBADMSG;
-      }
-      pthread_mutex_lock(&v->lock);
-      memcpy(ch->qe_memo, memo, 32);
-      ch->qe_memo_set = true;
-      pthread_mutex_unlock(&v->lock);
-    }
-  }
-  /* ... and binds the attestation key */
-  {
-    struct hash_ctx *h = NULL;
-    uint8_t rd[64] = {};
-    r = hash_ctx_new(HASH_SHA256, &h);
-    if (r >= 0)
-      r = hash_ctx_update(h, q->attest_key, 64);
-    if (r >= 0 && q->qe_auth_data.len)
-      r = hash_ctx_update(h, q->qe_auth_data.ptr, q->qe_auth_data.len);
-    if (r >= 0)
-      r = hash_ctx_final(h, rd);
-    hash_ctx_free(h);
-    if (r < 0)
-      return r;
-    if (memcmp(rd, q->qe_report.report_data, 64) != 0) {
-      errf(err, errlen, "QE report data does not bind the attestation key");
-      return -EBADMSG;
-    }
-  }
-  /* the quote itself, by the attestation key (its EVP_PKEY is kept with the PCK chain) */
-  {
-    EVP_PKEY *ak = NULL;
-    pthread_mutex_lock(&v->lock);
-    if (ch->attest_pub && memcmp(ch->attest_raw, q->attest_key, 64) == 0 &&
-        EVP_PKEY_up_ref(ch->attest_pub) == 1)
-      ak = ch->attest_pub;
-    pthread_mutex_unlock(&v->lock);
-    if (!ak) {
-      if (key_p256_from_public_raw(q->attest_key, &ak) < 0) {
-        errf(err, errlen, "quote: attestation key is not a P-256 point");
-        return -EBADMSG;
-      }
-      pthread_mutex_lock(&v->lock);
-      if (EVP_PKEY_up_ref(ak) == 1) {
-        EVP_PKEY_free(ch->attest_pub);
-        ch->attest_pub = ak;
-        memcpy(ch->attest_raw, q->attest_key, 64);
-      }
-      pthread_mutex_unlock(&v->lock);
-    }
-    r = key_ecdsa_verify_raw(ak, q->signed_data.ptr, q->signed_data.len, q->signature);
-    EVP_PKEY_free(ak);
-    if (r < 0) {
-      errf(err, errlen, "quote signature invalid");
-      return -EBADMSG;
-    }
-  }
+  int r = qe_report_sig_check(v, ch, q, err, errlen);
+  if (r >= 0)
+    r = qe_report_binding_check(q, err, errlen);
+  if (r >= 0)
+    r = quote_sig_check(v, ch, q, err, errlen);
+  return r;
+}
 
+/* The PCK chain and the collateral: the same root, and now inside every validity window
+ * (collateral dates first, the usual reason, then CRLs, then certificates). */
+static int coll_chain_match(const struct chain_entry *ch, const struct coll_entry *co, int64_t now,
+                            char *err, size_t errlen) {
+  if (ch->anchor != co->anchor) {
+    errf(err, errlen, "collateral and PCK chain have different roots (%s vs %s)",
+         co->anchor == ANCHOR_SIM ? "simulator" : "Intel",
+         ch->anchor == ANCHOR_SIM ? "simulator" : "Intel");
+    return -EACCES;
+  }
+  int r;
+  if ((r = windows_check(&co->win, WIN_JSON, now, err, errlen)) < 0 ||
+      (r = windows_check(&co->win, WIN_CRL, now, err, errlen)) < 0 ||
+      (r = windows_check(&ch->win, WIN_CERT, now, err, errlen)) < 0 ||
+      (r = windows_check(&co->win, WIN_CERT, now, err, errlen)) < 0)
+    return r;
+  return 0;
+}
+
+/* The PCK chain validated against the collateral's root CA CRL and PCK CRL, once per chain and
+ * collateral: the chain entry remembers the collateral (its cache key, which covers the CRLs'
+ * bytes) it last passed with. The work is done outside the verifier lock. A fresh entry
+ * (chain_get) is cached once it passed. */
+static int pck_crls_check(struct dcap_verifier *v, struct chain_entry **chp, bool fresh,
+                          const struct coll_entry *co, int64_t now, char *err, size_t errlen) {
+  struct chain_entry *ch = *chp;
+  const struct anchor *a = &v->anchors[ch->anchor];
+  int r;
+  if (ch->leaf_issuer_der.len != co->pck_crl_issuer_der.len ||
+      memcmp(ch->leaf_issuer_der.data, co->pck_crl_issuer_der.data, ch->leaf_issuer_der.len) != 0) {
+    /* a broken chain says so first */
+    if (fresh && (r = chain_validate(a, ch->certs, NULL, now, "PCK chain", err, errlen)) < 0)
+      return r;
+    if (fresh)
+      chain_put(v, chp); /* ch may be gone now */
+    errf(err, errlen, "PCK CRL: issuer is not the PCK certificate's issuer (a %s CA)",
+         (*chp)->ca);
+    return -EACCES;
+  }
+  pthread_mutex_lock(&v->lock);
+  bool known = ch->crl_memo_set && memcmp(ch->crl_memo, co->e.key, 32) == 0;
+  pthread_mutex_unlock(&v->lock);
+  if (known)
+    return 0;
+  const struct crls crls = {.root = co->root_crl, .pck = co->pck_crl};
+  r = chain_validate(a, ch->certs, &crls, now, "PCK chain", err, errlen);
+  if (r < 0)
+    return r;
+  pthread_mutex_lock(&v->lock);
+  memcpy(ch->crl_memo, co->e.key, 32);
+  ch->crl_memo_set = true;
+  pthread_mutex_unlock(&v->lock);
+  if (fresh)
+    chain_put(v, chp);
+  return 0;
+}
+
+/* The QE identity and TCB levels the quote matches, into res. */
+static int tcb_match(const struct chain_entry *ch, const struct coll_entry *co,
+                     const struct quote *q, struct dcap_result *res, char *err, size_t errlen) {
+  const struct dcap_isv_level *qe_level = NULL;
+  char why[160] = "";
+  int r = dcap_qe_identity_check(&co->qe, q->tee_type, &q->qe_report, &qe_level, why,
+                                 sizeof(why));
+  if (r < 0) {
+    errf(err, errlen, "%s", why);
+    return r;
+  }
+  struct dcap_tcb_outcome o;
+  r = dcap_tcb_evaluate(&co->tcb, q, &ch->ext, qe_level, &o, why, sizeof(why));
+  if (r < 0) {
+    errf(err, errlen, "%s", why);
+    return r;
+  }
+  r = advisories_collect(&o, res);
+  if (r < 0)
+    return r;
+  res->status = o.status;
+  res->platform_status = o.platform_status;
+  res->qe_status = o.qe_status;
+  res->module_status = o.module_status;
+  res->tcb_date = o.platform_level->tcb_date;
   return 0;
 }
 
@@ -1127,138 +1512,42 @@ int dcap_verify(struct dcap_verifier *v, const uint8_t *quote, size_t len,
     errf(err, errlen, "invalid argument");
     return -EINVAL;
   }
-  if (len > DCAP_MAX_INPUT) {
-    errf(err, errlen, "quote too large");
-    return -ENOBUFS;
-  }
-
   struct dcap_result res = {};
   struct chain_entry *ch = NULL;
   struct coll_entry *co = NULL;
-  int r;
-  res.quote_data = malloc(len ? len : 1);
-  if (!res.quote_data) {
-    r = -ENOMEM;
-    goto out;
-  }
-  memcpy(res.quote_data, quote, len);
-  res.quote_len = len;
-  {
-    char why[160] = "";
-    r = quote_parse_msg(res.quote_data, len, &res.quote, why, sizeof(why));
-    if (r < 0) {
-      errf(err, errlen, "quote: %s", why[0] ? why : "malformed");
-      goto out;
-    }
-  }
+  bool fresh = false;
   const struct quote *q = &res.quote;
-  if (memcmp(q->qe_vendor_id, intel_qe_vendor_id, 16) != 0) {
-    errf(err, errlen, "quote: unsupported QE vendor ID");
-    r = -ENOTSUP;
-    goto out;
-  }
-  if (q->cert_type != QUOTE_CERT_PCK_CHAIN || q->pck_chain_pem.len == 0) {
-    errf(err, errlen, "quote: certification data type %u is not a PCK chain", q->cert_type);
-    r = -ENOTSUP;
-    goto out;
-  }
-
-  /* PCK chain, collateral (both cached), and their agreement */
-  r = chain_get(v, q->pck_chain_pem, &ch, err, errlen);
+  int r = quote_load(quote, len, &res, err, errlen);
+  if (r >= 0)
+    r = chain_get(v, q->pck_chain_pem, &ch, &fresh, err, errlen);
+  if (r >= 0)
+    r = coll_get(v, col, now, &co, err, errlen);
+  if (r >= 0)
+    r = coll_chain_match(ch, co, now, err, errlen);
+  if (r >= 0)
+    r = pck_crls_check(v, &ch, fresh, co, now, err, errlen);
+  if (r >= 0)
+    r = quote_sigs_check(v, ch, q, err, errlen);
+  if (r >= 0)
+    r = tcb_match(ch, co, q, &res, err, errlen);
   if (r < 0)
     goto out;
-  r = coll_get(v, col, &co, err, errlen);
-  if (r < 0)
-    goto out;
-  if (ch->anchor != co->anchor) {
-    errf(err, errlen, "collateral and PCK chain have different roots (%s vs %s)",
-         co->anchor == ANCHOR_SIM ? "simulator" : "Intel",
-         ch->anchor == ANCHOR_SIM ? "simulator" : "Intel");
-    r = -EACCES;
-    goto out;
-  }
-  /* collateral dates first (the usual reason), then CRLs, then certificates */
-  if ((r = windows_check(&co->win, WIN_JSON, now, err, errlen)) < 0 ||
-      (r = windows_check(&co->win, WIN_CRL, now, err, errlen)) < 0 ||
-      (r = windows_check(&ch->win, WIN_CERT, now, err, errlen)) < 0 ||
-      (r = windows_check(&co->win, WIN_CERT, now, err, errlen)) < 0)
-    goto out;
-
-  /* revocation */
-  if (ch->leaf_issuer_der.len != co->pck_crl_issuer_der.len ||
-      memcmp(ch->leaf_issuer_der.data, co->pck_crl_issuer_der.data, ch->leaf_issuer_der.len) != 0) {
-    errf(err, errlen, "PCK CRL: issuer is not the PCK certificate's issuer (a %s CA)", ch->ca);
-    r = -EACCES;
-    goto out;
-  }
-  if (!co->pck_crl_verified) {
-    pthread_mutex_lock(&v->lock);
-    int ok = X509_CRL_verify(co->pck_crl, ch->ca_pub);
-    ERR_clear_error();
-    pthread_mutex_unlock(&v->lock);
-    if (ok != 1) {
-      errf(err, errlen, "PCK CRL: signature invalid");
-      r = -EBADMSG;
-      goto out;
-    }
-  }
-  if (crl_has(co->pck_crl, ch->leaf)) {
-    errf(err, errlen, "PCK chain: certificate revoked");
-    r = -EACCES;
-    goto out;
-  }
-  r = revoked_check(co->root_crl, ch->certs, "PCK chain", err, errlen);
-  if (r < 0)
-    goto out;
-
-  r = quote_sigs_check(v, ch, q, err, errlen);
-  if (r < 0)
-    goto out;
-  const struct dcap_isv_level *qe_level = NULL;
-  {
-    char why[160] = "";
-    r = dcap_qe_identity_check(&co->qe, q->tee_type, &q->qe_report, &qe_level, why, sizeof(why));
-    if (r < 0) {
-      errf(err, errlen, "%s", why);
-      goto out;
-    }
-  }
-
-  /* TCB */
-  struct dcap_tcb_outcome o;
-  {
-    char why[160] = "";
-    r = dcap_tcb_evaluate(&co->tcb, q, &ch->ext, qe_level, &o, why, sizeof(why));
-    if (r < 0) {
-      errf(err, errlen, "%s", why);
-      goto out;
-    }
-  }
-  r = advisories_collect(&o, &res);
-  if (r < 0)
-    goto out;
-  res.status = o.status;
-  res.platform_status = o.platform_status;
-  res.qe_status = o.qe_status;
-  res.module_status = o.module_status;
   memcpy(res.fmspc, ch->ext.fmspc, 6);
   memcpy(res.pce_id, ch->ext.pceid, 2);
   snprintf(res.pck_ca, sizeof(res.pck_ca), "%s", ch->ca);
   res.tee_type = q->tee_type;
   res.collateral_expiry = co->expiry;
-  res.tcb_date = o.platform_level->tcb_date;
   res.tcb_eval_num = co->tcb.tcb_eval_num;
   res.simulated = ch->anchor == ANCHOR_SIM;
   *ret = res;
   res = (struct dcap_result){};
-  r = 0;
 out:
   entry_unref(v, ch ? &ch->e : NULL);
   entry_unref(v, co ? &co->e : NULL);
   dcap_result_free(&res);
   if (r < 0 && err && errlen && !err[0])
     errf(err, errlen, "%s", strerror(-r));
-  return r;
+  return r < 0 ? r : 0;
 }
 
 size_t dcap_result_trailing_bytes(const struct dcap_result *r) {
@@ -1319,26 +1608,28 @@ int dcap_result_to_json(const struct dcap_result *r, bool with_body, json_t **re
 /* ---- what needs no collateral ---- */
 
 int dcap_verify_no_collateral(struct dcap_verifier *v, const struct quote *q, int64_t now,
-                          bool *ret_simulated, char *err, size_t errlen) {
+                              bool *ret_simulated, char *err, size_t errlen) {
   if (err && errlen)
     err[0] = '\0';
   if (!v || !q) {
     errf(err, errlen, "invalid argument");
     return -EINVAL;
   }
-  if (memcmp(q->qe_vendor_id, intel_qe_vendor_id, 16) != 0) {
-    errf(err, errlen, "quote: unsupported QE vendor ID");
-    return -ENOTSUP;
-  }
-  if (q->cert_type != QUOTE_CERT_PCK_CHAIN || q->pck_chain_pem.len == 0) {
-    errf(err, errlen, "quote: certification data type %u is not a PCK chain", q->cert_type);
-    return -ENOTSUP;
-  }
-  struct chain_entry *ch = NULL;
-  int r = chain_get(v, q->pck_chain_pem, &ch, err, errlen);
+  int r = quote_kind_check(q, err, errlen);
   if (r < 0)
     return r;
-  r = windows_check(&ch->win, WIN_CERT, now, err, errlen);
+  struct chain_entry *ch = NULL;
+  bool fresh;
+  r = chain_get(v, q->pck_chain_pem, &ch, &fresh, err, errlen);
+  if (r < 0)
+    return r;
+  if (fresh) {
+    r = chain_validate(&v->anchors[ch->anchor], ch->certs, NULL, now, "PCK chain", err, errlen);
+    if (r >= 0)
+      chain_put(v, &ch);
+  }
+  if (r >= 0)
+    r = windows_check(&ch->win, WIN_CERT, now, err, errlen);
   if (r >= 0)
     r = quote_sigs_check(v, ch, q, err, errlen);
   if (r >= 0 && ret_simulated)

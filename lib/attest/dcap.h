@@ -4,6 +4,12 @@
  *     44a0196b...74d3), root CA CRL and PCK CRL checked, every certificate valid at `now`. The
  *     quote's chain text must be exactly its PEM certificates (and a final NUL), all of them on
  *     the chain, ending in the root, whose DER must be the pinned root's byte for byte;
+ *   - every chain (PCK, TCB signing, PCK CRL issuer) is validated by OpenSSL's verifier with the
+ *     pinned root as its only trust anchor, in X509_V_FLAG_X509_STRICT mode, with CRL checking
+ *     where the collateral has the CRLs: signatures, CA flags, path lengths, issuers' key usage,
+ *     unknown critical extensions (certificates and CRLs) are refused. On top of that a signing
+ *     leaf (PCK, TCB signing) must not be a CA and its key usage must allow digitalSignature;
+ *     the PCK CRL issuer must be a CA allowed to sign CRLs;
  *   - bytes after the quote's signature data (real quotes are often zero padded) are accepted
  *     and counted: dcap_result_trailing_bytes(), "trailing_bytes" in the JSON;
  *   - TCB info (v3) and QE identity (v2) signed by the TCB signing cert chained to the same
@@ -16,16 +22,21 @@
  * root explicitly; the result then says simulated = true.
  *
  * A verifier caches verified certificate chains and parsed+verified collateral by the SHA-256
- * of their bytes, so repeated verifications against the same collateral only parse the quote,
- * check the PCK leaf, the QE report and quote signatures, and match TCB levels. It is
- * thread-safe: one verifier can be shared by worker threads.
+ * of their bytes, with the validity windows (certificates, CRLs, TCB info and QE identity dates)
+ * they hold: a cached result is used only while `now` lies inside every window, checked on each
+ * use. A PCK chain remembers the collateral whose CRLs it passed. So repeated verifications
+ * against the same collateral only parse the quote, check the QE report and quote signatures,
+ * and match TCB levels. It is thread-safe: one verifier can be shared by worker threads; no
+ * signature is checked under its lock.
  *
  * dcap_verify errors (negative errno, plus a one-line message in err):
  *   -EBADMSG malformed quote/collateral, bad signature, broken chain;
  *   -EACCES untrusted root, revoked certificate, expired / not yet valid collateral or cert;
  *   -ENOTSUP unsupported quote or collateral version;
  *   -ENOENT no matching TCB level / module identity;
- *   -EINVAL bad argument; -ENOMEM. */
+ *   -EINVAL bad argument; -ENOMEM;
+ *   -ENOBUFS input over a cap (quote size; more than 24 validity windows in the collateral, i.e.
+ *   certificates, CRLs and documents: refused, never checked in part). */
 #pragma once
 
 #include <stdbool.h>

@@ -878,6 +878,431 @@ static void test_revoked(void **state) {
   tu_rm_rf(d);
 }
 
+/* ---- certificate rules: path length, key usage, basic constraints, critical extensions ----
+ * The simulator's PKI with certificates re-signed to break one rule at a time. The keys stay the
+ * same, so the quote's QE report and signature still verify and only the broken rule can be why
+ * a chain is refused; an unbroken re-signed chain verifies (the helpers make valid certificates).
+ */
+
+struct pki {
+  char *dir;
+  X509 *root, *pck_ca, *pck, *tcb;
+  EVP_PKEY *root_key, *pck_ca_key, *pck_key, *tcb_key;
+  struct buf quote;
+  struct dcap_collateral coll;
+};
+
+static void pki_load(struct pki *p) {
+  p->dir = sim_dir();
+  p->root = load_cert(p->dir, SIM_FILE_ROOT_CA);
+  p->pck_ca = load_cert(p->dir, SIM_FILE_PCK_CA);
+  p->pck = load_cert(p->dir, SIM_FILE_PCK);
+  p->tcb = load_cert(p->dir, SIM_FILE_TCB_SIGNING);
+  p->root_key = load_key(p->dir, SIM_FILE_ROOT_KEY);
+  p->pck_ca_key = load_key(p->dir, SIM_FILE_PCK_CA_KEY);
+  p->pck_key = load_key(p->dir, SIM_FILE_PCK_KEY);
+  p->tcb_key = load_key(p->dir, SIM_FILE_TCB_SIGNING_KEY);
+  sim_quote(p->dir, &p->quote);
+  sim_coll(p->dir, &p->coll);
+}
+
+static void pki_free(struct pki *p) {
+  X509_free(p->root);
+  X509_free(p->pck_ca);
+  X509_free(p->pck);
+  X509_free(p->tcb);
+  EVP_PKEY_free(p->root_key);
+  EVP_PKEY_free(p->pck_ca_key);
+  EVP_PKEY_free(p->pck_key);
+  EVP_PKEY_free(p->tcb_key);
+  buf_free(&p->quote);
+  dcap_collateral_free(&p->coll);
+  tu_rm_rf(p->dir);
+  free(p->dir);
+}
+
+/* Sets c's extension nid to value (OpenSSL's config syntax), or removes it (value NULL). */
+static void ext_set(X509 *c, X509 *issuer, int nid, const char *value) {
+  int i;
+  while ((i = X509_get_ext_by_NID(c, nid, -1)) >= 0)
+    X509_EXTENSION_free(X509_delete_ext(c, i));
+  if (!value)
+    return;
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer, c, NULL, NULL, 0);
+  X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+  assert_non_null(e);
+  assert_int_equal(X509_add_ext(c, e, -1), 1);
+  X509_EXTENSION_free(e);
+}
+
+/* An extension nobody knows: a NULL under a private OID. */
+static void ext_add_unknown(X509 *c, bool critical) {
+  static const unsigned char null_der[] = {0x05, 0x00};
+  ASN1_OBJECT *o = OBJ_txt2obj("1.3.6.1.4.1.62397.99.1", 1);
+  ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+  assert_non_null(o);
+  assert_non_null(v);
+  assert_int_equal(ASN1_OCTET_STRING_set(v, null_der, sizeof(null_der)), 1);
+  X509_EXTENSION *e = X509_EXTENSION_create_by_OBJ(NULL, o, critical, v);
+  assert_non_null(e);
+  assert_int_equal(X509_add_ext(c, e, -1), 1);
+  X509_EXTENSION_free(e);
+  ASN1_OCTET_STRING_free(v);
+  ASN1_OBJECT_free(o);
+}
+
+/* A copy of c to change and sign again with cert_sign. */
+static X509 *cert_copy(X509 *c) {
+  X509 *d = X509_dup(c);
+  assert_non_null(d);
+  return d;
+}
+
+/* c issued by issuer: its issuer name and authority key id, signed with key. */
+static void cert_sign(X509 *c, X509 *issuer, EVP_PKEY *key) {
+  assert_int_equal(X509_set_issuer_name(c, X509_get_subject_name(issuer)), 1);
+  ext_set(c, issuer, NID_authority_key_identifier, "keyid:always");
+  assert_true(X509_sign(c, key, EVP_sha256()) > 0);
+}
+
+/* A simulated CA under issuer, named cn (path length: none). */
+static X509 *ca_make(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int64_t nb, int64_t na,
+                     EVP_PKEY **ret_key) {
+  assert_int_equal(key_p256_generate(ret_key), 0);
+  struct x509_params xp = {
+      .subject_cn = cn,
+      .subject_org = SIM_ORG,
+      .is_ca = true,
+      .path_len = -1,
+      .key_usage = X509_KU_KEY_CERT_SIGN | X509_KU_CRL_SIGN,
+      .skid_akid = true,
+      .not_before = nb,
+      .not_after = na,
+  };
+  X509 *c = NULL;
+  assert_int_equal(x509_cert_build(&xp, *ret_key, issuer, issuer_key, &c), 0);
+  return c;
+}
+
+static void chain_pem(X509 *const *certs, size_t n, struct buf *out) {
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(x509_cert_to_pem(certs[i], out), 0);
+}
+
+/* The simulator's quote with its PCK chain replaced by certs (PEM text and a NUL). */
+static void quote_with_chain(const struct buf *q, X509 *const *certs, size_t n, struct buf *out) {
+  _cleanup_buf_ struct buf pem = BUF_INIT(BUF_MAX_FILE);
+  chain_pem(certs, n, &pem);
+  assert_int_equal(buf_append(&pem, "", 1), 0);
+  struct quote pq;
+  assert_int_equal(quote_parse(q->data, q->len, &pq), 0);
+  pq.pck_chain_pem = pq.cert_data = buf_slice(&pem);
+  *out = BUF_INIT(BUF_MAX_FILE);
+  assert_int_equal(quote_encode(&pq, out), 0);
+}
+
+/* The PCK chain certs (leaf first) in the simulator's quote: refused with a message containing
+ * why by dcap_verify and dcap_verify_no_collateral, or verified by both when why is NULL. */
+static void chain_expect(struct pki *p, struct dcap_verifier *v, X509 *const *certs, size_t n,
+                         const char *why) {
+  _cleanup_buf_ struct buf q;
+  quote_with_chain(&p->quote, certs, n, &q);
+  int64_t now = time(NULL);
+  struct quote pq;
+  assert_int_equal(quote_parse(q.data, q.len, &pq), 0);
+  char err[512] = "";
+  int r = dcap_verify_no_collateral(v, &pq, now, NULL, err, sizeof(err));
+  if (!why) {
+    if (r < 0)
+      fail_msg("no collateral: %s", err);
+    struct dcap_result res;
+    if (verify(v, &q, &p->coll, now, &res, err) < 0)
+      fail_msg("%s", err);
+    dcap_result_free(&res);
+    return;
+  }
+  if (r >= 0)
+    fail_msg("no collateral: verification succeeded, expected \"%s\"", why);
+  if (!strstr(err, why))
+    fail_msg("no collateral: error \"%s\" does not contain \"%s\"", err, why);
+  expect_error(v, &q, &p->coll, now, why);
+}
+
+static void test_chain_path_length(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  struct dcap_verifier *v = sim_verifier(p.dir);
+  int64_t now = time(NULL);
+  /* one more CA below the PCK CA (pathLen 0) */
+  EVP_PKEY *sub_key = NULL;
+  X509 *sub = ca_make("Simulated SGX PCK Platform CA (sub)", p.pck_ca, p.pck_ca_key, now - 3600,
+                      now + 86400, &sub_key);
+  X509 *leaf = cert_copy(p.pck);
+  cert_sign(leaf, sub, sub_key);
+  X509 *c1[] = {leaf, sub, p.pck_ca, p.root};
+  chain_expect(&p, v, c1, 4, "PCK chain: path length constraint exceeded");
+  /* the PCK CA without pathLen: now the root's (1) is exceeded (the sub CA has the same
+   * issuer name and key) */
+  X509 *ca = cert_copy(p.pck_ca);
+  ext_set(ca, p.root, NID_basic_constraints, "critical,CA:TRUE");
+  cert_sign(ca, p.root, p.root_key);
+  X509 *c2[] = {leaf, sub, ca, p.root};
+  chain_expect(&p, v, c2, 4, "PCK chain: path length constraint exceeded");
+  /* the same PCK CA re-signed, without the extra CA: fine */
+  X509 *leaf2 = cert_copy(p.pck);
+  cert_sign(leaf2, ca, p.pck_ca_key);
+  X509 *c3[] = {leaf2, ca, p.root};
+  chain_expect(&p, v, c3, 3, NULL);
+  X509_free(leaf);
+  X509_free(leaf2);
+  X509_free(sub);
+  X509_free(ca);
+  EVP_PKEY_free(sub_key);
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
+static void test_chain_key_usage(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  struct dcap_verifier *v = sim_verifier(p.dir);
+  /* a PCK CA that may not sign certificates */
+  X509 *ca = cert_copy(p.pck_ca);
+  ext_set(ca, p.root, NID_key_usage, "critical,digitalSignature,cRLSign");
+  cert_sign(ca, p.root, p.root_key);
+  X509 *c1[] = {p.pck, ca, p.root};
+  chain_expect(&p, v, c1, 3, "PCK chain: issuer key usage does not allow certificate signing");
+  /* a PCK leaf that may not sign */
+  static const char *const leaf_usages[] = {"critical,keyCertSign", NULL};
+  for (size_t i = 0; i < ARRAY_SIZE(leaf_usages); i++) {
+    X509 *leaf = cert_copy(p.pck);
+    ext_set(leaf, p.pck_ca, NID_key_usage, leaf_usages[i]);
+    cert_sign(leaf, p.pck_ca, p.pck_ca_key);
+    X509 *c[] = {leaf, p.pck_ca, p.root};
+    chain_expect(&p, v, c, 3, "PCK chain:");
+    X509_free(leaf);
+  }
+  X509 *leaf = cert_copy(p.pck);
+  ext_set(leaf, p.pck_ca, NID_key_usage, "critical,keyAgreement");
+  cert_sign(leaf, p.pck_ca, p.pck_ca_key);
+  X509 *c2[] = {leaf, p.pck_ca, p.root};
+  chain_expect(&p, v, c2, 3, "PCK chain: leaf key usage does not allow digital signatures");
+  X509_free(leaf);
+  /* re-signed with the simulator's own key usage: fine */
+  leaf = cert_copy(p.pck);
+  ext_set(leaf, p.pck_ca, NID_key_usage, "critical,digitalSignature,nonRepudiation");
+  cert_sign(leaf, p.pck_ca, p.pck_ca_key);
+  X509 *c3[] = {leaf, p.pck_ca, p.root};
+  chain_expect(&p, v, c3, 3, NULL);
+  X509_free(leaf);
+  X509_free(ca);
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
+static void test_chain_basic_constraints(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  struct dcap_verifier *v = sim_verifier(p.dir);
+  /* a PCK CA that is not a CA: CA:FALSE, or no basic constraints */
+  static const char *const ca_bc[] = {"critical,CA:FALSE", NULL};
+  for (size_t i = 0; i < ARRAY_SIZE(ca_bc); i++) {
+    X509 *ca = cert_copy(p.pck_ca);
+    ext_set(ca, p.root, NID_basic_constraints, ca_bc[i]);
+    cert_sign(ca, p.root, p.root_key);
+    X509 *c[] = {p.pck, ca, p.root};
+    chain_expect(&p, v, c, 3, "PCK chain: issuer is not a CA");
+    X509_free(ca);
+  }
+  /* a PCK leaf that is a CA */
+  X509 *leaf = cert_copy(p.pck);
+  ext_set(leaf, p.pck_ca, NID_basic_constraints, "critical,CA:TRUE");
+  cert_sign(leaf, p.pck_ca, p.pck_ca_key);
+  X509 *c1[] = {leaf, p.pck_ca, p.root};
+  chain_expect(&p, v, c1, 3, "PCK chain: leaf certificate is a CA");
+  X509_free(leaf);
+  /* a TCB signing certificate that is a CA */
+  X509 *tcb = cert_copy(p.tcb);
+  ext_set(tcb, p.root, NID_basic_constraints, "critical,CA:TRUE");
+  cert_sign(tcb, p.root, p.root_key);
+  struct dcap_collateral c;
+  assert_int_equal(dcap_collateral_copy(&p.coll, &c), 0);
+  _cleanup_buf_ struct buf pem = BUF_INIT(BUF_MAX_FILE);
+  X509 *tc[] = {tcb, p.root};
+  chain_pem(tc, 2, &pem);
+  assert_int_equal(buf_terminate(&pem), 0);
+  free(c.tcb_info_issuer_chain);
+  c.tcb_info_issuer_chain = strdup((const char *)pem.data);
+  expect_error(v, &p.quote, &c, time(NULL), "TCB info signing chain: leaf certificate is a CA");
+  dcap_collateral_free(&c);
+  X509_free(tcb);
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
+static void test_chain_critical_extension(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  struct dcap_verifier *v = sim_verifier(p.dir);
+  /* unknown and critical: refused, in the leaf or the CA */
+  X509 *leaf = cert_copy(p.pck);
+  ext_add_unknown(leaf, true);
+  cert_sign(leaf, p.pck_ca, p.pck_ca_key);
+  X509 *c1[] = {leaf, p.pck_ca, p.root};
+  chain_expect(&p, v, c1, 3, "PCK chain: certificate has an unknown critical extension");
+  X509_free(leaf);
+  X509 *ca = cert_copy(p.pck_ca);
+  ext_add_unknown(ca, true);
+  cert_sign(ca, p.root, p.root_key);
+  X509 *c2[] = {p.pck, ca, p.root};
+  chain_expect(&p, v, c2, 3, "PCK chain: certificate has an unknown critical extension");
+  X509_free(ca);
+  /* unknown and not critical (as the SGX extension itself): fine */
+  leaf = cert_copy(p.pck);
+  ext_add_unknown(leaf, false);
+  cert_sign(leaf, p.pck_ca, p.pck_ca_key);
+  X509 *c3[] = {leaf, p.pck_ca, p.root};
+  chain_expect(&p, v, c3, 3, NULL);
+  X509_free(leaf);
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
+/* A CRL with an extension nobody knows, marked critical: refused, the PCK CRL and the root's. */
+static void test_crl_critical_extension(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  struct dcap_verifier *v = sim_verifier(p.dir);
+  int64_t now = time(NULL);
+  for (int which = 0; which < 2; which++) {
+    X509_CRL *crl = X509_CRL_new();
+    assert_non_null(crl);
+    X509 *issuer = which ? p.root : p.pck_ca;
+    EVP_PKEY *key = which ? p.root_key : p.pck_ca_key;
+    ASN1_TIME *t1 = ASN1_TIME_set(NULL, now - 3600), *t2 = ASN1_TIME_set(NULL, now + 86400);
+    assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+    assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)), 1);
+    assert_int_equal(X509_CRL_set1_lastUpdate(crl, t1), 1);
+    assert_int_equal(X509_CRL_set1_nextUpdate(crl, t2), 1);
+    static const unsigned char null_der[] = {0x05, 0x00};
+    ASN1_OBJECT *o = OBJ_txt2obj("1.3.6.1.4.1.62397.99.2", 1);
+    ASN1_OCTET_STRING *val = ASN1_OCTET_STRING_new();
+    assert_int_equal(ASN1_OCTET_STRING_set(val, null_der, 2), 1);
+    X509_EXTENSION *e = X509_EXTENSION_create_by_OBJ(NULL, o, 1, val);
+    assert_int_equal(X509_CRL_add_ext(crl, e, -1), 1);
+    assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_CRL(crl, &der);
+    assert_true(n > 0);
+    struct dcap_collateral c;
+    assert_int_equal(dcap_collateral_copy(&p.coll, &c), 0);
+    struct buf *slot = which ? &c.root_ca_crl : &c.pck_crl;
+    buf_reset(slot);
+    assert_int_equal(buf_append(slot, der, (size_t)n), 0);
+    expect_error(v, &p.quote, &c, now,
+                 which ? "root CA CRL: unknown critical extension"
+                       : "PCK CRL: unknown critical extension");
+    dcap_collateral_free(&c);
+    OPENSSL_free(der);
+    X509_EXTENSION_free(e);
+    ASN1_OCTET_STRING_free(val);
+    ASN1_OBJECT_free(o);
+    ASN1_TIME_free(t1);
+    ASN1_TIME_free(t2);
+    X509_CRL_free(crl);
+  }
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
+/* Validity windows are kept per cache entry, at most a fixed number: collateral with more
+ * certificates than that is refused, never checked in part. Here the simulator's root without
+ * its path length (so long chains are not refused for that first), and TCB info and QE identity
+ * signing chains of 16 certificates each, one of them expired. */
+static void test_window_cap(void **state) {
+  (void)state;
+  struct pki p = {};
+  pki_load(&p);
+  int64_t now = time(NULL);
+  X509 *root = cert_copy(p.root);
+  ext_set(root, NULL, NID_basic_constraints, "critical,CA:TRUE");
+  assert_true(X509_sign(root, p.root_key, EVP_sha256()) > 0);
+  _cleanup_buf_ struct buf root_pem = BUF_INIT(BUF_MAX_FILE);
+  assert_int_equal(x509_cert_to_pem(root, &root_pem), 0);
+  assert_int_equal(buf_terminate(&root_pem), 0);
+  struct dcap_verifier_opts o = {.allow_simulator = true,
+                                 .simulator_root_pem_data = (const char *)root_pem.data};
+  struct dcap_verifier *v = NULL;
+  assert_int_equal(dcap_verifier_new(&o, &v), 0);
+
+  _cleanup_buf_ struct buf q;
+  X509 *pck_chain[] = {p.pck, p.pck_ca, root};
+  quote_with_chain(&p.quote, pck_chain, 3, &q);
+  struct dcap_collateral c;
+  assert_int_equal(dcap_collateral_copy(&p.coll, &c), 0);
+  _cleanup_buf_ struct buf crl_chain = BUF_INIT(BUF_MAX_FILE);
+  X509 *cc[] = {p.pck_ca, root};
+  chain_pem(cc, 2, &crl_chain);
+  assert_int_equal(buf_terminate(&crl_chain), 0);
+  free(c.pck_crl_issuer_chain);
+  c.pck_crl_issuer_chain = strdup((const char *)crl_chain.data);
+  _cleanup_buf_ struct buf tcb_chain = BUF_INIT(BUF_MAX_FILE);
+  X509 *tc[] = {p.tcb, root};
+  chain_pem(tc, 2, &tcb_chain);
+  assert_int_equal(buf_terminate(&tcb_chain), 0);
+  free(c.tcb_info_issuer_chain);
+  c.tcb_info_issuer_chain = strdup((const char *)tcb_chain.data);
+  free(c.qe_identity_issuer_chain);
+  c.qe_identity_issuer_chain = strdup((const char *)tcb_chain.data);
+  /* with the new root the simulator's collateral verifies */
+  struct dcap_result res;
+  char err[512];
+  if (verify(v, &q, &c, now, &res, err) < 0)
+    fail_msg("%s", err);
+  dcap_result_free(&res);
+
+  /* TCB signing leaf, 14 CAs, root: 16 certificates (X509_CHAIN_MAX) per chain */
+  for (int chain = 0; chain < 2; chain++) {
+    X509 *certs[16];
+    EVP_PKEY *keys[16] = {};
+    certs[15] = root;
+    X509 *issuer = root;
+    EVP_PKEY *issuer_key = p.root_key;
+    for (int i = 14; i >= 1; i--) {
+      char cn[64];
+      snprintf(cn, sizeof(cn), "Simulated CA %d.%d", chain, i);
+      bool expired = chain == 1 && i == 14; /* the one nearest the root */
+      certs[i] = ca_make(cn, issuer, issuer_key, now - 7200, expired ? now - 3600 : now + 86400,
+                         &keys[i]);
+      issuer = certs[i];
+      issuer_key = keys[i];
+    }
+    certs[0] = cert_copy(p.tcb);
+    cert_sign(certs[0], issuer, issuer_key);
+    _cleanup_buf_ struct buf pem = BUF_INIT(BUF_MAX_FILE);
+    chain_pem(certs, 16, &pem);
+    assert_int_equal(buf_terminate(&pem), 0);
+    char **slot = chain ? &c.qe_identity_issuer_chain : &c.tcb_info_issuer_chain;
+    free(*slot);
+    *slot = strdup((const char *)pem.data);
+    for (int i = 0; i < 15; i++) {
+      X509_free(certs[i]);
+      EVP_PKEY_free(keys[i]);
+    }
+  }
+  expect_error(v, &q, &c, now, "too many validity windows");
+  dcap_collateral_free(&c);
+  X509_free(root);
+  dcap_verifier_free(v);
+  pki_free(&p);
+}
+
 /* ---- threads ---- */
 
 struct worker {
@@ -1005,6 +1430,12 @@ int main(void) {
       cmocka_unit_test(test_intel_test_roots),
       cmocka_unit_test(test_simulator),
       cmocka_unit_test(test_revoked),
+      cmocka_unit_test(test_chain_path_length),
+      cmocka_unit_test(test_chain_key_usage),
+      cmocka_unit_test(test_chain_basic_constraints),
+      cmocka_unit_test(test_chain_critical_extension),
+      cmocka_unit_test(test_crl_critical_extension),
+      cmocka_unit_test(test_window_cap),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_no_collateral),
       cmocka_unit_test(test_args),
