@@ -1400,6 +1400,7 @@ int toml_table_check_keys(const struct toml_value *t, const char *const *allowed
 int toml_append_string(struct buf *out, const char *s) {
   size_t start = out->len;
   int r = buf_append_u8(out, '"');
+  const unsigned char *end = (const unsigned char *)s + strlen(s);
   for (const unsigned char *c = (const unsigned char *)s; r >= 0 && *c; c++) {
     switch (*c) {
     case '"':
@@ -1430,7 +1431,7 @@ int toml_append_string(struct buf *out, const char *s) {
         r = buf_append_u8(out, *c);
       } else {
         /* TOML text is UTF-8: anything else would not read back */
-        size_t n = str_utf8_seq_len(c, strlen((const char *)c));
+        size_t n = str_utf8_seq_len(c, (size_t)(end - c));
         if (n == 0)
           r = -EILSEQ;
         else

@@ -96,6 +96,8 @@ int daemon_start(const struct daemon_def *d, int argc, char **argv, void *cfg,
    * while we write is an error on that connection, not a reason for the process to die. */
   umask(077);
   signal(SIGPIPE, SIG_IGN);
+  if (d->args_check && (r = d->args_check(d->args_ud)) != 0)
+    return r;
   ret->config_file = args.config_file;
   ret->check = args.check;
   if (args.dev_dir && (r = dev_dir_open(d->ident, args.dev_dir, &ret->dev_dir)) != 0)

@@ -6,6 +6,9 @@
  *                   daemon's check; --dump-config prints it and ends; the config's log_level.
  *   daemon_run()    the event loop until SIGINT/SIGTERM, the signal logged.
  *
+ * lib/daemon acts for the daemon: unlike the other libraries it reports on stderr and logs at
+ * info (the signal that stops the loop), as the daemon's main would. 
+ *
  * A daemon describes its configuration with struct daemon_config_ops (one struct per daemon,
  * void * is its config struct) and its command line with struct daemon_def. */
 #pragma once
@@ -41,6 +44,11 @@ struct daemon_def {
   const struct cli_opt *extra; /* the daemon's own options (at most CLI_EXTRA_MAX) */
   size_t n_extra;
   const struct daemon_config_ops *config;
+  /* Checks the daemon's own options once the command line is parsed, before any configuration
+   * is read or any file made: 0 to go on, or an exit status (the message on stderr). NULL:
+   * nothing to check. */
+  int (*args_check)(void *ud);
+  void *args_ud;
 };
 
 struct daemon_args {

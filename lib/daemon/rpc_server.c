@@ -37,7 +37,7 @@ static void index_handler(struct http_request *req, void *ud) {
   }
   if (!method_is_get(req))
     return;
-  _cleanup_buf_ struct buf b = BUF_INIT(p->index_max ? p->index_max : 1024 * 1024);
+  _cleanup_buf_ struct buf b = BUF_INIT(p->index_max);
   const char *ctype = "text/plain; charset=utf-8";
   if (p->index(p->ud, &b, &ctype) < 0) {
     (void)http_reply_error(req, 500, "rendering the page");
@@ -57,14 +57,14 @@ static void health_handler(struct http_request *req, void *ud) {
   if (!method_is_get(req))
     return;
   _cleanup_json_ json_t *j = json_object();
-  bool ok = true;
+  int ok = 1;
   if (j && p->health)
     ok = p->health(p->ud, j);
-  if (!j || json_set_str(j, "status", ok ? "ok" : "error") < 0) {
-    (void)http_reply_error(req, 500, "out of memory");
+  if (!j || ok < 0 || json_set_str(j, "status", ok > 0 ? "ok" : "error") < 0) {
+    (void)http_reply_error(req, 500, "cannot report health");
     return;
   }
-  (void)http_reply_json(req, ok ? 200 : 503, j);
+  (void)http_reply_json(req, ok > 0 ? 200 : 503, j);
 }
 
 static void metrics_handler(struct http_request *req, void *ud) {
@@ -76,7 +76,7 @@ static void metrics_handler(struct http_request *req, void *ud) {
   }
   if (!method_is_get(req))
     return;
-  _cleanup_buf_ struct buf b = BUF_INIT(p->metrics_max ? p->metrics_max : 1024 * 1024);
+  _cleanup_buf_ struct buf b = BUF_INIT(p->metrics_max);
   if (p->metrics(p->ud, &b) < 0) {
     (void)http_reply_error(req, 500, "rendering the metrics");
     return;
@@ -97,6 +97,8 @@ static void prpc_handler(struct http_request *req, void *ud) {
 
 int rpc_server_new(struct event_base *base, const struct rpc_server_config *c, FILE *out,
                    struct rpc_server **ret, char *err, size_t errlen) {
+  if ((c->pages.index && !c->pages.index_max) || (c->pages.metrics && !c->pages.metrics_max))
+    return str_err(err, errlen, -EINVAL, "a page of the RPC server has a cap of 0 bytes");
   struct rpc_server *s = calloc(1, sizeof(*s));
   int r;
   if (!s)

@@ -23,14 +23,14 @@ struct ratls_verifier;
 struct rpc_server;
 
 struct rpc_server_pages {
-  /* "/": renders the page into out (capped at index_max bytes); *ret_ctype is its content
-   * type. NULL: "/" is 404. */
+  /* "/": renders the page into out (capped at index_max bytes, which must not be 0);
+   * *ret_ctype is its content type. NULL: "/" is 404. */
   int (*index)(void *ud, struct buf *out, const char **ret_ctype);
   size_t index_max;
-  /* /health: adds the daemon's fields to j; false answers 503 with "status": "error". NULL:
-   * {"status": "ok"}. */
-  bool (*health)(void *ud, json_t *j);
-  /* /metrics: Prometheus text format into out (capped at metrics_max). NULL: 404. */
+  /* /health: adds the daemon's fields to j; 1 answers 200 "status": "ok", 0 answers 503
+   * "status": "error", negative (a failure to answer) 500. NULL: {"status": "ok"}. */
+  int (*health)(void *ud, json_t *j);
+  /* /metrics: Prometheus text format into out (capped at metrics_max, not 0). NULL: 404. */
   int (*metrics)(void *ud, struct buf *out);
   size_t metrics_max;
   void *ud;
@@ -52,8 +52,8 @@ struct rpc_server_config {
   struct rpc_server_pages pages;
 };
 
-/* Sets up and listens. err says what failed (naming the address). The "listening" line goes to
- * out (NULL: none). */
+/* Sets up and listens. err says what failed (naming the address); -EINVAL for a page whose cap
+ * is 0. The "listening" line goes to out (NULL: none). */
 int rpc_server_new(struct event_base *base, const struct rpc_server_config *c, FILE *out,
                    struct rpc_server **ret, char *err, size_t errlen);
 uint16_t rpc_server_port(const struct rpc_server *s);

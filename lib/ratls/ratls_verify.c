@@ -228,6 +228,7 @@ static int quote_is_sim(const struct ratls_verifier *v, const struct quote *q, b
                         uint8_t ret_root_hash[32]) {
   _cleanup_(X509_freep) X509 *root = NULL;
   *ret_looks = false;
+  memset(ret_root_hash, 0, 32);
   if (pck_root(q, &root) < 0)
     return 0;
   _cleanup_buf_ struct buf subj = BUF_INIT(4096);

@@ -48,6 +48,8 @@ static void usage(FILE *f) {
 }
 
 static int cmd_init(int argc, char **argv) {
+  log_ident_set("kms");
+  (void)log_level_from_env();
   if (argc != 3 || argv[2][0] == '-') {
     fprintf(stderr, "Usage: kms init DIR\n");
     return EXIT_USAGE;
@@ -128,19 +130,33 @@ static const struct daemon_config_ops kms_config_ops = {
     .log_level = config_log_level,
 };
 
+struct kms_args {
+  bool onboard, exit_after;
+  const char *source;
+};
+
+/* --source URL (and --exit) belong to 'kms onboard', which needs --source. */
+static int args_check(void *ud) {
+  const struct kms_args *a = ud;
+  if (a->onboard != (a->source != NULL) || (a->exit_after && !a->onboard)) {
+    fprintf(stderr, "kms: --source URL (and --exit) belong to 'kms onboard'\n");
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && str_eq(argv[1], "init"))
     return cmd_init(argc, argv);
-  bool onboard = argc >= 2 && str_eq(argv[1], "onboard");
-  if (onboard) {
+  struct kms_args ka = {.onboard = argc >= 2 && str_eq(argv[1], "onboard")};
+  if (ka.onboard) {
     argv++;
     argc--;
   }
-  const char *source = NULL;
-  bool exit_after = false;
-  const struct cli_opt extra[] = {{"source", &source, NULL}, {"exit", NULL, &exit_after}};
+  const struct cli_opt extra[] = {{"source", &ka.source, NULL}, {"exit", NULL, &ka.exit_after}};
   const struct daemon_def def = {.ident = "kms", .usage = usage, .extra = extra,
-                                 .n_extra = ARRAY_SIZE(extra), .config = &kms_config_ops};
+                                 .n_extra = ARRAY_SIZE(extra), .config = &kms_config_ops,
+                                 .args_check = args_check, .args_ud = &ka};
   struct kms_config cfg;
   struct daemon_args args;
   int ret = daemon_start(&def, argc, argv, &cfg, &args);
@@ -149,12 +165,8 @@ int main(int argc, char **argv) {
   ret = 1;
   char err[512] = "";
   struct kms *k = NULL;
+  const char *source = ka.source;
   int r;
-  if (onboard != (source != NULL) || (exit_after && !onboard)) {
-    fprintf(stderr, "kms: --source URL (and --exit) belong to 'kms onboard'\n");
-    ret = EXIT_USAGE;
-    goto out;
-  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   /* a crash while creating the root keys leaves a staging directory: removed or completed */
   if ((r = kms_root_keys_recover(&cfg, err, sizeof(err))) < 0) {
@@ -162,7 +174,7 @@ int main(int argc, char **argv) {
     goto out;
   }
 
-  if (onboard) {
+  if (ka.onboard) {
     if (kms_root_keys_present(&cfg) > 0) {
       fprintf(stderr, "kms onboard: root key files already exist (%s ...); refusing to replace "
                       "them\n",
@@ -182,7 +194,7 @@ int main(int argc, char **argv) {
       goto out;
     }
     log_info("onboard: root keys from %s stored (%s)", source, cfg.root_ca_key);
-    if (exit_after) {
+    if (ka.exit_after) {
       ret = 0;
       goto out;
     }

@@ -252,10 +252,12 @@ static int status_page(void *ud, struct buf *out, const char **ret_ctype) {
   return kms_status_render(s->k, out);
 }
 
-static bool health_fields(void *ud, json_t *j) {
+static int health_fields(void *ud, json_t *j) {
   struct kms_server *s = ud;
-  return json_set_bool(j, "keys_loaded", true) >= 0 &&
-         json_set_u64(j, "uptime", (uint64_t)(time(NULL) - s->k->started)) >= 0;
+  int r = json_set_bool(j, "keys_loaded", true);
+  if (r >= 0)
+    r = json_set_u64(j, "uptime", (uint64_t)(time(NULL) - s->k->started));
+  return r < 0 ? r : 1;
 }
 
 static int metrics_page(void *ud, struct buf *out) {

@@ -121,9 +121,13 @@ static int set_dir_path(char **dst, const char *dir, const char *name) {
   return p ? tproxy_config_set(dst, p) : -ENOMEM;
 }
 
+static void wg_key_text_wipe(char (*p)[WG_KEY_B64_LEN + 1]) {
+  secure_wipe(*p, sizeof(*p));
+}
+
 static int dev_config_new(const char *dir, const char *sim, struct tproxy_config *c, char *err,
                           size_t errlen) {
-  char priv[WG_KEY_B64_LEN + 1];
+  _cleanup_(wg_key_text_wipe) char priv[WG_KEY_B64_LEN + 1] = "";
   uint8_t raw[WG_KEY_LEN];
   uint16_t wg_port = 0;
   _cleanup_free_ char *keyfile = str_printf("%s/wg.key", dir);
@@ -173,7 +177,6 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
     tproxy_config_free(c);
     return r;
   }
-  secure_wipe(priv, sizeof(priv));
   if (!wg)
     log_warn("dev mode: wireguard-go cannot run here (needs root, /dev/net/tun and "
              "wireguard-go): [core.wg] mode = \"none\", CVMs get addresses in %s (backends "

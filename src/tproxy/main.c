@@ -278,11 +278,11 @@ int main(int argc, char **argv) {
   char err[512] = "";
   int r;
   struct daemon d = {.t = {.cfg = &cfg}};
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   if (fit_fd_limit(&cfg, &d.pipe_pool) < 0) {
     ret = EXIT_CONFIG;
     goto out;
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   if (args.check) {
     struct tproxy_certs *certs = NULL;
     r = tproxy_certs_new(cfg.proxy_cert_chain, cfg.proxy_cert_key, &certs, err, sizeof(err));

@@ -394,8 +394,10 @@ static void conn_connect_next(struct conn *c) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       int e = errno;
-      if (!errno_is_resource(e))
+      if (!errno_is_resource(e)) {
+        c->b_err = e;
         break;
+      }
       count(w, K_NO_FDS, 1);
       log_warn_errno_ratelimited(&w->px->rl_fds, -e, "proxy: connecting to a backend");
       conn_alert_close(c, ALERT_INTERNAL_ERROR);
@@ -415,8 +417,10 @@ static void conn_connect_next(struct conn *c) {
     }
     c->bfd = fd;
     c->bev = event_new(w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, backend_cb, c);
-    if (!c->bev || event_add(c->bev, NULL) < 0)
+    if (!c->bev || event_add(c->bev, NULL) < 0) {
+      c->b_err = ENOMEM;
       break;
+    }
     c->b_rd = c->b_wr = false;
     c->deadline = now_ms() + w->px->o.connect_timeout_ms;
     return;
@@ -427,11 +431,15 @@ static void conn_connect_next(struct conn *c) {
   char ip[IPV4_STR_MAX] = "-";
   if (c->i_cand > 0)
     ipv4_format(c->cand[c->i_cand - 1], ip);
-  log_warn_ratelimited(&w->px->rl_backend,
-                       "proxy: %s: no instance of app %s accepted a connection on port %u "
-                       "(last tried %s: %s)",
-                       c->sni, c->route.app_id, c->route.port, ip,
-                       c->b_err ? strerror(c->b_err) : "no socket");
+  if (c->n_cand == 0)
+    log_warn_ratelimited(&w->px->rl_backend, "proxy: %s: app %s has no instance to connect to",
+                         c->sni, c->route.app_id);
+  else
+    log_warn_ratelimited(&w->px->rl_backend,
+                         "proxy: %s: no instance of app %s accepted a connection on port %u "
+                         "(last tried %s: %s)",
+                         c->sni, c->route.app_id, c->route.port, ip,
+                         c->b_err ? strerror(c->b_err) : "unknown error");
   conn_alert_close(c, ALERT_INTERNAL_ERROR);
 }
 

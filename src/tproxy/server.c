@@ -166,11 +166,12 @@ static int metrics_page(void *ud, struct buf *out) {
 
 /* {"status":"ok","wireguard":"..."}, or 503 {"status":"error",...} when WireGuard does not
  * work (dev mode's wireguard-go is not running, the interface refused its configuration). */
-static bool health_fields(void *ud, json_t *j) {
+static int health_fields(void *ud, json_t *j) {
   struct tproxy_server *s = ud;
   char detail[512];
   bool ok = tproxy_wg_healthy(s->t, detail, sizeof(detail));
-  return json_set_str(j, "wireguard", detail) >= 0 && ok;
+  int r = json_set_str(j, "wireguard", detail);
+  return r < 0 ? r : ok;
 }
 
 static int64_t server_now(void *ud) {

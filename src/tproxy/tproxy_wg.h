@@ -14,6 +14,8 @@
  * rendered; an invalid one fails the whole render with -EINVAL and produces no text. */
 #pragma once
 
+#include <spawn.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +105,9 @@ const struct wg_peer_status *wg_status_find(const struct wg_status *s, const cha
 /* One request/response exchange on a UAPI socket (timeouts of timeout_ms for connect, send and
  * each receive). The response, up to and including the terminating empty line, is appended to
  * ret (a secret buffer is advisable; cap WG_UAPI_MAX_RESPONSE applies if ret->max is 0). */
+/* Spawn attributes for wg and wireguard-go: SIGPIPE back to its default in the child (the
+ * daemon ignores it; a child should not inherit that). posix_spawnattr_destroy it. */
+int wg_spawnattr_init(posix_spawnattr_t *a);
 /* Runs argv (PATH search, stdin /dev/null) and waits at most timeout_ms: 0 on exit status 0,
  * -EIO on another status, -ETIMEDOUT (the child killed) past the deadline. */
 int wg_run_bounded(char *const argv[], int timeout_ms);

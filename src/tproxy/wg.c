@@ -712,17 +712,37 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int wg_spawnattr_init(posix_spawnattr_t *a) {
+  sigset_t def;
+  if (posix_spawnattr_init(a) != 0)
+    return -ENOMEM;
+  sigemptyset(&def);
+  sigaddset(&def, SIGPIPE);
+  if (posix_spawnattr_setsigdefault(a, &def) != 0 ||
+      posix_spawnattr_setflags(a, POSIX_SPAWN_SETSIGDEF) != 0) {
+    posix_spawnattr_destroy(a);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 /* Runs argv with stdin from /dev/null; waits at most timeout_ms, then kills it. */
 int wg_run_bounded(char *const argv[], int timeout_ms) {
   posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
   pid_t pid;
   int status, r;
 
-  if (posix_spawn_file_actions_init(&fa) != 0)
+  if ((r = wg_spawnattr_init(&attr)) < 0)
+    return r;
+  if (posix_spawn_file_actions_init(&fa) != 0) {
+    posix_spawnattr_destroy(&attr);
     return -ENOMEM;
+  }
   posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (r != 0)
     return -r;
   int64_t deadline = now_ms() + timeout_ms;

@@ -240,12 +240,19 @@ static int spawn(struct tproxy_wgproc *w, char *err, size_t errlen) {
   env[k++] = fgenv;
   char *argv[] = {w->bin, "-f", w->ifname, NULL};
   posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  if ((r = wg_spawnattr_init(&attr)) < 0) {
+    free(env);
+    close(fd);
+    return str_err(err, errlen, r, "starting %s: %s", w->bin, strerror(-r));
+  }
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fd, 3);
   posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO); /* our stdout: ours */
   pid_t pid;
-  r = posix_spawnp(&pid, w->bin, &fa, NULL, argv, env);
+  r = posix_spawnp(&pid, w->bin, &fa, &attr, argv, env);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   free(env);
   close(fd);
   if (r != 0)

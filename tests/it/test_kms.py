@@ -91,6 +91,24 @@ def test_dump_and_check_config(kms, tmp_path):
     p = subprocess.run([str(KMS), "-c", str(missing), "--check-config"], env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 3 and p.stderr.decode().count(str(missing)) == 1, p.stderr
+    # no configuration at all: the missing key file, then what to pass
+    p = subprocess.run([str(KMS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    assert p.returncode == 1 and b"pass -c FILE, or --dev DIR" in p.stderr, p.stderr
+
+
+def test_onboard_options_checked_first(tmp_path, kms_bin):
+    """--source/--exit outside 'kms onboard' is a usage error (2) before any configuration is
+    read or any file made, even with --dump-config or --dev."""
+    d = tmp_path / "never"
+    for args in (["--source", "https://127.0.0.1:1", "--dump-config"],
+                 ["--source", "https://127.0.0.1:1", "--dev", str(d)],
+                 ["--exit", "-c", str(tmp_path / "missing.toml")],
+                 ["onboard", "--dev", str(d)]):
+        p = subprocess.run([str(KMS), *args], env=_clean_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 2 and b"belong to 'kms onboard'" in p.stderr, (args, p.stderr)
+        assert p.stdout == b"" and not d.exists(), args
 
 
 def test_kms_init(tmp_path, kms_bin):
