@@ -38,6 +38,45 @@ struct daemon_config_ops {
   const char *(*log_level)(const void *cfg);
 };
 
+/* Defines `static const struct daemon_config_ops NAME` from a daemon's typed functions, which
+ * take `TYPE *` where the ops take `void *` (the compiler checks each against the op):
+ *   int INIT(TYPE *)                              int CHECK(TYPE *, char *err, size_t)
+ *   int INIT_DEV(TYPE *, const char *dir, char *err, size_t)
+ *   int APPLY_FILE(TYPE *, const char *path, char *err, size_t)
+ *   int DUMP(const TYPE *, struct buf *)          void FREE(TYPE *)
+ * and LEVEL, the name of TYPE's `char *` log level field. */
+#define DAEMON_CONFIG_OPS(NAME, TYPE, INIT, INIT_DEV, APPLY_FILE, CHECK, DUMP, FREE, LEVEL)    \
+  static int NAME##_init(void *c) {                                                           \
+    return INIT((TYPE *)c);                                                                   \
+  }                                                                                           \
+  static int NAME##_init_dev(void *c, const char *dir, char *err, size_t errlen) {            \
+    return INIT_DEV((TYPE *)c, dir, err, errlen);                                             \
+  }                                                                                           \
+  static int NAME##_apply_file(void *c, const char *path, char *err, size_t errlen) {         \
+    return APPLY_FILE((TYPE *)c, path, err, errlen);                                          \
+  }                                                                                           \
+  static int NAME##_check(void *c, char *err, size_t errlen) {                                \
+    return CHECK((TYPE *)c, err, errlen);                                                     \
+  }                                                                                           \
+  static int NAME##_dump(const void *c, struct buf *out) {                                    \
+    return DUMP((const TYPE *)c, out);                                                        \
+  }                                                                                           \
+  static void NAME##_free(void *c) {                                                          \
+    FREE((TYPE *)c);                                                                          \
+  }                                                                                           \
+  static const char *NAME##_log_level(const void *c) {                                        \
+    return ((const TYPE *)c)->LEVEL;                                                          \
+  }                                                                                           \
+  static const struct daemon_config_ops NAME = {                                              \
+      .init = NAME##_init,                                                                    \
+      .init_dev = NAME##_init_dev,                                                            \
+      .apply_file = NAME##_apply_file,                                                        \
+      .check = NAME##_check,                                                                  \
+      .dump = NAME##_dump,                                                                    \
+      .free = NAME##_free,                                                                    \
+      .log_level = NAME##_log_level,                                                          \
+  }
+
 struct daemon_def {
   const char *ident; /* "kms": log identity and message prefix */
   void (*usage)(FILE *f);

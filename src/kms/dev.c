@@ -14,7 +14,7 @@
 #include "base/str.h"
 #include "kms_rootkeys.h"
 
-int kms_dev_config(const char *dir, struct kms_config *c, char *err, size_t errlen) {
+int kms_dev_config(struct kms_config *c, const char *dir, char *err, size_t errlen) {
   int r = mkdir_p(dir, 0700);
   if (r < 0)
     return str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));

@@ -16,7 +16,7 @@
 #include "kms_config.h"
 
 /* dir must be absolute. Fills c (kms_config_free it) from DIR/kms.toml, creating it first. */
-int kms_dev_config(const char *dir, struct kms_config *c, char *err, size_t errlen);
+int kms_dev_config(struct kms_config *c, const char *dir, char *err, size_t errlen);
 
 /* Creates the root keys named by c when none of them exists. -EEXIST when only some do. */
 int kms_dev_keys(const struct kms_config *c, char *err, size_t errlen);

@@ -98,37 +98,8 @@ out:
   return ret;
 }
 
-static int config_init(void *c) {
-  return kms_config_init(c);
-}
-static int config_init_dev(void *c, const char *dir, char *err, size_t errlen) {
-  return kms_dev_config(dir, c, err, errlen);
-}
-static int config_apply_file(void *c, const char *path, char *err, size_t errlen) {
-  return kms_config_apply_file(c, path, err, errlen);
-}
-static int config_check(void *c, char *err, size_t errlen) {
-  return kms_config_check(c, err, errlen);
-}
-static int config_dump(const void *c, struct buf *out) {
-  return kms_config_dump(c, out);
-}
-static void config_free(void *c) {
-  kms_config_free(c);
-}
-static const char *config_log_level(const void *c) {
-  return ((const struct kms_config *)c)->log_level;
-}
-
-static const struct daemon_config_ops kms_config_ops = {
-    .init = config_init,
-    .init_dev = config_init_dev,
-    .apply_file = config_apply_file,
-    .check = config_check,
-    .dump = config_dump,
-    .free = config_free,
-    .log_level = config_log_level,
-};
+DAEMON_CONFIG_OPS(kms_config_ops, struct kms_config, kms_config_init, kms_dev_config, kms_config_apply_file, kms_config_check,
+                  kms_config_dump, kms_config_free, log_level);
 
 struct kms_args {
   bool onboard, exit_after;

@@ -77,7 +77,7 @@ static int set_path(char **dst, const char *dir, const char *name) {
   return 0;
 }
 
-int tappd_config_init_dev(struct tappd_config *c, const char *dir) {
+int tappd_config_init_dev(struct tappd_config *c, const char *dir, char *err, size_t errlen) {
   int r = tappd_config_init(c);
   if (r < 0)
     return r;
@@ -108,7 +108,7 @@ int tappd_config_init_dev(struct tappd_config *c, const char *dir) {
   return 0;
 fail:
   tappd_config_free(c);
-  return r;
+  return str_err(err, errlen, r, "dev mode defaults for %s: %s", dir, strerror(-r));
 }
 
 void tappd_config_free(struct tappd_config *c) {

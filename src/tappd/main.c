@@ -35,38 +35,8 @@ static void usage(FILE *f) {
           "Logging: DSTACK_LOG=error|warn|info|debug (default from [default] log_level).\n");
 }
 
-static int config_init(void *c) {
-  return tappd_config_init(c);
-}
-static int config_init_dev(void *c, const char *dir, char *err, size_t errlen) {
-  int r = tappd_config_init_dev(c, dir);
-  return r < 0 ? str_err(err, errlen, r, "%s", strerror(-r)) : r;
-}
-static int config_apply_file(void *c, const char *path, char *err, size_t errlen) {
-  return tappd_config_apply_file(c, path, err, errlen);
-}
-static int config_check(void *c, char *err, size_t errlen) {
-  return tappd_config_check(c, err, errlen);
-}
-static int config_dump(const void *c, struct buf *out) {
-  return tappd_config_dump(c, out);
-}
-static void config_free(void *c) {
-  tappd_config_free(c);
-}
-static const char *config_log_level(const void *c) {
-  return ((const struct tappd_config *)c)->log_level;
-}
-
-static const struct daemon_config_ops tappd_config_ops = {
-    .init = config_init,
-    .init_dev = config_init_dev,
-    .apply_file = config_apply_file,
-    .check = config_check,
-    .dump = config_dump,
-    .free = config_free,
-    .log_level = config_log_level,
-};
+DAEMON_CONFIG_OPS(tappd_config_ops, struct tappd_config, tappd_config_init, tappd_config_init_dev, tappd_config_apply_file, tappd_config_check,
+                  tappd_config_dump, tappd_config_free, log_level);
 
 int main(int argc, char **argv) {
   const struct daemon_def def = {.ident = "tappd", .usage = usage, .config = &tappd_config_ops};

@@ -71,8 +71,9 @@ const struct conftab *tappd_config_table(void);
 
 /* Fills c with the built-in defaults (production paths). */
 int tappd_config_init(struct tappd_config *c);
-/* Fills c with the defaults of dev mode, everything under dir (see tappd --dev). */
-int tappd_config_init_dev(struct tappd_config *c, const char *dir);
+/* Fills c with the defaults of dev mode, everything under dir (see tappd --dev); err (when
+ * errlen > 0) says what failed. */
+int tappd_config_init_dev(struct tappd_config *c, const char *dir, char *err, size_t errlen);
 void tappd_config_free(struct tappd_config *c);
 
 /* Applies a TOML text on top of c. Unknown tables or keys and wrong types are errors

@@ -100,8 +100,12 @@ int tproxy_config_set(char **dst, const char *v) {
   return conftab_set_str(dst, v);
 }
 
-int tproxy_config_dump(const struct tproxy_config *c, bool with_secrets, struct buf *out) {
-  return conftab_dump(&table, c, with_secrets ? CONFTAB_DUMP_SECRETS : 0, out);
+int tproxy_config_dump(const struct tproxy_config *c, struct buf *out) {
+  return conftab_dump(&table, c, 0, out);
+}
+
+int tproxy_config_dump_secrets(const struct tproxy_config *c, struct buf *out) {
+  return conftab_dump(&table, c, CONFTAB_DUMP_SECRETS, out);
 }
 
 static bool is_ip_literal(const char *s) {

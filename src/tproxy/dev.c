@@ -184,7 +184,7 @@ static int dev_config_new(const char *dir, const char *sim, struct tproxy_config
   return 0;
 }
 
-int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_t errlen) {
+int tproxy_dev_config(struct tproxy_config *c, const char *dir, char *err, size_t errlen) {
   int r = mkdir_p(dir, 0700);
   if (r < 0)
     return str_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
@@ -219,7 +219,7 @@ int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_
   r = buf_append_str(&text, "# tproxy dev mode configuration (created by tproxy --dev; edit "
                             "freely)\n");
   if (r >= 0)
-    r = tproxy_config_dump(c, true, &text);
+    r = tproxy_config_dump_secrets(c, &text);
   if (r >= 0)
     r = file_write_atomic(cfg_path, text.data, text.len, 0600);
   buf_free(&text);

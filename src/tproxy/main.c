@@ -234,37 +234,8 @@ out:
   return ret;
 }
 
-static int config_init(void *c) {
-  return tproxy_config_init(c);
-}
-static int config_init_dev(void *c, const char *dir, char *err, size_t errlen) {
-  return tproxy_dev_config(dir, c, err, errlen);
-}
-static int config_apply_file(void *c, const char *path, char *err, size_t errlen) {
-  return tproxy_config_apply_file(c, path, err, errlen);
-}
-static int config_check(void *c, char *err, size_t errlen) {
-  return tproxy_config_check(c, err, errlen);
-}
-static int config_dump(const void *c, struct buf *out) {
-  return tproxy_config_dump(c, false, out);
-}
-static void config_free(void *c) {
-  tproxy_config_free(c);
-}
-static const char *config_log_level(const void *c) {
-  return ((const struct tproxy_config *)c)->log_level;
-}
-
-static const struct daemon_config_ops tproxy_config_ops = {
-    .init = config_init,
-    .init_dev = config_init_dev,
-    .apply_file = config_apply_file,
-    .check = config_check,
-    .dump = config_dump,
-    .free = config_free,
-    .log_level = config_log_level,
-};
+DAEMON_CONFIG_OPS(tproxy_config_ops, struct tproxy_config, tproxy_config_init, tproxy_dev_config, tproxy_config_apply_file, tproxy_config_check,
+                  tproxy_config_dump, tproxy_config_free, log_level);
 
 int main(int argc, char **argv) {
   const struct daemon_def def = {.ident = "tproxy", .usage = usage,

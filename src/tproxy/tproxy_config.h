@@ -103,10 +103,12 @@ int tproxy_config_apply_file(struct tproxy_config *c, const char *path, char *er
  * checked against it otherwise), modes. May fill derived values, hence not const. */
 int tproxy_config_check(struct tproxy_config *c, char *err, size_t errlen);
 /* The effective configuration as TOML that tproxy_config_apply() reads back. The secret
- * ([core.wg] private_key) is a table entry marked CONFTAB_SECRET_STR: without with_secrets
- * (--dump-config) it is written, when set, as the comment "# private_key = (set, not shown)",
- * so the output can be pasted or logged and still loads (the key left empty); with it (dev
- * mode's 0600 file; out must be a secret buffer) the text loads back to the same values. */
-int tproxy_config_dump(const struct tproxy_config *c, bool with_secrets, struct buf *out);
+ * ([core.wg] private_key) is a table entry marked CONFTAB_SECRET_STR: tproxy_config_dump
+ * (--dump-config) writes it, when set, as the comment "# private_key = (set, not shown)", so
+ * the output can be pasted or logged and still loads (the key left empty);
+ * tproxy_config_dump_secrets (dev mode's 0600 file; out must be a secret buffer) writes it, so
+ * the text loads back to the same values. */
+int tproxy_config_dump(const struct tproxy_config *c, struct buf *out);
+int tproxy_config_dump_secrets(const struct tproxy_config *c, struct buf *out);
 /* Replaces a string option. */
 int tproxy_config_set(char **dst, const char *v);

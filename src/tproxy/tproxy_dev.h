@@ -27,7 +27,7 @@
 #define TPROXY_DEV_LOOPBACK_IP "127.8.0.1"
 #define TPROXY_DEV_LOOPBACK_RANGE "127.8.0.0/16"
 
-int tproxy_dev_config(const char *dir, struct tproxy_config *c, char *err, size_t errlen);
+int tproxy_dev_config(struct tproxy_config *c, const char *dir, char *err, size_t errlen);
 
 /* Starts wireguard-go for the dev interface (wgproc.h: a wireguard-go left behind by a killed
  * tproxy is stopped first) when the config says uapi under DIR/wg, and addresses it. *ret =

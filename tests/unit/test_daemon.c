@@ -25,8 +25,7 @@ struct toy_config {
 
 static int g_frees;
 
-static int toy_init(void *p) {
-  struct toy_config *c = p;
+static int toy_init(struct toy_config *c) {
   memset(c, 0, sizeof(*c));
   c->name = strdup("default");
   c->log_level = strdup("");
@@ -34,9 +33,8 @@ static int toy_init(void *p) {
   return c->name && c->log_level ? 0 : -ENOMEM;
 }
 
-static int toy_init_dev(void *p, const char *dir, char *err, size_t errlen) {
-  struct toy_config *c = p;
-  int r = toy_init(p);
+static int toy_init_dev(struct toy_config *c, const char *dir, char *err, size_t errlen) {
+  int r = toy_init(c);
   if (r < 0)
     return r;
   if (dir[0] != '/')
@@ -46,8 +44,7 @@ static int toy_init_dev(void *p, const char *dir, char *err, size_t errlen) {
 }
 
 /* The "file" is the value itself: "bad" makes the check fail, "broken" fails to load. */
-static int toy_apply_file(void *p, const char *path, char *err, size_t errlen) {
-  struct toy_config *c = p;
+static int toy_apply_file(struct toy_config *c, const char *path, char *err, size_t errlen) {
   if (str_eq(path, "broken"))
     return str_err(err, errlen, -EINVAL, "broken: line 1: not TOML");
   if (str_eq(path, "bad"))
@@ -57,18 +54,15 @@ static int toy_apply_file(void *p, const char *path, char *err, size_t errlen) {
   return 0;
 }
 
-static int toy_check(void *p, char *err, size_t errlen) {
-  struct toy_config *c = p;
+static int toy_check(struct toy_config *c, char *err, size_t errlen) {
   return c->bad ? str_err(err, errlen, -EINVAL, "name must not be bad") : 0;
 }
 
-static int toy_dump(const void *p, struct buf *out) {
-  const struct toy_config *c = p;
+static int toy_dump(const struct toy_config *c, struct buf *out) {
   return buf_printf(out, "name = \"%s\"\n", c->name);
 }
 
-static void toy_free(void *p) {
-  struct toy_config *c = p;
+static void toy_free(struct toy_config *c) {
   free(c->name);
   free(c->dev_dir);
   free(c->log_level);
@@ -76,19 +70,8 @@ static void toy_free(void *p) {
   g_frees++;
 }
 
-static const char *toy_log_level(const void *p) {
-  return ((const struct toy_config *)p)->log_level;
-}
-
-static const struct daemon_config_ops toy_ops = {
-    .init = toy_init,
-    .init_dev = toy_init_dev,
-    .apply_file = toy_apply_file,
-    .check = toy_check,
-    .dump = toy_dump,
-    .free = toy_free,
-    .log_level = toy_log_level,
-};
+DAEMON_CONFIG_OPS(toy_ops, struct toy_config, toy_init, toy_init_dev, toy_apply_file, toy_check,
+                  toy_dump, toy_free, log_level);
 
 static void toy_usage(FILE *f) {
   fprintf(f, "Usage: toy [options]\n");

@@ -52,7 +52,7 @@ static void test_defaults(void **state) {
   assert_null(tappd_listen_unix_path(&c.external));
   tappd_config_free(&c);
 
-  assert_int_equal(tappd_config_init_dev(&c, "/tmp/devdir"), 0);
+  assert_int_equal(tappd_config_init_dev(&c, "/tmp/devdir", NULL, 0), 0);
   assert_string_equal(c.internal.address, "unix:/tmp/devdir/tappd.sock");
   assert_string_equal(c.dstack.address, "unix:/tmp/devdir/dstack.sock");
   assert_string_equal(c.external.address, "127.0.0.1");

@@ -508,7 +508,7 @@ static void test_tappd_reconcile(void **state) {
   struct tappd_config cfg;
   struct tappd *t = NULL;
   assert_int_equal(tappd_dev_prepare(dir, err, sizeof(err)), 0);
-  assert_int_equal(tappd_config_init_dev(&cfg, dir), 0);
+  assert_int_equal(tappd_config_init_dev(&cfg, dir, NULL, 0), 0);
   assert_int_equal(tappd_new(&cfg, &t, err, sizeof(err)), 0);
   assert_int_equal(tappd_dev_boot(t), 0);
   _cleanup_free_ char *sim = str_printf("%s/sim", dir);
@@ -570,7 +570,7 @@ static void test_dev_os_image_hash(void **state) {
   struct tappd_config cfg;
   struct tappd *t = NULL;
   assert_int_equal(tappd_dev_prepare(dir, err, sizeof(err)), 0);
-  assert_int_equal(tappd_config_init_dev(&cfg, dir), 0);
+  assert_int_equal(tappd_config_init_dev(&cfg, dir, NULL, 0), 0);
   assert_int_equal(tappd_new(&cfg, &t, err, sizeof(err)), 0);
   assert_int_equal(tappd_dev_boot(t), 0);
   uint8_t h[32];

@@ -45,7 +45,7 @@ static struct fx *fx_new(bool seed) {
   char err[256] = "";
   f->dir = tu_mkdtemp();
   assert_int_equal(tappd_dev_prepare(f->dir, err, sizeof(err)), 0);
-  assert_int_equal(tappd_config_init_dev(&f->cfg, f->dir), 0);
+  assert_int_equal(tappd_config_init_dev(&f->cfg, f->dir, NULL, 0), 0);
   if (seed) {
     uint8_t s[32];
     for (int i = 0; i < 32; i++)
@@ -538,7 +538,7 @@ static void test_dev_kms_signature(void **state) {
   assert_int_equal(tappd_dev_prepare(dir, err, sizeof(err)), 0);
   struct tappd_config cfg;
   struct tappd *t = NULL;
-  assert_int_equal(tappd_config_init_dev(&cfg, dir), 0);
+  assert_int_equal(tappd_config_init_dev(&cfg, dir, NULL, 0), 0);
   assert_int_equal(tappd_new(&cfg, &t, err, sizeof(err)), 0);
   uint8_t pub[33], kms[33], h[32], rec[33], ch[32];
   assert_int_equal(key_secp256k1_public_from_secret(t->keys.k256_key, pub), 0);

@@ -34,7 +34,7 @@ static struct fx *fx_new(void) {
   char err[256] = "";
   f->dir = tu_mkdtemp();
   assert_int_equal(tappd_dev_prepare(f->dir, err, sizeof(err)), 0);
-  assert_int_equal(tappd_config_init_dev(&f->cfg, f->dir), 0);
+  assert_int_equal(tappd_config_init_dev(&f->cfg, f->dir, NULL, 0), 0);
   assert_int_equal(tappd_new(&f->cfg, &f->t, err, sizeof(err)), 0);
   assert_int_equal(tappd_dev_boot(f->t), 0);
   return f;

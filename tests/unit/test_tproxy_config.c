@@ -72,13 +72,13 @@ static void test_roundtrip(void **state) {
   /* dev mode's file: with the secret, into a secret buffer */
   struct buf d1 = BUF_INIT_SECRET(1 << 20), d2 = BUF_INIT_SECRET(1 << 20);
   struct buf plain = BUF_INIT(1 << 20);
-  assert_int_equal(tproxy_config_dump(&a, true, &plain), -EINVAL);
+  assert_int_equal(tproxy_config_dump_secrets(&a, &plain), -EINVAL);
   buf_free(&plain);
-  assert_int_equal(tproxy_config_dump(&a, true, &d1), 0);
+  assert_int_equal(tproxy_config_dump_secrets(&a, &d1), 0);
   assert_int_equal(tproxy_config_init(&b), 0);
   assert_int_equal(tproxy_config_apply(&b, (const char *)d1.data, d1.len, err, sizeof(err)), 0);
   assert_int_equal(tproxy_config_check(&b, err, sizeof(err)), 0);
-  assert_int_equal(tproxy_config_dump(&b, true, &d2), 0);
+  assert_int_equal(tproxy_config_dump_secrets(&b, &d2), 0);
   assert_int_equal(d1.len, d2.len);
   assert_memory_equal(d1.data, d2.data, d1.len);
   assert_int_equal(b.port, 9010);
@@ -87,7 +87,7 @@ static void test_roundtrip(void **state) {
   assert_string_equal(b.wg_private_key, PRIV);
   /* for display the private key is hidden, everything else shown */
   struct buf d3 = BUF_INIT(1 << 20);
-  assert_int_equal(tproxy_config_dump(&b, false, &d3), 0);
+  assert_int_equal(tproxy_config_dump(&b, &d3), 0);
   assert_int_equal(buf_terminate(&d3), 0);
   assert_null(strstr((char *)d3.data, PRIV));
   assert_non_null(strstr((char *)d3.data, "\n# private_key = " CONFTAB_SECRET_HIDDEN "\n"));
@@ -193,7 +193,7 @@ static void test_secret_not_in_dump(void **state) {
   assert_int_equal(apply(&a, "[core.wg]\nprivate_key = \"" PRIV "\"\n", err, sizeof(err)), 0);
   assert_int_equal(tproxy_config_check(&a, err, sizeof(err)), 0);
   struct buf d = BUF_INIT(1 << 20);
-  assert_int_equal(tproxy_config_dump(&a, false, &d), 0);
+  assert_int_equal(tproxy_config_dump(&a, &d), 0);
   assert_int_equal(buf_terminate(&d), 0);
   assert_null(strstr((const char *)d.data, PRIV));
   assert_null(strstr((const char *)d.data, "yAnz5TF")); /* not even a part of it */
