@@ -8,7 +8,7 @@
  *
  *  - Newest era (every RTMR3 event a runtime event, type 0x08000001, whose digest is recomputed
  *    here from its name and payload): names are bound. The boot's events come first, in the
- *    order UPSTREAM-SPEC §13.2 gives: `system-preparing`, then `app-id`, `compose-hash`,
+ *    order upstream dstack gives: `system-preparing`, then `app-id`, `compose-hash`,
  *    `instance-id` (and other boot measurements) up to `boot-mr-done`, then `os-image-hash`,
  *    `key-provider`, `storage-fs` up to `system-ready`. Identity is taken only from there:
  *    `app-id`, `compose-hash`, `instance-id`, `rootfs-hash` before `boot-mr-done`,
@@ -19,7 +19,7 @@
  *  - Seed era (the first RTMR3 event is a seed-era line, event type 1: name not bound to the
  *    digest): anything that can extend RTMR3 could have written any name, so only positions
  *    count: the first three RTMR3 events must be `rootfs-hash`, `app-id`, `ca-cert-hash` (the
- *    seed initramfs's fixed order, UPSTREAM-SPEC §8.2) and identity comes from their digests.
+ *    seed initramfs's fixed order, upstream dstack) and identity comes from their digests.
  *    Accepted only with BOOT_EVENTS_ALLOW_SEED. Later events are not looked at.
  *
  * Errors: -EBADMSG the log breaks a rule (why says which), -EPERM a seed-era log without

@@ -1,4 +1,4 @@
-/* pRPC dispatch (UPSTREAM-SPEC §1): POST|GET <mount><Method> with a protobuf or JSON body.
+/* pRPC dispatch (upstream dstack): POST|GET <mount><Method> with a protobuf or JSON body.
  *
  * Routing: a request path is matched against each service's mount in order; the rest must be
  * exactly one method name of that service's descriptor (case-sensitive, as in the .proto). To

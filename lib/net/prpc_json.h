@@ -1,4 +1,4 @@
-/* JSON <-> protobuf-c codec driven by message descriptors (pRPC JSON mode, UPSTREAM-SPEC §1.2).
+/* JSON <-> protobuf-c codec driven by message descriptors (pRPC JSON mode, upstream dstack).
  *
  * Mapping (both directions unless stated):
  *   field names      proto field names as written (snake_case)

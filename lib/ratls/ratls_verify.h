@@ -24,7 +24,7 @@
 #define RATLS_OS_IMAGE_HASH_MAX 64
 
 /* Which guest generation measured the app: the seed flow's event lines or newest runtime
- * events (UPSTREAM-SPEC §5.3 / §11.5). */
+ * events (upstream dstack). */
 enum ratls_era {
   RATLS_ERA_SEED = 0,
   RATLS_ERA_NEWEST = 1,

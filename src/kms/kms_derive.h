@@ -1,4 +1,4 @@
-/* App key derivation from the root keys (UPSTREAM-SPEC §5.3 seed era, §11.5 newest).
+/* App key derivation from the root keys (upstream dstack).
  *
  * All P-256 derivations use HKDF-SHA256 with salt "RATLS", IKM = the root CA's 32-byte private
  * scalar, info = the concatenation of the context parts listed below (no separators), and use

@@ -1,4 +1,4 @@
-/* Service DstackGuest on dstack.sock, mounted at the root (UPSTREAM-SPEC §11.2). */
+/* Service DstackGuest on dstack.sock, mounted at the root (upstream dstack). */
 #include <errno.h>
 #include <string.h>
 

@@ -18,7 +18,7 @@
 #include "ratls/ratls.h"
 #include "tappd.h"
 
-/* The app-info extension (UPSTREAM-SPEC 4.1, .1.9) of certificates asked for with_app_info. */
+/* The app-info extension (upstream dstack) of certificates asked for with_app_info. */
 #define TAPPD_OID_APP_INFO "1.3.6.1.4.1.62397.1.9"
 /* The special-usage extension (1.3.6.1.4.1.62397.1.4) of app certificates issued locally. */
 #define TAPPD_OID_CERT_USAGE "1.3.6.1.4.1.62397.1.4"

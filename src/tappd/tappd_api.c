@@ -1,4 +1,4 @@
-/* Service Tappd on tappd.sock (legacy API, UPSTREAM-SPEC §3 and §11.3). */
+/* Service Tappd on tappd.sock (legacy API, upstream dstack). */
 #include <errno.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* What tproxy tells about its ACME state (UPSTREAM-SPEC §7.3), read from certbot's workdir:
+/* What tproxy tells about its ACME state (upstream dstack), read from certbot's workdir:
  *   account_uri: the "account_id" string of <workdir>/credentials.json ("" when absent);
  *   hist_keys:   the SubjectPublicKeyInfo DER of the first certificate of every
  *                <workdir>/backup/<dir>/cert.pem, sorted and deduplicated.

@@ -1,6 +1,6 @@
 /* tproxy.toml: one table of options drives the defaults, the parser and --dump-config.
  *
- * Upstream keys (UPSTREAM-SPEC §7.1):
+ * Upstream dstack's keys:
  *   address = "0.0.0.0", port = 8010, log_level          RPC listener (Rocket keys)
  *   [tls] key, certs                                     RPC server certificate (PEM files)
  *   [tls.mutual] ca_certs, mandatory                     CA the CVMs' certificates chain to

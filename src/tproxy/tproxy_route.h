@@ -1,4 +1,4 @@
-/* SNI routing of the TLS ingress proxy (UPSTREAM-SPEC §7.5 plus the newer gateway suffixes).
+/* SNI routing of the TLS ingress proxy (upstream dstack plus the newer gateway suffixes).
  *
  * Names under the base domain, one label "<app_id>[-[<port>][s|g]]":
  *   <app_id>.<base>          → terminate TLS, plain TCP to port 80

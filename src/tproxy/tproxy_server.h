@@ -24,5 +24,5 @@ int tproxy_server_new(struct tproxy *t, struct event_base *base, FILE *out,
                       struct tproxy_server **ret, char *err, size_t errlen);
 void tproxy_server_free(struct tproxy_server *s);
 
-/* The dashboard page (UPSTREAM-SPEC §7.4). */
+/* The dashboard page (upstream dstack). */
 int tproxy_dashboard_render(struct tproxy *t, struct buf *out);

@@ -1,5 +1,5 @@
 """KMS integration: `kms --dev DIR` on a simulated platform, simulated CVMs asking for their keys
-with curl and RA-TLS client certificates (UPSTREAM-SPEC §5, §8.2, §11.5, §12)."""
+with curl and RA-TLS client certificates (upstream dstack)."""
 import hashlib
 import json
 import os

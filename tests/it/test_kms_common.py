@@ -1,7 +1,7 @@
 """Helpers shared by the KMS integration tests (no tests here): start `kms --dev DIR` (or
 `kms onboard`), make simulated CVMs (tdxctl extend + gen-ra-cert on a simulated platform), call
 the KMS with curl and mutual TLS, craft bad client certificates, and derive the expected keys
-independently (UPSTREAM-SPEC §5.3, §11.5) from the root key files."""
+independently (upstream dstack) from the root key files."""
 import datetime
 import hashlib
 import json
@@ -204,7 +204,7 @@ class Sim:
 
     def cvm(self, out_dir, ca_dir, compose=b"services: {}\n", rootfs=b"rootfs v1",
             app_imr=3, reboot=True):
-        """A seed-era boot (UPSTREAM-SPEC §8.2): rootfs-hash, app-id, ca-cert-hash on RTMR3,
+        """A seed-era boot (upstream dstack): rootfs-hash, app-id, ca-cert-hash on RTMR3,
         then `tdxctl gen-ra-cert` with the KMS's temporary CA. Returns (cert, key, app_id hex,
         rootfs hash hex)."""
         if reboot:
@@ -218,7 +218,7 @@ class Sim:
         return self.ra_cert(out_dir, ca_dir) + (app_hash[:40], rootfs_hash)
 
     def newest_boot(self, app, compose_hash, instance_id=None, reboot=True):
-        """The newest guest's boot events (UPSTREAM-SPEC §13.2) up to boot-mr-done: runtime
+        """The newest guest's boot events (upstream dstack) up to boot-mr-done: runtime
         events whose names are bound to their digests. Returns the instance id."""
         if reboot:
             self.reboot()

@@ -1,6 +1,6 @@
 """Newest-era guests: a CVM booted the way the newest guest agent does it (tappd --dev emits the
 runtime events app-id, compose-hash, instance-id, os-image-hash on RTMR3) asks the KMS for its
-keys; they match UPSTREAM-SPEC §11.5 derived independently here, and the signatures recover to
+keys; they match upstream dstack's derivation, done independently here, and the signatures recover to
 the KMS root k256 key (checked with @noble/curves when the SDK test modules are installed)."""
 import hashlib
 import json

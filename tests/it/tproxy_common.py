@@ -131,7 +131,7 @@ class Cvm:
         self.app_id = ch[:20].hex()
         self.instance_id = None
         if seed:
-            # the seed initramfs's fixed three (UPSTREAM-SPEC §8.2); names not bound to digests
+            # the seed initramfs's fixed three (upstream dstack); names not bound to digests
             self.tdxctl("extend", "-a", "rootfs-hash", "-d", hashlib.sha256(b"rootfs").hexdigest())
             self.tdxctl("extend", "-a", "app-id", "-d", ch.hex())
             self.tdxctl("extend", "-a", "ca-cert-hash", "-d", hashlib.sha256(b"ca").hexdigest())

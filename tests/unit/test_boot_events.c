@@ -23,7 +23,7 @@ static void rt(struct eventlog *log, const char *name, const void *p, size_t n) 
   assert_int_equal(eventlog_add_runtime(log, name, p, n, 1), 0);
 }
 
-/* The newest guest's boot (UPSTREAM-SPEC §13.2) for app A, through system-ready. */
+/* The newest guest's boot (upstream dstack) for app A, through system-ready. */
 static void boot_a(struct eventlog *log) {
   rt(log, "system-preparing", NULL, 0);
   rt(log, "app-id", APP_A, sizeof(APP_A));

@@ -105,7 +105,7 @@ static void test_quote_vectors_roundtrip(void **state) {
   }
 }
 
-/* Known values from UPSTREAM-SPEC 4.7 and the vectors README. */
+/* Known values from upstream dstack and the vectors README. */
 static void test_quote_known_fields(void **state) {
   (void)state;
   _cleanup_buf_ struct buf in;

@@ -1,4 +1,4 @@
-/* tproxy.toml: defaults (UPSTREAM-SPEC §7.1), checks, --dump-config round trip. */
+/* tproxy.toml: defaults (upstream dstack), checks, --dump-config round trip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

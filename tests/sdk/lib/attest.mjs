@@ -19,7 +19,7 @@ export function hexToBuf(s, what = 'hex') {
 
 export const pad64 = (b) => { assert.ok(b.length <= 64); return Buffer.concat([b, Buffer.alloc(64 - b.length)]); };
 
-// ---------- report_data rules (UPSTREAM-SPEC 11.3) ----------
+// ---------- report_data rules (upstream dstack) ----------
 
 export const HASHES = {
   sha256, sha384, sha512,
@@ -136,7 +136,7 @@ export function replay(events) {
 
 export const RUNTIME_EVENT = 0x08000001;
 
-// Digest V1 of a runtime event (UPSTREAM-SPEC 4.5).
+// Digest V1 of a runtime event (upstream dstack).
 export function runtimeDigestV1(name, payload) {
   const t = Buffer.alloc(4); t.writeUInt32LE(RUNTIME_EVENT);
   return crypto.createHash('sha384').update(t).update(':').update(name).update(':').update(payload).digest('hex');
@@ -211,7 +211,7 @@ export function certExtensions(cert) {
   return out;
 }
 
-// RA-TLS extensions hold a DER OCTET STRING inside extnValue (UPSTREAM-SPEC 4.1).
+// RA-TLS extensions hold a DER OCTET STRING inside extnValue (upstream dstack).
 export function unwrapOctet(v) {
   const t = tlv(v, 0);
   assert.equal(t.tag, 0x04, 'RA-TLS extension content must be a DER OCTET STRING');
@@ -267,7 +267,7 @@ export function ed25519Verify(sig, data, pub32) {
   return crypto.verify(null, data, crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }), sig);
 }
 
-// HKDF-SHA256, salt "RATLS", info = path (UPSTREAM-SPEC 4.6).
+// HKDF-SHA256, salt "RATLS", info = path (upstream dstack).
 export const kdf = (ikm, info) =>
   Buffer.from(crypto.hkdfSync('sha256', ikm, Buffer.from('RATLS'), Buffer.from(info), 32));
 
