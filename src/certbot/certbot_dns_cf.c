@@ -280,6 +280,12 @@ static int cf_call(struct cf *cf, const char *method, const char *path, json_t *
   return str_err(err, errlen, r, "cloudflare: %s %s: %s", method, path, why);
 }
 
+/* Ids go into URL paths: hex digits, '-' and '_' only. */
+static bool id_ok(const char *id) {
+  size_t l = id ? strlen(id) : 0;
+  return l > 0 && l <= 64 && strspn(id, "0123456789abcdefABCDEF-_") == l;
+}
+
 static char *name_plain(const char *name) {
   char *s = strdup(name);
   size_t l = s ? strlen(s) : 0;
@@ -334,7 +340,7 @@ static int cf_zone(struct cf *cf, const char *name, const char **ret, char *err,
     json_t *z;
     json_array_foreach(result, i, z) {
       const char *zn, *zid;
-      if (json_get_str(z, "name", &zn) < 0 || json_get_str(z, "id", &zid) < 0 || !*zid)
+      if (json_get_str(z, "name", &zn) < 0 || json_get_str(z, "id", &zid) < 0 || !id_ok(zid))
         continue;
       if (!name_eq(zn, cand))
         continue;
@@ -435,7 +441,7 @@ static int cf_create(struct cf *cf, const char *name, json_t *rec, const char *t
     return r;
   json_t *result = json_object_get(root, "result");
   const char *id;
-  if (json_get_str(result, "id", &id) < 0 || !*id || strlen(id) > 64)
+  if (json_get_str(result, "id", &id) < 0 || !id_ok(id))
     return str_err(err, errlen, -EBADMSG, "cloudflare: POST %s: answer without a record id",
                    path);
   if (!(*ret_id = strdup(id)))
@@ -484,7 +490,7 @@ static int cf_del(struct certbot_dns *d, const char *name, const char *id, char 
   int r = name_check(name, err, errlen);
   if (r < 0)
     return r;
-  if (!id || !*id || strlen(id) > 64 || strspn(id, "0123456789abcdefABCDEF-_") != strlen(id))
+  if (!id_ok(id))
     return str_err(err, errlen, -EINVAL, "cloudflare: bad record id");
   if ((r = cf_zone(cf, name, &zone, err, errlen)) < 0)
     return r;
@@ -583,9 +589,7 @@ int certbot_dns_cf_new(const struct certbot_dns_cf_opts *o, struct certbot_dns *
   const char *url = str_isempty(o->api_url) ? CERTBOT_DNS_CF_DEFAULT_API_URL : o->api_url;
   if (!str_startswith(url, "https://") && !str_startswith(url, "http://"))
     return str_err(err, errlen, -EINVAL, "cloudflare: api_url must be an http(s) URL");
-  if (!str_isempty(o->zone_id) &&
-      (strlen(o->zone_id) > 64 || strspn(o->zone_id, "0123456789abcdefABCDEF-_") !=
-                                      strlen(o->zone_id)))
+  if (!str_isempty(o->zone_id) && !id_ok(o->zone_id))
     return str_err(err, errlen, -EINVAL, "cloudflare: bad zone_id");
   struct cf *cf = calloc(1, sizeof(*cf));
   if (!cf)

@@ -186,12 +186,13 @@ static int query_one(struct server *srv, const char *name, const char *value,
   int64_t deadline = now_ms() + timeout_ms + 200;
   while (!q.finished && now_ms() < deadline) {
     ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-    int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+    /* c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 into the sign bit: read bits here */
+    unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
     struct pollfd pfd[ARES_GETSOCK_MAXNUM];
     nfds_t n = 0;
-    for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-      short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                         (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+    for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+      short ev = (short)((((bits >> i) & 1u) ? POLLIN : 0) |
+                         (((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u) ? POLLOUT : 0));
       if (ev)
         pfd[n++] = (struct pollfd){.fd = socks[i], .events = ev};
     }
