@@ -16,6 +16,7 @@
 #define CAA_VALUE_MAX 1024
 #define CAA_NAME_MAX 253
 #define GUARD ";"
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-._"
 
 int certbot_caa_value_parse(const char *s, unsigned *ret_flags, char **ret_tag,
                             char **ret_value) {
@@ -99,8 +100,8 @@ static int domains_normalize(char *const *domains, char ***ret, char *err, size_
     if (cl && c[cl - 1] == '.')
       c[--cl] = '\0';
     str_ascii_lower(c);
-    if (cl == 0 || cl > CAA_NAME_MAX || strspn(c, "abcdefghijklmnopqrstuvwxyz0123456789-._") != cl ||
-        c[0] == '.' || strstr(c, ".."))
+    if (cl == 0 || cl > CAA_NAME_MAX || strspn(c, NAME_CHARS) != cl || c[0] == '.' ||
+        strstr(c, ".."))
       return str_err(err, errlen, -EINVAL, "caa: bad domain \"%.80s\"", *p);
     if (strv_contains(l, c))
       continue;

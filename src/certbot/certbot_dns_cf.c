@@ -601,7 +601,7 @@ int certbot_dns_cf_new(const struct certbot_dns_cf_opts *o, struct certbot_dns *
   cf->ca_file = str_isempty(o->ca_file) ? NULL : strdup(o->ca_file);
   cf->timeout_ms = o->timeout_ms ? o->timeout_ms : CF_DEFAULT_TIMEOUT_MS;
   cf->retries = MIN(o->retries ? o->retries : CF_DEFAULT_RETRIES, CF_MAX_RETRIES);
-  cf->backoff_ms = MIN(o->backoff_ms ? o->backoff_ms : CF_DEFAULT_BACKOFF_MS, 60000u);
+  cf->backoff_ms = MIN(o->backoff_ms ? o->backoff_ms : CF_DEFAULT_BACKOFF_MS, 10000u);
   bool oom = !cf->api_url || !cf->auth_header || (!str_isempty(o->zone_id) && !cf->zone_id) ||
              (!str_isempty(o->ca_file) && !cf->ca_file);
   for (char *const *p = o->name_servers; !oom && p && *p; p++)

@@ -26,7 +26,7 @@ struct certbot_dns_cf_opts {
   const char *ca_file;   /* PEM bundle for the API's certificate; NULL: system CAs */
   unsigned timeout_ms;   /* per HTTP request; 0: 30 s */
   unsigned retries;      /* extra tries after a 429/5xx/connection failure; 0: 4 */
-  unsigned backoff_ms;   /* the first pause, doubled each retry up to 8x; 0: 500 ms */
+  unsigned backoff_ms;   /* first pause (at most 10 s), doubled up to 8x; 0: 500 ms */
   /* When set ("host:port", NULL-terminated), authoritative() returns these instead of the
    * zone's name servers from the API. */
   char *const *name_servers;

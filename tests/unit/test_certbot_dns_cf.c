@@ -123,8 +123,10 @@ static void test_records_filter(void **state) {
   (void)state;
   const char *body =
       "{\"success\":true,\"errors\":[],\"result\":["
-      "{\"id\":\"a1\",\"type\":\"TXT\",\"name\":\"_acme-challenge.example.com\",\"content\":\"v1\"},"
-      "{\"id\":\"a2\",\"type\":\"TXT\",\"name\":\"x._acme-challenge.example.com\",\"content\":\"v2\"},"
+      "{\"id\":\"a1\",\"type\":\"TXT\",\"name\":\"_acme-challenge.example.com\","
+      "\"content\":\"v1\"},"
+      "{\"id\":\"a2\",\"type\":\"TXT\",\"name\":\"x._acme-challenge.example.com\","
+      "\"content\":\"v2\"},"
       "{\"id\":\"a3\",\"type\":\"CAA\",\"name\":\"_ACME-challenge.Example.com\",\"content\":\"0 "
       "issue \\\"x\\\"\",\"data\":{\"flags\":0,\"tag\":\"issue\",\"value\":\"ca;a=\\\"q\\\"\"}},"
       "{\"id\":\"a4\",\"type\":\"CAA\",\"name\":\"_acme-challenge.example.com\",\"content\":\"128 "
