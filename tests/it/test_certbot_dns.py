@@ -240,6 +240,12 @@ def test_wait_txt(dns):
     assert 1.4 <= took < 5, took
     assert "still does not serve" in out["error"] and server in out["error"], out
     assert "TXT records without the value" in out["error"], out
+    # a record of several strings (a value longer than 255 bytes) counts as their join
+    long_a, long_b = "a" * 255, "b" * 45
+    dns.knot.edit("set", name, "TXT", f'"{long_a}" "{long_b}"')
+    assert dns.run("wait", 5000, name, long_a + long_b, server)["_rc"] == 0
+    out = dns.run("wait", 600, name, long_a, server)
+    assert out["_rc"] == 1, out
     # a name with no record at all
     out = dns.run("wait", 600, f"nothing.{ZONE}", "x", server)
     assert out["_rc"] == 1 and "no TXT record" in out["error"], out
