@@ -61,6 +61,14 @@ static int update_one(struct rfc2136 *d, const char *name, uint16_t type, uint16
     str_err(err, errlen, r, "DNS update for %s: malformed answer from %s", name, d->server);
     goto out;
   }
+  /* A server that does not take the key answers unsigned (RFC 8945 5.3.2): that is a refusal
+   * either way, named by its rcode. */
+  if (!m.has_tsig && m.rcode != 0) {
+    r = -EPERM;
+    str_err(err, errlen, r, "DNS update for %s refused by %s: %s (unsigned answer)", name,
+            d->server, rcode_name(m.rcode));
+    goto out;
+  }
   if ((r = certbot_tsig_verify(resp.data, resp.len, &m, &k, mac, (uint64_t)time(NULL))) < 0) {
     str_err(err, errlen, r, "DNS update for %s: the answer of %s is not signed by the key %s (rcode %s)",
             name, d->server, d->key_name, rcode_name(m.rcode));

@@ -132,7 +132,7 @@ def make_tls(d):
 
 
 class Pebble:
-    def __init__(self, d, dns_port, nonce_reject=0):
+    def __init__(self, d, dns_port, nonce_reject=0, nosleep=True):
         make_tls(d)
         self.port, self.mgmt = free_port(), free_port()
         (d / "pebble.json").write_text(json.dumps({"pebble": {
@@ -142,7 +142,10 @@ class Pebble:
             "httpPort": free_port(), "tlsPort": free_port(), "ocspResponderURL": "",
             "externalAccountBindingRequired": False}}))
         env = _clean_env()
-        env["PEBBLE_VA_NOSLEEP"] = "1"
+        if nosleep:
+            env["PEBBLE_VA_NOSLEEP"] = "1"
+        # Every order gets fresh authorizations, so every renewal answers challenges.
+        env["PEBBLE_AUTHZREUSE"] = "0"
         env.pop("PEBBLE_WFE_NONCEREJECT", None)
         if nonce_reject is not None:
             env["PEBBLE_WFE_NONCEREJECT"] = str(nonce_reject)
@@ -306,33 +309,63 @@ def test_dns_never_propagates(servers, tmp_path):
 
 
 def test_killed_mid_order(servers, tmp_path):
+    """SIGKILL while certbot waits for Pebble's validation (Pebble's VA sleeps up to 15 s
+    here): the old live pair stays, and a rerun completes and leaves no challenge record."""
     knot, start_pebble = servers
-    pebble = start_pebble(nonce_reject=0)
+    pebble = start_pebble(nonce_reject=0, nosleep=False)
+    cfg = config(tmp_path, knot, pebble)
+    work = tmp_path / "work"
+    # The first pair, made without waiting: a second Pebble that does not sleep is not
+    # needed, the first issuance simply takes Pebble's sleep once.
+    r = certbot("renew", "-c", cfg, "--once")
+    assert r.returncode == 0, r.stderr
+    old_cert = os.path.realpath(work / "live" / "cert.pem")
+    old_key = os.path.realpath(work / "live" / "key.pem")
+    p = subprocess.Popen([str(CERTBOT), "renew", "-c", str(cfg), "--once", "--force"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_clean_env())
     try:
-        cfg = config(tmp_path, knot, pebble)
-        r = certbot("renew", "-c", cfg, "--once")
-        assert r.returncode == 0, r.stderr
-        work = tmp_path / "work"
-        old_cert = os.path.realpath(work / "live" / "cert.pem")
-        old_key = os.path.realpath(work / "live" / "key.pem")
-        # A forced renewal that hangs in the DNS wait (a hook-free way: a TXT value check that
-        # never succeeds is not possible here, so kill it as soon as its record is published).
-        e = _clean_env()
-        p = subprocess.Popen([str(CERTBOT), "renew", "-c", str(cfg), "--once", "--force"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=e)
         end = time.monotonic() + 30
         while time.monotonic() < end and p.poll() is None:
             if knot.txt(f"_acme-challenge.{ZONE}"):
                 break
             time.sleep(0.02)
+        assert p.poll() is None, "certbot ended before it could be killed"
+    finally:
         p.kill()
         p.wait(10)
-        assert os.path.realpath(work / "live" / "cert.pem") == old_cert
-        assert os.path.realpath(work / "live" / "key.pem") == old_key
-        r = certbot("renew", "-c", cfg, "--once", "--force")
-        assert r.returncode == 0, r.stderr
-        assert os.path.realpath(work / "live" / "cert.pem") != old_cert
-        assert knot.txt(f"_acme-challenge.{ZONE}") == []
-        verify_chain(work, pebble.root(), tmp_path)
-    finally:
-        stop(pebble.proc)
+    assert os.path.realpath(work / "live" / "cert.pem") == old_cert
+    assert os.path.realpath(work / "live" / "key.pem") == old_key
+    assert os.path.exists(old_cert) and os.path.exists(old_key)
+    r = certbot("renew", "-c", cfg, "--once", "--force")
+    assert r.returncode == 0, r.stderr
+    assert os.path.realpath(work / "live" / "cert.pem") != old_cert
+    assert knot.txt(f"_acme-challenge.{ZONE}") == []
+    verify_chain(work, pebble.root(), tmp_path)
+
+
+def test_tee_quotes_bind_account_and_key(servers, tmp_path, sim):
+    """With a TEE (the simulator), acme-account.quote binds the account URI and each
+    backup's cert.quote binds the certificate's public key."""
+    import hashlib
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    import quoteparse
+
+    knot, start_pebble = servers
+    pebble = start_pebble(nonce_reject=0)
+    cfg = config(tmp_path, knot, pebble)
+    r = certbot("renew", "-c", cfg, "--once", env=sim.env)
+    assert r.returncode == 0, r.stderr
+    work = tmp_path / "work"
+    acct = json.loads((work / "credentials.json").read_text())["account_id"]
+    q = json.loads((work / "acme-account.quote").read_text())
+    assert isinstance(q["event_log"], str)
+    rd = quoteparse.parse(bytes.fromhex(q["quote"]))["report_data"]
+    assert rd == hashlib.sha512(b"acme-account:" + acct.encode()).hexdigest()
+    backup = pathlib.Path(os.path.realpath(work / "live" / "cert.pem")).parent
+    cert = x509.load_pem_x509_certificate((backup / "cert.pem").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    q = json.loads((backup / "cert.quote").read_text())
+    rd = quoteparse.parse(bytes.fromhex(q["quote"]))["report_data"]
+    assert rd == hashlib.sha512(b"cert-pubkey:" + spki).hexdigest()
