@@ -320,6 +320,18 @@ static void pending_free(struct pending *p, size_t n) {
   free(p);
 }
 
+/* Whether status is one of the space-separated words of want. */
+static bool status_in(const char *status, const char *want) {
+  size_t n = strlen(status);
+  for (const char *w = want; n > 0 && *w;) {
+    size_t l = strcspn(w, " ");
+    if (l == n && strncmp(w, status, n) == 0)
+      return true;
+    w += l + (w[l] ? 1 : 0);
+  }
+  return false;
+}
+
 /* Polls url (POST-as-GET) until its status is one of want, -EPROTO on "invalid". */
 static int poll_status(struct certbot_acme *a, const char *url, const char *want, json_t **ret,
                        char *err, size_t errlen) {
@@ -334,7 +346,7 @@ static int poll_status(struct certbot_acme *a, const char *url, const char *want
       json_decref(j);
       return str_err(err, errlen, -EBADMSG, "ACME %s: no status", url);
     }
-    if (strstr(want, status) && *status) {
+    if (status_in(status, want)) {
       *ret = j;
       return 0;
     }

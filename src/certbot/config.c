@@ -57,6 +57,8 @@ int certbot_config_check(const struct certbot_config *c, char *err, size_t errle
     return conftab_error(err, errlen, "acme_url must be an http(s) URL");
   if (strv_length(c->domains) == 0 && str_isempty(c->domain))
     return conftab_error(err, errlen, "no domain");
+  if (c->max_dns_wait > 86400 || c->renew_timeout > 86400)
+    return conftab_error(err, errlen, "max_dns_wait and renew_timeout are at most 86400 s");
   if (c->renew_timeout == 0 || c->renew_interval == 0)
     return conftab_error(err, errlen, "renew_interval and renew_timeout must be > 0");
   if (str_eq(c->dns_provider, "cloudflare")) {

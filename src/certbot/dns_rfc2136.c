@@ -56,7 +56,8 @@ static int update_one(struct rfc2136 *d, const char *name, uint16_t type, uint16
     str_err(err, errlen, r, "DNS update for %s at %s", name, d->server);
     goto out;
   }
-  if ((r = certbot_dnsmsg_parse(resp.data, resp.len, &m)) < 0 || m.id != id) {
+  if ((r = certbot_dnsmsg_parse(resp.data, resp.len, &m)) < 0 || m.id != id ||
+      !(m.flags & 0x8000)) {
     r = r < 0 ? r : -EBADMSG;
     str_err(err, errlen, r, "DNS update for %s: malformed answer from %s", name, d->server);
     goto out;
@@ -173,7 +174,8 @@ static int query_type(struct rfc2136 *d, const char *name, uint16_t type,
     str_err(err, errlen, r, "DNS query for %s at %s", name, d->server);
     goto out;
   }
-  if ((r = certbot_dnsmsg_parse(resp.data, resp.len, &m)) < 0 || m.id != id) {
+  if ((r = certbot_dnsmsg_parse(resp.data, resp.len, &m)) < 0 || m.id != id ||
+      !(m.flags & 0x8000)) {
     r = r < 0 ? r : -EBADMSG;
     str_err(err, errlen, r, "DNS query for %s: malformed answer from %s", name, d->server);
     goto out;

@@ -369,3 +369,32 @@ def test_tee_quotes_bind_account_and_key(servers, tmp_path, sim):
     q = json.loads((backup / "cert.quote").read_text())
     rd = quoteparse.parse(bytes.fromhex(q["quote"]))["report_data"]
     assert rd == hashlib.sha512(b"cert-pubkey:" + spki).hexdigest()
+
+
+def test_cli(tmp_path):
+    r = certbot("cfg")
+    assert r.returncode == 0 and 'dns_provider = "cloudflare"' in r.stdout
+    out = tmp_path / "c.toml"
+    assert certbot("cfg", "-w", out).returncode == 0
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    # The defaults are not usable on their own: a configuration error names the key.
+    r = certbot("renew", "-c", out, "--once")
+    assert r.returncode == 3 and "cf_api_token" in r.stderr, r.stderr
+    assert certbot("renew", "--bogus").returncode == 2
+    assert certbot("frobnicate").returncode == 2
+    assert certbot().returncode == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text('dns_provider = "rfc2136"\nunknown_key = 1\n')
+    r = certbot("renew", "-c", bad)
+    assert r.returncode == 3 and "unknown_key" in r.stderr
+    secret = "c2VjcmV0IHZhbHVlIHRoYXQgbXVzdCBub3QgbGVhaw=="
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'dns_provider = "rfc2136"\nacme_url = "https://127.0.0.1:1/dir"\n'
+                   f'workdir = "{tmp_path / "w"}"\nrenew_timeout = 5\n[rfc2136]\n'
+                   f'server = "127.0.0.1"\nzone = "example.test"\ntsig_key_name = "k"\n'
+                   f'tsig_secret = "{secret}"\n')
+    r = certbot("renew", "-c", cfg, "--once")
+    assert r.returncode == 1 and "127.0.0.1:1" in r.stderr
+    assert secret not in r.stderr and secret not in r.stdout
+    r = certbot("set-caa", "-c", cfg)
+    assert r.returncode != 0 and "not implemented" in r.stderr
