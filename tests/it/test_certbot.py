@@ -398,3 +398,113 @@ def test_cli(tmp_path):
     assert secret not in r.stderr and secret not in r.stdout
     r = certbot("set-caa", "-c", cfg)
     assert r.returncode != 0 and "not implemented" in r.stderr
+
+
+class ProblemProxy:
+    """HTTPS in front of Pebble: the first `count` POSTs whose path contains `match` get a
+    problem document of type `ptype` (with a fresh nonce from Pebble and Retry-After: 1),
+    everything else is passed through. Pebble builds its URLs from the Host header, which is
+    forwarded as it came, so the directory points at the proxy."""
+
+    def __init__(self, pebble, d, match, ptype, count):
+        import http.client
+        import http.server
+        import threading
+
+        self.injected, self.forwarded = 0, 0
+        outer = self
+        ctx_up = ssl.create_default_context(cafile=str(pebble.ca))
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _forward(self, method):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                if method == "POST" and match in self.path and outer.injected < count:
+                    outer.injected += 1
+                    c = http.client.HTTPSConnection("127.0.0.1", pebble.port, context=ctx_up,
+                                                    timeout=10)
+                    c.request("HEAD", "/nonce-plz", headers={"Host": self.headers["Host"]})
+                    nonce = c.getresponse().getheader("Replay-Nonce")
+                    c.close()
+                    doc = json.dumps({"type": f"urn:ietf:params:acme:error:{ptype}",
+                                      "detail": "injected by the test"}).encode()
+                    self.send_response(429 if ptype == "rateLimited" else 500)
+                    self.send_header("Content-Type", "application/problem+json")
+                    self.send_header("Replay-Nonce", nonce)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(doc)))
+                    self.end_headers()
+                    self.wfile.write(doc)
+                    return
+                outer.forwarded += 1
+                c = http.client.HTTPSConnection("127.0.0.1", pebble.port, context=ctx_up,
+                                                timeout=20)
+                hdrs = {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("connection", "content-length")}
+                c.request(method, self.path, body=body, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(data)
+                c.close()
+
+            def do_GET(self):
+                self._forward("GET")
+
+            def do_HEAD(self):
+                self._forward("HEAD")
+
+            def do_POST(self):
+                self._forward("POST")
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(d / "tls.pem"), str(d / "tls.key"))
+        self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+        self.port = self.srv.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}/dir"
+        self.ca = pebble.ca
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_server_busy_backoff(servers, tmp_path):
+    """serverInternal twice on newOrder: retried after the back-off, then issued. rateLimited
+    on every newOrder: a bounded number of tries, then a clear error."""
+    knot, start_pebble = servers
+    pebble = start_pebble(nonce_reject=0)
+    proxy = ProblemProxy(pebble, tmp_path / "pebble", "/order-plz", "serverInternal", 2)
+    try:
+        cfg = config(tmp_path, knot, proxy)
+        r = certbot("renew", "-c", cfg, "--once")
+        assert r.returncode == 0, r.stderr
+        assert proxy.injected == 2
+    finally:
+        proxy.close()
+    proxy = ProblemProxy(pebble, tmp_path / "pebble", "/order-plz", "rateLimited", 1000)
+    try:
+        cfg = config(tmp_path, knot, proxy)
+        t0 = time.monotonic()
+        r = certbot("renew", "-c", cfg, "--once", "--force")
+        assert r.returncode == 1
+        assert "rateLimited" in r.stderr and "injected by the test" in r.stderr, r.stderr
+        assert proxy.injected == 4  # the first try and three retries
+        assert time.monotonic() - t0 < 20
+        assert knot.txt(f"_acme-challenge.{ZONE}") == []
+    finally:
+        proxy.close()
