@@ -246,6 +246,15 @@ static int cert_store(const struct certbot_config *c, struct tee *tee, const str
   _cleanup_buf_ struct buf kpem = BUF_INIT_SECRET(KEY_INPUT_MAX), spki = BUF_INIT(4096);
   _cleanup_free_ char *dir = NULL, *certp = NULL, *keyp = NULL, *live = NULL, *absdir = NULL;
   int r;
+  {
+    /* The leaf must carry our key: anything else is not stored. */
+    _cleanup_(X509_freep) X509 *leaf = NULL;
+    _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+    if ((r = x509_cert_from_pem(chain->data, chain->len, &leaf)) < 0 ||
+        (r = x509_cert_public_key(leaf, &pub)) < 0 || (r = key_public_equal(pub, key)) < 0)
+      return str_err(err, errlen, r < 0 ? r : -EBADMSG,
+                     "the certificate from the CA does not carry the requested key");
+  }
   clock_gettime(CLOCK_REALTIME, &now);
   gmtime_r(&now.tv_sec, &tm);
   strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
