@@ -21,9 +21,9 @@ struct certbot_acme;
 
 struct certbot_acme_opts {
   const char *directory_url;
-  const char *ca_file;      /* PEM to trust for the ACME server; NULL = system CAs */
+  const char *ca_file;         /* PEM to trust for the ACME server; NULL = system CAs */
   unsigned request_timeout_ms; /* per request; 0 = 30 s */
-  int64_t deadline_ms;      /* CLOCK_MONOTONIC ms after which nothing more is started */
+  int64_t deadline_ms;         /* CLOCK_MONOTONIC ms after which nothing more is started */
 };
 
 /* Fetches the directory. */
@@ -31,8 +31,9 @@ int certbot_acme_new(const struct certbot_acme_opts *o, struct certbot_acme **re
                      size_t errlen);
 void certbot_acme_free(struct certbot_acme *a);
 
-/* Uses key as the account key (a owns it from now on, also on failure). kid NULL: registers (or finds) the account with newAccount
- * (termsOfServiceAgreed, no contact) and returns its URL in *ret_kid; else uses kid. */
+/* Uses key as the account key (a owns it from now on, also on failure). kid NULL: registers (or
+ * finds) the account with newAccount (termsOfServiceAgreed, no contact) and returns its URL in
+ * *ret_kid; else uses kid. */
 int certbot_acme_account(struct certbot_acme *a, EVP_PKEY *key, const char *kid, char **ret_kid,
                          char *err, size_t errlen);
 

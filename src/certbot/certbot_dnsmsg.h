@@ -37,8 +37,8 @@ struct certbot_dns_rr {
 
 struct certbot_dns_msg {
   uint16_t id, flags;
-  uint16_t counts[4]; /* question, answer, authority, additional */
-  unsigned rcode;     /* from flags (the TSIG error is separate) */
+  uint16_t counts[4];         /* question, answer, authority, additional */
+  unsigned rcode;             /* from flags (the TSIG error is separate) */
   struct certbot_dns_rr *rrs; /* answer, authority, additional in order (questions skipped) */
   size_t n_rrs;
   size_t n_answer;

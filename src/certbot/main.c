@@ -38,7 +38,7 @@ static int config_get(const char *path, struct certbot_config *c) {
   }
   if (certbot_config_check(c, err, sizeof(err)) < 0) {
     fprintf(stderr, "certbot: config: %s%s\n", err,
-                 path ? "" : " (no -c FILE given: these are the defaults)");
+            path ? "" : " (no -c FILE given: these are the defaults)");
     return CLI_EXIT_CONFIG;
   }
   return 0;

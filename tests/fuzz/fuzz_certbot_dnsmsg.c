@@ -1,6 +1,6 @@
-/* The DNS response parser of certbot (src/certbot/dnsmsg.c, certbot_dnsmsg_parse) and what
- * reads the records it returns: TXT and CAA rdata decoders and the TSIG check. Every record
- * must lie inside the input, and errors must be one of the documented codes. */
+/* The DNS response parser of certbot (certbot_dnsmsg_parse in src/certbot/certbot_dnsmsg.c) and
+ * what reads the records it returns: TXT and CAA rdata decoders and the TSIG check. Every
+ * record must lie inside the input, and errors must be one of the documented codes. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

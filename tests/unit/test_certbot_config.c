@@ -1,5 +1,5 @@
-/* src/certbot/config.c: defaults, loading, the checks' refusals, and the default TOML that
- * `certbot cfg` prints (it loads back). */
+/* src/certbot/certbot_config.c: defaults, loading, the checks' refusals, and the default
+ * TOML that `certbot cfg` prints (it loads back). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,8 +81,9 @@ static void test_refusals(void **state) {
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     struct certbot_config c;
     char err[256] = "";
-    char *text = str_printf("%s%s" RFC2136_BODY, bad[i].extra,
-                            strstr(bad[i].extra, "dns_provider") ? "" : "dns_provider = \"rfc2136\"\n");
+    char *text =
+        str_printf("%s%s" RFC2136_BODY, bad[i].extra,
+                   strstr(bad[i].extra, "dns_provider") ? "" : "dns_provider = \"rfc2136\"\n");
     assert_int_equal(certbot_config_init(&c), 0);
     /* Top-level keys must precede the [rfc2136] table: they do here. */
     assert_int_equal(load_text(&c, text, err, sizeof(err)), 0);
@@ -94,7 +95,8 @@ static void test_refusals(void **state) {
   }
   /* rfc2136 without its secret; an unknown algorithm; unknown keys; wrong types. */
   static const char *const bad2[] = {
-      "dns_provider = \"rfc2136\"\n[rfc2136]\nserver = \"a\"\nzone = \"z\"\ntsig_key_name = \"k\"\n",
+      "dns_provider = \"rfc2136\"\n[rfc2136]\nserver = \"a\"\nzone = \"z\"\ntsig_key_name = "
+      "\"k\"\n",
       "dns_provider = \"rfc2136\"\n[rfc2136]\nserver = \"a\"\nzone = \"z\"\ntsig_key_name = \"k\"\n"
       "tsig_secret = \"c2VjcmV0\"\ntsig_algorithm = \"hmac-md5\"\n",
   };

@@ -1,4 +1,4 @@
-/* src/certbot/dnsmsg.c: names, UPDATE messages, TXT/CAA rdata, TSIG signing and the
+/* src/certbot/certbot_dnsmsg.c: names, UPDATE messages, TXT/CAA rdata, TSIG signing and the
  * verification of signed answers, the response parser's bounds, and the TXT wait. */
 #include <errno.h>
 #include <setjmp.h>
@@ -25,7 +25,13 @@ static void test_name_encode(void **state) {
   struct buf b = BUF_INIT(1024);
   assert_int_equal(certbot_dns_name_encode("Example.TEST.", &b), 0);
   assert_int_equal(b.len, 14);
-  assert_memory_equal(b.data, "\x07" "example" "\x04" "test" "\x00", 14);
+  assert_memory_equal(b.data,
+                      "\x07"
+                      "example"
+                      "\x04"
+                      "test"
+                      "\x00",
+                      14);
   buf_reset(&b);
   assert_int_equal(certbot_dns_name_encode("", &b), 0);
   assert_int_equal(b.len, 1);
@@ -103,8 +109,16 @@ static void test_caa(void **state) {
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(certbot_dns_caa_rdata_decode(SLICE(bad[i].p, bad[i].n), &s), -EBADMSG);
   /* TXT rdata: a length past the end, a NUL inside. */
-  assert_int_equal(certbot_dns_txt_rdata_decode(SLICE("\x05" "abc", 4), &s), -EBADMSG);
-  assert_int_equal(certbot_dns_txt_rdata_decode(SLICE("\x02" "a\x00", 3), &s), -EBADMSG);
+  assert_int_equal(certbot_dns_txt_rdata_decode(SLICE("\x05"
+                                                      "abc",
+                                                      4),
+                                                &s),
+                   -EBADMSG);
+  assert_int_equal(certbot_dns_txt_rdata_decode(SLICE("\x02"
+                                                      "a\x00",
+                                                      3),
+                                                &s),
+                   -EBADMSG);
   buf_free(&rd);
 }
 
@@ -121,8 +135,10 @@ static void server_sign(struct buf *resp, const uint8_t req_mac[32], uint64_t t,
   put16(&d, 32);
   assert_int_equal(buf_append(&d, req_mac, 32), 0);
   assert_int_equal(buf_append(&d, resp->data, resp->len), 0);
-  static const uint8_t keyname[] = "\x0b" "certbot-key";
-  static const uint8_t alg[] = "\x0b" "hmac-sha256";
+  static const uint8_t keyname[] = "\x0b"
+                                   "certbot-key";
+  static const uint8_t alg[] = "\x0b"
+                               "hmac-sha256";
   assert_int_equal(buf_append(&d, keyname, sizeof(keyname)), 0);
   put16(&d, 255);
   put16(&d, 0);
@@ -187,8 +203,10 @@ static void test_tsig(void **state) {
     struct buf d = BUF_INIT(4096);
     assert_int_equal(buf_append(&d, req.data, unsigned_len), 0);
     d.data[11] = 0;
-    static const uint8_t keyname[] = "\x0b" "certbot-key";
-    static const uint8_t alg[] = "\x0b" "hmac-sha256";
+    static const uint8_t keyname[] = "\x0b"
+                                     "certbot-key";
+    static const uint8_t alg[] = "\x0b"
+                                 "hmac-sha256";
     assert_int_equal(buf_append(&d, keyname, sizeof(keyname)), 0);
     put16(&d, 255);
     put16(&d, 0);
@@ -221,7 +239,7 @@ static void test_tsig(void **state) {
   memcpy(other, mac, 32);
   other[0] ^= 1;
   assert_int_equal(verify(&resp, other, now), -EPERM); /* another request */
-  resp.data[3] ^= 1;                                  /* a flipped bit in the header */
+  resp.data[3] ^= 1;                                   /* a flipped bit in the header */
   assert_int_equal(verify(&resp, mac, now), -EPERM);
   /* Signed with another secret. */
   make_resp(&resp, 7);
@@ -242,7 +260,9 @@ static int parse(const void *p, size_t n) {
 }
 
 #define HDR(an) "\x00\x01\x81\x80\x00\x01\x00" an "\x00\x00\x00\x00"
-#define Q "\x01" "a\x00\x00\x10\x00\x01"
+#define Q                                                                                          \
+  "\x01"                                                                                           \
+  "a\x00\x00\x10\x00\x01"
 
 static void test_parse_answer(void **state) {
   (void)state;
@@ -269,18 +289,20 @@ static void test_parse_negative(void **state) {
     int err;
   } bad[] = {
       {"", 0, -EBADMSG},
-      {"\x00\x01\x81\x80\x00\x00", 6, -EBADMSG},            /* short header */
-      {HDR("\x01"), 12, -EBADMSG},                          /* question missing */
-      {HDR("\x01") Q, 19, -EBADMSG},                        /* answer missing */
+      {"\x00\x01\x81\x80\x00\x00", 6, -EBADMSG},                        /* short header */
+      {HDR("\x01"), 12, -EBADMSG},                                      /* question missing */
+      {HDR("\x01") Q, 19, -EBADMSG},                                    /* answer missing */
       {HDR("\x01") Q "\xc0\x0c\x00\x10\x00\x01\x00\x00", 27, -EBADMSG}, /* short RR */
       {HDR("\x01") Q "\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x09\x02hi", 33, -EBADMSG},
       {HDR("\x01") Q "\xc0\x13\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x00", 31, -EBADMSG}, /* self */
       {HDR("\x01") Q "\xc0\x40\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x00", 31, -EBADMSG}, /* fwd */
       {HDR("\x01") Q "\x80\x00\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x00", 31, -EBADMSG}, /* 0x80 */
-      {HDR("\x00") Q "x", 20, -EBADMSG},                    /* trailing byte */
+      {HDR("\x00") Q "x", 20, -EBADMSG},                                  /* trailing byte */
       {"\x00\x01\x81\x80\x00\x01\x01\x01\x00\x00\x00\x00", 12, -ENOBUFS}, /* 257 answers */
       {"\x00\x01\x81\x80\x00\x40\x00\x00\x00\x00\x00\x00", 12, -ENOBUFS}, /* 64 questions */
-      {"\x00\x01\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x05" "ab", 15, -EBADMSG}, /* label */
+      {"\x00\x01\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x05"
+       "ab",
+       15, -EBADMSG}, /* label */
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     int r = parse(bad[i].p, bad[i].n);
@@ -288,10 +310,9 @@ static void test_parse_negative(void **state) {
       fail_msg("case %zu: %d, expected %d", i, r, bad[i].err);
   }
   /* A TSIG that is not the last record. */
-  static const uint8_t tsig_first[] =
-      "\x00\x01\x81\x80\x00\x00\x00\x00\x00\x00\x00\x02"
-      "\x00\x00\xfa\x00\xff\x00\x00\x00\x00\x00\x00"
-      "\x00\x00\x10\x00\x01\x00\x00\x00\x00\x00\x00";
+  static const uint8_t tsig_first[] = "\x00\x01\x81\x80\x00\x00\x00\x00\x00\x00\x00\x02"
+                                      "\x00\x00\xfa\x00\xff\x00\x00\x00\x00\x00\x00"
+                                      "\x00\x00\x10\x00\x01\x00\x00\x00\x00\x00\x00";
   assert_int_equal(parse(tsig_first, sizeof(tsig_first) - 1), -EBADMSG);
   /* A name longer than 255 bytes through pointers to long labels. */
   struct buf b = BUF_INIT(4096);
@@ -322,9 +343,9 @@ static void test_wait_timeout(void **state) {
   char *servers[] = {"127.0.0.1:1", NULL};
   struct timespec a, z;
   clock_gettime(CLOCK_MONOTONIC, &a);
-  assert_int_equal(certbot_dns_wait_txt(servers, "_acme-challenge.example.test", "v", 400, err,
-                                        sizeof(err)),
-                   -ETIMEDOUT);
+  assert_int_equal(
+      certbot_dns_wait_txt(servers, "_acme-challenge.example.test", "v", 400, err, sizeof(err)),
+      -ETIMEDOUT);
   clock_gettime(CLOCK_MONOTONIC, &z);
   long ms = (z.tv_sec - a.tv_sec) * 1000 + (z.tv_nsec - a.tv_nsec) / 1000000;
   assert_true(ms >= 300 && ms < 3000);
@@ -339,9 +360,9 @@ static void test_wait_timeout(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_name_encode),   cmocka_unit_test(test_update_message),
-      cmocka_unit_test(test_caa),           cmocka_unit_test(test_tsig),
-      cmocka_unit_test(test_parse_answer),  cmocka_unit_test(test_parse_negative),
+      cmocka_unit_test(test_name_encode),  cmocka_unit_test(test_update_message),
+      cmocka_unit_test(test_caa),          cmocka_unit_test(test_tsig),
+      cmocka_unit_test(test_parse_answer), cmocka_unit_test(test_parse_negative),
       cmocka_unit_test(test_wait_timeout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

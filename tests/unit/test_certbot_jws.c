@@ -1,5 +1,5 @@
-/* src/certbot/jws.c and the pure parts of acme.c: JWK, thumbprints (RFC 7638's example),
- * key authorizations, ES256 JWS, problem documents and the CSR. */
+/* src/certbot/certbot_jws.c and the pure parts of certbot_acme.c: JWK, thumbprints (RFC 7638's
+ * example), key authorizations, ES256 JWS, problem documents and the CSR. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,8 +22,8 @@
 
 /* RFC 7638 section 3.1. */
 #define RFC7638_N                                                                                  \
-  "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECP"  \
-  "ebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY"  \
+  "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECP"   \
+  "ebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY"   \
   "368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM"  \
   "4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
 #define RFC7638_THUMB "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
@@ -46,8 +46,8 @@ static char *b64url(const void *p, size_t n) {
 
 static void test_thumbprint_rfc7638(void **state) {
   (void)state;
-  json_t *jwk = json_pack("{s:s,s:s,s:s,s:s}", "kty", "RSA", "n", RFC7638_N, "e", "AQAB", "alg",
-                          "RS256");
+  json_t *jwk =
+      json_pack("{s:s,s:s,s:s,s:s}", "kty", "RSA", "n", RFC7638_N, "e", "AQAB", "alg", "RS256");
   char *t = NULL;
   assert_int_equal(certbot_jwk_thumbprint(jwk, &t), 0);
   assert_string_equal(t, RFC7638_THUMB);
@@ -107,9 +107,9 @@ static void test_thumbprint_bad(void **state) {
 static void test_key_authorization(void **state) {
   (void)state;
   char *ka = NULL, *v = NULL;
-  assert_int_equal(certbot_key_authorization("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA",
-                                             RFC7638_THUMB, &ka),
-                   0);
+  assert_int_equal(
+      certbot_key_authorization("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", RFC7638_THUMB, &ka),
+      0);
   assert_string_equal(ka, "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA." RFC7638_THUMB);
   assert_int_equal(certbot_dns01_value(ka, &v), 0);
   uint8_t h[32];
@@ -206,8 +206,8 @@ static void test_problem(void **state) {
   assert_string_equal(d, "");
   free(t);
   free(d);
-  static const char *const bad[] = {"", "{", "[]", "{\"detail\":\"x\"}", "{\"type\":1}",
-                                    "\"type\"", "{\"type\":\"a\"} x"};
+  static const char *const bad[] = {
+      "", "{", "[]", "{\"detail\":\"x\"}", "{\"type\":1}", "\"type\"", "{\"type\":\"a\"} x"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_true(certbot_acme_problem_parse(bad[i], strlen(bad[i]), &t, &d) < 0);
 }
@@ -243,9 +243,12 @@ static void test_csr(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_thumbprint_rfc7638), cmocka_unit_test(test_thumbprint_ec),
-      cmocka_unit_test(test_thumbprint_bad),     cmocka_unit_test(test_key_authorization),
-      cmocka_unit_test(test_jws),                cmocka_unit_test(test_problem),
+      cmocka_unit_test(test_thumbprint_rfc7638),
+      cmocka_unit_test(test_thumbprint_ec),
+      cmocka_unit_test(test_thumbprint_bad),
+      cmocka_unit_test(test_key_authorization),
+      cmocka_unit_test(test_jws),
+      cmocka_unit_test(test_problem),
       cmocka_unit_test(test_csr),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

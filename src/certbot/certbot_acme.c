@@ -119,8 +119,8 @@ static int acme_post(struct certbot_acme *a, const char *url, const char *payloa
     if (resp->status >= 200 && resp->status < 300)
       return 0;
     _cleanup_free_ char *type = NULL, *detail = NULL;
-    if (certbot_acme_problem_parse((const char *)resp->body.data, resp->body.len, &type,
-                                   &detail) < 0) {
+    if (certbot_acme_problem_parse((const char *)resp->body.data, resp->body.len, &type, &detail) <
+        0) {
       r = str_err(err, errlen, -EPROTO, "ACME POST %s: HTTP %ld without a problem document", url,
                   resp->status);
       http_response_free(resp);
@@ -175,8 +175,8 @@ static int acme_post_json(struct certbot_acme *a, const char *url, const char *p
 
 static int dir_url(json_t *d, const char *key, char **dst, char *err, size_t errlen) {
   const char *v = NULL;
-  if (json_get_str(d, key, &v) < 0 || !(str_startswith(v, "https://") ||
-                                         str_startswith(v, "http://")))
+  if (json_get_str(d, key, &v) < 0 ||
+      !(str_startswith(v, "https://") || str_startswith(v, "http://")))
     return str_err(err, errlen, -EBADMSG, "ACME directory: no %s URL", key);
   return (*dst = strdup(v)) ? 0 : -ENOMEM;
 }
@@ -201,8 +201,9 @@ int certbot_acme_new(const struct certbot_acme_opts *o, struct certbot_acme **re
     str_err(err, errlen, r, "ACME directory %s: %s", o->directory_url, strerror(-r));
     goto fail;
   }
-  if (resp.status != 200 || json_parse_buf((const char *)resp.body.data, resp.body.len,
-                                           CERTBOT_ACME_MAX_BODY, &d) < 0 || !json_is_object(d)) {
+  if (resp.status != 200 ||
+      json_parse_buf((const char *)resp.body.data, resp.body.len, CERTBOT_ACME_MAX_BODY, &d) < 0 ||
+      !json_is_object(d)) {
     r = str_err(err, errlen, -EBADMSG, "ACME directory %s: HTTP %ld, not a directory",
                 o->directory_url, resp.status);
     goto fail;
@@ -246,8 +247,8 @@ int certbot_acme_account(struct certbot_acme *a, EVP_PKEY *key, const char *kid,
     _cleanup_json_ json_t *acct = NULL;
     _cleanup_free_ char *loc = NULL;
     const char *status = NULL;
-    int r = acme_post_json(a, a->new_account, "{\"termsOfServiceAgreed\":true}", &acct, &loc,
-                           NULL, err, errlen);
+    int r = acme_post_json(a, a->new_account, "{\"termsOfServiceAgreed\":true}", &acct, &loc, NULL,
+                           err, errlen);
     if (r < 0)
       return r;
     if (!loc || !(str_startswith(loc, "https://") || str_startswith(loc, "http://")))
@@ -373,8 +374,7 @@ static int poll_status(struct certbot_acme *a, const char *url, const char *want
     }
     json_decref(j);
     if (sleep_bounded(a, retry) < 0)
-      return str_err(err, errlen, -ETIMEDOUT, "ACME %s: still %s when time ran out", url,
-                     status);
+      return str_err(err, errlen, -ETIMEDOUT, "ACME %s: still %s when time ran out", url, status);
   }
   return str_err(err, errlen, -ETIMEDOUT, "ACME %s: too many polls", url);
 }
@@ -468,8 +468,8 @@ fail:
 /* Publishes the TXT records, waits for them, answers the challenges and waits for the
  * authorizations. added/n_added list what was added (for the caller to remove). */
 static int challenges_run(struct certbot_acme *a, struct certbot_dns *dns, struct pending *p,
-                          size_t n, unsigned max_dns_wait_ms, struct added *added,
-                          size_t *n_added, char *err, size_t errlen) {
+                          size_t n, unsigned max_dns_wait_ms, struct added *added, size_t *n_added,
+                          char *err, size_t errlen) {
   int r;
   for (size_t i = 0; i < n; i++) {
     bool seen = false;
@@ -491,8 +491,8 @@ static int challenges_run(struct certbot_acme *a, struct certbot_dns *dns, struc
   for (size_t i = 0; i < n; i++) {
     _cleanup_strv_free_ char **servers = NULL;
     if ((r = dns->ops->authoritative(dns, p[i].name, &servers, err, errlen)) < 0 ||
-        (r = certbot_dns_wait_txt(servers, p[i].name, p[i].value, max_dns_wait_ms, err,
-                                  errlen)) < 0)
+        (r = certbot_dns_wait_txt(servers, p[i].name, p[i].value, max_dns_wait_ms, err, errlen)) <
+            0)
       return r;
   }
   for (size_t i = 0; i < n; i++) {
@@ -528,8 +528,7 @@ static int cert_download(struct certbot_acme *a, const char *url, struct buf *re
 int certbot_acme_issue(struct certbot_acme *a, char *const *domains, EVP_PKEY *cert_key,
                        struct certbot_dns *dns, unsigned max_dns_wait_ms, struct buf *ret_chain,
                        char *err, size_t errlen) {
-  _cleanup_json_ json_t *ids = json_array(), *order = NULL, *jwk = NULL, *fin = NULL,
-                        *done = NULL;
+  _cleanup_json_ json_t *ids = json_array(), *order = NULL, *jwk = NULL, *fin = NULL, *done = NULL;
   _cleanup_free_ char *order_url = NULL, *thumb = NULL, *payload = NULL, *csr_b64 = NULL;
   _cleanup_buf_ struct buf csr = BUF_INIT(64 * 1024);
   struct pending *p = NULL;
@@ -541,8 +540,7 @@ int certbot_acme_issue(struct certbot_acme *a, char *const *domains, EVP_PKEY *c
   if (!a->kid || !ids)
     return str_err(err, errlen, -EINVAL, "ACME: no account");
   for (size_t i = 0; domains[i]; i++)
-    if (json_array_append_new(ids, json_pack("{s:s,s:s}", "type", "dns", "value", domains[i])) <
-        0)
+    if (json_array_append_new(ids, json_pack("{s:s,s:s}", "type", "dns", "value", domains[i])) < 0)
       return -ENOMEM;
   _cleanup_json_ json_t *req = json_pack("{s:O}", "identifiers", ids);
   if (!req || !(payload = json_dumps(req, JSON_COMPACT)))
@@ -591,8 +589,7 @@ int certbot_acme_issue(struct certbot_acme *a, char *const *domains, EVP_PKEY *c
   if ((r = poll_status(a, order_url, "valid", &done, err, errlen)) < 0)
     goto out;
   if (json_get_str(done, "certificate", &cert_url) < 0) {
-    r = str_err(err, errlen, -EBADMSG, "ACME order %s: valid without a certificate URL",
-                order_url);
+    r = str_err(err, errlen, -EBADMSG, "ACME order %s: valid without a certificate URL", order_url);
     goto out;
   }
   r = cert_download(a, cert_url, ret_chain, err, errlen);

@@ -143,8 +143,8 @@ static int creds_store(const struct certbot_config *c, EVP_PKEY *key, const char
       (r = base64url_encode_buf(der.data, der.len, false, &b64)) < 0 ||
       (r = buf_terminate(&b64)) < 0)
     return r;
-  j = json_pack("{s:s,s:{s:s,s:s,s:s}}", "account_id", kid, "credentials", "id", kid,
-                "key_pkcs8", (const char *)b64.data, "directory", c->acme_url);
+  j = json_pack("{s:s,s:{s:s,s:s,s:s}}", "account_id", kid, "credentials", "id", kid, "key_pkcs8",
+                (const char *)b64.data, "directory", c->acme_url);
   if (!j)
     return -ENOMEM;
   char *s = json_dumps(j, JSON_INDENT(2));
@@ -360,8 +360,8 @@ int certbot_bot_renew_once(const struct certbot_config *c, struct tee *tee, bool
   if ((r = acme_open(c, &a, err, errlen)) < 0 ||
       (r = account_get(c, tee, a, NULL, err, errlen)) < 0)
     goto out;
-  if ((r = certbot_acme_issue(a, domains, key, dns, c->max_dns_wait * 1000u, &chain, err,
-                              errlen)) < 0)
+  if ((r = certbot_acme_issue(a, domains, key, dns, c->max_dns_wait * 1000u, &chain, err, errlen)) <
+      0)
     goto out;
   if ((r = cert_store(c, tee, &chain, key, err, errlen)) < 0)
     goto out;

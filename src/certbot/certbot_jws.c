@@ -74,8 +74,8 @@ int certbot_key_authorization(const char *token, const char *thumbprint, char **
     return -EINVAL;
   for (size_t i = 0; i < n; i++) {
     char c = token[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_'))
       return -EINVAL;
   }
   *ret = str_printf("%s.%s", token, thumbprint);
@@ -90,8 +90,8 @@ int certbot_dns01_value(const char *key_authorization, char **ret) {
 
 int certbot_jws_sign(EVP_PKEY *k, const char *url, const char *nonce, const char *kid,
                      const char *payload, char **ret) {
-  _cleanup_json_ json_t *prot = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "nonce", nonce,
-                                          "url", url);
+  _cleanup_json_ json_t *prot =
+      json_pack("{s:s,s:s,s:s}", "alg", "ES256", "nonce", nonce, "url", url);
   _cleanup_free_ char *prot_text = NULL, *prot_b64 = NULL, *pay_b64 = NULL, *sig_b64 = NULL,
                       *input = NULL;
   uint8_t sig[64];
@@ -116,8 +116,8 @@ int certbot_jws_sign(EVP_PKEY *k, const char *url, const char *nonce, const char
   if ((r = key_ecdsa_sign_raw(k, input, strlen(input), sig)) < 0 ||
       (r = b64url(sig, sizeof(sig), &sig_b64)) < 0)
     return r;
-  json_t *o = json_pack("{s:s,s:s,s:s}", "protected", prot_b64, "payload", pay_b64, "signature",
-                        sig_b64);
+  json_t *o =
+      json_pack("{s:s,s:s,s:s}", "protected", prot_b64, "payload", pay_b64, "signature", sig_b64);
   if (!o)
     return -ENOMEM;
   *ret = json_dumps(o, JSON_COMPACT);

@@ -1,4 +1,4 @@
-/* certbot_dns_wait.c's minimal form: TXT queries over TCP to each server, until all answer. */
+/* TXT queries over TCP to each server, until all answer. */
 #include "certbot_dns_wait.h"
 
 #include <errno.h>

@@ -28,18 +28,14 @@ static int put16(struct buf *b, uint16_t v) {
   return buf_append(b, x, 2);
 }
 
-static int put32(struct buf *b, uint32_t v) {
-  return buf_append_u32be(b, v);
-}
+static int put32(struct buf *b, uint32_t v) { return buf_append_u32be(b, v); }
 
 static void set16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)(v >> 8);
   p[1] = (uint8_t)v;
 }
 
-static uint16_t get16(const uint8_t *p) {
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
 int certbot_dns_name_encode(const char *name, struct buf *out) {
   if (!name)
@@ -529,8 +525,8 @@ int certbot_dns_tcp_exchange(const char *server, const struct slice req, unsigne
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
   int fd = -1, r;
   int64_t deadline = mono_ms() + timeout_ms;
-  if (req.len > UINT16_MAX || (r = split_hostport(server, host, sizeof(host), port,
-                                                  sizeof(port))) < 0)
+  if (req.len > UINT16_MAX ||
+      (r = split_hostport(server, host, sizeof(host), port, sizeof(port))) < 0)
     return -EINVAL;
   if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
     return -EHOSTUNREACH;

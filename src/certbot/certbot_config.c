@@ -45,8 +45,7 @@ int certbot_config_init(struct certbot_config *c) {
   return r;
 }
 
-int certbot_config_load_file(struct certbot_config *c, const char *path, char *err,
-                             size_t errlen) {
+int certbot_config_load_file(struct certbot_config *c, const char *path, char *err, size_t errlen) {
   return conftab_load_file(&table, c, path, err, errlen);
 }
 
@@ -63,7 +62,8 @@ int certbot_config_check(const struct certbot_config *c, char *err, size_t errle
     return conftab_error(err, errlen, "renew_interval and renew_timeout must be > 0");
   if (str_eq(c->dns_provider, "cloudflare")) {
     if (str_isempty(c->cf_api_token) || str_isempty(c->cf_zone_id))
-      return conftab_error(err, errlen, "dns_provider cloudflare needs cf_api_token and cf_zone_id");
+      return conftab_error(err, errlen,
+                           "dns_provider cloudflare needs cf_api_token and cf_zone_id");
   } else if (str_eq(c->dns_provider, "rfc2136")) {
     if (str_isempty(c->rfc2136.server) || str_isempty(c->rfc2136.zone) ||
         str_isempty(c->rfc2136.tsig_key_name) || str_isempty(c->rfc2136.tsig_secret))
@@ -83,18 +83,15 @@ int certbot_config_default_toml(struct buf *out) {
   int r = certbot_config_init(&c);
   if (r < 0)
     return r;
-  r = buf_append_str(out,
-                     "# certbot.toml: ACME DNS-01 certificates for tproxy.\n"
-                     "# workdir holds credentials.json, backup/<time>/ and live/.\n"
-                     "# domains (a list) replaces domain when set.\n"
-                     "# dns_provider: \"cloudflare\" (cf_*) or \"rfc2136\" ([rfc2136]).\n"
-                     "# Times are in seconds; renew_days_before in days.\n");
+  r = buf_append_str(out, "# certbot.toml: ACME DNS-01 certificates for tproxy.\n"
+                          "# workdir holds credentials.json, backup/<time>/ and live/.\n"
+                          "# domains (a list) replaces domain when set.\n"
+                          "# dns_provider: \"cloudflare\" (cf_*) or \"rfc2136\" ([rfc2136]).\n"
+                          "# Times are in seconds; renew_days_before in days.\n");
   if (r >= 0)
     r = conftab_dump(&table, &c, 0, out);
   certbot_config_free(&c);
   return r;
 }
 
-void certbot_config_free(struct certbot_config *c) {
-  conftab_free(&table, c);
-}
+void certbot_config_free(struct certbot_config *c) { conftab_free(&table, c); }

@@ -23,9 +23,9 @@ struct rfc2136 {
 };
 
 static const char *rcode_name(unsigned rc) {
-  static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
-                                      "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
-                                      "NOTZONE"};
+  static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                      "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                      "NXRRSET", "NOTAUTH", "NOTZONE"};
   return rc < ARRAY_SIZE(names) ? names[rc] : "unknown rcode";
 }
 
@@ -71,8 +71,9 @@ static int update_one(struct rfc2136 *d, const char *name, uint16_t type, uint16
     goto out;
   }
   if ((r = certbot_tsig_verify(resp.data, resp.len, &m, &k, mac, (uint64_t)time(NULL))) < 0) {
-    str_err(err, errlen, r, "DNS update for %s: the answer of %s is not signed by the key %s (rcode %s)",
-            name, d->server, d->key_name, rcode_name(m.rcode));
+    str_err(err, errlen, r,
+            "DNS update for %s: the answer of %s is not signed by the key %s (rcode %s)", name,
+            d->server, d->key_name, rcode_name(m.rcode));
     goto out;
   }
   if (m.rcode != 0) {
@@ -283,8 +284,8 @@ int certbot_dns_rfc2136_new(const struct certbot_rfc2136_opts *o, struct certbot
                    "rfc2136: server, port, zone, tsig_key_name and tsig_secret are required");
   if (!str_isempty(o->tsig_algorithm) && strcasecmp(o->tsig_algorithm, "hmac-sha256") != 0 &&
       strcasecmp(o->tsig_algorithm, "hmac-sha256.") != 0)
-    return str_err(err, errlen, -EINVAL, "rfc2136: tsig_algorithm %s is not supported (hmac-sha256)",
-                   o->tsig_algorithm);
+    return str_err(err, errlen, -EINVAL,
+                   "rfc2136: tsig_algorithm %s is not supported (hmac-sha256)", o->tsig_algorithm);
   struct rfc2136 *d = calloc(1, sizeof(*d));
   if (!d)
     return -ENOMEM;
