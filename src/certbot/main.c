@@ -34,11 +34,13 @@ static int config_get(const char *path, struct certbot_config *c) {
   }
   if (path && certbot_config_load_file(c, path, err, sizeof(err)) < 0) {
     fprintf(stderr, "certbot: config: %s\n", err);
+    certbot_config_free(c);
     return CLI_EXIT_CONFIG;
   }
   if (certbot_config_check(c, err, sizeof(err)) < 0) {
     fprintf(stderr, "certbot: config: %s%s\n", err,
             path ? "" : " (no -c FILE given: these are the defaults)");
+    certbot_config_free(c);
     return CLI_EXIT_CONFIG;
   }
   return 0;
