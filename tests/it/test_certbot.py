@@ -508,3 +508,36 @@ def test_server_busy_backoff(servers, tmp_path):
         assert knot.txt(f"_acme-challenge.{ZONE}") == []
     finally:
         proxy.close()
+
+
+def test_init_hook_and_loop(servers, tmp_path):
+    """init creates the account once; renew without --once issues, runs renewed_hook, stays
+    up for the next round and stops on SIGTERM."""
+    knot, start_pebble = servers
+    pebble = start_pebble(nonce_reject=0)
+    marker = tmp_path / "renewed"
+    cfg = config(tmp_path, knot, pebble,
+                 extra=f'renewed_hook = "echo renewed >> {marker}"\nrenew_interval = 1\n')
+    work = tmp_path / "work"
+    r = certbot("init", "-c", cfg)
+    assert r.returncode == 0, r.stderr
+    acct = json.loads((work / "credentials.json").read_text())["account_id"]
+    assert certbot("init", "-c", cfg).returncode == 0
+    assert json.loads((work / "credentials.json").read_text())["account_id"] == acct
+    assert not (work / "live").exists()
+    p = subprocess.Popen([str(CERTBOT), "renew", "-c", str(cfg)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, env=_clean_env())
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not marker.exists():
+            assert p.poll() is None, p.stderr.read().decode()
+            time.sleep(0.1)
+        assert marker.read_text() == "renewed\n"
+        time.sleep(2.5)  # two more rounds: nothing is due, the hook does not run again
+        assert p.poll() is None
+        assert marker.read_text() == "renewed\n"
+        assert len(list((work / "backup").iterdir())) == 1
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+    verify_chain(work, pebble.root(), tmp_path)
