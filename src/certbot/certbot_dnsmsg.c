@@ -380,14 +380,11 @@ int certbot_tsig_verify(const uint8_t *resp, size_t len, const struct certbot_dn
   if (!m->has_tsig || m->tsig_offset > len || m->tsig_offset < 12)
     return -EPERM;
   const struct certbot_dns_rr *t = &m->rrs[m->n_rrs - 1];
-  struct buf key = BUF_INIT(256), alg = BUF_INIT(256), a = BUF_INIT(CERTBOT_DNSMSG_MAX + 64),
-             vars = BUF_INIT(1024);
+  struct buf a = BUF_INIT(CERTBOT_DNSMSG_MAX + 64), vars = BUF_INIT(1024);
   char algname[256];
   uint8_t mac[32];
   int r = -EPERM;
-  /* The key name must be ours (compare in canonical form). */
-  if (certbot_dns_name_encode(k->name, &key) < 0 || buf_terminate(&key) < 0)
-    goto out;
+  /* The key name must be ours (compared in canonical form: lowercase, no final dot). */
   {
     char ours[256];
     size_t o = 0;
@@ -446,8 +443,6 @@ int certbot_tsig_verify(const uint8_t *resp, size_t len, const struct certbot_dn
   r = 0;
 out:
   secure_wipe(mac, sizeof(mac));
-  buf_free(&key);
-  buf_free(&alg);
   buf_free(&a);
   buf_free(&vars);
   return r;
