@@ -18,6 +18,7 @@
 
 #define PROBLEM_PREFIX "urn:ietf:params:acme:error:"
 #define POLL_DEFAULT_MS 1000
+#define POLL_MIN_MS 250
 #define POLL_MAX_MS 10000
 
 struct certbot_acme {
@@ -47,12 +48,16 @@ static int sleep_bounded(struct certbot_acme *a, int64_t ms) {
   return 0;
 }
 
+/* Retry-After in seconds (an HTTP date counts as absent), kept within POLL_MIN_MS and
+ * POLL_MAX_MS so that neither a 0 nor a huge value from the server sets the pace. */
 static int64_t retry_after_ms(const struct http_response *resp, int64_t def) {
   const char *v = http_response_header(resp, "Retry-After");
   uint64_t s;
   if (!v || str_to_u64(v, &s) < 0)
     return def;
-  return s > POLL_MAX_MS / 1000 ? POLL_MAX_MS : (int64_t)s * 1000;
+  if (s > POLL_MAX_MS / 1000)
+    return POLL_MAX_MS;
+  return s == 0 ? POLL_MIN_MS : (int64_t)s * 1000;
 }
 
 int certbot_acme_problem_parse(const char *body, size_t len, char **ret_type, char **ret_detail) {
