@@ -11,6 +11,7 @@ pkgs=(
   python3 python3-pytest python3-cryptography python3-requests
   libsqlite3-dev wireguard-go wireguard-tools iproute2 libc-ares-dev
   haproxy wrk knot knot-dnsutils
+  pebble
   xxd curl nginx
   podman runc busybox-static
 )
