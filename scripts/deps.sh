@@ -12,6 +12,7 @@ pkgs=(
   libsqlite3-dev wireguard-go wireguard-tools iproute2 libc-ares-dev
   haproxy wrk knot knot-dnsutils
   pebble
+  certbot python3-certbot-dns-rfc2136 time
   xxd curl nginx
   podman runc busybox-static
 )

@@ -20,6 +20,8 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "certbot_acme.h"
+#include "certbot_caa.h"
+#include "certbot_dns_cf.h"
 #include "certbot_dns_rfc2136.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
@@ -41,6 +43,14 @@ int certbot_dns_open(const struct certbot_config *c, struct certbot_dns **ret, c
         .tsig_secret = c->rfc2136.tsig_secret,
     };
     return certbot_dns_rfc2136_new(&o, ret, err, errlen);
+  }
+  if (str_eq(c->dns_provider, "cloudflare")) {
+    struct certbot_dns_cf_opts o = {
+        .api_url = c->cf_api_url,
+        .api_token = c->cf_api_token,
+        .zone_id = c->cf_zone_id,
+    };
+    return certbot_dns_cf_new(&o, ret, err, errlen);
   }
   return str_err(err, errlen, -EOPNOTSUPP, "dns_provider %s is not available in this build",
                  c->dns_provider);
@@ -173,6 +183,36 @@ static int acme_open(const struct certbot_config *c, struct certbot_acme **ret, 
 }
 
 /* The account: loads it, or creates it (with its quote) when credentials.json is missing. */
+static int domains_get(const struct certbot_config *c, char ***ret);
+
+/* The CAA procedure (certbot_caa.h) for the configured domains and account. */
+static int caa_set(const struct certbot_config *c, const char *account_uri, char *err,
+                   size_t errlen) {
+  struct certbot_dns *d = NULL;
+  char **domains = NULL;
+  int r = domains_get(c, &domains);
+  if (r < 0)
+    return str_err(err, errlen, r, "out of memory");
+  if ((r = certbot_dns_open(c, &d, err, errlen)) >= 0)
+    r = certbot_caa_set(d, domains, account_uri, c->caa_issuer, err, errlen);
+  if (d)
+    d->ops->free(d);
+  strv_free(domains);
+  if (r >= 0)
+    log_info("CAA records allow only %s for account %s", c->caa_issuer, account_uri);
+  return r;
+}
+
+int certbot_bot_set_caa(const struct certbot_config *c, char *err, size_t errlen) {
+  _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+  _cleanup_free_ char *kid = NULL;
+  int r = creds_load(c, &key, &kid);
+  if (r < 0)
+    return str_err(err, errlen, r, "%s/credentials.json: %s (run certbot init first)",
+                   c->workdir, r == -EBADMSG ? "malformed" : strerror(-r));
+  return caa_set(c, kid, err, errlen);
+}
+
 static int account_get(const struct certbot_config *c, struct tee *tee, struct certbot_acme *a,
                        bool *ret_created, char *err, size_t errlen) {
   _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
@@ -206,6 +246,9 @@ static int account_get(const struct certbot_config *c, struct tee *tee, struct c
   }
   if (ret_created)
     *ret_created = true;
+  /* CAA records are set when the account is made (and by set-caa), never on renewals. */
+  if (c->auto_set_caa && (r = caa_set(c, kid, err, errlen)) < 0)
+    return r;
   return 0;
 }
 

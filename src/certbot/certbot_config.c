@@ -18,6 +18,7 @@ static const struct conftab_opt opts[] = {
     CONFTAB_STR(CFG, "", "domain", domain, "example.com"),
     CONFTAB_STRV(CFG, "", "domains", domains, ""),
     CONFTAB_BOOL(CFG, "", "auto_set_caa", auto_set_caa, true),
+    CONFTAB_STR(CFG, "", "caa_issuer", caa_issuer, "letsencrypt.org"),
     CONFTAB_U32(CFG, "", "renew_interval", renew_interval, 3600),
     CONFTAB_U32(CFG, "", "renew_days_before", renew_days_before, 10),
     CONFTAB_U32(CFG, "", "renew_timeout", renew_timeout, 120),

@@ -13,6 +13,7 @@ struct certbot_config {
   char *domain;       /* upstream's single domain */
   char **domains;     /* when set, used instead of domain */
   bool auto_set_caa;
+  char *caa_issuer; /* the CA's domain in the CAA issue/issuewild records */
   uint32_t renew_interval;    /* s */
   uint32_t renew_days_before; /* days */
   uint32_t renew_timeout;     /* s, one whole renewal */

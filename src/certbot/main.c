@@ -128,7 +128,11 @@ int main(int argc, char **argv) {
   char err[1024] = "";
   int ret = 1;
   if (str_eq(cmd, "set-caa")) {
-    fprintf(stderr, "certbot: set-caa: not implemented yet\n");
+    if ((r = certbot_bot_set_caa(&c, err, sizeof(err))) < 0) {
+      log_errno(r, "set-caa: %s", err);
+      goto out;
+    }
+    ret = 0;
     goto out;
   }
   if (tee_get(&tee) < 0)
@@ -139,8 +143,6 @@ int main(int argc, char **argv) {
       log_errno(r, "init: %s", err);
       goto out;
     }
-    if (created && c.auto_set_caa)
-      log_warn("auto_set_caa: the CAA procedure is not implemented yet; no CAA records set");
     ret = 0;
     goto out;
   }

@@ -108,6 +108,22 @@ zone:
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         wait_port(self.port, self.proc, self.log)
 
+    def zone_set(self, owner, rtype, data):
+        """Adds a record through knotc (as an operator would have it before certbot)."""
+        def knotc(*a):
+            r = subprocess.run(["knotc", "-s", str(self.sock), *a], capture_output=True,
+                               text=True, timeout=10)
+            assert r.returncode == 0 and "error" not in r.stdout.lower(), r.stdout + r.stderr
+        knotc("zone-begin", ZONE)
+        knotc("zone-set", ZONE, owner, "60", rtype, *data.split(" ", 2))
+        knotc("zone-commit", ZONE)
+
+    def caa(self, name):
+        out = subprocess.run(["kdig", "+tcp", "+short", "-p", str(self.port), "@127.0.0.1",
+                              name, "CAA"], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        return sorted(l.strip() for l in out.stdout.splitlines() if l.strip())
+
     def txt(self, name):
         out = subprocess.run(["kdig", "+tcp", "+short", "-p", str(self.port), "@127.0.0.1",
                               name, "TXT"], capture_output=True, text=True, timeout=10)
@@ -182,7 +198,7 @@ def servers(tmp_path):
         stop(knot and knot.proc)
 
 
-def config(tmp_path, knot, pebble, zone=ZONE, max_dns_wait=20, extra=""):
+def config(tmp_path, knot, pebble, zone=ZONE, max_dns_wait=20, extra="", caa=False):
     p = tmp_path / "certbot.toml"
     p.write_text(f"""\
 workdir = "{tmp_path / 'work'}"
@@ -191,7 +207,7 @@ acme_ca_file = "{pebble.ca}"
 domains = ["*.{ZONE}", "{ZONE}"]
 renew_timeout = 60
 max_dns_wait = {max_dns_wait}
-auto_set_caa = false
+auto_set_caa = {"true" if caa else "false"}
 dns_provider = "rfc2136"
 {extra}
 [rfc2136]
@@ -397,7 +413,8 @@ def test_cli(tmp_path):
     assert r.returncode == 1 and "127.0.0.1:1" in r.stderr
     assert secret not in r.stderr and secret not in r.stdout
     r = certbot("set-caa", "-c", cfg)
-    assert r.returncode != 0 and "not implemented" in r.stderr
+    assert r.returncode == 1 and "run certbot init first" in r.stderr
+    assert secret not in r.stderr and secret not in r.stdout
 
 
 class ProblemProxy:
@@ -541,3 +558,44 @@ def test_init_hook_and_loop(servers, tmp_path):
         p.send_signal(signal.SIGTERM)
         p.wait(10)
     verify_chain(work, pebble.root(), tmp_path)
+
+
+def test_caa_at_account_creation_keeps_iodef(servers, tmp_path):
+    """A new account sets CAA so that only it may issue, through DNS-01: the operator's iodef
+    stays, another CA's issue record goes; set-caa again changes nothing; issuance and a
+    forced renewal still work under the records it set."""
+    knot, start_pebble = servers
+    pebble = start_pebble(nonce_reject=0)
+    knot.zone_set(f"{ZONE}.", "CAA", '0 iodef "mailto:security@example.test"')
+    knot.zone_set(f"{ZONE}.", "CAA", '0 issue "other-ca.test"')
+    cfg = config(tmp_path, knot, pebble, caa=True, extra='caa_issuer = "pebble.test"\n')
+    r = certbot("init", "-c", cfg)
+    assert r.returncode == 0, r.stderr
+    acct = json.loads((tmp_path / "work" / "credentials.json").read_text())["account_id"]
+    want = f"pebble.test;validationmethods=dns-01;accounturi={acct}"
+    expected = sorted(['0 iodef "mailto:security@example.test"', f'0 issue "{want}"',
+                       f'0 issuewild "{want}"'])
+    assert knot.caa(ZONE) == expected
+    r = certbot("set-caa", "-c", cfg)
+    assert r.returncode == 0, r.stderr
+    assert knot.caa(ZONE) == expected
+    r = certbot("renew", "-c", cfg, "--once")
+    assert r.returncode == 0, r.stderr
+    r = certbot("renew", "-c", cfg, "--once", "--force")
+    assert r.returncode == 0, r.stderr
+    assert knot.caa(ZONE) == expected
+    verify_chain(tmp_path / "work", pebble.root(), tmp_path)
+
+
+def test_set_caa_needs_an_account(tmp_path):
+    (tmp_path / "c.toml").write_text(f"""workdir = "{tmp_path / 'none'}"
+dns_provider = "rfc2136"
+[rfc2136]
+server = "127.0.0.1"
+port = 1
+zone = "{ZONE}"
+tsig_key_name = "{KEY_NAME}"
+tsig_secret = "{SECRET}"
+""")
+    r = certbot("set-caa", "-c", tmp_path / "c.toml")
+    assert r.returncode == 1 and "run certbot init first" in r.stderr, r.stderr
