@@ -818,6 +818,40 @@ size_t ratls_verifier_fetches(const struct ratls_verifier *v) {
   return v ? v->n_inflight : 0;
 }
 
+/* Steps 2 and 3: the quote, then its event log (untrusted until it replays to the verified
+ * RTMRs). */
+static enum ratls_reason verify_quote_and_log(struct ratls_verifier *v, const uint8_t *quote,
+                                              size_t len, const uint8_t *event_log,
+                                              size_t log_len, int64_t now, struct ratls_peer *p,
+                                              char *why, size_t whylen) {
+  if (log_len > RATLS_MAX_EVENT_LOG)
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log over %zu bytes",
+                  RATLS_MAX_EVENT_LOG);
+  enum ratls_reason rr = verify_quote(v, quote, len, now, p, why, whylen);
+  if (rr != RATLS_OK)
+    return rr;
+  int r;
+  if (log_len > 0) {
+    r = eventlog_parse_json((const char *)event_log, log_len, &p->log);
+    if (r < 0)
+      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log does not parse: %s",
+                    strerror(-r));
+  }
+  uint8_t replay[EVENTLOG_N_RTMR][48];
+  r = eventlog_replay(&p->log, replay);
+  if (r < 0)
+    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log replay: %s", strerror(-r));
+  bool has[EVENTLOG_N_RTMR] = {false, false, false, true};
+  for (size_t i = 0; i < p->log.n; i++)
+    if (p->log.ev[i].imr < EVENTLOG_N_RTMR && p->log.ev[i].event_type != EVENTLOG_EV_NO_ACTION)
+      has[p->log.ev[i].imr] = true;
+  for (int i = 0; i < EVENTLOG_N_RTMR; i++)
+    if (has[i] && memcmp(replay[i], p->dcap.quote.td.rt_mr[i], 48) != 0)
+      return refuse(RATLS_R_EVENT_LOG_MISMATCH, why, whylen,
+                    "the event log does not replay to the quote's RTMR%d", i);
+  return RATLS_OK;
+}
+
 enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,
                                 struct ratls_peer *p, char *why, size_t whylen) {
   if (!cert)
@@ -840,30 +874,18 @@ enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_
   if (r < 0)
     return refuse(RATLS_R_BAD_ATTESTATION, why, whylen, "quote or key unusable: %s",
                   strerror(-r));
-  enum ratls_reason rr = verify_quote(v, p->att.quote.data, p->att.quote.len, now, p, why, whylen);
-  if (rr != RATLS_OK)
-    return rr;
+  return verify_quote_and_log(v, p->att.quote.data, p->att.quote.len, p->att.event_log.data,
+                              p->att.event_log.len, now, p, why, whylen);
+}
 
-  /* The event log: untrusted until it replays to the verified RTMRs. */
-  if (p->att.event_log.len > 0) {
-    r = eventlog_parse_json((const char *)p->att.event_log.data, p->att.event_log.len, &p->log);
-    if (r < 0)
-      return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log does not parse: %s",
-                    strerror(-r));
-  }
-  uint8_t replay[EVENTLOG_N_RTMR][48];
-  r = eventlog_replay(&p->log, replay);
-  if (r < 0)
-    return refuse(RATLS_R_BAD_EVENT_LOG, why, whylen, "event log replay: %s", strerror(-r));
-  bool has[EVENTLOG_N_RTMR] = {false, false, false, true};
-  for (size_t i = 0; i < p->log.n; i++)
-    if (p->log.ev[i].imr < EVENTLOG_N_RTMR && p->log.ev[i].event_type != EVENTLOG_EV_NO_ACTION)
-      has[p->log.ev[i].imr] = true;
-  for (int i = 0; i < EVENTLOG_N_RTMR; i++)
-    if (has[i] && memcmp(replay[i], p->dcap.quote.td.rt_mr[i], 48) != 0)
-      return refuse(RATLS_R_EVENT_LOG_MISMATCH, why, whylen,
-                    "the event log does not replay to the quote's RTMR%d", i);
-  return RATLS_OK;
+enum ratls_reason ratls_verify_quote(struct ratls_verifier *v, const uint8_t *quote, size_t len,
+                                     const uint8_t *event_log, size_t log_len, int64_t now,
+                                     struct ratls_peer *p, char *why, size_t whylen) {
+  if (!v || !p || (!quote && len) || (!event_log && log_len))
+    return refuse(RATLS_R_INTERNAL, why, whylen, "bad arguments");
+  if (len == 0)
+    return refuse(RATLS_R_NO_ATTESTATION, why, whylen, "no quote");
+  return verify_quote_and_log(v, quote, len, event_log, log_len, now, p, why, whylen);
 }
 
 /* Copies a runtime event's payload (1..max bytes, or 0..max when may_be_empty). */

@@ -131,6 +131,14 @@ void ratls_peer_free(struct ratls_peer *p);
 enum ratls_reason ratls_verify_peer(struct ratls_verifier *v, X509 *cert, int64_t now,
                                     struct ratls_peer *p, char *why, size_t whylen);
 
+/* Steps 2 and 3 for a bare quote and its event log (event_log may be empty; over
+ * RATLS_MAX_EVENT_LOG it is refused), as evidence that came without a certificate: what
+ * report_data binds is the caller's to check (in p->dcap.quote.td.report_data once verified).
+ * p->att stays empty. RATLS_OK or a reason, as ratls_verify_peer. */
+enum ratls_reason ratls_verify_quote(struct ratls_verifier *v, const uint8_t *quote, size_t len,
+                                     const uint8_t *event_log, size_t log_len, int64_t now,
+                                     struct ratls_peer *p, char *why, size_t whylen);
+
 /* ratls_identity_from_log flags. */
 enum {
   RATLS_ID_ALLOW_SEED = 1 << 0, /* accept seed-era event logs (names not bound to digests) */

@@ -289,6 +289,29 @@ static int m_acme_info(void *ud, struct http_request *req, const ProtobufCMessag
     }
     m->n_hist_keys = a.n_keys;
   }
+  m->account_quote = a.account_quote;
+  a.account_quote = NULL;
+  if (a.n_quoted) {
+    m->quoted_hist_keys = calloc(a.n_quoted, sizeof(*m->quoted_hist_keys));
+    if (!m->quoted_hist_keys) {
+      acme_info_free(&a);
+      return -ENOMEM;
+    }
+    for (size_t i = 0; i < a.n_quoted; i++) {
+      Tproxy__QuotedPublicKey *q = malloc(sizeof(*q));
+      if (!q) {
+        acme_info_free(&a);
+        return -ENOMEM;
+      }
+      tproxy__quoted_public_key__init(q);
+      m->quoted_hist_keys[m->n_quoted_hist_keys++] = q;
+      q->public_key.data = a.quoted[i].der;
+      q->public_key.len = a.quoted[i].len;
+      q->quote = a.quoted[i].quote;
+      a.quoted[i].der = NULL;
+      a.quoted[i].quote = NULL;
+    }
+  }
   acme_info_free(&a);
   return 0;
 }

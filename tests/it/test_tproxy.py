@@ -102,6 +102,8 @@ def test_register_list_info_acme(env):
 
     st, acme = t.rpc("AcmeInfo")
     assert st == 200 and acme["account_uri"] == "" and acme["hist_keys"] == []
+    # upstream's newest gateway fields, empty while certbot left no quotes
+    assert acme["account_quote"] == "" and acme["quoted_hist_keys"] == []
     wd = t.dir / "certbot"
     (wd / "credentials.json").write_text('{"account_id": "https://acme.test/acct/7"}')
     c1, k1 = make_cert("*." + BASE, ["*." + BASE])
@@ -113,6 +115,14 @@ def test_register_list_info_acme(env):
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     assert acme["account_uri"] == "https://acme.test/acct/7"
     assert [bytes.fromhex(h.removeprefix("0x")) for h in acme["hist_keys"]] == [spki]
+    assert acme["quoted_hist_keys"] == []
+    quote = '{"quote":"00ab","event_log":"[]"}'
+    (wd / "backup" / "1" / "cert.quote").write_text(quote)
+    (wd / "acme-account.quote").write_text(quote)
+    st, acme = t.rpc("AcmeInfo")
+    assert acme["account_quote"] == quote
+    assert [(bytes.fromhex(q["public_key"].removeprefix("0x")), q["quote"])
+            for q in acme["quoted_hist_keys"]] == [(spki, quote)]
 
     st, page, _ = curl(["--cacert", str(env.pki.path("ca.cert")), "--resolve",
                         f"localhost:{t.rpc_port}:127.0.0.1", f"https://localhost:{t.rpc_port}/"])
