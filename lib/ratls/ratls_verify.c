@@ -16,6 +16,7 @@
 #include "attest/dcap_collateral.h"
 #include "collateral/dcap_fetch.h"
 #include "attest/quote.h"
+#include "attest/quoted_key.h"
 #include "attest/sim.h"
 #include "net/offload.h"
 #include "base/fileio.h"
@@ -886,6 +887,39 @@ enum ratls_reason ratls_verify_quote(struct ratls_verifier *v, const uint8_t *qu
   if (len == 0)
     return refuse(RATLS_R_NO_ATTESTATION, why, whylen, "no quote");
   return verify_quote_and_log(v, quote, len, event_log, log_len, now, p, why, whylen);
+}
+
+enum ratls_reason ratls_verify_quoted_key(struct ratls_verifier *v, const char *text, size_t len,
+                                          const uint8_t want[64], int64_t now,
+                                          struct ratls_peer *p, char *why, size_t whylen) {
+  if (!v || !want || !p || (!text && len))
+    return refuse(RATLS_R_INTERNAL, why, whylen, "bad arguments");
+  struct quoted_key_evidence e;
+  int r = quoted_key_evidence_parse(text, len, &e);
+  if (r < 0) {
+    quoted_key_evidence_free(&e);
+    return refuse(RATLS_R_BAD_ATTESTATION, why, whylen, "evidence: %s",
+                  r == -ENOBUFS ? "over its size cap"
+                                : "not {\"quote\":\"<hex>\",\"event_log\":\"...\"}");
+  }
+  /* The binding first: a quote for something else is refused without DCAP work (nor any
+   * collateral fetch). */
+  struct quote q;
+  char msg[200] = "";
+  enum ratls_reason rr = RATLS_OK;
+  r = quote_parse_msg(e.quote.data, e.quote.len, &q, msg, sizeof(msg));
+  if (r < 0)
+    rr = refuse(r == -ENOTSUP ? RATLS_R_UNSUPPORTED_QUOTE : RATLS_R_BAD_ATTESTATION, why, whylen,
+                "quote: %s", msg[0] ? msg : strerror(-r));
+  else if (memcmp(quote_report_data(&q), want, 64) != 0)
+    rr = refuse(RATLS_R_KEY_NOT_BOUND, why, whylen,
+                "the quote's report_data does not bind this key");
+  else
+    rr = ratls_verify_quote(v, e.quote.data, e.quote.len, e.event_log.data, e.event_log.len, now,
+                            p, why, whylen);
+  /* ratls_verify_quote verified the same bytes; the check above holds for them. */
+  quoted_key_evidence_free(&e);
+  return rr;
 }
 
 /* Copies a runtime event's payload (1..max bytes, or 0..max when may_be_empty). */

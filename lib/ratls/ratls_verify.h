@@ -139,6 +139,15 @@ enum ratls_reason ratls_verify_quote(struct ratls_verifier *v, const uint8_t *qu
                                      const uint8_t *event_log, size_t log_len, int64_t now,
                                      struct ratls_peer *p, char *why, size_t whylen);
 
+/* Evidence that a quote vouches for something (attest/quoted_key.h: certbot's account and
+ * certificate keys), checked against the report data it must bind, at unix time now: RATLS_OK,
+ * or RATLS_R_BAD_ATTESTATION (malformed evidence), RATLS_R_KEY_NOT_BOUND (the quote binds
+ * something else: refused before any DCAP work or collateral fetch), or what
+ * ratls_verify_quote refuses. p is filled as far as it got (ratls_peer_free it either way). */
+enum ratls_reason ratls_verify_quoted_key(struct ratls_verifier *v, const char *text, size_t len,
+                                          const uint8_t want[64], int64_t now,
+                                          struct ratls_peer *p, char *why, size_t whylen);
+
 /* ratls_identity_from_log flags. */
 enum {
   RATLS_ID_ALLOW_SEED = 1 << 0, /* accept seed-era event logs (names not bound to digests) */

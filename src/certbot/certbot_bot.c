@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attest/eventlog.h"
+#include "attest/quoted_key.h"
 #include "attest/tee.h"
 #include "base/base64.h"
 #include "base/fileio.h"
@@ -56,49 +57,32 @@ int certbot_dns_open(const struct certbot_config *c, struct certbot_dns **ret, c
                  c->dns_provider);
 }
 
-void certbot_report_data(const char *prefix, const void *data, size_t len, uint8_t ret[64]) {
-  size_t pl = strlen(prefix);
-  uint8_t *m = malloc(pl + len + 1);
-  if (!m) {
-    memset(ret, 0, 64);
-    return;
-  }
-  memcpy(m, prefix, pl);
-  if (len)
-    memcpy(m + pl, data, len);
-  sha512(m, pl + len, ret);
-  free(m);
-}
-
 static char *wpath(const struct certbot_config *c, const char *name) {
   return str_printf("%s/%s", c->workdir, name);
 }
 
-/* Writes {"quote":"<hex>","event_log":"<json text>"} for report_data to path. */
+/* Writes the evidence of attest/quoted_key.h ({"quote":"<hex>","event_log":"<json text>"})
+ * for report_data to path. */
 static int quote_write(struct tee *tee, const char *path, const uint8_t rd[64]) {
-  _cleanup_buf_ struct buf q = BUF_INIT(BUF_MAX_QUOTE), ev = BUF_INIT(EVENTLOG_MAX_LOG),
-                           text = BUF_INIT(EVENTLOG_MAX_LOG * 2);
+  _cleanup_buf_ struct buf q = BUF_INIT(QUOTED_KEY_MAX_QUOTE), ev = BUF_INIT(EVENTLOG_MAX_LOG),
+                           text = BUF_INIT(QUOTED_KEY_MAX_EVENT_LOG),
+                           out = BUF_INIT(QUOTED_KEY_MAX_TEXT);
   _cleanup_free_ char *elpath = NULL;
   _cleanup_eventlog_ struct eventlog log = EVENTLOG_INIT;
-  _cleanup_json_ json_t *o = json_object();
   int r;
-  if (!o)
-    return -ENOMEM;
   if ((r = tee_get_quote(tee, rd, &q)) < 0)
     return r;
-  if (tee_eventlog_path(tee, &elpath) >= 0 && file_read_all(elpath, EVENTLOG_MAX_LOG, &ev) >= 0 &&
-      eventlog_parse_json((const char *)ev.data, ev.len, &log) >= 0 &&
-      eventlog_to_json_text(&log, 0, &text) >= 0 && buf_terminate(&text) >= 0) {
-    r = json_set_str(o, "event_log", (const char *)text.data);
-  } else {
-    r = json_set_str(o, "event_log", "[]");
+  if (tee_eventlog_path(tee, &elpath) < 0 || file_read_all(elpath, EVENTLOG_MAX_LOG, &ev) < 0 ||
+      eventlog_parse_json((const char *)ev.data, ev.len, &log) < 0 ||
+      eventlog_to_json_text(&log, 0, &text) < 0) {
+    buf_reset(&text);
+    if ((r = buf_append_str(&text, "[]")) < 0)
+      return r;
   }
-  if (r < 0 || (r = json_set_hex(o, "quote", q.data, q.len)) < 0)
+  if ((r = quoted_key_evidence_format(q.data, q.len, (const char *)text.data, text.len, &out)) <
+      0)
     return r;
-  _cleanup_free_ char *s = json_dumps(o, JSON_COMPACT);
-  if (!s)
-    return -ENOMEM;
-  return file_write_atomic(path, s, strlen(s), 0644);
+  return file_write_atomic(path, out.data, out.len, 0644);
 }
 
 static int key_load(const char *path, EVP_PKEY **ret) {
@@ -239,9 +223,9 @@ static int account_get(const struct certbot_config *c, struct tee *tee, struct c
   log_info("ACME account %s created", kid);
   if (tee) {
     uint8_t rd[64];
-    _cleanup_free_ char *qp = wpath(c, "acme-account.quote");
-    certbot_report_data("acme-account:", kid, strlen(kid), rd);
-    if (!qp || (r = quote_write(tee, qp, rd)) < 0)
+    _cleanup_free_ char *qp = wpath(c, QUOTED_KEY_ACCOUNT_FILE);
+    if (!qp || (r = quoted_key_report_data_account(kid, rd)) < 0 ||
+        (r = quote_write(tee, qp, rd)) < 0)
       return str_err(err, errlen, r < 0 ? r : -ENOMEM, "writing the account quote");
   }
   if (ret_created)
@@ -317,11 +301,11 @@ static int cert_store(const struct certbot_config *c, struct tee *tee, const str
     return str_err(err, errlen, r, "writing %s: %s", absdir, strerror(-r));
   if (tee) {
     uint8_t rd[64];
-    _cleanup_free_ char *qp = str_printf("%s/cert.quote", absdir);
+    _cleanup_free_ char *qp = str_printf("%s/%s", absdir, QUOTED_KEY_CERT_FILE);
     if ((r = key_to_spki_der(key, &spki)) < 0)
       return r;
-    certbot_report_data("cert-pubkey:", spki.data, spki.len, rd);
-    if (!qp || (r = quote_write(tee, qp, rd)) < 0)
+    if (!qp || (r = quoted_key_report_data_cert(spki.data, spki.len, rd)) < 0 ||
+        (r = quote_write(tee, qp, rd)) < 0)
       return str_err(err, errlen, r < 0 ? r : -ENOMEM, "writing the certificate quote");
   }
   /* live/cert.pem and live/key.pem: a symlink under a temporary name, renamed over the old one. */

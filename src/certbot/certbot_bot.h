@@ -28,6 +28,3 @@ int certbot_bot_set_caa(const struct certbot_config *c, char *err, size_t errlen
  * when nothing was due, < 0 on error (err says why). */
 int certbot_bot_renew_once(const struct certbot_config *c, struct tee *tee, bool force, char *err,
                            size_t errlen);
-
-/* The report_data of the quotes: SHA-512(prefix || data). */
-void certbot_report_data(const char *prefix, const void *data, size_t len, uint8_t ret[64]);

@@ -2,7 +2,7 @@
  *
  * The rule:
  *   - a key with a quote (quoted_hist_keys) counts when the check accepts the quote for it:
- *     report_data = SHA-512("cert-pubkey:" || SPKI DER) (lib/ratls/quoted_key.h), the quote
+ *     report_data = SHA-512("cert-pubkey:" || SPKI DER) (lib/attest/quoted_key.h), the quote
  *     genuine and the TD the one the monitor's policy wants (the caller's check function);
  *     a quote that fails makes the key NOT known, whatever hist_keys says, so a host that
  *     controls tproxy cannot add a key by itself;

@@ -10,7 +10,7 @@
 #include "base/hex.h"
 #include "base/str.h"
 #include "crypto/hash.h"
-#include "ratls/quoted_key.h"
+#include "attest/quoted_key.h"
 
 void ct_key_name(const uint8_t *der, size_t len, char ret[65]) {
   uint8_t h[32];

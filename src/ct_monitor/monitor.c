@@ -17,7 +17,6 @@
 #include "ct_monitor_keys.h"
 #include "ct_monitor_state.h"
 #include "net/http_client.h"
-#include "ratls/quoted_key.h"
 #include "ratls/ratls_verify.h"
 
 #define DEFAULT_TIMEOUT_MS 30000L
@@ -188,7 +187,7 @@ static int quote_check(void *ud, const uint8_t want[64], const char *text, size_
   struct ratls_peer p;
   ratls_peer_init(&p);
   char msg[WHY_MAX] = "";
-  enum ratls_reason rr = quoted_key_verify(m->v, text, len, want, now, &p, msg, sizeof(msg));
+  enum ratls_reason rr = ratls_verify_quoted_key(m->v, text, len, want, now, &p, msg, sizeof(msg));
   int result;
   if (rr == RATLS_R_COLLATERAL_UNAVAILABLE || rr == RATLS_R_INTERNAL) {
     ratls_peer_free(&p);

@@ -13,7 +13,7 @@
 #include "base/str.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
-#include "ratls/quoted_key.h"
+#include "attest/quoted_key.h"
 
 #define ACME_FILE_MAX ((size_t)1024 * 1024)
 

@@ -1,6 +1,6 @@
 /* What tproxy tells about its ACME state (upstream dstack), read from certbot's workdir:
  *   account_uri:   the "account_id" string of <workdir>/credentials.json ("" when absent);
- *   account_quote: the text of <workdir>/acme-account.quote (lib/ratls/quoted_key.h: a quote
+ *   account_quote: the text of <workdir>/acme-account.quote (lib/attest/quoted_key.h: a quote
  *                  binding the account URI) when there is an account and the file holds
  *                  well-formed evidence, else "";
  *   hist_keys:     the SubjectPublicKeyInfo DER of the first certificate of every

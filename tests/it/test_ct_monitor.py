@@ -58,7 +58,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(404, b"not found", "text/plain")
             return self._send(200, pem(c), "application/x-pem-file")
         if q.get("output") == ["json"]:
-            assert q.get("q") == [DOMAIN] and q.get("limit") == ["10000"], self.path
+            assert q.get("q") == [st.domain] and q.get("limit") == ["10000"], self.path
             if st.raw is not None:
                 return self._send(200, st.raw, "application/json")
             rows = [dict(e) for e in st.entries.values()]
@@ -80,6 +80,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class CrtSh:
     def __init__(self):
+        self.domain = DOMAIN
         self.lock = threading.Lock()
         self.entries = {}  # id -> crt.sh JSON row
         self.certs = {}    # id -> certificate
@@ -184,8 +185,8 @@ def env(tmp_path, sim):
         e.state = tmp_path / "ct.state"
         e.hook = crt.url + "/hook"
 
-        def run(*extra, state=True, ca=True, check=None, timeout=60):
-            args = [str(CT_MONITOR), "-t", f"https://localhost:{e.port}/prpc", "-d", DOMAIN,
+        def run(*extra, state=True, ca=True, check=None, timeout=60, domain=DOMAIN):
+            args = [str(CT_MONITOR), "-t", f"https://localhost:{e.port}/prpc", "-d", domain,
                     "--crtsh-url", crt.url, "--once", "--allow-simulator",
                     "--sim-dir", str(sim.dir)]
             if state:
@@ -455,3 +456,44 @@ def test_errors_and_daemon_mode(env, tmp_path):
         err = proc.stderr.read().decode(errors="replace")
     assert rc == 0, err
     assert err.count("round:") >= 2, err
+
+
+def test_with_certbot(env, tmp_path):
+    """The workdir the real certbot leaves (ACME against Pebble, DNS-01 through knot, quotes
+    from the simulator) is what ct_monitor accepts: the binding is one definition
+    (lib/attest/quoted_key.h) on both sides."""
+    import shutil
+    if not (shutil.which("knotd") and shutil.which("pebble") and shutil.which("kdig")):
+        pytest.skip("knotd, kdig and pebble are needed (scripts/deps.sh)")
+    import test_certbot as tc
+    e = env
+    knot = tc.Knot(tmp_path / "knot")
+    pebble = None
+    try:
+        (tmp_path / "pebble").mkdir()
+        pebble = tc.Pebble(tmp_path / "pebble", knot.port, nonce_reject=0)
+        cfg = tc.config(tmp_path, knot, pebble)
+        text = cfg.read_text().replace(f'workdir = "{tmp_path / "work"}"',
+                                       f'workdir = "{e.wd.dir}"')
+        cfg.write_text(text)
+        shutil.rmtree(e.wd.dir / "live")  # tproxy --dev's self-signed pair: certbot starts anew
+        r = tc.certbot("renew", "-c", cfg, "--once", env=e.sim.env)
+        assert r.returncode == 0, r.stderr
+    finally:
+        if pebble:
+            tc.stop(pebble.proc)
+        tc.stop(knot.proc)
+    from cryptography import x509
+    leaf = x509.load_pem_x509_certificate((e.wd.dir / "live" / "cert.pem").read_bytes())
+    acct = json.loads((e.wd.dir / "credentials.json").read_text())["account_id"]
+    e.crt.domain = tc.ZONE
+    e.crt.add(1, leaf, names=["*." + tc.ZONE, tc.ZONE])
+    foreign, _ = make_cert("*." + tc.ZONE, ["*." + tc.ZONE])
+    e.crt.add(2, foreign, names=["*." + tc.ZONE])
+    p = e.run("--require-quotes", domain=tc.ZONE)
+    assert p.returncode == 1, p.err
+    assert f"ACME account {acct}: quote verified" in p.err, p.err
+    name = hashlib.sha256(spki_of(leaf)).hexdigest()
+    assert f"key {name}: known, quote verified" in p.err, p.err
+    lines = alarm_lines(p.err)
+    assert len(lines) == 1 and "crt.sh id 2 " in lines[0], p.err

@@ -15,7 +15,7 @@
 
 #include "base/hex.h"
 #include "ct_monitor_keys.h"
-#include "ratls/quoted_key.h"
+#include "attest/quoted_key.h"
 
 static int calls;
 

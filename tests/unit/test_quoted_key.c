@@ -1,4 +1,4 @@
-/* Quotes vouching for certbot's keys (ratls/quoted_key.h): the report-data binding (pinned
+/* Quotes vouching for certbot's keys (attest/quoted_key.h, ratls_verify_quoted_key): the report-data binding (pinned
  * values, prefixes kept apart), the evidence text, and verification on a simulated platform
  * with its negative cases (another key, the account prefix, a changed quote or event log, an
  * untrusted simulator, malformed evidence). */
@@ -13,12 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "attest/quoted_key.h"
 #include "attest/sim.h"
 #include "attest/tee.h"
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/str.h"
-#include "ratls/quoted_key.h"
 #include "ratls/ratls_verify.h"
 #include "testutil.h"
 
@@ -96,9 +96,9 @@ static void test_evidence_text(void **state) {
   parse_err("{\"quote\":\"01\",\"quote\":\"02\"}", -EBADMSG);
   parse_err("{\"quote\":\"01\"} x", -EBADMSG);
   /* over the caps */
-  struct buf t = BUF_INIT(4 * RATLS_MAX_QUOTE);
+  struct buf t = BUF_INIT(4 * QUOTED_KEY_MAX_QUOTE);
   assert_int_equal(buf_append_str(&t, "{\"quote\":\""), 0);
-  for (size_t i = 0; i < RATLS_MAX_QUOTE + 1; i++)
+  for (size_t i = 0; i < QUOTED_KEY_MAX_QUOTE + 1; i++)
     assert_int_equal(buf_append_str(&t, "aa"), 0);
   assert_int_equal(buf_append_str(&t, "\"}"), 0);
   assert_int_equal(buf_terminate(&t), 0);
@@ -173,7 +173,7 @@ static enum ratls_reason check(struct fx *f, struct ratls_verifier *v, const str
                                const uint8_t want[64], char *why, size_t n) {
   struct ratls_peer p;
   ratls_peer_init(&p);
-  enum ratls_reason r = quoted_key_verify(v, (const char *)text->data, text->len, want,
+  enum ratls_reason r = ratls_verify_quoted_key(v, (const char *)text->data, text->len, want,
                                           (int64_t)time(NULL), &p, why, n);
   if (r == RATLS_OK) {
     assert_true(p.verified && p.dcap.simulated);

@@ -17,9 +17,9 @@
  *   <workdir>/acme-account.quote        next to credentials.json, for the account
  *   <workdir>/backup/<ts>/cert.quote    next to that backup's cert.pem, for its key
  *
- * Checking evidence (quoted_key_verify) = the quote's report_data equals the expected value,
- * then full DCAP verification and event-log replay (ratls_verify_quote). Which TD made it is
- * the caller's policy (ratls_identity_from_log on p->log).
+ * Checking evidence (ratls_verify_quoted_key in lib/ratls) = the quote's report_data equals the
+ * expected value, then full DCAP verification and event-log replay. Which TD made it is the
+ * caller's policy.
  *
  * Errors: -EBADMSG malformed evidence, -ENOBUFS over a cap, -EINVAL bad arguments, -ENOMEM. */
 #pragma once
@@ -28,15 +28,16 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "ratls/ratls_verify.h"
 
 #define QUOTED_KEY_ACCOUNT_PREFIX "acme-account:"
 #define QUOTED_KEY_CERT_PREFIX "cert-pubkey:"
 #define QUOTED_KEY_ACCOUNT_FILE "acme-account.quote"
 #define QUOTED_KEY_CERT_FILE "cert.quote"
 
-/* Largest evidence text: a hex quote (RATLS_MAX_QUOTE bytes) and an escaped event log
- * (RATLS_MAX_EVENT_LOG bytes). */
+/* Caps: the quote, the event log text, the whole evidence text (a hex quote and an escaped
+ * event log). */
+#define QUOTED_KEY_MAX_QUOTE ((size_t)64 * 1024)
+#define QUOTED_KEY_MAX_EVENT_LOG ((size_t)1024 * 1024)
 #define QUOTED_KEY_MAX_TEXT ((size_t)4 * 1024 * 1024)
 /* Largest SPKI accepted for binding (an RSA-16384 key's SPKI is ~2 KiB). */
 #define QUOTED_KEY_MAX_SPKI ((size_t)16 * 1024)
@@ -46,8 +47,8 @@ int quoted_key_report_data_account(const char *account_uri, uint8_t ret[64]);
 int quoted_key_report_data_cert(const uint8_t *spki, size_t len, uint8_t ret[64]);
 
 struct quoted_key_evidence {
-  struct buf quote;     /* raw quote bytes (cap RATLS_MAX_QUOTE) */
-  struct buf event_log; /* event log JSON text (cap RATLS_MAX_EVENT_LOG; may be empty) */
+  struct buf quote;     /* raw quote bytes (cap QUOTED_KEY_MAX_QUOTE) */
+  struct buf event_log; /* event log JSON text (cap QUOTED_KEY_MAX_EVENT_LOG; may be empty) */
 };
 
 /* Parses evidence text. "quote" is required (non-empty hex), "event_log" a string when present.
@@ -59,11 +60,3 @@ void quoted_key_evidence_free(struct quoted_key_evidence *e);
  * appended to out. event_log may be NULL when log_len is 0. */
 int quoted_key_evidence_format(const uint8_t *quote, size_t len, const char *event_log,
                                size_t log_len, struct buf *out);
-
-/* Checks evidence text against the expected report data at unix time now: RATLS_OK, or
- * RATLS_R_BAD_ATTESTATION (malformed evidence), RATLS_R_KEY_NOT_BOUND (the quote binds
- * something else), or what ratls_verify_quote refuses. p is filled as far as it got
- * (ratls_peer_free it either way). */
-enum ratls_reason quoted_key_verify(struct ratls_verifier *v, const char *text, size_t len,
-                                    const uint8_t want[64], int64_t now, struct ratls_peer *p,
-                                    char *why, size_t whylen);

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "attest/quote.h"
 #include "base/json.h"
 #include "base/str.h"
 #include "crypto/hash.h"
@@ -43,8 +42,8 @@ void quoted_key_evidence_free(struct quoted_key_evidence *e) {
 int quoted_key_evidence_parse(const char *text, size_t len, struct quoted_key_evidence *ret) {
   if (!ret || (!text && len))
     return -EINVAL;
-  ret->quote = BUF_INIT(RATLS_MAX_QUOTE);
-  ret->event_log = BUF_INIT(RATLS_MAX_EVENT_LOG);
+  ret->quote = BUF_INIT(QUOTED_KEY_MAX_QUOTE);
+  ret->event_log = BUF_INIT(QUOTED_KEY_MAX_EVENT_LOG);
   if (len > QUOTED_KEY_MAX_TEXT)
     return -ENOBUFS;
   _cleanup_json_ json_t *j = NULL;
@@ -69,8 +68,8 @@ int quoted_key_evidence_parse(const char *text, size_t len, struct quoted_key_ev
 
 int quoted_key_evidence_format(const uint8_t *quote, size_t len, const char *event_log,
                                size_t log_len, struct buf *out) {
-  if (!quote || len == 0 || len > RATLS_MAX_QUOTE || (!event_log && log_len) ||
-      log_len > RATLS_MAX_EVENT_LOG || !out)
+  if (!quote || len == 0 || len > QUOTED_KEY_MAX_QUOTE || (!event_log && log_len) ||
+      log_len > QUOTED_KEY_MAX_EVENT_LOG || !out)
     return -EINVAL;
   _cleanup_json_ json_t *j = json_object();
   if (!j)
@@ -81,39 +80,4 @@ int quoted_key_evidence_format(const uint8_t *quote, size_t len, const char *eve
   if (r >= 0)
     r = json_dump_buf(j, JSON_COMPACT, out);
   return r;
-}
-
-#define refuse(r, why, whylen, ...) ((enum ratls_reason)str_err(why, whylen, (int)(r), __VA_ARGS__))
-
-enum ratls_reason quoted_key_verify(struct ratls_verifier *v, const char *text, size_t len,
-                                    const uint8_t want[64], int64_t now, struct ratls_peer *p,
-                                    char *why, size_t whylen) {
-  if (!v || !want || !p || (!text && len))
-    return refuse(RATLS_R_INTERNAL, why, whylen, "bad arguments");
-  struct quoted_key_evidence e;
-  int r = quoted_key_evidence_parse(text, len, &e);
-  if (r < 0) {
-    quoted_key_evidence_free(&e);
-    return refuse(RATLS_R_BAD_ATTESTATION, why, whylen, "evidence: %s",
-                  r == -ENOBUFS ? "over its size cap"
-                                : "not {\"quote\":\"<hex>\",\"event_log\":\"...\"}");
-  }
-  /* The binding first: a quote for something else is refused without DCAP work (nor any
-   * collateral fetch). */
-  struct quote q;
-  char msg[200] = "";
-  enum ratls_reason rr = RATLS_OK;
-  r = quote_parse_msg(e.quote.data, e.quote.len, &q, msg, sizeof(msg));
-  if (r < 0)
-    rr = refuse(r == -ENOTSUP ? RATLS_R_UNSUPPORTED_QUOTE : RATLS_R_BAD_ATTESTATION, why, whylen,
-                "quote: %s", msg[0] ? msg : strerror(-r));
-  else if (memcmp(quote_report_data(&q), want, 64) != 0)
-    rr = refuse(RATLS_R_KEY_NOT_BOUND, why, whylen,
-                "the quote's report_data does not bind this key");
-  else
-    rr = ratls_verify_quote(v, e.quote.data, e.quote.len, e.event_log.data, e.event_log.len, now,
-                            p, why, whylen);
-  /* ratls_verify_quote verified the same bytes; the check above holds for them. */
-  quoted_key_evidence_free(&e);
-  return rr;
 }
