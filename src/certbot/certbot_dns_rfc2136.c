@@ -36,6 +36,21 @@ static uint16_t new_id(void) {
   return id;
 }
 
+/* Sends msg (a message with this id) to the server over TCP and parses the answer into *m:
+ * what = "update" or "query" for the messages. */
+static int exchange(struct rfc2136 *d, const struct buf *msg, uint16_t id, const char *what,
+                    const char *name, struct buf *resp, struct certbot_dns_msg *m, char *err,
+                    size_t errlen) {
+  int r = certbot_dns_tcp_exchange(d->server, buf_slice(msg), d->timeout_ms, resp);
+  if (r < 0)
+    return str_err(err, errlen, r, "DNS %s for %s at %s", what, name, d->server);
+  if ((r = certbot_dnsmsg_parse(resp->data, resp->len, m)) < 0 || m->id != id ||
+      !(m->flags & 0x8000))
+    return str_err(err, errlen, r < 0 ? r : -EBADMSG, "DNS %s for %s: malformed answer from %s",
+                   what, name, d->server);
+  return 0;
+}
+
 /* Sends one signed update holding a single record change and checks the signed answer. */
 static int update_one(struct rfc2136 *d, const char *name, uint16_t type, uint16_t class,
                       const struct buf *rdata, char *err, size_t errlen) {
@@ -52,16 +67,8 @@ static int update_one(struct rfc2136 *d, const char *name, uint16_t type, uint16
     str_err(err, errlen, r, "building the DNS update for %s", name);
     goto out;
   }
-  if ((r = certbot_dns_tcp_exchange(d->server, buf_slice(&msg), d->timeout_ms, &resp)) < 0) {
-    str_err(err, errlen, r, "DNS update for %s at %s", name, d->server);
+  if ((r = exchange(d, &msg, id, "update", name, &resp, &m, err, errlen)) < 0)
     goto out;
-  }
-  if ((r = certbot_dnsmsg_parse(resp.data, resp.len, &m)) < 0 || m.id != id ||
-      !(m.flags & 0x8000)) {
-    r = r < 0 ? r : -EBADMSG;
-    str_err(err, errlen, r, "DNS update for %s: malformed answer from %s", name, d->server);
-    goto out;
-  }
   /* A server that does not take the key answers unsigned (RFC 8945 5.3.2): that is a refusal
    * either way, named by its rcode. */
   if (!m.has_tsig && m.rcode != 0) {
@@ -170,17 +177,12 @@ static int query_type(struct rfc2136 *d, const char *name, uint16_t type,
   size_t ll = strlen(lname);
   if (ll > 0 && lname[ll - 1] == '.')
     lname[ll - 1] = 0;
-  if ((r = certbot_dnsmsg_query(id, name, type, &msg)) < 0 ||
-      (r = certbot_dns_tcp_exchange(d->server, buf_slice(&msg), d->timeout_ms, &resp)) < 0) {
-    str_err(err, errlen, r, "DNS query for %s at %s", name, d->server);
+  if ((r = certbot_dnsmsg_query(id, name, type, &msg)) < 0) {
+    str_err(err, errlen, r, "DNS query for %s: %s", name, strerror(-r));
     goto out;
   }
-  if ((r = certbot_dnsmsg_parse(resp.data, resp.len, &m)) < 0 || m.id != id ||
-      !(m.flags & 0x8000)) {
-    r = r < 0 ? r : -EBADMSG;
-    str_err(err, errlen, r, "DNS query for %s: malformed answer from %s", name, d->server);
+  if ((r = exchange(d, &msg, id, "query", name, &resp, &m, err, errlen)) < 0)
     goto out;
-  }
   if (m.rcode != 0 && m.rcode != 3) {
     r = -EIO;
     str_err(err, errlen, r, "DNS query for %s at %s: %s", name, d->server, rcode_name(m.rcode));
