@@ -34,10 +34,8 @@ from urllib.parse import parse_qs, urlsplit
 
 
 def _free_port():
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from conftest import free_port
+    return free_port()
 
 
 def _quote(s):

@@ -12,6 +12,35 @@ VECTORS = pathlib.Path(os.environ.get("DSTACK_VECTORS") or REPO / "tests" / "vec
 TDXCTL = BUILD / "src" / "tdxctl" / "tdxctl"
 
 
+def free_port():
+    """A loopback port free for both TCP and UDP, for a server started next. Taken below the
+    kernel's ephemeral range (ip_local_port_range, 32768 and up here), so that no outgoing
+    connection of a parallel test can take it between this check and the server's bind.
+    Bounded: 200 random tries."""
+    import random
+    import socket
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = min(low, 32768)
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        socks = []
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                s = socket.socket(socket.AF_INET, kind)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free loopback port found in 200 tries")
+
+
 def _clean_env():
     env = dict(os.environ)
     for k in ("DSTACK_TEE", "DSTACK_SIM_DIR", "DSTACK_LOG"):

@@ -28,12 +28,7 @@ pytestmark = pytest.mark.skipif(
     reason="knotd, kdig and pebble are needed (scripts/deps.sh)")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from conftest import free_port  # noqa: E402  (below the ephemeral range: no bind races)
 
 
 def wait_port(port, proc, log, deadline=20.0):
