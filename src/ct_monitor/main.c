@@ -292,7 +292,8 @@ int main(int argc, char **argv) {
   if (o.sim_dir)
     log_warn("quotes: ALSO trusting the simulated TDX platform in %s (tests only)", o.sim_dir);
   if (!n_app)
-    log_info("quotes: any TD's quote counts (no --app-id)");
+    log_warn("quotes: no --app-id, so a quote from ANY genuine TD counts, including one the "
+             "tproxy host runs itself: pin tproxy's app with --app-id");
   if (!o.state_path)
     log_info("no --state: the last checked id is kept in memory only");
 
