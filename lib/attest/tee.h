@@ -113,3 +113,6 @@ int tee_tdx_new(const struct tee_tdx_config *cfg /* NULL = defaults + env */, st
 /* dir: a directory made by sim_platform_init(); NULL = $DSTACK_SIM_DIR. -ENOENT (with a debug
  * log naming the dir) when it is unset or not initialised. */
 int tee_sim_new(const char *dir, struct tee **ret);
+/* The same platform dir with the TD's state (td.json, td.lock, eventlog.jsonl) in td_dir
+ * (NULL = dir): one simulated platform, many TDs (teepod plays the TDX module of each VM). */
+int tee_sim_new_split(const char *dir, const char *td_dir, struct tee **ret);

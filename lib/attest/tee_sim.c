@@ -52,7 +52,8 @@ struct sim_cache {
 };
 
 struct tee_sim {
-  char *dir;
+  char *dir;    /* the platform: keys, PCK chain, QE */
+  char *td_dir; /* the TD's state (td.json, td.lock, eventlog.jsonl): dir unless split */
   pthread_mutex_t lock; /* the cache and td_cache */
   struct sim_cache cache;
   struct sim_td_cache td_cache;
@@ -61,8 +62,8 @@ struct tee_sim {
 static const uint8_t intel_qe_vendor_id[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
                                                0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
 
-static const char *sim_dir(struct tee *t) {
-  return ((struct tee_sim *)t->priv)->dir;
+static const char *sim_td_dir(struct tee *t) {
+  return ((struct tee_sim *)t->priv)->td_dir;
 }
 
 static int read_file(const char *dir, const char *name, size_t max, struct buf *out) {
@@ -211,7 +212,7 @@ static int get_report_locked(struct tee_sim *s, const uint8_t report_data[64],
   if (r >= 0)
     r = cache_mac_key(s);
   if (r >= 0)
-    r = sim_td_load_cached(s->dir, &s->td_cache, &td);
+    r = sim_td_load_cached(s->td_dir, &s->td_cache, &td);
   if (r < 0)
     return r;
   const struct sim_platform_info *info = &s->cache.info;
@@ -270,7 +271,7 @@ static int get_quote_locked(struct tee_sim *s, const uint8_t report_data[64],
   if (r >= 0)
     r = cache_quote_material(s);
   if (r >= 0)
-    r = sim_td_load_cached(s->dir, &s->td_cache, &td);
+    r = sim_td_load_cached(s->td_dir, &s->td_cache, &td);
   if (r < 0)
     return r;
   const struct sim_cache *c = &s->cache;
@@ -324,14 +325,14 @@ static int sim_get_quote(struct tee *t, const uint8_t report_data[64], struct bu
 }
 
 static int sim_extend_rtmr(struct tee *t, unsigned index, const uint8_t digest[48]) {
-  return sim_td_extend(sim_dir(t), index, digest);
+  return sim_td_extend(sim_td_dir(t), index, digest);
 }
 
 static int sim_read_rtmrs(struct tee *t, uint8_t ret[4][48]) {
   struct tee_sim *s = t->priv;
   struct sim_td td;
   pthread_mutex_lock(&s->lock);
-  int r = sim_td_load_cached(s->dir, &s->td_cache, &td);
+  int r = sim_td_load_cached(s->td_dir, &s->td_cache, &td);
   pthread_mutex_unlock(&s->lock);
   if (r < 0)
     return r;
@@ -340,7 +341,7 @@ static int sim_read_rtmrs(struct tee *t, uint8_t ret[4][48]) {
 }
 
 static int sim_eventlog_path(struct tee *t, char **ret_path) {
-  return sim_path(sim_dir(t), SIM_FILE_EVENTLOG, ret_path);
+  return sim_path(sim_td_dir(t), SIM_FILE_EVENTLOG, ret_path);
 }
 
 static void sim_free(struct tee *t) {
@@ -348,6 +349,8 @@ static void sim_free(struct tee *t) {
     return;
   struct tee_sim *s = t->priv;
   if (s) {
+    if (s->td_dir != s->dir)
+      free(s->td_dir);
     free(s->dir);
     cache_clear(&s->cache);
     sim_td_cache_free(&s->td_cache);
@@ -368,6 +371,10 @@ const struct tee_ops tee_sim_ops = {
 };
 
 int tee_sim_new(const char *dir, struct tee **ret) {
+  return tee_sim_new_split(dir, NULL, ret);
+}
+
+int tee_sim_new_split(const char *dir, const char *td_dir, struct tee **ret) {
   if (!ret)
     return -EINVAL;
   *ret = NULL;
@@ -397,8 +404,14 @@ int tee_sim_new(const char *dir, struct tee **ret) {
     return -ENOMEM;
   }
   s->dir = d;
+  s->td_dir = d;
   t->ops = &tee_sim_ops;
   t->priv = s;
+  if (td_dir && !(s->td_dir = strdup(td_dir))) {
+    s->td_dir = d;
+    sim_free(t);
+    return -ENOMEM;
+  }
   *ret = t;
   return 0;
 }

@@ -1,0 +1,302 @@
+/* The host channel: the guest's requests over virtio-serial. */
+#include "teepod_hostch.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/str.h"
+#include "teepod.h"
+#include "teepod_cfgdisk.h"
+#include "teepod_sim.h"
+
+struct teepod_hostch {
+  struct teepod_vm *vm;
+  struct bufferevent *bev;
+  bool discarding; /* inside a line over the cap: drop until its newline */
+  double tokens;
+  struct timespec last;
+  unsigned long lines, refused;
+};
+
+static void ch_reply(struct teepod_hostch *ch, json_t *id, json_t *result, const char *error) {
+  _cleanup_json_ json_t *o = json_object();
+  if (!o)
+    return;
+  json_object_set(o, "id", id ? id : json_null());
+  if (error)
+    json_object_set_new(o, "error", json_pack("{s:s}", "message", error));
+  else
+    json_object_set(o, "result", result ? result : json_object());
+  _cleanup_free_ char *t = json_dump_compact(o);
+  if (!t)
+    return;
+  struct evbuffer *out = bufferevent_get_output(ch->bev);
+  /* a guest that does not read its replies must not grow our memory */
+  if (evbuffer_get_length(out) > 4 * TEEPOD_HOSTCH_LINE_MAX)
+    return;
+  evbuffer_add(out, t, strlen(t));
+  evbuffer_add(out, "\n", 1);
+}
+
+/* A guest text fit for Status and logs: valid UTF-8, no control characters, at most max bytes. */
+static char *clean_text(const char *s, size_t max) {
+  size_t len = strnlen(s, max);
+  char *t = NULL;
+  size_t tl = 0;
+  if (str_utf8_sanitize(s, len, &t, &tl) < 0)
+    return NULL;
+  for (size_t i = 0; i < tl; i++)
+    if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+      t[i] = ' ';
+  /* cutting at max may have split a sequence: sanitize replaced it; cut to max again on a
+   * character boundary */
+  while (tl > max) {
+    tl--;
+    while (tl && ((unsigned char)t[tl] & 0xc0) == 0x80)
+      tl--;
+    t[tl] = 0;
+  }
+  return t;
+}
+
+static void set_owned(char **dst, char *v) {
+  free(*dst);
+  *dst = v;
+}
+
+static int notify(struct teepod_vm *vm, json_t *params, char **ret_error) {
+  const char *event = NULL, *payload = "";
+  if (json_get_str(params, "event", &event) < 0 || !event)
+    return (*ret_error = strdup("Notify needs an event")), -EINVAL;
+  if (json_get_str(params, "payload", &payload) == -EINVAL)
+    return (*ret_error = strdup("payload must be a string")), -EINVAL;
+  if (!payload)
+    payload = "";
+  size_t plen = strlen(payload);
+  if (str_eq(event, "boot.progress")) {
+    if (plen > TEEPOD_PROGRESS_MAX)
+      return (*ret_error = strdup("boot.progress payload over 256 bytes")), -EINVAL;
+    set_owned(&vm->boot_progress, clean_text(payload, TEEPOD_PROGRESS_MAX));
+  } else if (str_eq(event, "boot.error")) {
+    if (plen > TEEPOD_ERROR_MAX)
+      return (*ret_error = strdup("boot.error payload over 1024 bytes")), -EINVAL;
+    set_owned(&vm->boot_error, clean_text(payload, TEEPOD_ERROR_MAX));
+    log_warn("vm %s (%s): guest reports a boot error: %s", vm->m.id, vm->m.name,
+             vm->boot_error ? vm->boot_error : "?");
+  } else if (str_eq(event, "shutdown.progress")) {
+    if (plen > TEEPOD_PROGRESS_MAX)
+      return (*ret_error = strdup("shutdown.progress payload over 256 bytes")), -EINVAL;
+    set_owned(&vm->shutdown_progress, clean_text(payload, TEEPOD_PROGRESS_MAX));
+  } else if (str_eq(event, "instance.info")) {
+    if (plen > 4096)
+      return (*ret_error = strdup("instance.info payload over 4096 bytes")), -EINVAL;
+    _cleanup_json_ json_t *info = NULL;
+    if (json_parse_buf(payload, plen, 4096, &info) < 0 || !json_is_object(info))
+      return (*ret_error = strdup("instance.info payload must be a JSON object")), -EINVAL;
+    const char *iid = NULL;
+    if (json_get_str(info, "instance_id", &iid) == 0 && iid) {
+      if (strlen(iid) > 128 || strspn(iid, "0123456789abcdefABCDEF") != strlen(iid))
+        return (*ret_error = strdup("instance_id must be hex")), -EINVAL;
+      set_owned(&vm->instance_id, strdup(iid));
+    }
+    int r = teepod_shared_write(vm->dir, ".instance_info", payload, plen);
+    if (r < 0) {
+      log_error("vm %s: writing .instance_info: %s", vm->m.id, strerror(-r));
+      return (*ret_error = strdup("cannot store the instance info")), r;
+    }
+  } else if (str_eq(event, "initialized")) {
+    int r = teepod_shared_write(vm->dir, "initialized", "", 0);
+    if (r < 0)
+      return (*ret_error = strdup("cannot store the flag")), r;
+  } else {
+    return (*ret_error = strdup("unknown event")), -EINVAL;
+  }
+  _cleanup_free_ char *body = clean_text(payload, TEEPOD_ERROR_MAX);
+  teepod_vm_event_add(vm, event, body ? body : "");
+  return 0;
+}
+
+int teepod_hostch_dispatch(struct teepod_vm *vm, const char *method, json_t *params,
+                           json_t **ret_result, char **ret_error) {
+  *ret_result = NULL;
+  if (str_eq(method, "Notify")) {
+    int r = notify(vm, params, ret_error);
+    if (r >= 0)
+      *ret_result = json_object();
+    return r;
+  }
+  if (str_eq(method, "Info")) {
+    *ret_result = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", vm->m.id, "name", vm->m.name, "app_id",
+                            vm->m.app_id, "instance_id", vm->instance_id ? vm->instance_id : "",
+                            "platform",
+                            vm->m.no_tee ? "none"
+                            : vm->tp->sim ? "sim"
+                            : vm->tp->backend == TEEPOD_BACKEND_TDX ? "tdx"
+                                                                    : "none");
+    return *ret_result ? 0 : -ENOMEM;
+  }
+  if (str_startswith(method, "Tdx.")) {
+    if (!vm->tp->sim || vm->m.no_tee || !vm->tee)
+      return (*ret_error = strdup("this VM has no simulated TDX")), -ENOTSUP;
+    return teepod_sim_dispatch(vm, method + 4, params, ret_result, ret_error);
+  }
+  *ret_error = strdup("unknown method");
+  return -EINVAL;
+}
+
+static bool rate_ok(struct teepod_hostch *ch) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  double dt = (double)(now.tv_sec - ch->last.tv_sec) + (now.tv_nsec - ch->last.tv_nsec) / 1e9;
+  ch->last = now;
+  ch->tokens += dt * TEEPOD_HOSTCH_RATE;
+  if (ch->tokens > TEEPOD_HOSTCH_RATE)
+    ch->tokens = TEEPOD_HOSTCH_RATE;
+  if (ch->tokens < 1)
+    return false;
+  ch->tokens -= 1;
+  return true;
+}
+
+static void handle_line(struct teepod_hostch *ch, const char *line, size_t len) {
+  ch->lines++;
+  if (!rate_ok(ch)) {
+    if (ch->refused++ % 1000 == 0)
+      log_warn("vm %s: host channel over %d lines/s; dropping lines", ch->vm->m.id,
+               TEEPOD_HOSTCH_RATE);
+    return;
+  }
+  _cleanup_json_ json_t *req = NULL;
+  if (json_parse_buf(line, len, TEEPOD_HOSTCH_LINE_MAX, &req) < 0 || !json_is_object(req)) {
+    ch_reply(ch, NULL, NULL, "not a JSON object");
+    return;
+  }
+  json_t *id = json_object_get(req, "id");
+  if (id && !json_is_integer(id) && !json_is_null(id))
+    id = NULL;
+  const char *method = NULL;
+  if (json_get_str(req, "method", &method) < 0 || !method) {
+    ch_reply(ch, id, NULL, "method missing");
+    return;
+  }
+  json_t *params = json_object_get(req, "params");
+  _cleanup_json_ json_t *empty = NULL;
+  if (!params || json_is_null(params))
+    params = empty = json_object();
+  if (!json_is_object(params)) {
+    ch_reply(ch, id, NULL, "params must be an object");
+    return;
+  }
+  _cleanup_json_ json_t *result = NULL;
+  _cleanup_free_ char *error = NULL;
+  int r = teepod_hostch_dispatch(ch->vm, method, params, &result, &error);
+  if (r < 0)
+    ch_reply(ch, id, NULL, error ? error : strerror(-r));
+  else
+    ch_reply(ch, id, result, NULL);
+}
+
+static void ch_read(struct bufferevent *bev, void *ud) {
+  struct teepod_hostch *ch = ud;
+  struct evbuffer *in = bufferevent_get_input(bev);
+  for (unsigned n = 0; n < 1000; n++) {
+    struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+    if (p.pos < 0) {
+      size_t have = evbuffer_get_length(in);
+      if (have >= TEEPOD_HOSTCH_LINE_MAX) {
+        evbuffer_drain(in, have);
+        if (!ch->discarding)
+          ch_reply(ch, NULL, NULL, "line too long");
+        ch->discarding = true;
+      }
+      return;
+    }
+    size_t ll = (size_t)p.pos;
+    if (ch->discarding || ll >= TEEPOD_HOSTCH_LINE_MAX) {
+      evbuffer_drain(in, ll + 1);
+      if (!ch->discarding)
+        ch_reply(ch, NULL, NULL, "line too long");
+      ch->discarding = false;
+      continue;
+    }
+    char *line = malloc(ll + 1);
+    if (!line)
+      return;
+    evbuffer_remove(in, line, ll + 1);
+    line[ll] = 0;
+    if (ll && line[ll - 1] == '\r')
+      line[--ll] = 0;
+    if (ll)
+      handle_line(ch, line, ll);
+    free(line);
+  }
+}
+
+static void ch_event(struct bufferevent *bev, short what, void *ud) {
+  (void)bev;
+  struct teepod_hostch *ch = ud;
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    struct teepod_vm *vm = ch->vm;
+    log_debug("vm %s: host channel closed", vm->m.id);
+    vm->ch = NULL;
+    teepod_hostch_free(ch);
+  }
+}
+
+int teepod_hostch_open(struct teepod_vm *vm, struct teepod_hostch **ret) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  _cleanup_free_ char *path = str_printf("%s/host.sock", vm->dir);
+  if (!path)
+    return -ENOMEM;
+  if (strlen(path) >= sizeof(sa.sun_path))
+    return -ENAMETOOLONG;
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int r = -errno;
+    close(fd);
+    return r;
+  }
+  evutil_make_socket_nonblocking(fd);
+  struct teepod_hostch *ch = calloc(1, sizeof(*ch));
+  if (!ch) {
+    close(fd);
+    return -ENOMEM;
+  }
+  ch->vm = vm;
+  ch->tokens = TEEPOD_HOSTCH_RATE;
+  clock_gettime(CLOCK_MONOTONIC, &ch->last);
+  ch->bev = bufferevent_socket_new(vm->tp->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (!ch->bev) {
+    close(fd);
+    free(ch);
+    return -ENOMEM;
+  }
+  bufferevent_setcb(ch->bev, ch_read, NULL, ch_event, ch);
+  bufferevent_setwatermark(ch->bev, EV_READ, 0, TEEPOD_HOSTCH_LINE_MAX + 1);
+  bufferevent_enable(ch->bev, EV_READ | EV_WRITE);
+  log_debug("vm %s: host channel connected", vm->m.id);
+  *ret = ch;
+  return 0;
+}
+
+void teepod_hostch_free(struct teepod_hostch *ch) {
+  if (!ch)
+    return;
+  bufferevent_free(ch->bev);
+  free(ch);
+}

@@ -1,0 +1,35 @@
+/* teepod's listeners: plain HTTP on TCP (address:port) and/or a unix socket, serving
+ *   /prpc/      the RPC services (teepod_service.h)
+ *   /logs       a VM's logs (teepod_logs.h)
+ *   /           the web console (web/teepod/console.html, built into the binary)
+ *   /health     {"status":"ok","vms":N,"running":N}; never needs the admin token
+ *   /metrics    Prometheus text
+ * With [auth] enabled every path but /health needs one of the admin tokens: "X-Admin-Token: T",
+ * "Authorization: Bearer T" or basic auth with T as the password (401 otherwise). Each
+ * listener prints "listening http://ADDR:PORT" or "listening unix:PATH". */
+#pragma once
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "teepod_service.h"
+
+struct event_base;
+struct http_server;
+struct teepod;
+
+struct teepod_server {
+  struct teepod *tp;
+  struct http_server *http;
+  struct teepod_api api;
+  uint16_t port;
+};
+
+int teepod_server_new(struct teepod *tp, struct event_base *base, FILE *out,
+                      struct teepod_server **ret, char *err, size_t errlen);
+void teepod_server_free(struct teepod_server *s);
+
+/* Is the request allowed (auth off, or a valid token)? Constant-time token comparison. */
+bool teepod_server_authorized(const struct teepod *tp, struct http_request *req);
+/* The metrics text. */
+int teepod_metrics_render(const struct teepod *tp, struct buf *out);
