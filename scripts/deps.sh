@@ -13,7 +13,7 @@ pkgs=(
   haproxy wrk knot knot-dnsutils
   pebble
   certbot python3-certbot-dns-rfc2136 time
-  xxd curl nginx
+  xxd curl nginx osslsigncode
   podman runc busybox-static
 )
 # node and npm run the published SDKs and the reference verifiers; the machine image may bring
