@@ -13,7 +13,7 @@ pkgs=(
   haproxy wrk knot knot-dnsutils
   pebble
   certbot python3-certbot-dns-rfc2136 time
-  xxd curl nginx
+  xxd curl nginx osslsigncode
   podman runc busybox-static
   qemu-system-x86 qemu-utils dosfstools mtools libyaml-dev
 )

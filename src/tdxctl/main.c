@@ -25,6 +25,7 @@ static const struct cli_command cli_commands[] = {
     {"sim", cmd_sim, "manage a simulated TDX platform (sim init DIR)"},
     {"verify", cmd_verify, "verify a quote with Intel DCAP collateral (QVL rules)"},
     {"env", cmd_env, "decrypt or encrypt an app environment (SDK encryptEnvVars format)"},
+    {"measure", cmd_measure, "compute MRTD and RTMR0-2 of an image folder offline"},
 };
 
 static void cli_main_usage(FILE *f) {

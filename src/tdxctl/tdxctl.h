@@ -76,3 +76,4 @@ int cmd_hash(int argc, char **argv);
 int cmd_ratls_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_env(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
