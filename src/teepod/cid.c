@@ -75,7 +75,7 @@ bool teepod_cid_used_by_other_qemu(uint32_t cid, void *ud) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9')
       continue;
     scanned++;
-    char path[64], buf[8192];
+    char path[300], buf[8192];
     snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

@@ -107,6 +107,11 @@ int teepod_config_init_dev(struct teepod_config *c, const char *dir, char *err, 
   if (r < 0)
     return r;
   const char *sim_env = getenv(TEE_ENV_SIM_DIR);
+  _cleanup_free_ char *own = str_printf("%s/teepod.toml", dir);
+  if (!own) {
+    r = -ENOMEM;
+    goto fail;
+  }
   c->port = 0;
   if ((r = set_sub(&c->image_path, dir, "images")) < 0 ||
       (r = set_sub(&c->run_path, dir, "vm")) < 0 ||
@@ -115,11 +120,6 @@ int teepod_config_init_dev(struct teepod_config *c, const char *dir, char *err, 
       (r = (sim_env && *sim_env) ? conftab_set_str(&c->sim_dir, sim_env)
                                  : set_sub(&c->sim_dir, dir, "sim")) < 0)
     goto fail;
-  _cleanup_free_ char *own = str_printf("%s/teepod.toml", dir);
-  if (!own) {
-    r = -ENOMEM;
-    goto fail;
-  }
   if (access(own, F_OK) == 0 && (r = teepod_config_apply_file(c, own, err, errlen)) < 0)
     goto fail;
   return 0;

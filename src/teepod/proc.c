@@ -86,11 +86,8 @@ int teepod_run_tool(char *const argv[], unsigned timeout_s, char *err, size_t er
       continue;
     if (n <= 0)
       break;
-    /* keep the last bytes */
-    if ((size_t)n >= sizeof(out) - 1) {
-      memcpy(out, tmp + n - (sizeof(out) - 1), sizeof(out) - 1);
-      used = sizeof(out) - 1;
-    } else {
+    /* keep the last bytes (tmp is smaller than out) */
+    {
       if (used + (size_t)n > sizeof(out) - 1) {
         size_t drop = used + (size_t)n - (sizeof(out) - 1);
         memmove(out, out + drop, used - drop);

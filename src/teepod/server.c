@@ -10,6 +10,7 @@
 
 #include "base/base64.h"
 #include "base/fileio.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/str.h"

@@ -288,13 +288,11 @@ static int vm_configuration(const struct teepod_vm *vm, bool with_compose,
     _cleanup_free_ char *p = str_printf("%s/shared/app-compose.json", vm->dir);
     _cleanup_buf_ struct buf b = BUF_INIT(0);
     if (p && file_read_capped(p, APP_COMPOSE_MAX, false, &b) == 0 && buf_terminate(&b) == 0) {
-      free(c->compose_file);
       c->compose_file = (char *)buf_steal(&b, NULL);
     }
     _cleanup_free_ char *u = str_printf("%s/shared/.user-config", vm->dir);
     _cleanup_buf_ struct buf ub = BUF_INIT(0);
     if (u && file_read_capped(u, USER_CONFIG_MAX, false, &ub) == 0 && buf_terminate(&ub) == 0) {
-      free(c->user_config);
       c->user_config = (char *)buf_steal(&ub, NULL);
     }
   }
@@ -388,7 +386,6 @@ static int vm_info(struct teepod *tp, const struct teepod_vm *vm, bool brief, Vm
     }
   }
   if (!brief) {
-    free(m->qemu_command);
     m->qemu_command = xstrdup(vm->argv_text);
     if (!m->qemu_command)
       return -ENOMEM;
@@ -531,7 +528,6 @@ METHOD(m_create_vm) {
   char *vid = NULL;
   r = create_vm(tp, in, &vid, ret_error);
   if (r >= 0) {
-    free(id->id);
     id->id = vid;
   }
   return prpc_reply_done(r, out, ret_out);
@@ -717,7 +713,6 @@ METHOD(m_update_vm) {
   r = update_vm(tp, in, ret_error);
   if (r >= 0) {
     Vmm__Id *id = (Vmm__Id *)out;
-    free(id->id);
     if (!(id->id = strdup(in->id)))
       r = -ENOMEM;
   }
@@ -754,7 +749,6 @@ METHOD(m_get_compose_hash) {
     r = app_from_request(in->compose_file, in->name, &doc, &info, &wrapped, ret_error);
   if (r >= 0) {
     Vmm__ComposeHash *h = (Vmm__ComposeHash *)out;
-    free(h->hash);
     if (!(h->hash = hex_encode_alloc(info.compose_hash, 32)))
       r = -ENOMEM;
   }
@@ -931,8 +925,6 @@ METHOD(m_version) {
   if (r < 0)
     return r;
   Vmm__VersionResponse *m = (Vmm__VersionResponse *)out;
-  free(m->version);
-  free(m->rev);
   m->version = strdup(TEEPOD_VERSION);
   m->rev = strdup(TEEPOD_GIT_REV);
   if (!m->version || !m->rev)

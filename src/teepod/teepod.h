@@ -108,6 +108,9 @@ int teepod_vm_load_dir(struct teepod *tp, const char *id);
 /* Rotates serial logs over [cvm.log] max_bytes. */
 void teepod_logs_rotate(struct teepod *tp);
 
+/* rm -rf of a VM folder (no symlinks followed). */
+int teepod_rm_rf(const char *path);
+
 /* Resources in use by VMs that are started (or running), excluding skip. */
 void teepod_resources_used(struct teepod *tp, const struct teepod_vm *skip, uint32_t *ret_vcpu,
                            uint32_t *ret_memory_mb);

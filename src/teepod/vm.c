@@ -283,8 +283,9 @@ int teepod_vm_start(struct teepod_vm *vm, char *err, size_t errlen) {
   if (!img_dir)
     return -ENOMEM;
   struct image_meta img = {0};
-  _cleanup_free_ char *why = NULL;
+  _cleanup_free_ char *why = NULL, *pf = NULL;
   char **argv = NULL;
+  uint32_t cid = 0;
   if ((r = image_meta_load(img_dir, &img, &why)) < 0) {
     str_err(err, errlen, r, "image %s: %s", vm->m.image, why ? why : strerror(-r));
     goto out;
@@ -293,7 +294,6 @@ int teepod_vm_start(struct teepod_vm *vm, char *err, size_t errlen) {
   if ((r = ensure_disk(vm, &img, err, errlen)) < 0 ||
       (r = teepod_cfgdisk_build(vm, &img, err, errlen)) < 0)
     goto out;
-  uint32_t cid = 0;
   if (tp->have_vsock && (r = teepod_cidpool_alloc(&tp->cids, &cid)) < 0) {
     str_err(err, errlen, r, "no free vsock CID left in the pool");
     goto out;
@@ -342,7 +342,7 @@ int teepod_vm_start(struct teepod_vm *vm, char *err, size_t errlen) {
   vm->argv_text = teepod_qemu_argv_text(argv);
   log_debug("vm %s: %s", vm->m.id, vm->argv_text ? vm->argv_text : "(argv)");
   /* a stale pidfile must not be read as this QEMU's before it writes its own */
-  _cleanup_free_ char *pf = str_printf("%s/qemu.pid", vm->dir);
+  pf = str_printf("%s/qemu.pid", vm->dir);
   if (pf)
     unlink(pf);
   if ((r = teepod_spawn_detached(argv, vm->dir, &vm->pid, &vm->pidfd)) < 0) {
