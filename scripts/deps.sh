@@ -15,6 +15,7 @@ pkgs=(
   certbot python3-certbot-dns-rfc2136 time
   xxd curl nginx
   podman runc busybox-static
+  cpio xz-utils qemu-system-x86 dosfstools mtools
 )
 # node and npm run the published SDKs and the reference verifiers; the machine image may bring
 # its own node, otherwise Debian's.
