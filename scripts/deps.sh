@@ -15,7 +15,7 @@ pkgs=(
   certbot python3-certbot-dns-rfc2136 time
   xxd curl nginx osslsigncode
   podman runc busybox-static
-  qemu-system-x86 qemu-utils dosfstools mtools libyaml-dev
+  cpio xz-utils qemu-system-x86 qemu-utils dosfstools mtools libyaml-dev
 )
 # node and npm run the published SDKs and the reference verifiers; the machine image may bring
 # its own node, otherwise Debian's.
