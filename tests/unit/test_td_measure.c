@@ -50,6 +50,7 @@ static void assert_hex(const uint8_t *d, size_t n, const char *want) {
 #define PE_CERT_DIR (PE_OPT + 112 + 4 * 8)
 
 static void pe_build(struct buf *b, size_t cert_len) {
+  buf_free(b);
   buf_init(b, 1 << 20);
   assert_int_equal(buf_append_zero(b, 0x828), 0);
   uint8_t *p = b->data;
