@@ -307,13 +307,14 @@ static int ccel_write(const struct td_events *l, struct buf *out) {
   static const char sig[16] = "Spec ID Event03";
   int r;
 
-  /* TCG_EfiSpecIDEvent: signature, platformClass, specVersionMinor 0, Major 2, errata 2,
+  /* As TDVF writes it: MR index 1, EV_NO_ACTION, a zero SHA-1 sized digest, then the
+   * TCG_EfiSpecIDEvent: signature, platformClass 0, specVersionMinor 0, Major 2, errata 0,
    * uintnSize 2 (64-bit), one algorithm (SHA-384, 48 bytes), no vendor info: 33 bytes */
-  if ((r = buf_append_u32le(out, 0)) < 0 || (r = buf_append_u32le(out, 3)) < 0 ||
+  if ((r = buf_append_u32le(out, 1)) < 0 || (r = buf_append_u32le(out, 3)) < 0 ||
       (r = buf_append_zero(out, 20)) < 0 || (r = buf_append_u32le(out, 33)) < 0 ||
       (r = buf_append(out, sig, sizeof(sig))) < 0 || (r = buf_append_u32le(out, 0)) < 0 ||
       (r = buf_append_u8(out, 0)) < 0 || (r = buf_append_u8(out, 2)) < 0 ||
-      (r = buf_append_u8(out, 2)) < 0 || (r = buf_append_u8(out, 2)) < 0 ||
+      (r = buf_append_u8(out, 0)) < 0 || (r = buf_append_u8(out, 2)) < 0 ||
       (r = buf_append_u32le(out, 1)) < 0 || (r = buf_append_u16le(out, TPM_ALG_SHA384)) < 0 ||
       (r = buf_append_u16le(out, 48)) < 0 || (r = buf_append_u8(out, 0)) < 0)
     return r;

@@ -511,6 +511,9 @@ static void test_faithful_events_match_real_log(void **state) {
   assert_int_equal(eventlog_parse_ccel(ccel.data, ccel.len, &ours), 0);
   tu_read_vector("dstack/ccel.bin", false, &real);
   assert_int_equal(eventlog_parse_ccel(real.data, real.len, &theirs), 0);
+  /* the Spec ID header event is byte for byte TDVF's (65 bytes) */
+  assert_true(ccel.len > 65 && real.len > 65);
+  assert_memory_equal(ccel.data, real.data, 65);
   /* dstack's log has no RTMR2 events (ours: 16 and 17, before ExitBootServices) */
   assert_int_equal(theirs.n, ours.n - 2);
   assert_int_equal(ours.ev[16].imr, 2);
