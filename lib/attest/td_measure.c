@@ -173,7 +173,7 @@ static void sim_digest(const char *label, const void *a, size_t alen, uint32_t v
   sha384(buf, n, out);
 }
 
-/* RTMR0 (MR index 1): simulated, see td_measure.h. */
+/* RTMR0 (MR index 1) up to the ACPI tables: simulated, see td_measure.h. */
 static int events_rtmr0(struct td_events *l, const uint8_t fw_hash[48], uint32_t vcpus,
                         uint32_t memory_mb) {
   static const char *const sb_vars[] = {"SecureBoot", "PK", "KEK", "db", "dbx"};
@@ -205,6 +205,14 @@ static int events_rtmr0(struct td_events *l, const uint8_t fw_hash[48], uint32_t
         (r = buf_printf(b, "dstack-sim ACPI DATA (%s)", acpi_what[i])) < 0)
       return r;
   }
+  return 0;
+}
+
+/* RTMR0's boot variables, which TDVF measures after loading the kernel. */
+static int events_rtmr0_boot(struct td_events *l) {
+  uint8_t d[48];
+  struct buf *b;
+  int r;
   /* EV_EFI_VARIABLE_BOOT: the digest covers the variable's data only */
   static const uint8_t boot_order[2] = {0, 0};
   struct {
@@ -222,11 +230,8 @@ static int events_rtmr0(struct td_events *l, const uint8_t fw_hash[48], uint32_t
   return 0;
 }
 
-/* RTMR1 (MR index 2): the kernel and TDVF's boot actions. */
-static int events_rtmr1(struct td_events *l, struct slice kernel) {
-  static const char *const after[] = {"Exit Boot Services Invocation",
-                                      "Exit Boot Services Returned with Success"};
-  static const char calling[] = "Calling EFI Application from Boot Option";
+/* RTMR1 (MR index 2): the kernel. */
+static int events_rtmr1_kernel(struct td_events *l, struct slice kernel) {
   uint8_t d[48];
   struct buf *b;
   int r;
@@ -241,12 +246,25 @@ static int events_rtmr1(struct td_events *l, struct slice kernel) {
       (r = buf_append_u64le(b, sizeof(kernel_device_path))) < 0 ||
       (r = buf_append(b, kernel_device_path, sizeof(kernel_device_path))) < 0)
     return r;
-  if ((r = td_events_add_hashed(l, 2, EV_EFI_ACTION, calling, strlen(calling))) < 0 ||
-      (r = td_events_add_hashed(l, 2, EV_SEPARATOR, separator_data, 4)) < 0)
-    return r;
-  for (size_t i = 0; i < ARRAY_SIZE(after); i++)
-    if ((r = td_events_add_hashed(l, 2, EV_EFI_ACTION, after[i], strlen(after[i]))) < 0)
+  return 0;
+}
+
+/* RTMR1: starting the kernel (before its load options and initrd are measured). */
+static int events_rtmr1_start(struct td_events *l) {
+  static const char calling[] = "Calling EFI Application from Boot Option";
+  int r = td_events_add_hashed(l, 2, EV_EFI_ACTION, calling, strlen(calling));
+  return r < 0 ? r : td_events_add_hashed(l, 2, EV_SEPARATOR, separator_data, 4);
+}
+
+/* RTMR1: ExitBootServices, the last events. */
+static int events_rtmr1_exit(struct td_events *l) {
+  static const char *const after[] = {"Exit Boot Services Invocation",
+                                      "Exit Boot Services Returned with Success"};
+  for (size_t i = 0; i < ARRAY_SIZE(after); i++) {
+    int r = td_events_add_hashed(l, 2, EV_EFI_ACTION, after[i], strlen(after[i]));
+    if (r < 0)
       return r;
+  }
   return 0;
 }
 
@@ -289,13 +307,14 @@ static int ccel_write(const struct td_events *l, struct buf *out) {
   static const char sig[16] = "Spec ID Event03";
   int r;
 
-  /* TCG_EfiSpecIDEvent: signature, platformClass, specVersionMinor 0, Major 2, errata 2,
+  /* As TDVF writes it: MR index 1, EV_NO_ACTION, a zero SHA-1 sized digest, then the
+   * TCG_EfiSpecIDEvent: signature, platformClass 0, specVersionMinor 0, Major 2, errata 0,
    * uintnSize 2 (64-bit), one algorithm (SHA-384, 48 bytes), no vendor info: 33 bytes */
-  if ((r = buf_append_u32le(out, 0)) < 0 || (r = buf_append_u32le(out, 3)) < 0 ||
+  if ((r = buf_append_u32le(out, 1)) < 0 || (r = buf_append_u32le(out, 3)) < 0 ||
       (r = buf_append_zero(out, 20)) < 0 || (r = buf_append_u32le(out, 33)) < 0 ||
       (r = buf_append(out, sig, sizeof(sig))) < 0 || (r = buf_append_u32le(out, 0)) < 0 ||
       (r = buf_append_u8(out, 0)) < 0 || (r = buf_append_u8(out, 2)) < 0 ||
-      (r = buf_append_u8(out, 2)) < 0 || (r = buf_append_u8(out, 2)) < 0 ||
+      (r = buf_append_u8(out, 0)) < 0 || (r = buf_append_u8(out, 2)) < 0 ||
       (r = buf_append_u32le(out, 1)) < 0 || (r = buf_append_u16le(out, TPM_ALG_SHA384)) < 0 ||
       (r = buf_append_u16le(out, 48)) < 0 || (r = buf_append_u8(out, 0)) < 0)
     return r;
@@ -336,8 +355,11 @@ int td_measure_blobs(const struct td_measure_blobs *in, struct td_measurements *
   }
   m.simulated_rtmr0 = true;
 
+  /* in the order TDVF logs them */
   if ((r = events_rtmr0(&l, fw_hash, in->vcpus, in->memory_mb)) < 0 ||
-      (r = events_rtmr1(&l, in->kernel)) < 0 || (r = events_rtmr2(&l, in->cmdline, in->initrd)) < 0)
+      (r = events_rtmr1_kernel(&l, in->kernel)) < 0 || (r = events_rtmr0_boot(&l)) < 0 ||
+      (r = events_rtmr1_start(&l)) < 0 || (r = events_rtmr2(&l, in->cmdline, in->initrd)) < 0 ||
+      (r = events_rtmr1_exit(&l)) < 0)
     goto out;
   for (size_t i = 0; i < l.n; i++) {
     uint8_t cat[96];

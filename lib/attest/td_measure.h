@@ -38,9 +38,12 @@
  *    The event data of these three says "dstack-sim".
  *
  * The event log and the registers come from one list of events, so they agree by construction.
- * In the CCEL, MR index 1..3 = RTMR0..2 (eventlog_ccel.c). MRTD has no events.
+ * In the CCEL, MR index 1..3 = RTMR0..2 (eventlog_ccel.c). MRTD has no events. The events are in
+ * the order TDVF logs them: RTMR0 up to the ACPI events, the kernel, BootOrder and Boot0000, the
+ * "Calling" action and separator, the RTMR2 events, the two ExitBootServices actions.
  *
- * Errors: -EBADMSG malformed PE or TDVF metadata, -EFBIG a file over TD_MEASURE_MAX_FILE,
+ * Errors: -EBADMSG malformed PE or TDVF metadata or a command line that is not UTF-8, -E2BIG a
+ * command line over 64 KiB, -EFBIG a file over TD_MEASURE_MAX_FILE,
  * -ENOBUFS the CCEL buffer's cap, -EINVAL bad arguments, file errors as -errno. */
 #pragma once
 

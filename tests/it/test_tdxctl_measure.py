@@ -215,6 +215,8 @@ def debian_kernel():
         deb = glob.glob(str(cache / "*.deb"))[0]
         subprocess.run(["dpkg-deb", "-x", deb, str(cache / "x")], timeout=300, check=True)
         os.unlink(deb)
+        for d in ("lib", "usr", "etc"):  # keep the kernel only
+            shutil.rmtree(cache / "x" / d, ignore_errors=True)
     except (subprocess.SubprocessError, OSError, IndexError):
         return None
     found = glob.glob(str(cache / "x" / "boot" / "vmlinuz-*"))
