@@ -58,12 +58,13 @@ static int check_image(struct teepod *tp, const char *image, char **ret_error) {
   _cleanup_free_ char *dir = str_printf("%s/%s", tp->cfg->image_path, image);
   if (!dir)
     return -ENOMEM;
+  struct stat st;
+  if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+    return prpc_error(ret_error, -ENOENT, "image %s does not exist", image);
   struct image_meta m = {0};
   _cleanup_free_ char *why = NULL;
   int r = image_meta_load(dir, &m, &why);
   image_meta_free(&m);
-  if (r == -ENOENT && !why)
-    return prpc_error(ret_error, r, "image %s does not exist", image);
   if (r < 0)
     return prpc_error(ret_error, r, "image %s: %s", image, why ? why : strerror(-r));
   return 0;

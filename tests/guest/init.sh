@@ -90,6 +90,31 @@ notify() {
   return 1
 }
 
+# rpc METHOD PARAMS: one request; its reply line is left in RPC_REPLY. Fails on an error reply.
+RPC_REPLY=
+rpc() {
+  [ "$HOST_OK" = 1 ] || return 1
+  RPC_ID=$((RPC_ID + 1))
+  line="{\"id\":$RPC_ID,\"method\":\"$1\",\"params\":$2}"
+  timeout 5 sh -c 'printf "%s\n" "$1" >&3' rpc "$line" || return 1
+  n=0
+  while [ "$n" -lt 8 ]; do
+    read -t 10 -r RPC_REPLY <&3 || return 1
+    case "$RPC_REPLY" in
+      *"\"id\":$RPC_ID,"*)
+        case "$RPC_REPLY" in *'"error":'*) return 1 ;; esac
+        return 0 ;;
+    esac
+    n=$((n + 1))
+  done
+  return 1
+}
+
+# field NAME: the string value of NAME in RPC_REPLY
+field() {
+  printf '%s' "$RPC_REPLY" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"
+}
+
 progress() {
   say "progress: $1"
   notify boot.progress "$1"
@@ -182,6 +207,29 @@ if httpd -p 8080 -h /www; then
   progress "app started"
 else
   boot_error "httpd did not start"
+fi
+
+# --- simulated TDX: the host plays the TDX module; publish a quote for the tests --------------
+
+if rpc Info '{}' && [ "$(field platform)" = sim ]; then
+  # one runtime event on RTMR3, then a quote over fixed report data, and the boot event log
+  digest=$(printf 'dstack-test-guest' | sha512sum | cut -c1-96)
+  rd=$(printf 'test-guest' | od -An -tx1 | tr -d ' \n')
+  if rpc Tdx.Extend "{\"index\":3,\"digest\":\"$digest\"}" &&
+     rpc Tdx.Quote "{\"report_data\":\"$rd\"}"; then
+    field quote >/www/quote.hex
+    echo "$digest" >/www/rtmr3-digest.hex
+    rpc Tdx.EventLog '{}' && field ccel >/www/ccel.b64
+    # the host never lets a guest touch RTMR0-2
+    if rpc Tdx.Extend "{\"index\":2,\"digest\":\"$digest\"}"; then
+      echo extended >/www/rtmr2-extend.txt
+    else
+      echo refused >/www/rtmr2-extend.txt
+    fi
+    say "simulated TDX: quote published"
+  else
+    boot_error "simulated TDX: quote failed"
+  fi
 fi
 
 # acpid reads the input devices present when it starts: the power button is one of them.
