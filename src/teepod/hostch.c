@@ -19,6 +19,7 @@
 #include "base/str.h"
 #include "teepod.h"
 #include "teepod_cfgdisk.h"
+#include "teepod_proc.h"
 #include "teepod_sim.h"
 
 struct teepod_hostch {
@@ -256,21 +257,10 @@ static void ch_event(struct bufferevent *bev, short what, void *ud) {
 }
 
 int teepod_hostch_open(struct teepod_vm *vm, struct teepod_hostch **ret) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  _cleanup_free_ char *path = str_printf("%s/host.sock", vm->dir);
-  if (!path)
-    return -ENOMEM;
-  if (strlen(path) >= sizeof(sa.sun_path))
-    return -ENAMETOOLONG;
-  memcpy(sa.sun_path, path, strlen(path) + 1);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    int r = -errno;
-    close(fd);
+  int fd;
+  int r = teepod_unix_connect(vm->dir, "host.sock", &fd);
+  if (r < 0)
     return r;
-  }
   evutil_make_socket_nonblocking(fd);
   struct teepod_hostch *ch = calloc(1, sizeof(*ch));
   if (!ch) {

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,7 +156,7 @@ int teepod_spawn_detached(char *const argv[], const char *dir, pid_t *ret_pid, i
 
 int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd) {
   _cleanup_free_ char *pf = str_printf("%s/qemu.pid", dir);
-  _cleanup_free_ char *needle = str_printf("unix:%s/qmp.sock,", dir);
+  _cleanup_free_ char *needle = str_printf("path=%s/serial.log,", dir);
   _cleanup_buf_ struct buf b = BUF_INIT(0);
   if (!pf || !needle)
     return -ENOMEM;
@@ -182,7 +184,12 @@ int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd) {
   size_t nl = strlen(needle);
   for (size_t i = 0; i + nl <= cmd.len && !found; i++)
     found = memcmp(cmd.data + i, needle, nl) == 0;
-  if (!found) {
+  /* and it runs in this VM's folder */
+  char cwd_link[64], cwd[4096];
+  snprintf(cwd_link, sizeof(cwd_link), "/proc/%u/cwd", pid);
+  ssize_t cl = readlink(cwd_link, cwd, sizeof(cwd) - 1);
+  _cleanup_free_ char *real = realpath(dir, NULL);
+  if (!found || cl <= 0 || !real || (cwd[cl] = 0, !str_eq(cwd, real))) {
     close(fd);
     return -ESRCH;
   }
@@ -197,4 +204,30 @@ void teepod_reap(pid_t pid, int *ret_status) {
   while ((r = waitpid(pid, &st, WNOHANG)) < 0 && errno == EINTR) {
   }
   *ret_status = r == pid ? st : -1;
+}
+
+int teepod_unix_connect(const char *dir, const char *name, int *ret_fd) {
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd, name);
+  if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+    close(dfd);
+    return -ENAMETOOLONG;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int r = -errno;
+    close(dfd);
+    return r;
+  }
+  int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+  close(dfd);
+  if (r < 0) {
+    close(fd);
+    return r;
+  }
+  *ret_fd = fd;
+  return 0;
 }

@@ -229,11 +229,13 @@ int teepod_qemu_argv(const struct teepod_qemu_spec *s, char ***ret) {
   add(&b, "-device");
   add(&b, "virtio-serial-pci,id=vser0");
   add(&b, "-chardev");
-  addf(&b, "socket,id=hostch,path=%s/host.sock,server=on,wait=off", dir);
+  /* sockets relative to the VM folder (QEMU's working directory): a unix socket path must fit
+   * in 108 bytes, a run_path need not */
+  add(&b, "socket,id=hostch,path=host.sock,server=on,wait=off");
   add(&b, "-device");
   add(&b, "virtserialport,bus=vser0.0,chardev=hostch,name=org.dstack.host.0");
   add(&b, "-qmp");
-  addf(&b, "unix:%s/qmp.sock,server=on,wait=off", dir);
+  add(&b, "unix:qmp.sock,server=on,wait=off");
   add(&b, "-pidfile");
   addf(&b, "%s/qemu.pid", s->vm_dir);
   if (s->cid) {

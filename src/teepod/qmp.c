@@ -14,6 +14,7 @@
 #include "base/buf.h"
 #include "base/json.h"
 #include "base/str.h"
+#include "teepod_proc.h"
 
 #define QMP_LINE_MAX ((size_t)64 * 1024)
 
@@ -86,23 +87,14 @@ static int qmp_read(struct qmp *q, json_t **ret) {
   }
 }
 
-int teepod_qmp_command(const char *socket_path, const char *command, unsigned timeout_ms,
-                       char *err, size_t errlen) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(socket_path) >= sizeof(sa.sun_path))
-    return str_err(err, errlen, -ENAMETOOLONG, "QMP socket path too long");
-  memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
-  struct qmp q = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0),
-                  .deadline = mono_ms() + timeout_ms};
+int teepod_qmp_command(const char *dir, const char *socket_name, const char *command,
+                       unsigned timeout_ms, char *err, size_t errlen) {
+  struct qmp q = {.fd = -1, .deadline = mono_ms() + timeout_ms};
   buf_init(&q.in, QMP_LINE_MAX);
   json_t *j = NULL;
-  int r;
-  if (q.fd < 0) {
-    r = str_err(err, errlen, -errno, "QMP socket: %s", strerror(errno));
-    goto out;
-  }
-  if (connect(q.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    r = str_err(err, errlen, -errno, "connecting to QMP: %s", strerror(errno));
+  int r = teepod_unix_connect(dir, socket_name, &q.fd);
+  if (r < 0) {
+    r = str_err(err, errlen, r, "connecting to QMP: %s", strerror(-r));
     goto out;
   }
   /* greeting, capabilities, command */

@@ -17,10 +17,15 @@ int teepod_run_tool(char *const argv[], unsigned timeout_s, char *err, size_t er
  * *ret_pid and *ret_pidfd (pidfd_open, to watch the exit from the loop). */
 int teepod_spawn_detached(char *const argv[], const char *dir, pid_t *ret_pid, int *ret_pidfd);
 
-/* An existing process to adopt: pid from dir/qemu.pid, alive, and its command line names
- * dir/qmp.sock (so a reused pid is never taken for our QEMU). ret_pidfd as above; -ESRCH when
+/* An existing process to adopt: pid from dir/qemu.pid, alive, its command line names
+ * dir/serial.log and its working directory is dir (so a reused pid is never taken for our
+ * QEMU). ret_pidfd as above; -ESRCH when
  * there is no such process. */
 int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd);
+
+/* Connects a stream socket to the unix socket NAME in folder DIR, however long DIR's path is
+ * (through /proc/self/fd of the folder). The socket is close-on-exec and blocking. */
+int teepod_unix_connect(const char *dir, const char *name, int *ret_fd);
 
 /* Reaps pid if it is our child (no-op otherwise); *ret_status = waitpid status or -1. */
 void teepod_reap(pid_t pid, int *ret_status);

@@ -7,7 +7,9 @@
  * file, virtio-blk data disk (qcow2), the read-only config disk (serial "dstack-config"),
  * optional read-only rootfs, user-mode networking with a hostfwd per port mapping, the host
  * channel (virtio-serial port org.dstack.host.0 on a unix socket QEMU listens on), QMP on a
- * unix socket, a pidfile, and vhost-vsock when a CID is given.
+ * unix socket, a pidfile, and vhost-vsock when a CID is given. QEMU runs in the VM folder, and
+ * the two sockets are named relative to it (host.sock, qmp.sock): a socket path must fit in
+ * 108 bytes, a run_path need not.
  *
  * Paths and values are escaped for QEMU's option syntax (a ',' doubled); values that cannot
  * be escaped (control characters, an empty path) are refused with -EINVAL. */

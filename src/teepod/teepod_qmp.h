@@ -6,5 +6,6 @@
 #include <stddef.h>
 
 /* Runs {"execute": command}. 0 on {"return": ...}; -EIO with QEMU's error text in err. */
-int teepod_qmp_command(const char *socket_path, const char *command, unsigned timeout_ms,
+int teepod_qmp_command(const char *dir, const char *socket_name, const char *command,
+                       unsigned timeout_ms,
                        char *err, size_t errlen);

@@ -425,10 +425,7 @@ int teepod_vm_shutdown(struct teepod_vm *vm, char *err, size_t errlen) {
   }
   if (vm->shutting_down)
     return 0;
-  _cleanup_free_ char *qmp = str_printf("%s/qmp.sock", vm->dir);
-  if (!qmp)
-    return -ENOMEM;
-  int r = teepod_qmp_command(qmp, "system_powerdown", vm->tp->cfg->qmp_timeout * 1000, err, errlen);
+  int r = teepod_qmp_command(vm->dir, "qmp.sock", "system_powerdown", vm->tp->cfg->qmp_timeout * 1000, err, errlen);
   if (r < 0) {
     log_warn("vm %s: ACPI shutdown failed (%s); killing QEMU", vm->m.id, err);
     kill(vm->pid, SIGKILL);

@@ -219,10 +219,12 @@ def test_shutdown_update_restart_stop_remove(teepod):
     # hard stop
     t.rpc("StopVm", {"id": vm})
     t.wait_status(vm, "stopped", 20)
-    with pytest.raises(RpcError) as e:
-        t.rpc("ResizeVm", {"id": vm, "disk_size": 0 + 0 or 1, "vcpu": 1})
-    # same disk size is fine; a smaller one is refused
-    t.rpc("ResizeVm", {"id": vm, "disk_size": 2})
+    # a larger disk is grown in place; a smaller one is refused
+    t.rpc("ResizeVm", {"id": vm, "disk_size": 2, "vcpu": 2})
+    out = subprocess.run(["qemu-img", "info", "--output=json", str(t.run_dir / vm / "hda.img")],
+                         capture_output=True, check=True, timeout=30).stdout
+    assert json.loads(out)["virtual-size"] == 2 << 30
+    assert t.info(vm)["configuration"]["vcpu"] == 2
     with pytest.raises(RpcError) as e:
         t.rpc("ResizeVm", {"id": vm, "disk_size": 1})
     assert "cannot shrink" in e.value.message
@@ -230,7 +232,7 @@ def test_shutdown_update_restart_stop_remove(teepod):
     assert not (t.run_dir / vm).exists()
     assert t.rpc("Status")["total"] == 0
     with pytest.raises(RpcError) as e:
-        t.rpc("GetInfo", {"id": vm}) if False else t.rpc("StartVm", {"id": vm})
+        t.rpc("StartVm", {"id": vm})
     assert "not found" in e.value.message
     assert t.rpc("GetInfo", {"id": vm})["found"] is False
 
