@@ -51,6 +51,7 @@ int certbot_dns_open(const struct certbot_config *c, struct certbot_dns **ret, c
         .api_url = c->cf_api_url,
         .api_token = c->cf_api_token,
         .zone_id = c->cf_zone_id,
+        .name_servers = strv_length(c->cf_name_servers) ? c->cf_name_servers : NULL,
     };
     return certbot_dns_cf_new(&o, ret, err, errlen);
   }
