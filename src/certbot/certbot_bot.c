@@ -24,6 +24,7 @@
 #include "certbot_caa.h"
 #include "certbot_dns_cf.h"
 #include "certbot_dns_rfc2136.h"
+#include "certbot_names.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
@@ -50,6 +51,7 @@ int certbot_dns_open(const struct certbot_config *c, struct certbot_dns **ret, c
         .api_url = c->cf_api_url,
         .api_token = c->cf_api_token,
         .zone_id = c->cf_zone_id,
+        .name_servers = strv_length(c->cf_name_servers) ? c->cf_name_servers : NULL,
     };
     return certbot_dns_cf_new(&o, ret, err, errlen);
   }
@@ -328,6 +330,46 @@ static int cert_store(const struct certbot_config *c, struct tee *tee, const str
   return 0;
 }
 
+/* The names a renewal asks for: the SANs of the certificate in place (as upstream renews), or
+ * the configured ones when they cannot be used, or with force when the two differ. The
+ * difference is logged either way. ret takes conf or a new list. */
+static int renewal_names(X509 *cur, const char *path, bool force, char ***conf, char ***ret) {
+  char **sans = NULL;
+  size_t n = 0;
+  _cleanup_strv_free_ char **from = NULL;
+  _cleanup_free_ char *have = NULL, *want = NULL;
+  int r = x509_cert_dns_sans(cur, &sans, &n);
+  if (r >= 0)
+    r = certbot_names_from_sans(sans, n, &from);
+  x509_strv_free(sans);
+  if (r == -ENOMEM)
+    return r;
+  if (r < 0) {
+    log_warn("%s: its names cannot be asked for again (%s): requesting the configured ones",
+             path, r == -ENOENT   ? "no DNS name"
+                   : r == -E2BIG ? "too many names"
+                                 : "a name that is not a valid DNS name");
+    *ret = TAKE_PTR(*conf);
+    return 0;
+  }
+  if (certbot_names_same(from, *conf)) {
+    *ret = TAKE_PTR(*conf);
+    return 0;
+  }
+  if (strv_join(from, ", ", &have) < 0 || strv_join(*conf, ", ", &want) < 0)
+    return -ENOMEM;
+  if (force) {
+    log_warn("the certificate in place is for %s, the configuration lists %s: --force requests "
+             "the configured names", have, want);
+    *ret = TAKE_PTR(*conf);
+  } else {
+    log_warn("the certificate in place is for %s, the configuration lists %s: renewing the "
+             "certificate's names; `renew --force` requests the configured ones", have, want);
+    *ret = TAKE_PTR(from);
+  }
+  return 0;
+}
+
 static void hook_run(const char *hook) {
   if (str_isempty(hook))
     return;
@@ -380,8 +422,17 @@ int certbot_bot_renew_once(const struct certbot_config *c, struct tee *tee, bool
   } else if ((r = key_p256_generate(&key)) < 0) {
     return str_err(err, errlen, r, "generating the certificate key");
   }
-  if ((r = domains_get(c, &domains)) < 0)
-    return r;
+  {
+    _cleanup_strv_free_ char **conf = NULL;
+    if ((r = domains_get(c, &conf)) < 0)
+      return r;
+    if (cur)
+      r = renewal_names(cur, lc, force, &conf, &domains);
+    else
+      domains = TAKE_PTR(conf);
+    if (r < 0)
+      return r;
+  }
   if ((r = certbot_dns_open(c, &dns, err, errlen)) < 0)
     goto out;
   if ((r = acme_open(c, &a, err, errlen)) < 0 ||

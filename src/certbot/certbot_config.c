@@ -28,6 +28,7 @@ static const struct conftab_opt opts[] = {
     CONFTAB_SECRET_STR(CFG, "", "cf_api_token", cf_api_token, ""),
     CONFTAB_STR(CFG, "", "cf_zone_id", cf_zone_id, ""),
     CONFTAB_STR(CFG, "", "cf_api_url", cf_api_url, "https://api.cloudflare.com/client/v4"),
+    CONFTAB_STRV(CFG, "", "cf_name_servers", cf_name_servers, ""),
     CONFTAB_STR(CFG, "rfc2136", "server", rfc2136.server, ""),
     CONFTAB_U16(CFG, "rfc2136", "port", rfc2136.port, 53),
     CONFTAB_STR(CFG, "rfc2136", "zone", rfc2136.zone, ""),
@@ -50,6 +51,18 @@ int certbot_config_load_file(struct certbot_config *c, const char *path, char *e
   return conftab_load_file(&table, c, path, err, errlen);
 }
 
+/* "host:port": a host of printable characters without ':', '/' or spaces, a port 1..65535. */
+static bool host_port_valid(const char *s) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || (size_t)(colon - s) > 253 || strpbrk(s, " /\t"))
+    return false;
+  for (const char *p = s; p < colon; p++)
+    if (*p == ':' || *p < 0x21 || *p > 0x7e)
+      return false;
+  uint64_t port;
+  return str_to_u64(colon + 1, &port) >= 0 && port >= 1 && port <= 65535;
+}
+
 int certbot_config_check(const struct certbot_config *c, char *err, size_t errlen) {
   if (str_isempty(c->workdir))
     return conftab_error(err, errlen, "workdir is empty");
@@ -61,6 +74,12 @@ int certbot_config_check(const struct certbot_config *c, char *err, size_t errle
     return conftab_error(err, errlen, "max_dns_wait and renew_timeout are at most 86400 s");
   if (c->renew_timeout == 0 || c->renew_interval == 0)
     return conftab_error(err, errlen, "renew_interval and renew_timeout must be > 0");
+  if (strv_length(c->cf_name_servers) > 16)
+    return conftab_error(err, errlen, "cf_name_servers: at most 16");
+  for (size_t i = 0; c->cf_name_servers && c->cf_name_servers[i]; i++)
+    if (!host_port_valid(c->cf_name_servers[i]))
+      return conftab_error(err, errlen, "cf_name_servers: \"%s\" is not host:port",
+                           c->cf_name_servers[i]);
   if (str_eq(c->dns_provider, "cloudflare")) {
     if (str_isempty(c->cf_api_token) || str_isempty(c->cf_zone_id))
       return conftab_error(err, errlen,

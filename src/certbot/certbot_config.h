@@ -23,6 +23,8 @@ struct certbot_config {
   char *cf_api_token;         /* secret */
   char *cf_zone_id;
   char *cf_api_url;
+  char **cf_name_servers;     /* "host:port" asked by the propagation check instead of the
+                               * zone's name servers from the API (empty: those) */
   struct {
     char *server;
     uint16_t port;

@@ -1,7 +1,8 @@
 /* ct_monitor: watches Certificate Transparency (crt.sh) for certificates of a domain whose key
  * tproxy did not make. One round:
- *   1. known keys from tproxy's AcmeInfo (ct_monitor_keys.h: quoted keys whose quotes verify;
- *      unquoted ones only under the legacy rule);
+ *   1. known keys from tproxy's AcmeInfo (ct_monitor_keys.h: quoted keys whose quotes verify
+ *      and come from one of the pinned apps, or any TD when told so; unquoted ones only under
+ *      the legacy rule, and only from an answer read over TLS verified with tproxy_ca);
  *   2. GET <crtsh>/?q=<domain>&output=json&limit=10000 (ct_monitor_crtsh.h);
  *   3. every entry above last_checked whose names are in the domain, oldest first:
  *      GET <crtsh>/?d=<id>, the first certificate's SPKI DER against the known keys; an unknown
@@ -34,8 +35,9 @@ struct ct_options {
   const char *tproxy_ca;    /* NULL: tproxy's certificate is not verified */
   const char *pccs_url;     /* collateral source of real quotes */
   const char *sim_dir;      /* the simulator trusted (NULL: none) */
-  char *const *app_ids;     /* lowercase hex; n_app_ids 0: any TD */
+  char *const *app_ids;     /* lowercase hex: the apps whose quotes count */
   size_t n_app_ids;
+  bool any_app;             /* no app list: a quote from any genuine TD counts (only then) */
   bool require_quotes;      /* never the legacy rule */
   bool once;                /* no cap on certificate fetches */
   long timeout_ms;          /* per HTTP request (0: 30 s; crt.sh's search: 4 times this) */
@@ -53,7 +55,7 @@ struct ct_round {
 struct ct_monitor;
 
 /* Loads the state file and sets up the verifier. err says what failed; -EBADMSG: a state file
- * that is not one. */
+ * that is not one; -EINVAL: neither app_ids nor any_app (no TD is trusted by default). */
 int ct_monitor_new(const struct ct_options *o, struct ct_monitor **ret, char *err, size_t errlen);
 void ct_monitor_round(struct ct_monitor *m, struct ct_round *ret);
 void ct_monitor_free(struct ct_monitor *m);

@@ -7,8 +7,9 @@
  *     a quote that fails makes the key NOT known, whatever hist_keys says, so a host that
  *     controls tproxy cannot add a key by itself;
  *   - hist_keys without any quote count only under the legacy rule: when the answer has no
- *     quoted key at all (a tproxy from before quotes) and allow_legacy is set (the caller
- *     clears it once quotes were seen, or when told to require them);
+ *     quoted key at all (a tproxy from before quotes) and the caller gives no reason against
+ *     it (no_legacy: quotes were seen before, they are required, or the answer was not read
+ *     over TLS verified against tproxy's CA, so anyone on the path could have added a key);
  *   - the account quote (account_quote, binding SHA-512("acme-account:" || account_uri)) is
  *     checked and reported; it decides nothing about keys.
  * Every decision is one line in notes (the caller logs the ones that changed). */
@@ -40,9 +41,11 @@ struct ct_known {
   size_t n_notes;
 };
 
-/* Decides; ret is initialised here (free with ct_known_free, also after an error). Errors: a
- * check that returned < 0 (err says for which key and why), -ENOMEM. */
-int ct_known_build(const Tproxy__AcmeInfoResponse *a, bool allow_legacy, ct_quote_check_fn check,
+/* Decides; ret is initialised here (free with ct_known_free, also after an error). no_legacy:
+ * NULL allows the legacy rule, else why it does not apply (put in the notes). Errors: a check
+ * that returned < 0 (err says for which key and why), -ENOMEM. */
+int ct_known_build(const Tproxy__AcmeInfoResponse *a, const char *no_legacy,
+                   ct_quote_check_fn check,
                    void *ud, struct ct_known *ret, char *err, size_t errlen);
 void ct_known_free(struct ct_known *k);
 bool ct_known_has(const struct ct_known *k, const uint8_t *der, size_t len);

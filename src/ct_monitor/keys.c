@@ -101,7 +101,8 @@ static bool quoted_has(const Tproxy__AcmeInfoResponse *a, const ProtobufCBinaryD
   return false;
 }
 
-int ct_known_build(const Tproxy__AcmeInfoResponse *a, bool allow_legacy, ct_quote_check_fn check,
+int ct_known_build(const Tproxy__AcmeInfoResponse *a, const char *no_legacy,
+                   ct_quote_check_fn check,
                    void *ud, struct ct_known *ret, char *err, size_t errlen) {
   memset(ret, 0, sizeof(*ret));
   size_t cap = 0;
@@ -152,7 +153,7 @@ int ct_known_build(const Tproxy__AcmeInfoResponse *a, bool allow_legacy, ct_quot
     }
   }
 
-  ret->legacy = !ret->quotes_seen && allow_legacy;
+  ret->legacy = !ret->quotes_seen && !no_legacy;
   for (size_t i = 0; i < a->n_hist_keys; i++) {
     const ProtobufCBinaryData *k = &a->hist_keys[i];
     if (k->len == 0 || quoted_has(a, k))
@@ -163,8 +164,10 @@ int ct_known_build(const Tproxy__AcmeInfoResponse *a, bool allow_legacy, ct_quot
       r = ret->legacy
               ? note(ret, "key %s: known WITHOUT attestation (tproxy lists no quoted key: the "
                           "legacy rule)", name)
-              : note(ret, "key %s: NOT known, tproxy lists it without a quote%s", name,
-                     ret->quotes_seen ? "" : " (quotes are required)");
+              : note(ret, "key %s: NOT known, tproxy lists it without a quote%s%s%s", name,
+                     ret->quotes_seen ? "" : " (",
+                     ret->quotes_seen ? "" : (no_legacy ? no_legacy : "legacy rule off"),
+                     ret->quotes_seen ? "" : ")");
     if (r < 0)
       return r;
   }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/macro.h"
 #include "base/str.h"
 #include "ct_monitor.h"
 #include "ct_monitor_domain.h"
@@ -34,7 +35,7 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
   fprintf(
       f,
-      "Usage: ct_monitor -t URL -d DOMAIN [options]\n\n"
+      "Usage: ct_monitor -t URL -d DOMAIN (--app-id HEX | --any-app) [options]\n\n"
       "Watches Certificate Transparency (crt.sh) for certificates of DOMAIN (and the names\n"
       "under it) whose key tproxy did not make, and raises an ALARM for each: one error line\n"
       "naming the certificate, and a JSON POST to --webhook.\n\n"
@@ -53,23 +54,29 @@ static void usage(FILE *f) {
       "                         \"issuer_name\",\"not_before\",\"spki_sha256\"}; a failed POST\n"
       "                         raises the alarm again next round\n"
       "      --tproxy-ca FILE   verify tproxy's TLS certificate against this CA (default: not\n"
-      "                         verified, as upstream; a warning says so)\n"
+      "                         verified, as upstream; a warning says so, and keys without a\n"
+      "                         quote are then ignored)\n"
       "      --pccs-url URL     collateral for quotes (default %s)\n"
       "      --allow-simulator  accept quotes of the simulated TDX platform in --sim-dir DIR\n"
       "                         (default $DSTACK_SIM_DIR); for tests only\n"
-      "      --app-id HEX       count only quotes whose event log names this app (repeatable);\n"
-      "                         without it, a quote from any genuine TD counts\n"
+      "      --app-id HEX[,HEX] count only quotes whose event log names one of these apps\n"
+      "                         (tproxy's app id; repeatable). One of --app-id and --any-app\n"
+      "                         is required: no TD is trusted by default\n"
+      "      --any-app          count a quote from ANY genuine TD (a warning says so): the\n"
+      "                         tproxy host can run a TD of its own that quotes a key it made\n"
       "      --require-quotes   never the legacy rule below\n"
       "  -h, --help             this text\n\n"
       "Which keys are tproxy's (from its AcmeInfo):\n"
       "  - a key with a quote counts when the quote is genuine (Intel DCAP, the event log\n"
       "    replayed), its report_data is SHA-512(\"cert-pubkey:\" || the key's SPKI DER), the\n"
-      "    platform is not revoked and, with --app-id, the TD is that app. A key whose quote\n"
-      "    fails does NOT count (the reason is logged), whatever else tproxy says;\n"
+      "    platform is not revoked and the TD is one of the --app-id apps (any TD with\n"
+      "    --any-app). A key whose quote fails does NOT count (the reason is logged), whatever\n"
+      "    else tproxy says;\n"
       "  - keys without a quote count only while tproxy lists no quoted key at all (a tproxy\n"
-      "    from before quotes), with a warning every round: whoever controls tproxy's host can\n"
-      "    add such a key. Once quoted keys were seen (remembered in --state) or with\n"
-      "    --require-quotes, keys without a quote never count.\n\n"
+      "    from before quotes) and its answer came over TLS verified with --tproxy-ca, with a\n"
+      "    warning every round: whoever controls tproxy's host can add such a key. Over\n"
+      "    unverified TLS they are ignored (a warning says so). Once quoted keys were seen\n"
+      "    (remembered in --state) or with --require-quotes, keys without a quote never count.\n\n"
       "Exit status: 0 every certificate checked and none alarming (or stopped by a signal);\n"
       "1 an alarm (--once); 2 bad command line; 3 unusable setup (state file, CA, simulator);\n"
       "4 the round failed (tproxy, crt.sh, the webhook, collateral) (--once).\n",
@@ -111,6 +118,36 @@ static char *app_id_norm(const char *s) {
   return c;
 }
 
+/* Adds the comma-separated ids of one --app-id (duplicates once). 0, or EXIT_USAGE said. */
+static int app_ids_add(const char *arg, char **ids, size_t *n) {
+  _cleanup_free_ char *copy = strdup(arg);
+  if (!copy)
+    return usage_error("out of memory");
+  char *save = NULL;
+  size_t added = 0;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    char *id = app_id_norm(t);
+    if (!id)
+      return usage_error("--app-id wants hex (an even number of digits, at most 128; several "
+                         "separated by ','), not '%s'", t);
+    bool dup = false;
+    for (size_t i = 0; i < *n && !dup; i++)
+      dup = str_eq(ids[i], id);
+    if (dup) {
+      free(id);
+    } else if (*n == APP_IDS_MAX) {
+      free(id);
+      return usage_error("at most %d app ids", APP_IDS_MAX);
+    } else {
+      ids[(*n)++] = id;
+    }
+    added++;
+  }
+  if (!added)
+    return usage_error("--app-id wants hex, not '%s'", arg);
+  return 0;
+}
+
 static void sleep_s(long s) {
   struct timespec ts = {.tv_sec = s};
   while (!stop_flag && nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -129,6 +166,7 @@ int main(int argc, char **argv) {
     OPT_CA,
     OPT_PCCS,
     OPT_APP,
+    OPT_ANY_APP,
     OPT_REQUIRE,
   };
   static const struct option opts[] = {{"tproxy-uri", required_argument, NULL, 't'},
@@ -144,6 +182,7 @@ int main(int argc, char **argv) {
                                        {"tproxy-ca", required_argument, NULL, OPT_CA},
                                        {"pccs-url", required_argument, NULL, OPT_PCCS},
                                        {"app-id", required_argument, NULL, OPT_APP},
+                                       {"any-app", no_argument, NULL, OPT_ANY_APP},
                                        {"require-quotes", no_argument, NULL, OPT_REQUIRE},
                                        {"help", no_argument, NULL, 'h'},
                                        {}};
@@ -156,6 +195,7 @@ int main(int argc, char **argv) {
   long interval = 60;
   char *app_ids[APP_IDS_MAX];
   size_t n_app = 0;
+  bool any_app = false;
   int c, rc = EXIT_USAGE;
   while ((c = getopt_long(argc, argv, "t:g:d:h", opts, NULL)) != -1) {
     switch (c) {
@@ -205,16 +245,12 @@ int main(int argc, char **argv) {
       o.pccs_url = optarg;
       break;
     case OPT_APP:
-      if (n_app == APP_IDS_MAX) {
-        rc = usage_error("at most %d --app-id", APP_IDS_MAX);
+      if ((rc = app_ids_add(optarg, app_ids, &n_app)) != 0)
         goto out;
-      }
-      if (!(app_ids[n_app] = app_id_norm(optarg))) {
-        rc = usage_error("--app-id wants hex (an even number of digits, at most 128), not '%s'",
-                         optarg);
-        goto out;
-      }
-      n_app++;
+      rc = EXIT_USAGE;
+      break;
+    case OPT_ANY_APP:
+      any_app = true;
       break;
     case OPT_REQUIRE:
       o.require_quotes = true;
@@ -262,8 +298,18 @@ int main(int argc, char **argv) {
     }
     o.sim_dir = sim_dir;
   }
+  if (!n_app && !any_app) {
+    rc = usage_error("no TD is trusted by default: give --app-id HEX (tproxy's app id) so that "
+                     "only its quotes count, or --any-app to count a quote from any genuine TD");
+    goto out;
+  }
+  if (n_app && any_app) {
+    rc = usage_error("--app-id and --any-app contradict each other: give one");
+    goto out;
+  }
   o.app_ids = app_ids;
   o.n_app_ids = n_app;
+  o.any_app = any_app;
 
   rc = EXIT_SETUP;
   umask(077);
@@ -291,9 +337,12 @@ int main(int argc, char **argv) {
   log_info("quotes: trusting Intel's SGX root CA, collateral from %s", o.pccs_url);
   if (o.sim_dir)
     log_warn("quotes: ALSO trusting the simulated TDX platform in %s (tests only)", o.sim_dir);
-  if (!n_app)
-    log_warn("quotes: no --app-id, so a quote from ANY genuine TD counts, including one the "
-             "tproxy host runs itself: pin tproxy's app with --app-id");
+  if (any_app)
+    log_warn("quotes: --any-app, so a quote from ANY genuine TD counts, including one the "
+             "tproxy host runs itself: pin tproxy's app with --app-id instead");
+  else
+    log_info("quotes: counting only those of app%s %s%s", n_app > 1 ? "s" : "", app_ids[0],
+             n_app > 1 ? " and more (--app-id)" : "");
   if (!o.state_path)
     log_info("no --state: the last checked id is kept in memory only");
 

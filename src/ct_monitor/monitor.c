@@ -63,7 +63,13 @@ int ct_monitor_new(const struct ct_options *o, struct ct_monitor **ret, char *er
   m->o = *o;
   if (!m->o.timeout_ms)
     m->o.timeout_ms = DEFAULT_TIMEOUT_MS;
-  int r = -ENOMEM;
+  int r = -EINVAL;
+  if (!o->n_app_ids == !o->any_app) {
+    str_err(err, errlen, r, "trusting quotes needs either app ids or any_app, not %s",
+            o->any_app ? "both" : "neither");
+    goto fail;
+  }
+  r = -ENOMEM;
   m->crtsh = strip_slash(o->crtsh_url);
   m->tproxy = strip_slash(o->tproxy_uri);
   if (!m->crtsh || !m->tproxy)
@@ -315,8 +321,13 @@ static int known_keys(struct ct_monitor *m, struct ct_known *ret) {
     log_error("known keys: %s", err);
     return r;
   }
-  bool allow_legacy = !m->o.require_quotes && !m->st.quotes_seen;
-  r = ct_known_build(a, allow_legacy, quote_check, m, ret, err, sizeof(err));
+  bool tls_verified = m->o.tproxy_ca && str_startswith(m->tproxy, "https://");
+  const char *no_legacy = m->o.require_quotes ? "--require-quotes"
+                          : m->st.quotes_seen ? "tproxy listed quoted keys before"
+                          : !tls_verified     ? "AcmeInfo was not read over TLS verified with "
+                                                "--tproxy-ca"
+                                              : NULL;
+  r = ct_known_build(a, no_legacy, quote_check, m, ret, err, sizeof(err));
   tproxy__acme_info_response__free_unpacked(a, NULL);
   if (r < 0) {
     log_error("known keys: %s", err[0] ? err : strerror(-r));
@@ -331,6 +342,10 @@ static int known_keys(struct ct_monitor *m, struct ct_known *ret) {
   else if (!ret->quotes_seen && m->st.quotes_seen && !m->warned_legacy)
     log_warn("tproxy lists no quoted key now, but it did before (state): keys without a quote "
              "are not trusted");
+  else if (!ret->quotes_seen && !m->o.require_quotes && !tls_verified && !m->warned_legacy)
+    log_warn("tproxy lists no quoted key (a tproxy from before quotes), and its answer was not "
+             "read over verified TLS: its keys without a quote are IGNORED (anyone on the path "
+             "could have added one); --tproxy-ca FILE with an https:// URL accepts them");
   m->warned_legacy = !ret->quotes_seen;
   return 0;
 }

@@ -19,7 +19,9 @@ token check, and:
                                                      next N API calls answer status
 
 `loose_name_filter` makes listings ignore the name filter (every record of the type comes
-back), so that the client's own exact-name filter is exercised. `calls` records every API call
+back), so that the client's own exact-name filter is exercised. `publish = False` makes the API
+accept records (and list and delete them) without ever writing them into knot: a DNS that never
+propagates. `calls` records every API call
 as (method, path with query)."""
 
 import json
@@ -173,6 +175,7 @@ class CloudflareFake:
         self.page_size = page_size
         self.name_servers = list(name_servers)
         self.loose_name_filter = False
+        self.publish = True
         self.records = {}  # id -> dict(id, type, name, content, data?, rdata)
         self.calls = []
         self.fail_count = 0
@@ -310,7 +313,7 @@ class CloudflareFake:
                     and (not q.get("type") or r["type"] == q["type"])]
         total = len(recs)
         pages = max(1, (total + per_page - 1) // per_page)
-        out = [{k: v for k, v in r.items() if k != "rdata"}
+        out = [{k: v for k, v in r.items() if k not in _PRIVATE}
                for r in recs[(page - 1) * per_page:page * per_page]]
         return 200, _env(out, info={"page": page, "per_page": per_page, "count": len(out),
                                     "total_count": total, "total_pages": pages})
@@ -341,18 +344,23 @@ class CloudflareFake:
                 if r["type"] == rec["type"] and r["name"] == name and r["rdata"] == rec["rdata"]:
                     return 400, _env(None, errors=[(81058,
                                                     "An identical record already exists.")])
-            rec.update(id=uuid.uuid4().hex, ttl=ttl, proxied=False)
+            rec.update(id=uuid.uuid4().hex, ttl=ttl, proxied=False, published=self.publish)
             self.records[rec["id"]] = rec
-        self.knot.edit("set", name, rec["type"], rec["rdata"])
-        return 200, _env({k: v for k, v in rec.items() if k != "rdata"})
+        if rec["published"]:
+            self.knot.edit("set", name, rec["type"], rec["rdata"])
+        return 200, _env({k: v for k, v in rec.items() if k not in _PRIVATE})
 
     def _delete(self, rid):
         with self.lock:
             rec = self.records.pop(rid, None)
         if rec is None:
             return 404, _env(None, errors=[(81044, "Record does not exist.")])
-        self.knot.edit("unset", rec["name"], rec["type"], rec["rdata"])
+        if rec["published"]:
+            self.knot.edit("unset", rec["name"], rec["type"], rec["rdata"])
         return 200, _env({"id": rid})
+
+
+_PRIVATE = ("rdata", "published")  # the fake's own fields, never in an answer
 
 
 def _env(result, errors=(), info=None):

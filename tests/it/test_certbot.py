@@ -594,3 +594,55 @@ tsig_secret = "{SECRET}"
 """)
     r = certbot("set-caa", "-c", tmp_path / "c.toml")
     assert r.returncode == 1 and "run certbot init first" in r.stderr, r.stderr
+
+
+def leaf_sans(work):
+    from cryptography import x509
+    leaf = x509.load_pem_x509_certificate((work / "live" / "cert.pem").read_bytes())
+    ext = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return sorted(ext.value.get_values_for_type(x509.DNSName))
+
+
+def test_renewal_keeps_the_certificates_names(servers, tmp_path):
+    """A due renewal asks for the names of the certificate in place (as upstream), and says so
+    when the configured list differs; --force asks for the configured list. The key stays."""
+    knot, start_pebble = servers
+    pebble = start_pebble(nonce_reject=0)
+    try:
+        work = tmp_path / "work"
+        cfg = config(tmp_path, knot, pebble)
+        r = certbot("renew", "-c", cfg, "--once")
+        assert r.returncode == 0, r.stderr
+        assert leaf_sans(work) == sorted([f"*.{ZONE}", ZONE])
+        key = pubkey(work / "live" / "key.pem")
+        # the operator adds a name; every certificate is due from now on
+        text = cfg.read_text().replace(f'domains = ["*.{ZONE}", "{ZONE}"]',
+                                       f'domains = ["*.{ZONE}", "{ZONE}", "www.{ZONE}"]\n'
+                                       'renew_days_before = 36500')
+        assert text != cfg.read_text()
+        cfg.write_text(text)
+        first = os.path.realpath(work / "live" / "cert.pem")
+        r = certbot("renew", "-c", cfg, "--once")
+        assert r.returncode == 0, r.stderr
+        second = os.path.realpath(work / "live" / "cert.pem")
+        assert second != first  # renewed (due) ...
+        assert leaf_sans(work) == sorted([f"*.{ZONE}", ZONE])  # ... for the same names
+        assert "renewing the certificate's names" in r.stderr and f"www.{ZONE}" in r.stderr, \
+            r.stderr
+        assert "`renew --force` requests the configured ones" in r.stderr
+        # --force: the configured names, the same key
+        r = certbot("renew", "-c", cfg, "--once", "--force")
+        assert r.returncode == 0, r.stderr
+        assert "--force requests the configured names" in r.stderr, r.stderr
+        assert leaf_sans(work) == sorted([f"*.{ZONE}", ZONE, f"www.{ZONE}"])
+        assert pubkey(work / "live" / "key.pem") == key
+        # the names agree again: renewed without a word about them
+        r = certbot("renew", "-c", cfg, "--once")
+        assert r.returncode == 0, r.stderr
+        assert "the configuration lists" not in r.stderr, r.stderr
+        assert leaf_sans(work) == sorted([f"*.{ZONE}", ZONE, f"www.{ZONE}"])
+        assert len(list((work / "backup").iterdir())) == 4
+        assert knot.txt(f"_acme-challenge.{ZONE}") == []
+        assert knot.txt(f"_acme-challenge.www.{ZONE}") == []
+    finally:
+        stop(pebble.proc)

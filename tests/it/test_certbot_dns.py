@@ -249,3 +249,108 @@ def test_wait_txt(dns):
     # a name with no record at all
     out = dns.run("wait", 600, f"nothing.{ZONE}", "x", server)
     assert out["_rc"] == 1 and "no TXT record" in out["error"], out
+
+
+# ---- the whole certbot: Pebble issues through the fake Cloudflare -----------------------------
+
+@pytest.fixture
+def acme(dns, tmp_path):
+    """Pebble (DNS-01 checked at the fake's knotd) and a certbot.toml with dns_provider =
+    "cloudflare" pointing at the fake; the propagation check asks the same knotd."""
+    import shutil
+    if not (shutil.which("pebble") and shutil.which("kdig")):
+        pytest.skip("pebble and kdig are needed (scripts/deps.sh)")
+    import test_certbot as tc
+    (tmp_path / "pebble").mkdir()
+    pebble = tc.Pebble(tmp_path / "pebble", dns.knot.port, nonce_reject=0)
+    try:
+        def config(max_dns_wait=20, caa=False):
+            p = tmp_path / "certbot.toml"
+            p.write_text(f"""\
+workdir = "{tmp_path / 'work'}"
+acme_url = "{pebble.url}"
+acme_ca_file = "{pebble.ca}"
+domains = ["*.{ZONE}", "{ZONE}"]
+renew_timeout = 60
+max_dns_wait = {max_dns_wait}
+auto_set_caa = {"true" if caa else "false"}
+caa_issuer = "pebble.test"
+dns_provider = "cloudflare"
+cf_api_token = "{TOKEN}"
+cf_zone_id = "{CloudflareFake.ZONE_ID}"
+cf_api_url = "{dns.cf.url}"
+cf_name_servers = ["127.0.0.1:{dns.knot.port}"]
+""")
+            p.chmod(0o600)
+            return p
+        yield tc, pebble, config, tmp_path / "work"
+    finally:
+        tc.stop(pebble.proc)
+
+
+def txt_records(cf):
+    with cf.lock:
+        return [r for r in cf.records.values() if r["type"] == "TXT"]
+
+
+def test_issue_through_cloudflare(dns, acme, tmp_path):
+    """First issuance and a forced renewal with the Cloudflare provider: the records go through
+    the API into knot, Pebble validates them there, certbot removes them; CAA set at account
+    creation is what kdig reads back."""
+    tc, pebble, config, work = acme
+    cfg = config(caa=True)
+    r = tc.certbot("renew", "-c", cfg, "--once")
+    assert r.returncode == 0, r.stderr + pebble.log.read_text()[-3000:]
+    tc.verify_chain(work, pebble.root(), tmp_path)
+    acct = json.loads((work / "credentials.json").read_text())["account_id"]
+    want = f"pebble.test;validationmethods=dns-01;accounturi={acct}"
+    assert dns.caa(ZONE) == sorted([f'0 issue "{want}"', f'0 issuewild "{want}"'])
+    # two challenges (*.zone and zone share the name): two TXT records created, both deleted
+    posts = dns.cf.api_calls("POST", f"/zones/{CloudflareFake.ZONE_ID}/dns_records")
+    deletes = dns.cf.api_calls("DELETE", f"/zones/{CloudflareFake.ZONE_ID}/dns_records/")
+    # (+ the CAA procedure: two guards and two records added, the guards deleted)
+    assert len(posts) == 2 + 4 and len(deletes) == 2 + 2, (posts, deletes)
+    assert txt_records(dns.cf) == [] and dns.knot.query(f"_acme-challenge.{ZONE}") == []
+    assert TOKEN not in r.stderr
+    first = os.path.realpath(work / "live" / "cert.pem")
+    key = tc.pubkey(work / "live" / "key.pem")
+    r = tc.certbot("renew", "-c", cfg, "--once", "--force")
+    assert r.returncode == 0, r.stderr
+    assert os.path.realpath(work / "live" / "cert.pem") != first
+    assert tc.pubkey(work / "live" / "key.pem") == key
+    tc.verify_chain(work, pebble.root(), tmp_path)
+    assert txt_records(dns.cf) == [] and dns.knot.query(f"_acme-challenge.{ZONE}") == []
+    assert dns.caa(ZONE) == sorted([f'0 issue "{want}"', f'0 issuewild "{want}"'])
+
+
+def test_dns_never_propagates_through_cloudflare(dns, acme, tmp_path):
+    """The API takes the records but knot never serves them: certbot gives up after
+    max_dns_wait with an error naming the record, deletes what it created, and the live pair
+    in place stays."""
+    tc, pebble, config, work = acme
+    r = tc.certbot("renew", "-c", config(), "--once")
+    assert r.returncode == 0, r.stderr
+    old = [os.path.realpath(work / "live" / n) for n in ("cert.pem", "key.pem")]
+    backups = sorted((work / "backup").iterdir())
+    dns.cf.publish = False
+    n_posts = len(dns.cf.api_calls("POST"))
+    t0 = time.monotonic()
+    r = tc.certbot("renew", "-c", config(max_dns_wait=2), "--once", "--force")
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    assert 2 <= took < 2 * 2 + 10, took  # the wait is bounded by max_dns_wait
+    assert f"_acme-challenge.{ZONE}" in r.stderr and "still does not serve" in r.stderr, r.stderr
+    assert f"127.0.0.1:{dns.knot.port}" in r.stderr, r.stderr
+    # it created records, and removed every one of them
+    assert len(dns.cf.api_calls("POST")) > n_posts
+    assert txt_records(dns.cf) == [] and dns.knot.query(f"_acme-challenge.{ZONE}") == []
+    assert [os.path.realpath(work / "live" / n) for n in ("cert.pem", "key.pem")] == old
+    assert all(os.path.exists(p) for p in old)
+    assert sorted((work / "backup").iterdir()) == backups
+    tc.verify_chain(work, pebble.root(), tmp_path)
+    # once the records show again, the next run completes
+    dns.cf.publish = True
+    r = tc.certbot("renew", "-c", config(), "--once", "--force")
+    assert r.returncode == 0, r.stderr
+    assert os.path.realpath(work / "live" / "cert.pem") != old[0]
+    assert txt_records(dns.cf) == []

@@ -70,6 +70,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         st = self.server.st
         n = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(n)
+        if self.path.endswith("/Tproxy.AcmeInfo"):  # a tproxy's answer, replayed over http://
+            if st.acme_info is None:
+                return self._send(404, b"?", "text/plain")
+            return self._send(200, st.acme_info, "application/octet-stream")
         with st.lock:
             st.hooks.append(json.loads(body))
         self._send(st.hook_status, b"{}", "application/json")
@@ -88,6 +92,7 @@ class CrtSh:
         self.hooks = []
         self.hook_status = 200
         self.raw = None    # bytes served instead of the entries
+        self.acme_info = None  # bytes served at /prpc/Tproxy.AcmeInfo
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.srv.daemon_threads = True
         self.srv.st = self
@@ -185,10 +190,14 @@ def env(tmp_path, sim):
         e.state = tmp_path / "ct.state"
         e.hook = crt.url + "/hook"
 
-        def run(*extra, state=True, ca=True, check=None, timeout=60, domain=DOMAIN):
+        def run(*extra, state=True, ca=True, check=None, timeout=60, domain=DOMAIN, app="pin"):
             args = [str(CT_MONITOR), "-t", f"https://localhost:{e.port}/prpc", "-d", domain,
                     "--crtsh-url", crt.url, "--once", "--allow-simulator",
                     "--sim-dir", str(sim.dir)]
+            if app == "pin":  # the app whose TD makes the quotes (see the event log above)
+                args += ["--app-id", e.app_id]
+            elif app == "any":
+                args += ["--any-app"]
             if state:
                 args += ["--state", str(e.state)]
             if ca:
@@ -234,6 +243,7 @@ def test_known_keys_pass_and_foreign_key_alarms(env):
     p = e.run("--webhook", e.hook, check=0)
     assert not alarm_lines(p.err), p.err
     assert "quote verified" in p.err and "SIMULATED" in p.err, p.err
+    assert f"counting only those of app {e.app_id}" in p.err and "ANY" not in p.err, p.err
     assert state_of(e)["last_checked"] == 102 and state_of(e)["quotes_seen"] is True
     assert e.crt.hooks == []
 
@@ -333,21 +343,73 @@ def test_account_quote_and_app_pin(env):
     e.crt.add(7, c1)
     p = e.run(check=0)
     assert f"ACME account {uri}: quote verified" in p.err, p.err
-    # pinned to the app that made the quotes: known; to another one: not
-    p = e.run("--app-id", e.app_id.upper(), state=False, check=0)
+    # pinned to the app that made the quotes (in any case, or in a comma-separated list):
+    # known; to other ones: not
+    p = e.run("--app-id", e.app_id.upper(), state=False, check=0, app=None)
     assert f"app {e.app_id}" in p.err, p.err
-    p = e.run("--app-id", "ab" * 20, "--app-id", "cd" * 20, state=False)
+    p = e.run("--app-id", "ab" * 20 + "," + e.app_id, state=False, check=0, app=None)
+    p = e.run("--app-id", "ab" * 20, "--app-id", "cd" * 20, state=False, app=None)
     assert p.returncode == 1 and "not one of --app-id" in p.err, p.err
     assert len(alarm_lines(p.err)) == 1
     assert "ACME account" in p.err and "REFUSED" in p.err, p.err
+    p = e.run("--app-id", "ab" * 20 + ",CD" + "cd" * 19, state=False, app=None)
+    assert p.returncode == 1 and "not one of --app-id" in p.err, p.err
+    # --any-app: any genuine TD's quote counts, with a warning
+    p = e.run(state=False, check=0, app="any")
+    assert "ANY genuine TD counts" in p.err and "quote verified" in p.err, p.err
+
+
+def test_no_td_trusted_by_default(env):
+    """Without --app-id or --any-app ct_monitor does not start: otherwise a TD the tproxy host
+    runs itself could quote a key the host made."""
+    e = env
+    c1, _ = e.wd.backup()
+    e.crt.add(1, c1)
+    n_req = len(e.crt.requests)
+    p = e.run(app=None)
+    assert p.returncode == 2 and "no TD is trusted by default" in p.err, p.err
+    assert "--app-id" in p.err and "--any-app" in p.err, p.err
+    p = e.run("--any-app", "--app-id", e.app_id, app=None)
+    assert p.returncode == 2 and "contradict" in p.err, p.err
+    assert len(e.crt.requests) == n_req and not e.state.exists()
+    h = subprocess.run([str(CT_MONITOR), "--help"], stdout=subprocess.PIPE, timeout=30)
+    assert h.returncode == 0 and b"--any-app" in h.stdout and b"--app-id HEX" in h.stdout
 
 
 def test_legacy_tproxy_without_quotes(env):
     e = env
     c1, _ = e.wd.backup(quote=None)
     e.crt.add(1, c1)
-    p = e.run(check=0, ca=False)
-    assert "WITHOUT attestation" in p.err and "not verified" in p.err, p.err
+    name = hashlib.sha256(spki_of(c1)).hexdigest()
+    # over TLS that is not verified, keys without a quote are ignored: the certificate alarms
+    p = e.run(ca=False, state=False)
+    assert p.returncode == 1 and len(alarm_lines(p.err)) == 1, p.err
+    assert "not verified" in p.err and "IGNORED" in p.err, p.err
+    assert f"key {name}: NOT known, tproxy lists it without a quote (AcmeInfo was not read " \
+           "over TLS verified with --tproxy-ca)" in p.err, p.err
+    assert "WITHOUT attestation" not in p.err, p.err
+    # over plain http:// --tproxy-ca verifies nothing: ignored as well (tproxy's own answer,
+    # replayed by the stand-in)
+    import ssl
+    import urllib.request
+    req = urllib.request.Request(f"https://localhost:{e.port}/prpc/Tproxy.AcmeInfo", data=b"",
+                                 headers={"Accept": "application/octet-stream",
+                                          "Content-Type": "application/octet-stream"})
+    ctx = ssl.create_default_context(cafile=str(e.dir / "certs" / "ca.cert"))
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+        e.crt.acme_info = r.read()
+    assert e.crt.acme_info
+    p = subprocess.run([str(CT_MONITOR), "-t", f"{e.crt.url}/prpc", "-d", DOMAIN,
+                        "--crtsh-url", e.crt.url, "--once", "--app-id", e.app_id,
+                        "--tproxy-ca", str(e.dir / "certs" / "ca.cert")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_clean_env(),
+                       timeout=60)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 1 and len(alarm_lines(err)) == 1, err
+    assert "IGNORED" in err and "WITHOUT attestation" not in err, err
+    # over TLS verified with --tproxy-ca: the legacy rule, with a warning
+    p = e.run(check=0)
+    assert "WITHOUT attestation" in p.err and "IGNORED" not in p.err, p.err
     assert state_of(e)["quotes_seen"] is False
     # --require-quotes: no legacy rule
     p = e.run("--require-quotes", state=False)
@@ -416,19 +478,27 @@ def test_errors_and_daemon_mode(env, tmp_path):
     e.crt.add(1, c1)
     # tproxy unreachable: a round error, nothing remembered
     p = subprocess.run([str(CT_MONITOR), "-t", "https://127.0.0.1:1/prpc", "-d", DOMAIN,
-                        "--crtsh-url", e.crt.url, "--once", "--state", str(e.state)],
+                        "--crtsh-url", e.crt.url, "--once", "--state", str(e.state),
+                        "--any-app"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_clean_env(),
                        timeout=60)
     assert p.returncode == 4 and b"known keys" in p.stderr, p.stderr
     assert not e.state.exists()
     # bad command lines
-    for args in (["-d", DOMAIN], ["-t", "https://x/prpc"], ["-t", "https://x", "-d", "a_b.com"],
-                 ["-t", "https://x", "-d", "example.c0m"], ["-t", "https://x", "-d", DOMAIN,
-                                                            "--interval", "0"],
-                 ["-t", "https://x", "-d", DOMAIN, "--app-id", "xyz"]):
+    # (each otherwise complete, so that the refusal is for the reason given)
+    for args, why in ((["-d", DOMAIN, "--any-app"], b"--tproxy-uri URL is required"),
+                      (["-t", "https://x/prpc", "--any-app"], b"--domain DOMAIN is required"),
+                      (["-t", "https://x", "-d", "a_b.com", "--any-app"], b"invalid domain"),
+                      (["-t", "https://x", "-d", "example.c0m", "--any-app"], b"invalid domain"),
+                      (["-t", "https://x", "-d", DOMAIN, "--any-app", "--interval", "0"],
+                       b"--interval"),
+                      (["-t", "https://x", "-d", DOMAIN, "--app-id", "xyz"], b"not 'xyz'"),
+                      (["-t", "https://x", "-d", DOMAIN, "--app-id", "abcd,xyz"], b"not 'xyz'"),
+                      (["-t", "https://x", "-d", DOMAIN, "--app-id", ","], b"wants hex"),
+                      (["-t", "https://x", "-d", DOMAIN], b"no TD is trusted by default")):
         p = subprocess.run([str(CT_MONITOR), *args], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, env=_clean_env(), timeout=30)
-        assert p.returncode == 2, (args, p.stderr)
+        assert p.returncode == 2 and why in p.stderr, (args, p.stderr)
     # a state file that is not one
     e.state.write_text("garbage")
     p = e.run()
@@ -437,7 +507,7 @@ def test_errors_and_daemon_mode(env, tmp_path):
     # the loop: rounds every --interval, SIGTERM ends it with 0
     args = [str(CT_MONITOR), "-t", f"https://localhost:{e.port}/prpc", "-d", DOMAIN,
             "--crtsh-url", e.crt.url, "--allow-simulator", "--sim-dir", str(e.sim.dir),
-            "--interval", "1", "--state", str(e.state)]
+            "--interval", "1", "--state", str(e.state), "--app-id", e.app_id]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=_clean_env())
     try:

@@ -831,3 +831,149 @@ def test_h2_route(env):
     finally:
         ng.terminate()
         ng.wait(timeout=10)
+
+
+def _http_exchange(ss, host, path, close):
+    """One HTTP/1.1 GET on a TLS socket; returns (status line, body). Bounded by the socket's
+    timeout and a 64 KiB cap."""
+    ss.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+               f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n".encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        c = ss.recv(4096)
+        if not c or len(buf) > 65536:
+            raise ConnectionError(f"headers cut short: {buf[:200]!r}")
+        buf += c
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    n = next(int(ln.split(":", 1)[1]) for ln in lines[1:]
+             if ln.lower().startswith("content-length:"))
+    while len(body) < n:
+        c = ss.recv(4096)
+        if not c:
+            raise ConnectionError("body cut short")
+        body += c
+    return lines[0], body[:n]
+
+
+def test_cert_swap_under_load(env):
+    """certbot replaces live/ while many TLS connections run through the proxy: no connection
+    fails (new ones, and keep-alive ones opened before the swap that go on sending requests),
+    and new handshakes get the new certificate within a bound (cert_poll = 1 s)."""
+    import threading
+    from cryptography.hazmat.primitives import serialization
+    t = env.tproxy()
+    c = env.cvm("c", sim_dir=env.sim)
+    ip = t.register(c)["wg"]["client_ip"]
+    backend(env, ip, 80, "ok")
+    host = f"{c.app_id}.{BASE}"
+    old_der = x509_der(env.pki.path("wild.cert"))
+    # (its own subject: the client's store looks trust anchors up by name)
+    nc, nk = make_cert("renewed." + BASE, ["*." + BASE, BASE])
+    new_der = nc.public_bytes(serialization.Encoding.DER)
+    ctx = ssl.create_default_context(cadata=env.pki.path("wild.cert").read_text() +
+                                     pem(nc).decode())
+    lock = threading.Lock()
+    stop = threading.Event()
+    failures, handshakes, kept = [], [], []  # (what), (time, der), (requests, ders)
+    N_SHORT, N_KEEP = 12, 4
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", t.proxy_port), timeout=10)
+        try:
+            ss = ctx.wrap_socket(s, server_hostname=host)
+        except BaseException:
+            s.close()
+            raise
+        der = ss.getpeercert(binary_form=True)
+        with lock:
+            handshakes.append((time.monotonic(), der))
+        return ss, der
+
+    def short(i):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                ss, _ = connect()
+                with ss:
+                    st, body = _http_exchange(ss, host, f"/s{i}-{n}", close=True)
+                if " 200 " not in st + " " or body != f"ok /s{i}-{n} host={host}\n".encode():
+                    raise AssertionError(f"{st!r} {body!r}")
+            except Exception as ex:  # every failure counts, whatever it is
+                with lock:
+                    failures.append(f"short {i}/{n}: {ex!r}")
+
+    def keep(i):
+        reqs, ders = 0, set()
+        try:
+            ss, der = connect()
+            ders.add(der)
+            with ss:
+                while not stop.is_set():
+                    reqs += 1
+                    st, body = _http_exchange(ss, host, f"/k{i}-{reqs}", close=False)
+                    if " 200 " not in st + " " or body != f"ok /k{i}-{reqs} host={host}\n".encode():
+                        raise AssertionError(f"{st!r} {body!r}")
+                    ders.add(ss.getpeercert(binary_form=True))
+                    time.sleep(0.02)
+        except Exception as ex:
+            with lock:
+                failures.append(f"keep-alive {i} after {reqs} requests: {ex!r}")
+        with lock:
+            kept.append((reqs, ders))
+
+    threads = [threading.Thread(target=short, args=(i,), daemon=True) for i in range(N_SHORT)]
+    threads += [threading.Thread(target=keep, args=(i,), daemon=True) for i in range(N_KEEP)]
+    for th in threads:
+        th.start()
+    try:
+        time.sleep(1.5)
+        with lock:
+            before = len(handshakes)
+        # certbot's swap (certbot_bot.c cert_store): a new backup directory, then live/cert.pem
+        # and live/key.pem each a symlink under a temporary name renamed over the old one
+        b = t.dir / "certbot" / "backup" / "2030-01-01T00:00:00.000000000Z"
+        b.mkdir(parents=True)
+        (b / "key.pem").write_bytes(key_pem(nk))
+        os.chmod(b / "key.pem", 0o600)
+        (b / "cert.pem").write_bytes(pem(nc))
+        t_swap = time.monotonic()
+        for n in ("cert.pem", "key.pem"):
+            tmp = t.live / f".{n}.tmp"
+            tmp.symlink_to(b / n)
+            os.replace(tmp, t.live / n)
+        deadline = t_swap + 15
+        while time.monotonic() < deadline:
+            with lock:
+                if any(der == new_der for _, der in handshakes):
+                    break
+            time.sleep(0.05)
+        time.sleep(2.0)  # more load on the new pair
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=20)
+    assert not any(th.is_alive() for th in threads)
+    assert failures == [], f"{len(failures)} failed: {failures[:5]}\n{t.log()[-2000:]}"
+    assert before >= 20, before  # there was load before the swap
+    ders = {der for _, der in handshakes}
+    assert ders == {old_der, new_der}, "a handshake saw another certificate"
+    t_new = min(ts for ts, der in handshakes if der == new_der)
+    t_old = max(ts for ts, der in handshakes if der == old_der)
+    bound = 5.0  # cert_poll (1 s), and once more when the pair was caught half-swapped
+    assert t_new - t_swap < bound, t_new - t_swap
+    assert t_old - t_swap < bound, t_old - t_swap  # no old handshake after the bound
+    assert sum(1 for ts, der in handshakes if der == new_der) >= 20
+    # the keep-alive connections lived through the swap, on the certificate they began with
+    assert len(kept) == N_KEEP
+    assert all(reqs >= 20 and ders == {old_der} for reqs, ders in kept), kept
+    m = t.metrics()
+    assert m['tproxy_cert_reloads_total{result="ok"}'] >= 1
+
+
+def x509_der(path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    return x509.load_pem_x509_certificate(pathlib.Path(path).read_bytes()).public_bytes(
+        serialization.Encoding.DER)

@@ -308,6 +308,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    # listen(5) drops SYNs when many clients connect at once and the (GIL-bound) accept loop
+    # lags: the proxy's connect to the backend would then time out
+    request_queue_size = 128
+
     def server_bind(self):  # no reverse DNS lookup of the address (getfqdn) in an offline test
         import socketserver
         socketserver.TCPServer.server_bind(self)

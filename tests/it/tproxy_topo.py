@@ -46,6 +46,8 @@ import time
 
 import pytest
 
+from conftest import free_port  # noqa: F401  (below the ephemeral range: no bind races)
+
 WG_RUN_DIR = pathlib.Path("/var/run/wireguard")
 NETNS_DIR = pathlib.Path("/var/run/netns")
 PY = sys.executable or "/usr/bin/python3"
@@ -163,14 +165,6 @@ def ns_connect(ns, host, port, timeout=5):
     except BaseException:
         s.close()
         raise
-
-
-def free_port(type=socket.SOCK_STREAM):
-    """A port that is free on 127.0.0.1 of the test's namespace right now (fresh namespaces
-    have nothing listening, so it is free there too)."""
-    with socket.socket(socket.AF_INET, type) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _connect_host(host):

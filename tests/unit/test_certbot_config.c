@@ -63,6 +63,24 @@ static void test_rfc2136(void **state) {
   assert_int_equal(certbot_config_check(&c, err, sizeof(err)), 0);
   assert_int_equal(c.rfc2136.port, 5353);
   assert_string_equal(c.domains[1], "example.test");
+  assert_int_equal(strv_length(c.cf_name_servers), 0);
+  certbot_config_free(&c);
+}
+
+static void test_cf_name_servers(void **state) {
+  (void)state;
+  struct certbot_config c;
+  char err[256] = "";
+  assert_int_equal(certbot_config_init(&c), 0);
+  assert_int_equal(load_text(&c,
+                             "dns_provider = \"cloudflare\"\ncf_api_token = \"t\"\n"
+                             "cf_zone_id = \"z\"\n"
+                             "cf_name_servers = [\"127.0.0.1:5353\", \"ns1.example.test:53\"]\n",
+                             err, sizeof(err)),
+                   0);
+  assert_int_equal(certbot_config_check(&c, err, sizeof(err)), 0);
+  assert_int_equal(strv_length(c.cf_name_servers), 2);
+  assert_string_equal(c.cf_name_servers[1], "ns1.example.test:53");
   certbot_config_free(&c);
 }
 
@@ -77,6 +95,12 @@ static void test_refusals(void **state) {
       {"renew_timeout = 0\n", "renew_timeout"},
       {"max_dns_wait = 100000\n", "max_dns_wait"},
       {"workdir = \"\"\n", "workdir"},
+      {"cf_name_servers = [\"127.0.0.1\"]\n", "cf_name_servers"},
+      {"cf_name_servers = [\"127.0.0.1:0\"]\n", "cf_name_servers"},
+      {"cf_name_servers = [\"127.0.0.1:65536\"]\n", "cf_name_servers"},
+      {"cf_name_servers = [\":53\"]\n", "cf_name_servers"},
+      {"cf_name_servers = [\"a b:53\"]\n", "cf_name_servers"},
+      {"cf_name_servers = [\"ns1:53\", \"ns2:x\"]\n", "cf_name_servers"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     struct certbot_config c;
@@ -137,6 +161,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_rfc2136),
+      cmocka_unit_test(test_cf_name_servers),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_default_toml_loads),
   };

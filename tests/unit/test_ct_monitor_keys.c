@@ -92,7 +92,7 @@ static void test_quoted_keys(void **state) {
   add_quoted(&x, K4, sizeof(K4), "garbage");
   struct ct_known k;
   char err[512] = "";
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_true(k.quotes_seen && !k.legacy);
   assert_true(ct_known_has(&k, K1, sizeof(K1)));
   assert_false(ct_known_has(&k, K2, sizeof(K2))); /* bound to another key */
@@ -110,7 +110,7 @@ static void test_quoted_keys(void **state) {
   /* the same key listed twice, once with a good quote: known once */
   x.q[1].quote = e2;
   add_quoted(&x, K2, sizeof(K2), "bad");
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_true(ct_known_has(&k, K2, sizeof(K2)));
   assert_int_equal(k.n, 2);
   ct_known_free(&k);
@@ -127,20 +127,23 @@ static void test_legacy(void **state) {
   struct ct_known k;
   char err[512];
   calls = 0;
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_true(k.legacy && !k.quotes_seen);
   assert_true(ct_known_has(&k, K1, sizeof(K1)) && ct_known_has(&k, K2, sizeof(K2)));
   assert_true(has_note(&k, "WITHOUT attestation", NULL));
   assert_int_equal(calls, 0);
   ct_known_free(&k);
-  /* not allowed (quotes required, or seen before): nothing counts */
-  assert_int_equal(ct_known_build(&x.a, false, fake_check, NULL, &k, err, sizeof(err)), 0);
+  /* not allowed (quotes required, seen before, or the answer came over unverified TLS):
+   * nothing counts, and the notes say why */
+  assert_int_equal(
+      ct_known_build(&x.a, "not over verified TLS", fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_true(!k.legacy && k.n == 0);
-  assert_true(has_note(&k, "NOT known", "quotes are required"));
+  assert_false(ct_known_has(&k, K1, sizeof(K1)) || ct_known_has(&k, K2, sizeof(K2)));
+  assert_true(has_note(&k, "NOT known", "(not over verified TLS)"));
   ct_known_free(&k);
   /* nothing at all */
   answer_init(&x);
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_int_equal(k.n, 0);
   assert_false(ct_known_has(&k, K1, sizeof(K1)));
   ct_known_free(&k);
@@ -161,18 +164,18 @@ static void test_account(void **state) {
   x.a.account_quote = good;
   struct ct_known k;
   char err[512];
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_int_equal(k.account, 1);
   assert_true(has_note(&k, "ACME account https://acme.test/acct/7: quote verified", NULL));
   ct_known_free(&k);
   x.a.account_quote = as_key;
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_int_equal(k.account, -1);
   assert_true(has_note(&k, "REFUSED", NULL));
   ct_known_free(&k);
   /* the account quote alone does not switch off the legacy rule */
   add_hist(&x, K1, sizeof(K1));
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_true(k.legacy && ct_known_has(&k, K1, sizeof(K1)));
   ct_known_free(&k);
   free(good);
@@ -188,7 +191,7 @@ static void test_undecided(void **state) {
   add_quoted(&x, K2, sizeof(K2), "retry");
   struct ct_known k;
   char err[512] = "";
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), -EAGAIN);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), -EAGAIN);
   assert_non_null(strstr(err, "no collateral"));
   ct_known_free(&k);
   /* an empty or oversized key is ignored, not checked */
@@ -197,7 +200,7 @@ static void test_undecided(void **state) {
   add_quoted(&x, huge, 0, e1);
   add_quoted(&x, huge, sizeof(huge), e1);
   calls = 0;
-  assert_int_equal(ct_known_build(&x.a, true, fake_check, NULL, &k, err, sizeof(err)), 0);
+  assert_int_equal(ct_known_build(&x.a, NULL, fake_check, NULL, &k, err, sizeof(err)), 0);
   assert_int_equal(calls, 0);
   assert_int_equal(k.n, 0);
   assert_true(k.quotes_seen && !k.legacy);
