@@ -16,7 +16,9 @@
 #include "base/str.h"
 #include "net/http_server.h"
 #include "teepod.h"
+#include "net/offload.h"
 #include "teepod_console.h"
+#include "teepod_envkey.h"
 #include "teepod_logs.h"
 
 static bool token_ok(const struct teepod *tp, const char *t, size_t len) {
@@ -67,6 +69,16 @@ static bool gate(struct teepod_server *s, struct http_request *req) {
 static void h_prpc(struct http_request *req, void *ud) {
   struct teepod_server *s = ud;
   if (gate(s, req))
+    prpc_http_handler(req, &s->api.router);
+}
+
+static void h_envkey(struct http_request *req, void *ud) {
+  struct teepod_server *s = ud;
+  if (!gate(s, req))
+    return;
+  if (teepod_envkey_path(http_request_path(req)))
+    teepod_envkey_handle(s->tp, s->offload, req);
+  else
     prpc_http_handler(req, &s->api.router);
 }
 
@@ -181,7 +193,11 @@ int teepod_server_new(struct teepod *tp, struct event_base *base, FILE *out,
   if ((r = http_server_new(base, &hc, &s->http)) < 0 ||
       (r = http_server_route(s->http, "/", h_root, s)) < 0 ||
       (r = http_server_route(s->http, "/prpc/", h_prpc, s)) < 0 ||
-      (r = http_server_route(s->http, "/logs", h_logs, s)) < 0) {
+      (r = http_server_route(s->http, "/prpc/GetAppEnvEncryptPubKey", h_envkey, s)) < 0 ||
+      (r = http_server_route(s->http, "/prpc/Vmm.GetAppEnvEncryptPubKey", h_envkey, s)) < 0 ||
+      (r = http_server_route(s->http, "/prpc/Teepod.GetAppEnvEncryptPubKey", h_envkey, s)) < 0 ||
+      (r = http_server_route(s->http, "/logs", h_logs, s)) < 0 ||
+      (r = offload_new(base, 2, 32, &s->offload)) < 0) {
     r = str_err(err, errlen, r, "setting up the HTTP server: %s", strerror(-r));
     goto fail;
   }
@@ -217,5 +233,6 @@ void teepod_server_free(struct teepod_server *s) {
   if (!s)
     return;
   http_server_free(s->http);
+  offload_free(s->offload);
   free(s);
 }

@@ -1010,14 +1010,6 @@ METHOD(m_reload_vms) {
   return prpc_reply_done(0, out, ret_out);
 }
 
-METHOD(m_get_app_env_encrypt_pub_key) {
-  struct teepod *tp = ud;
-  (void)req, (void)in_, (void)ret_out;
-  (void)tp;
-  return prpc_error(ret_error, -ENOTSUP,
-                    "GetAppEnvEncryptPubKey: ask the KMS (KMS.GetAppEnvEncryptPubKey)");
-}
-
 int teepod_api_init(struct teepod *tp, struct teepod_api *ret, char *err, size_t errlen) {
   static const struct prpc_method_entry vmm[] = {
       {"CreateVm", m_create_vm},
@@ -1031,7 +1023,6 @@ int teepod_api_init(struct teepod *tp, struct teepod_api *ret, char *err, size_t
       {"GetComposeHash", m_get_compose_hash},
       {"Status", m_status},
       {"ListImages", m_list_images},
-      {"GetAppEnvEncryptPubKey", m_get_app_env_encrypt_pub_key},
       {"GetInfo", m_get_info},
       {"Version", m_version},
       {"GetMeta", m_get_meta},

@@ -23,6 +23,7 @@ struct teepod_server {
   struct teepod *tp;
   struct http_server *http;
   struct teepod_api api;
+  struct offload *offload; /* KMS calls (GetAppEnvEncryptPubKey) */
   uint16_t port;
 };
 

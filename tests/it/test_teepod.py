@@ -421,3 +421,61 @@ def test_check_and_dump_config(tmp_path, image):
     p = subprocess.run([str(TEEPOD), "--dev", str(t.dir), "-c", str(bad)], capture_output=True,
                        timeout=30, env=t.env)
     assert p.returncode == 3 and b"platform" in p.stderr
+
+
+# ---- GetAppEnvEncryptPubKey through a real KMS ----------------------------------------------
+
+def test_env_pubkey_from_kms_checked_like_the_sdk(tmp_path, image):
+    from test_kms_common import Kms
+    (tmp_path / "k").mkdir()
+    kms = Kms(tmp_path / "k")
+    t = Teepod(tmp_path / "tp", image, extra=f'[cvm]\nkms_urls = ["{kms.url}"]\n')
+    t.start()
+    try:
+        app = "ab" * 20
+        r = t.rpc("GetAppEnvEncryptPubKey", {"app_id": app})
+        assert len(bytes.fromhex(r["public_key"])) == 32
+        assert len(bytes.fromhex(r["signature_v1"])) == 65 and r["timestamp"] > 0
+        for prefix in ("Vmm.", "Teepod."):
+            assert t.rpc("GetAppEnvEncryptPubKey", {"app_id": app}, prefix=prefix)["public_key"] \
+                == r["public_key"]
+        # the published SDK recovers the KMS's root k256 key from what teepod passed on
+        meta = json.loads(subprocess.run(
+            ["curl", "-sk", "-X", "POST", "-H", "Content-Type: application/json", "-d", "{}",
+             f"{kms.url}/prpc/GetMeta?json"], capture_output=True, check=True, timeout=30).stdout)
+        sdk = pathlib.Path(__file__).resolve().parents[1] / "sdk"
+        if not (sdk / "node_modules" / "sdk058").exists():
+            pytest.skip("tests/sdk/node_modules missing (npm ci in tests/sdk)")
+        script = ("import { verifyEnvEncryptPublicKey } from 'sdk058';\n"
+                  "const [pub, sig, app, ts] = process.argv.slice(2);\n"
+                  "const b = h => Uint8Array.from(Buffer.from(h, 'hex'));\n"
+                  "console.log(verifyEnvEncryptPublicKey(b(pub), b(sig), app, BigInt(ts)));\n")
+        (sdk / ".teepod-envkey.mjs").write_text(script)
+        try:
+            out = subprocess.run(["node", ".teepod-envkey.mjs", r["public_key"], r["signature_v1"],
+                                  app, str(r["timestamp"])], cwd=sdk, capture_output=True,
+                                 timeout=60, check=True).stdout.decode().strip()
+        finally:
+            (sdk / ".teepod-envkey.mjs").unlink()
+        assert out == "0x" + meta["k256_pubkey"].removeprefix("0x")
+        with pytest.raises(RpcError) as e:
+            t.rpc("GetAppEnvEncryptPubKey", {"app_id": ""})
+        assert "app_id must be" in e.value.message
+    finally:
+        t.close()
+        kms.stop(check=False)
+
+
+def test_env_pubkey_refuses_a_kms_it_cannot_reach(tmp_path, image):
+    port = free_port()
+    t = Teepod(tmp_path / "tp", image,
+               extra=f'[cvm]\nkms_urls = ["https://127.0.0.1:{port}"]\n')
+    t.start()
+    try:
+        with pytest.raises(RpcError) as e:
+            t.rpc("GetAppEnvEncryptPubKey", {"app_id": "ab" * 20})
+        assert e.value.status == 400 and f"127.0.0.1:{port}" in e.value.message
+        # the loop kept serving meanwhile
+        assert t.http("GET", "/health")[0] == 200
+    finally:
+        t.close()
