@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/vm_sockets.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,6 +262,10 @@ int teepod_hostch_open(struct teepod_vm *vm, struct teepod_hostch **ret) {
   int r = teepod_unix_connect(vm->dir, "host.sock", &fd);
   if (r < 0)
     return r;
+  return teepod_hostch_attach(vm, fd, ret);
+}
+
+int teepod_hostch_attach(struct teepod_vm *vm, int fd, struct teepod_hostch **ret) {
   evutil_make_socket_nonblocking(fd);
   struct teepod_hostch *ch = calloc(1, sizeof(*ch));
   if (!ch) {
@@ -289,4 +294,69 @@ void teepod_hostch_free(struct teepod_hostch *ch) {
     return;
   bufferevent_free(ch->bev);
   free(ch);
+}
+
+struct teepod_vsock {
+  struct teepod *tp;
+  int fd;
+  struct event *ev;
+};
+
+static void vsock_accept(evutil_socket_t lfd, short what, void *ud) {
+  (void)what;
+  struct teepod_vsock *v = ud;
+  for (unsigned n = 0; n < 64; n++) {
+    struct sockaddr_vm peer;
+    socklen_t len = sizeof(peer);
+    int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+      return;
+    struct teepod_vm *vm = NULL;
+    for (size_t i = 0; i < v->tp->n_vms && !vm; i++)
+      if (v->tp->vms[i]->cid && v->tp->vms[i]->cid == peer.svm_cid &&
+          teepod_vm_running(v->tp->vms[i]))
+        vm = v->tp->vms[i];
+    if (!vm) {
+      log_warn("vsock: connection from CID %u, which no running VM has; closed", peer.svm_cid);
+      close(fd);
+      continue;
+    }
+    /* one channel per VM: a new connection (the guest reconnected) replaces the old one */
+    teepod_hostch_free(vm->ch);
+    vm->ch = NULL;
+    if (teepod_hostch_attach(vm, fd, &vm->ch) < 0)
+      log_warn("vm %s: cannot take its vsock connection", vm->m.id);
+  }
+}
+
+int teepod_vsock_listen(struct teepod *tp, struct teepod_vsock **ret) {
+  struct teepod_vsock *v = calloc(1, sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  v->tp = tp;
+  v->fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+                           .svm_port = TEEPOD_VSOCK_PORT};
+  int r = 0;
+  if (v->fd < 0 || bind(v->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(v->fd, 64) < 0)
+    r = -errno;
+  else if (!(v->ev = event_new(tp->base, v->fd, EV_READ | EV_PERSIST, vsock_accept, v)) ||
+           event_add(v->ev, NULL) < 0)
+    r = -ENOMEM;
+  if (r < 0) {
+    teepod_vsock_free(v);
+    return r;
+  }
+  *ret = v;
+  return 0;
+}
+
+void teepod_vsock_free(struct teepod_vsock *v) {
+  if (!v)
+    return;
+  if (v->ev)
+    event_free(v->ev);
+  if (v->fd >= 0)
+    close(v->fd);
+  free(v);
 }

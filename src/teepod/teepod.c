@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/str.h"
+#include "teepod_hostch.h"
 
 /* The executable for name: an absolute path as is, else the first PATH entry that has it. */
 static char *find_exe(const char *name) {
@@ -135,6 +136,11 @@ int teepod_new(struct teepod_config *cfg, struct event_base *base, struct teepod
   }
   struct timeval tv = {5, 0};
   event_add(tp->log_timer, &tv);
+  if (tp->have_vsock && (r = teepod_vsock_listen(tp, &tp->vsock)) < 0) {
+    r = str_err(err, errlen, r, "listening on vsock port %d: %s", TEEPOD_VSOCK_PORT,
+                strerror(-r));
+    goto fail;
+  }
   DIR *d = opendir(cfg->run_path);
   if (!d) {
     r = str_err(err, errlen, -errno, "reading run_path %s: %s", cfg->run_path, strerror(errno));
@@ -160,6 +166,7 @@ void teepod_free(struct teepod *tp) {
   free(tp->vms);
   if (tp->log_timer)
     event_free(tp->log_timer);
+  teepod_vsock_free(tp->vsock);
   teepod_cidpool_free(&tp->cids);
   if (tp->tokens)
     for (char **t = tp->tokens; *t; t++)

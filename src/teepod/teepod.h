@@ -76,6 +76,7 @@ struct teepod {
   struct teepod_cidpool cids;
   char **tokens;              /* admin tokens; NULL when auth is off */
   struct event *log_timer;    /* serial log rotation */
+  struct teepod_vsock *vsock; /* guests' host channel over vsock (with /dev/vhost-vsock) */
   struct teepod_metrics metrics;
 };
 

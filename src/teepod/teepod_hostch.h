@@ -15,7 +15,17 @@ struct teepod_hostch;
 
 /* Connects to DIR/host.sock; -ECONNREFUSED/-ENOENT while QEMU has not created it yet. */
 int teepod_hostch_open(struct teepod_vm *vm, struct teepod_hostch **ret);
+/* The same over a connected socket (takes fd, also on failure): the guest's vsock connection. */
+int teepod_hostch_attach(struct teepod_vm *vm, int fd, struct teepod_hostch **ret);
 void teepod_hostch_free(struct teepod_hostch *ch);
+
+/* With /dev/vhost-vsock: listens on vsock port TEEPOD_VSOCK_PORT for guests, each known by the
+ * CID teepod gave its VM (a connection from an unknown CID is closed). ret NULL-safe free. */
+#define TEEPOD_VSOCK_PORT 10000
+struct teepod;
+struct teepod_vsock;
+int teepod_vsock_listen(struct teepod *tp, struct teepod_vsock **ret);
+void teepod_vsock_free(struct teepod_vsock *v);
 
 /* One request (exposed for the unit tests): sets *ret_result (a new reference) or returns < 0
  * with *ret_error (allocated). */
