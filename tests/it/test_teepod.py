@@ -479,3 +479,25 @@ def test_env_pubkey_refuses_a_kms_it_cannot_reach(tmp_path, image):
         assert t.http("GET", "/health")[0] == 200
     finally:
         t.close()
+
+
+def test_serial_log_rotation(tmp_path, image):
+    t = Teepod(tmp_path / "tp", image, extra="[cvm.log]\nmax_bytes = 4096\nmax_backups = 2\n")
+    t.start()
+    try:
+        vm = t.create("chatty", stopped=True)
+        log = t.run_dir / vm / "serial.log"
+        for round_ in range(3):
+            with open(log, "ab") as f:
+                f.write(f"round {round_}\n".encode() * 1000)
+            deadline = time.monotonic() + 15
+            while log.stat().st_size > 4096 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert log.stat().st_size <= 4096, "not rotated within 15 s"
+        backups = sorted(p.name for p in log.parent.glob("serial.log.*"))
+        assert backups == ["serial.log.1", "serial.log.2"]
+        assert b"round 2" in (log.parent / "serial.log.1").read_bytes()
+        assert b"round 1" in (log.parent / "serial.log.2").read_bytes()
+        assert (log.parent / "serial.log.1").stat().st_mode & 0o077 == 0
+    finally:
+        t.close()
