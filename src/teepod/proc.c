@@ -231,3 +231,28 @@ int teepod_unix_connect(const char *dir, const char *name, int *ret_fd) {
   *ret_fd = fd;
   return 0;
 }
+
+int teepod_proc_cid(pid_t pid, uint32_t *ret) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+  _cleanup_buf_ struct buf cmd = BUF_INIT(0);
+  int r = file_read_capped(path, 256 * 1024, false, &cmd);
+  if (r < 0)
+    return r;
+  static const char key[] = "guest-cid=";
+  for (size_t i = 0; i + sizeof(key) - 1 < cmd.len; i++) {
+    if (memcmp(cmd.data + i, key, sizeof(key) - 1) != 0)
+      continue;
+    uint64_t v = 0;
+    size_t k = i + sizeof(key) - 1, digits = 0;
+    while (k < cmd.len && cmd.data[k] >= '0' && cmd.data[k] <= '9' && digits < 10) {
+      v = v * 10 + (uint64_t)(cmd.data[k++] - '0');
+      digits++;
+    }
+    if (digits == 0 || v > UINT32_MAX)
+      return -EBADMSG;
+    *ret = (uint32_t)v;
+    return 0;
+  }
+  return -ENOENT;
+}

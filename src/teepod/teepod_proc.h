@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Runs argv[0] (PATH lookup) with stdin from /dev/null and its output captured (at most 4 KiB
@@ -22,6 +23,9 @@ int teepod_spawn_detached(char *const argv[], const char *dir, pid_t *ret_pid, i
  * QEMU). ret_pidfd as above; -ESRCH when
  * there is no such process. */
 int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd);
+
+/* The vsock CID on pid's command line (guest-cid=N), -ENOENT when it has none. */
+int teepod_proc_cid(pid_t pid, uint32_t *ret);
 
 /* Connects a stream socket to the unix socket NAME in folder DIR, however long DIR's path is
  * (through /proc/self/fd of the folder). The socket is close-on-exec and blocking. */

@@ -543,6 +543,14 @@ int teepod_vm_load_dir(struct teepod *tp, const char *id) {
   if (teepod_adopt(dir, &vm->pid, &vm->pidfd) == 0) {
     vm->started_at_ms = teepod_now_ms();
     log_info("vm %s (%s): adopted running QEMU %d", id, vm->m.name, (int)vm->pid);
+    uint32_t cid;
+    if (teepod_proc_cid(vm->pid, &cid) == 0) {
+      if ((r = teepod_cidpool_occupy(&tp->cids, cid)) < 0)
+        log_warn("vm %s: its CID %u is %s", id, cid,
+                 r == -EEXIST ? "taken twice" : "outside the pool");
+      else
+        vm->cid = cid;
+    }
     teepod_sim_vm_adopt(vm);
     if ((r = watch(vm)) < 0)
       return r;
