@@ -6,7 +6,6 @@ powers off on the ACPI power button."""
 import hashlib
 import json
 import os
-import pathlib
 import re
 import shutil
 import signal
@@ -18,9 +17,9 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, free_port
+from conftest import free_port
+from guest_image import BUILD_SCRIPT, build_test_guest, make_config_disk
 
-BUILD_SCRIPT = REPO / "tests" / "guest" / "build-test-image.sh"
 QEMU = shutil.which("qemu-system-x86_64")
 PROGRESS = ["init", "config disk mounted", "network up", "app started", "done"]
 LINE_MAX = 65536
@@ -30,48 +29,21 @@ pytestmark = pytest.mark.skipif(
     reason="qemu-system-x86, dosfstools or mtools missing (scripts/deps.sh installs them)")
 
 
-def build_image(outdir, env_extra=None, timeout=900):
-    """Runs the build script; returns (image dir, seconds, stderr)."""
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    t0 = time.monotonic()
-    p = subprocess.run(["bash", str(BUILD_SCRIPT), str(outdir)], env=env, timeout=timeout,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    took = time.monotonic() - t0
-    if p.returncode != 0:
-        raise AssertionError(f"build-test-image.sh exited {p.returncode}: "
-                             f"{p.stderr.decode(errors='replace')[-4000:]}")
-    last = p.stdout.decode().strip().splitlines()[-1]
-    return pathlib.Path(last), took, p.stderr.decode(errors="replace")
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    d, took, _ = build_image(tmp_path_factory.mktemp("image"))
+    d, meta, took, _ = build_test_guest(tmp_path_factory.mktemp("image"))
     print(f"\ntest guest image: {d} in {took:.1f} s")
-    meta = json.loads((d / "metadata.json").read_text())
     return d, meta
-
-
-def make_config_disk(path, files):
-    """A FAT disk labelled DSTACKSHR holding FILES (name -> bytes), as teepod makes it."""
-    subprocess.run(["mkfs.vfat", "-n", "DSTACKSHR", "-C", str(path), "4096"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
-    src = path.parent / "config-src"
-    src.mkdir(exist_ok=True)
-    for name, data in files.items():
-        (src / name).write_bytes(data)
-        subprocess.run(["mcopy", "-i", str(path), str(src / name), "::" + name], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
-                       env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
 
 
 class Guest:
     """One QEMU run of the image: the host channel is answered by a thread that records every
     request with its arrival time; QMP on demand; QEMU killed by stop()."""
 
-    def __init__(self, image, workdir, config_img=None, host_channel=True, spaced=False):
+    def __init__(self, image, workdir, config_img=None, host_channel=True, attend=True,
+                 spaced=False):
         self.image, self.meta = image
+        self.attend = attend  # whether anyone connects to the channel's socket
         # replies as teepod writes them, or with JSON's optional whitespace
         self.separators = (", ", ": ") if spaced else (",", ":")
         self.dir = workdir
@@ -112,7 +84,7 @@ class Guest:
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=open(self.dir / "qemu.out", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        if self.host_channel:
+        if self.host_channel and self.attend:
             self.sock = self._connect(self.dir / "host.sock")
             self.thread = threading.Thread(target=self._serve, daemon=True)
             self.thread.start()
@@ -380,14 +352,21 @@ def test_no_config_disk(guest_factory):
     assert status == 200 and "dstack-test-guest" in page
 
 
-def test_no_host_channel(guest_factory, tmp_path):
-    """Without the virtio-serial port the guest warns and boots on."""
+@pytest.mark.parametrize("channel", ["absent", "unattended"])
+def test_no_host_channel(guest_factory, tmp_path, channel):
+    """Without the virtio-serial port, or with nobody on its host side, the guest warns and
+    boots on: one write that does not go through turns the channel off."""
     cfg = tmp_path / "config.img"
     make_config_disk(cfg, {"app-compose.json": b"{}"})
-    g = guest_factory(config_img=cfg, host_channel=False)
+    g = guest_factory(config_img=cfg, host_channel=(channel != "absent"),
+                      attend=False)
     g.start()
     g.wait_serial("test-guest: progress: done")
-    assert "test-guest: warning: no host channel" in g.serial_text()
+    serial = g.serial_text()
+    if channel == "absent":
+        assert "test-guest: warning: no host channel" in serial
+    else:
+        assert serial.count("test-guest: warning: host channel: write failed") == 1, serial
     status, page = g.http_get()
     assert status == 200 and hashlib.sha256(b"{}").hexdigest() in page
 
@@ -404,7 +383,8 @@ def test_cache_and_reproducible(tmp_path):
     entries = []
     for i in range(2):
         cache = tmp_path / f"cache{i}"
-        d, took, err = build_image(tmp_path / f"out{i}", dict(env, DSTACK_CACHE_DIR=str(cache)))
+        d, _, took, err = build_test_guest(tmp_path / f"out{i}",
+                                           dict(env, DSTACK_CACHE_DIR=str(cache)))
         assert "built:" in err, err
         print(f"\ncold build {i}: {took:.1f} s")
         found = list((cache / "test-guest").glob("[0-9a-f]*/SHA256SUMS"))
@@ -418,7 +398,7 @@ def test_cache_and_reproducible(tmp_path):
         assert a == b, name
 
     cache0 = {"DSTACK_CACHE_DIR": str(tmp_path / "cache0")}
-    d, took, err = build_image(tmp_path / "out2", dict(env, **cache0))
+    d, _, took, err = build_test_guest(tmp_path / "out2", dict(env, **cache0))
     assert "cached:" in err and "built:" not in err, err
     print(f"cached build: {took:.2f} s")
     assert (d / "initrd.img").read_bytes() == (tmp_path / "out0" / d.name / "initrd.img").read_bytes()
@@ -428,14 +408,14 @@ def test_cache_and_reproducible(tmp_path):
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
     victim.write_bytes(bytes(data))
-    d, took, err = build_image(tmp_path / "out3", dict(env, **cache0))
+    d, _, took, err = build_test_guest(tmp_path / "out3", dict(env, **cache0))
     assert "built:" in err, err
     assert (d / "initrd.img").read_bytes() == (tmp_path / "out1" / d.name / "initrd.img").read_bytes()
     assert read_sums(entries[0]) == read_sums(entries[1])
 
     # a missing SHA256SUMS is the same: rebuilt
     (entries[0] / "SHA256SUMS").unlink()
-    d, took, err = build_image(tmp_path / "out4", dict(env, **cache0))
+    d, _, took, err = build_test_guest(tmp_path / "out4", dict(env, **cache0))
     assert "built:" in err, err
     assert read_sums(entries[0]) == read_sums(entries[1])
 
