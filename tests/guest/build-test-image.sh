@@ -34,7 +34,7 @@ init_sh="$here/init.sh"
 IMAGE_VERSION=0.1.0
 IMAGE_NAME="dstack-test-$IMAGE_VERSION"
 KERNEL_META=linux-image-6.12-cloud-amd64
-BUSYBOX_PKG=busybox-static
+BUSYBOX_PKG="busybox-static"
 CMDLINE="console=ttyS0 panic=-1 quiet"
 epoch=${SOURCE_DATE_EPOCH:-1704067200}
 IMAGE_FILES=(metadata.json vmlinuz initrd.img)
@@ -216,7 +216,7 @@ done <"$moddir/modules.dep"
 declare -A mod_seen=()
 order=()
 mod_add() {
-  local name=$1 dep dname deps=() i
+  local name=$1 dname deps=() i
   [ -z "${mod_seen[$name]:-}" ] || return 0
   [ -n "${mod_path[$name]:-}" ] || die "module $name not in $kernel_pkg"
   mod_seen[$name]=1

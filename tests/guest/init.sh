@@ -190,7 +190,7 @@ else
   say "warning: no input devices; the power button will not work"
 fi
 
-progress done
+progress "done"
 
 # PID 1 stays; the trap above runs between two sleeps.
 while :; do
