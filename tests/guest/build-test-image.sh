@@ -34,7 +34,7 @@ init_sh="$here/init.sh"
 IMAGE_VERSION=0.1.0
 IMAGE_NAME="dstack-test-$IMAGE_VERSION"
 KERNEL_META=linux-image-6.12-cloud-amd64
-BUSYBOX_PKG=busybox-static
+BUSYBOX_PKG="busybox-static"
 CMDLINE="console=ttyS0 panic=-1 quiet"
 epoch=${SOURCE_DATE_EPOCH:-1704067200}
 IMAGE_FILES=(metadata.json vmlinuz initrd.img)
@@ -69,28 +69,35 @@ mkdir -p "$cache_root" "$downloads"
 
 # --- the recipe ---------------------------------------------------------------------------------
 
-# candidate VERSION and SHA256 of a package, from the local apt lists (no network)
-pkg_version() {
-  apt-cache policy "$1" 2>/dev/null | awk '/^  Candidate:/ {print $2; exit}'
+# "name|version|sha256|depends" of the candidate version of each package named, from the local
+# apt lists (no network); nothing for a package apt does not know
+apt_candidates() {
+  { apt-cache show --no-all-versions "$@" 2>/dev/null || true; } | awk -F': ' '
+    function out() { if (p != "") print p "|" v "|" s "|" d; p = v = s = d = "" }
+    /^Package: / { p = $2 } /^Version: / { v = $2 } /^SHA256: / { s = $2 } /^Depends: / { d = $2 }
+    /^$/ { out() } END { out() }'
 }
-pkg_sha256() {
-  apt-cache show "$1=$2" 2>/dev/null | awk '/^SHA256:/ {print $2; exit}'
+# the fields of package NAME in apt_candidates' output LINES: sets cand_ver, cand_sha, cand_dep
+cand_pick() {
+  local line
+  line=$(printf '%s\n' "$2" | awk -F'|' -v n="$1" '$1 == n { print; exit }')
+  IFS='|' read -r _ cand_ver cand_sha cand_dep <<<"$line"
+  [ -n "$cand_ver" ] || die "package $1 not known to apt (apt-get update?)"
+  [[ $cand_sha =~ ^[0-9a-f]{64}$ ]] || die "no SHA256 for $1 $cand_ver in the apt lists"
 }
 
 kernel_pkg=${DSTACK_TEST_GUEST_KERNEL:-}
+cands=$(apt_candidates "${kernel_pkg:-$KERNEL_META}" "$BUSYBOX_PKG")
+cand_pick "$BUSYBOX_PKG" "$cands"
+busybox_ver=$cand_ver busybox_sha=$cand_sha
 if [ -z "$kernel_pkg" ]; then
-  kernel_pkg=$(apt-cache depends "$KERNEL_META" 2>/dev/null |
-    awk '$1 == "Depends:" && $2 ~ /^linux-image-/ {print $2; exit}')
-  [ -n "$kernel_pkg" ] || die "no candidate for $KERNEL_META in the apt lists (apt-get update?)"
+  cand_pick "$KERNEL_META" "$cands"
+  kernel_pkg=$(grep -o 'linux-image-[^ ,|]*' <<<"$cand_dep" | head -n 1) ||
+    die "$KERNEL_META names no kernel package"
+  cands=$(apt_candidates "$kernel_pkg")
 fi
-kernel_ver=$(pkg_version "$kernel_pkg")
-busybox_ver=$(pkg_version "$BUSYBOX_PKG")
-[ -n "$kernel_ver" ] && [ "$kernel_ver" != "(none)" ] || die "package $kernel_pkg not known to apt"
-[ -n "$busybox_ver" ] && [ "$busybox_ver" != "(none)" ] || die "package $BUSYBOX_PKG not known to apt"
-kernel_sha=$(pkg_sha256 "$kernel_pkg" "$kernel_ver")
-busybox_sha=$(pkg_sha256 "$BUSYBOX_PKG" "$busybox_ver")
-[[ $kernel_sha =~ ^[0-9a-f]{64}$ ]] || die "no SHA256 for $kernel_pkg $kernel_ver"
-[[ $busybox_sha =~ ^[0-9a-f]{64}$ ]] || die "no SHA256 for $BUSYBOX_PKG $busybox_ver"
+cand_pick "$kernel_pkg" "$cands"
+kernel_ver=$cand_ver kernel_sha=$cand_sha
 
 recipe=$(
   echo "script $(sha256sum <"$script" | cut -d' ' -f1)"
@@ -209,7 +216,7 @@ done <"$moddir/modules.dep"
 declare -A mod_seen=()
 order=()
 mod_add() {
-  local name=$1 dep dname deps=() i
+  local name=$1 dname deps=() i
   [ -z "${mod_seen[$name]:-}" ] || return 0
   [ -n "${mod_path[$name]:-}" ] || die "module $name not in $kernel_pkg"
   mod_seen[$name]=1

@@ -65,7 +65,7 @@ notify() {
   [ "$HOST_OK" = 1 ] || return 1
   RPC_ID=$((RPC_ID + 1))
   line="{\"id\":$RPC_ID,\"method\":\"Notify\",\"params\":{\"event\":\"$1\",\"payload\":\"$(json_esc "$2")\"}}"
-  if ! timeout 5 sh -c 'printf "%s\n" "$1" >&3' notify "$line"; then
+  if ! timeout -s KILL 5 sh -c 'printf "%s\n" "$1" >&3' notify "$line"; then
     say "warning: host channel: write failed, channel disabled"
     HOST_OK=0
     return 1
@@ -140,7 +140,6 @@ stopping() {
   poweroff -f
 }
 trap stopping USR1
-trap '' TERM INT HUP
 
 progress init
 
@@ -239,7 +238,7 @@ else
   say "warning: no input devices; the power button will not work"
 fi
 
-progress done
+progress "done"
 
 # PID 1 stays; the trap above runs between two sleeps.
 while :; do

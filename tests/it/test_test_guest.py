@@ -18,9 +18,9 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, free_port
+from conftest import free_port
+from guest_image import BUILD_SCRIPT, build_test_guest, make_config_disk
 
-BUILD_SCRIPT = REPO / "tests" / "guest" / "build-test-image.sh"
 QEMU = shutil.which("qemu-system-x86_64")
 PROGRESS = ["init", "config disk mounted", "network up", "app started", "done"]
 LINE_MAX = 65536
@@ -30,48 +30,21 @@ pytestmark = pytest.mark.skipif(
     reason="qemu-system-x86, dosfstools or mtools missing (scripts/deps.sh installs them)")
 
 
-def build_image(outdir, env_extra=None, timeout=900):
-    """Runs the build script; returns (image dir, seconds, stderr)."""
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    t0 = time.monotonic()
-    p = subprocess.run(["bash", str(BUILD_SCRIPT), str(outdir)], env=env, timeout=timeout,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    took = time.monotonic() - t0
-    if p.returncode != 0:
-        raise AssertionError(f"build-test-image.sh exited {p.returncode}: "
-                             f"{p.stderr.decode(errors='replace')[-4000:]}")
-    last = p.stdout.decode().strip().splitlines()[-1]
-    return pathlib.Path(last), took, p.stderr.decode(errors="replace")
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    d, took, _ = build_image(tmp_path_factory.mktemp("image"))
+    d, meta, took, _ = build_test_guest(tmp_path_factory.mktemp("image"))
     print(f"\ntest guest image: {d} in {took:.1f} s")
-    meta = json.loads((d / "metadata.json").read_text())
     return d, meta
-
-
-def make_config_disk(path, files):
-    """A FAT disk labelled DSTACKSHR holding FILES (name -> bytes), as teepod makes it."""
-    subprocess.run(["mkfs.vfat", "-n", "DSTACKSHR", "-C", str(path), "4096"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
-    src = path.parent / "config-src"
-    src.mkdir(exist_ok=True)
-    for name, data in files.items():
-        (src / name).write_bytes(data)
-        subprocess.run(["mcopy", "-i", str(path), str(src / name), "::" + name], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
-                       env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
 
 
 class Guest:
     """One QEMU run of the image: the host channel is answered by a thread that records every
     request with its arrival time; QMP on demand; QEMU killed by stop()."""
 
-    def __init__(self, image, workdir, config_img=None, host_channel=True, spaced=False):
+    def __init__(self, image, workdir, config_img=None, host_channel=True, attend=True,
+                 spaced=False):
         self.image, self.meta = image
+        self.attend = attend  # whether anyone connects to the channel's socket
         # replies as teepod writes them, or with JSON's optional whitespace
         self.separators = (", ", ": ") if spaced else (",", ":")
         self.dir = workdir
@@ -112,7 +85,7 @@ class Guest:
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=open(self.dir / "qemu.out", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        if self.host_channel:
+        if self.host_channel and self.attend:
             self.sock = self._connect(self.dir / "host.sock")
             self.thread = threading.Thread(target=self._serve, daemon=True)
             self.thread.start()
@@ -301,7 +274,7 @@ def test_metadata(image):
         assert f.read(2) == b"\x1f\x8b"
 
 
-def test_boot_report_serve_poweroff(guest_factory, tmp_path):
+def test_boot_report_serve_poweroff(guest_factory, tmp_path, record_property):
     compose = json.dumps({"manifest_version": 2, "name": "it-guest",
                           "docker_compose_file": "services: {}\n"}).encode()
     want_sha = hashlib.sha256(compose).hexdigest()
@@ -317,6 +290,8 @@ def test_boot_report_serve_poweroff(guest_factory, tmp_path):
     first = g.events("boot.progress")[0][0]
     print(f"\ntest guest boot (TCG): first progress {first - g.t0:.1f} s, "
           f"done {t_done - g.t0:.1f} s after QEMU start")
+    record_property("boot_first_progress_s", round(first - g.t0, 2))
+    record_property("boot_done_s", round(t_done - g.t0, 2))
 
     assert g.progress() == PROGRESS
     assert not g.bad_lines
@@ -380,14 +355,21 @@ def test_no_config_disk(guest_factory):
     assert status == 200 and "dstack-test-guest" in page
 
 
-def test_no_host_channel(guest_factory, tmp_path):
-    """Without the virtio-serial port the guest warns and boots on."""
+@pytest.mark.parametrize("channel", ["absent", "unattended"])
+def test_no_host_channel(guest_factory, tmp_path, channel):
+    """Without the virtio-serial port, or with nobody on its host side, the guest warns and
+    boots on: one write that does not go through turns the channel off."""
     cfg = tmp_path / "config.img"
     make_config_disk(cfg, {"app-compose.json": b"{}"})
-    g = guest_factory(config_img=cfg, host_channel=False)
+    g = guest_factory(config_img=cfg, host_channel=(channel != "absent"),
+                      attend=False)
     g.start()
     g.wait_serial("test-guest: progress: done")
-    assert "test-guest: warning: no host channel" in g.serial_text()
+    serial = g.serial_text()
+    if channel == "absent":
+        assert "test-guest: warning: no host channel" in serial
+    else:
+        assert serial.count("test-guest: warning: host channel: write failed") == 1, serial
     status, page = g.http_get()
     assert status == 200 and hashlib.sha256(b"{}").hexdigest() in page
 
@@ -396,15 +378,26 @@ def read_sums(entry_line_dir):
     return (entry_line_dir / "SHA256SUMS").read_text()
 
 
+def downloads_dir():
+    """Where build-test-image.sh keeps the .deb files unless told otherwise."""
+    d = os.environ.get("DSTACK_TEST_GUEST_DOWNLOADS")
+    if d:
+        return pathlib.Path(d)
+    root = pathlib.Path(os.environ.get("DSTACK_CACHE_DIR") or "/var/cache/dstack")
+    return root / "test-guest" / "downloads"
+
+
 def test_cache_and_reproducible(tmp_path):
     """Two builds into two empty caches give the same bytes; a second call takes the cache;
     an altered cache entry is built again, never handed out."""
-    downloads = tmp_path / "downloads"
-    env = {"DSTACK_TEST_GUEST_DOWNLOADS": str(downloads)}
+    # the .deb files come from the usual downloads folder (checked against the apt lists at
+    # each use), so the packages are fetched at most once
+    env = {"DSTACK_TEST_GUEST_DOWNLOADS": str(downloads_dir())}
     entries = []
     for i in range(2):
         cache = tmp_path / f"cache{i}"
-        d, took, err = build_image(tmp_path / f"out{i}", dict(env, DSTACK_CACHE_DIR=str(cache)))
+        d, _, took, err = build_test_guest(tmp_path / f"out{i}",
+                                           dict(env, DSTACK_CACHE_DIR=str(cache)))
         assert "built:" in err, err
         print(f"\ncold build {i}: {took:.1f} s")
         found = list((cache / "test-guest").glob("[0-9a-f]*/SHA256SUMS"))
@@ -418,7 +411,7 @@ def test_cache_and_reproducible(tmp_path):
         assert a == b, name
 
     cache0 = {"DSTACK_CACHE_DIR": str(tmp_path / "cache0")}
-    d, took, err = build_image(tmp_path / "out2", dict(env, **cache0))
+    d, _, took, err = build_test_guest(tmp_path / "out2", dict(env, **cache0))
     assert "cached:" in err and "built:" not in err, err
     print(f"cached build: {took:.2f} s")
     assert (d / "initrd.img").read_bytes() == (tmp_path / "out0" / d.name / "initrd.img").read_bytes()
@@ -428,14 +421,14 @@ def test_cache_and_reproducible(tmp_path):
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
     victim.write_bytes(bytes(data))
-    d, took, err = build_image(tmp_path / "out3", dict(env, **cache0))
+    d, _, took, err = build_test_guest(tmp_path / "out3", dict(env, **cache0))
     assert "built:" in err, err
     assert (d / "initrd.img").read_bytes() == (tmp_path / "out1" / d.name / "initrd.img").read_bytes()
     assert read_sums(entries[0]) == read_sums(entries[1])
 
     # a missing SHA256SUMS is the same: rebuilt
     (entries[0] / "SHA256SUMS").unlink()
-    d, took, err = build_image(tmp_path / "out4", dict(env, **cache0))
+    d, _, took, err = build_test_guest(tmp_path / "out4", dict(env, **cache0))
     assert "built:" in err, err
     assert read_sums(entries[0]) == read_sums(entries[1])
 
@@ -444,3 +437,30 @@ def test_build_usage():
     p = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 2 and b"usage" in p.stderr
+
+
+def test_altered_download_fetched_again(image, tmp_path):
+    """A kept .deb whose bytes differ from the apt lists' SHA256 is downloaded again, and the
+    image comes out the same."""
+    shared = downloads_dir()
+    show = subprocess.run(["apt-cache", "show", "--no-all-versions", "busybox-static"],
+                          stdout=subprocess.PIPE, check=True, timeout=60).stdout.decode()
+    busybox_sha = re.search(r"^SHA256: ([0-9a-f]{64})$", show, re.M).group(1)
+    private = tmp_path / "downloads"
+    private.mkdir()
+    for deb in shared.glob("[0-9a-f]*.deb"):
+        shutil.copyfile(deb, private / deb.name)
+    small = private / f"{busybox_sha}.deb"
+    if small.is_file():
+        data = bytearray(small.read_bytes())
+        data[100] ^= 0xFF
+        small.write_bytes(bytes(data))
+    else:
+        small.write_bytes(b"not the package\n" * 64)
+    d, _, _, err = build_test_guest(tmp_path / "out", {
+        "DSTACK_CACHE_DIR": str(tmp_path / "cache"), "DSTACK_TEST_GUEST_DOWNLOADS": str(private)})
+    assert "built:" in err, err
+    assert hashlib.sha256(small.read_bytes()).hexdigest() == busybox_sha
+    want, _ = image
+    for name in ("metadata.json", "vmlinuz", "initrd.img"):
+        assert (d / name).read_bytes() == (want / name).read_bytes(), name
