@@ -1,6 +1,7 @@
 /* teepod: the host's VM manager. */
 #include <errno.h>
 #include <event2/event.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ int main(int argc, char **argv) {
   int r = daemon_start(&def, argc, argv, &cfg, &args);
   if (r != DAEMON_CONTINUE)
     return r;
+  /* every start reads the image's kernel and initrd (megabytes) to measure them: a fixed mmap
+   * threshold gives that memory back at once instead of keeping it in the heap */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   char err[512] = "";
   struct teepod *tp = NULL;
   struct teepod_server *srv = NULL;
