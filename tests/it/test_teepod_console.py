@@ -160,16 +160,23 @@ class Teepod:
         while self.url is None:
             line = reader.line(deadline)
             if line is None:
-                raise AssertionError(f"teepod did not announce its port:\n{self.stderr()}")
+                err = self.stderr()
+                self.stop()
+                raise AssertionError(f"teepod did not announce its port:\n{err}")
             m = re.fullmatch(r"listening (http://127\.0\.0\.1:\d+)", line.strip())
             if m:
                 self.url = m.group(1)
-        # keep draining stdout so teepod never blocks on it
-        threading.Thread(target=self._drain, args=(reader,), daemon=True).start()
+        # keep draining stdout so teepod never blocks on it; ends when teepod exits
+        threading.Thread(target=self._drain, args=(self.proc.stdout.fileno(),),
+                         daemon=True).start()
 
-    def _drain(self, reader):
-        while self.proc.poll() is None:
-            if reader.line(time.monotonic() + 1) is None and self.proc.poll() is not None:
+    @staticmethod
+    def _drain(fd):
+        while True:
+            try:
+                if not os.read(fd, 65536):
+                    return
+            except OSError:
                 return
 
     def stderr(self):
@@ -259,8 +266,9 @@ class Browser:
         line = self.reader.line(time.monotonic() + 90)
         ready = json.loads(line) if line else {}
         if not ready.get("ready"):
-            raise AssertionError(f"the browser did not start: {ready.get('error') or line!r}\n"
-                                 f"{self.stderr()}")
+            err = self.stderr()
+            self.close()
+            raise AssertionError(f"the browser did not start: {ready.get('error') or line!r}\n{err}")
 
     def stderr(self):
         try:
