@@ -276,8 +276,9 @@ class Browser:
         except FileNotFoundError:
             return ""
 
-    def cmd(self, op, **kw):
-        """Runs one op; returns the reply (result, at_ms). Raises DriverError on failure."""
+    def cmd(self, op, keep_shot=True, **kw):
+        """Runs one op; returns the reply (result, at_ms). Raises DriverError on failure, with
+        the screenshot the driver took (kept unless keep_shot is false: an expected failure)."""
         self.n += 1
         msg = dict(kw, id=self.n, op=op)
         self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
@@ -289,8 +290,10 @@ class Browser:
         rep = json.loads(line)
         assert rep.get("id") == self.n, rep
         if not rep["ok"]:
-            shot = self.keep(rep.get("screenshot"))
-            raise DriverError(f"browser {op} {kw}: {rep['error']}\nscreenshot: {shot}")
+            shot = self.keep(rep.get("screenshot")) if keep_shot else rep.get("screenshot")
+            e = DriverError(f"browser {op} {kw}: {rep['error']}\nscreenshot: {shot}")
+            e.screenshot = rep.get("screenshot")
+            raise e
         return rep
 
     def keep(self, path):
@@ -564,6 +567,14 @@ def test_console_refusals(teepod_factory, guest_image, browser):
         browser.goto(url=tp.url + "/")
         browser.wait(selector=f'#create-image option[value="{tp.image}"]', state="attached")
         browser.wait(selector="#create-ports-section", state="hidden")
+
+    with step(browser, "a failed step leaves a screenshot"):
+        with pytest.raises(DriverError) as failed:
+            browser.cmd("wait", keep_shot=False, selector="#no-such-element", timeout_ms=300)
+        shot = pathlib.Path(failed.value.screenshot)
+        assert shot.parent == browser.shots and shot.name.endswith("failed-wait.png"), shot
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        shot.unlink()
 
     with step(browser, "bad name"):
         code, want = tp.call("CreateVm", {"name": "bad name!", "image": tp.image,
