@@ -16,6 +16,7 @@ pkgs=(
   xxd curl nginx osslsigncode
   podman runc busybox-static
   cpio xz-utils qemu-system-x86 qemu-utils dosfstools mtools libyaml-dev
+  chromium
 )
 # node and npm run the published SDKs and the reference verifiers; the machine image may bring
 # its own node, otherwise Debian's.

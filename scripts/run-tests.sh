@@ -46,11 +46,14 @@ run_unit() { # dir label
 }
 
 # The pinned npm packages of tests/sdk serve the sdk suite and some integration tests (signature
-# checks with @noble/curves): install them once, before any suite needs them.
-if [ -f tests/sdk/package-lock.json ] && [ ! -d tests/sdk/node_modules ]; then
-  (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1) ||
-    echo "warning: npm ci in tests/sdk failed; tests needing the SDKs will fail or skip"
-fi
+# checks with @noble/curves), those of tests/browser (playwright-core) drive chromium for the web
+# console tests: install them once, before any suite needs them.
+for d in tests/sdk tests/browser; do
+  if [ -f $d/package-lock.json ] && [ ! -d $d/node_modules ]; then
+    (cd $d && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1) ||
+      echo "warning: npm ci in $d failed; tests needing its packages will fail or skip"
+  fi
+done
 
 for suite in $suites; do
   case "$suite" in

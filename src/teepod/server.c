@@ -113,6 +113,18 @@ static void h_root(struct http_request *req, void *ud) {
       http_reply_json(req, 200, j);
     return;
   }
+  /* the console page holds no data and no secret, only code: it is served without the token
+   * so that a browser can load it and then ask for the token, which it sends with every API
+   * call (a browser cannot add X-Admin-Token to a page load) */
+  if (str_eq(path, "/") || str_eq(path, "/index.html")) {
+    http_reply_header(req, "Cache-Control", "no-store");
+    http_reply_header(req, "Content-Security-Policy",
+                      "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                      "style-src 'self' 'unsafe-inline'; img-src 'self' data:");
+    http_reply_header(req, "X-Frame-Options", "DENY");
+    http_reply(req, 200, "text/html; charset=utf-8", teepod_console_html, teepod_console_html_len);
+    return;
+  }
   if (!gate(s, req))
     return;
   if (str_eq(path, "/metrics")) {
@@ -121,15 +133,6 @@ static void h_root(struct http_request *req, void *ud) {
       http_reply_error(req, 500, "cannot render the metrics");
     else
       http_reply(req, 200, "text/plain; version=0.0.4", b.data, b.len);
-    return;
-  }
-  if (str_eq(path, "/") || str_eq(path, "/index.html")) {
-    http_reply_header(req, "Cache-Control", "no-store");
-    http_reply_header(req, "Content-Security-Policy",
-                      "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                      "style-src 'self' 'unsafe-inline'; img-src 'self' data:");
-    http_reply_header(req, "X-Frame-Options", "DENY");
-    http_reply(req, 200, "text/html; charset=utf-8", teepod_console_html, teepod_console_html_len);
     return;
   }
   http_reply_error(req, 404, "not found");
