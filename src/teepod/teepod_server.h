@@ -4,7 +4,8 @@
  *   /           the web console (web/teepod/console.html, built into the binary)
  *   /health     {"status":"ok","vms":N,"running":N}; never needs the admin token
  *   /metrics    Prometheus text
- * With [auth] enabled every path but /health needs one of the admin tokens: "X-Admin-Token: T",
+ * With [auth] enabled every path but /health and the console page (code, no data: a browser
+ * cannot send a header with a page load, the page asks for the token) needs one of the tokens: "X-Admin-Token: T",
  * "Authorization: Bearer T" or basic auth with T as the password (401 otherwise). Each
  * listener prints "listening http://ADDR:PORT" or "listening unix:PATH". */
 #pragma once

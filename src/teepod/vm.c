@@ -165,7 +165,10 @@ static void schedule_restart(struct teepod_vm *vm) {
              vm->m.id, vm->m.name, vm->restarts);
     vm->started = false;
     teepod_state_save(vm->dir, false);
-    set_str(&vm->last_error, "automatic restarts exhausted");
+    _cleanup_free_ char *msg = str_printf("automatic restarts given up after %u tries%s%s",
+                                          vm->restarts, vm->last_error ? "; last: " : "",
+                                          vm->last_error ? vm->last_error : "");
+    set_str(&vm->last_error, msg ? msg : "automatic restarts given up");
     return;
   }
   uint64_t delay = c->ar_interval;
@@ -211,6 +214,19 @@ static void vm_exited(struct teepod_vm *vm) {
   vm->pid = 0;
   vm->shutting_down = false;
   vm_detach(vm);
+  if (crash && st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+    /* QEMU refused to run (a bad option, a missing file): its last words say why */
+    _cleanup_free_ char *out = str_printf("%s/qemu.out", vm->dir);
+    _cleanup_buf_ struct buf b = BUF_INIT(0);
+    if (out && file_read_capped(out, 1024 * 1024, false, &b) == 0 && buf_terminate(&b) == 0) {
+      char *t = str_strip((char *)b.data), *nl = strrchr(t, '\n');
+      char *last = nl ? nl + 1 : t;
+      _cleanup_free_ char *msg = str_printf("QEMU exited with status %d: %.300s",
+                                            WEXITSTATUS(st), last);
+      if (msg)
+        set_str(&vm->last_error, msg);
+    }
+  }
   teepod_cidpool_release(&vm->tp->cids, vm->cid);
   vm->cid = 0;
   vm->tp->metrics.vm_exits++;

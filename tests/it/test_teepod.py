@@ -391,7 +391,8 @@ def test_admin_token(tmp_path, image):
     try:
         assert t.http("GET", "/health")[0] == 200
         assert t.http("POST", "/prpc/Status?json", {})[0] == 401
-        assert t.http("GET", "/")[0] == 401
+        # the console page (code only) loads without a token; it then asks for one
+        assert t.http("GET", "/")[0] == 200
         assert t.http("GET", "/metrics")[0] == 401
         assert t.http("POST", "/prpc/Status?json", {}, {"X-Admin-Token": tok + "x"})[0] == 401
         assert t.http("POST", "/prpc/Status?json", {}, {"X-Admin-Token": tok})[0] == 200
@@ -499,5 +500,25 @@ def test_serial_log_rotation(tmp_path, image):
         assert b"round 2" in (log.parent / "serial.log.1").read_bytes()
         assert b"round 1" in (log.parent / "serial.log.2").read_bytes()
         assert (log.parent / "serial.log.1").stat().st_mode & 0o077 == 0
+    finally:
+        t.close()
+
+
+def test_qemu_refusal_is_reported(tmp_path, image):
+    # a QEMU that cannot run this VM (here: an option it does not know, through a wrapper)
+    wrapper = tmp_path / "qemu-wrapper"
+    wrapper.write_text("#!/bin/sh\necho 'qemu-system-x86_64: -bogus: invalid option' >&2\nexit 1\n")
+    wrapper.chmod(0o755)
+    t = Teepod(tmp_path / "tp", image, extra=f'qemu_path = "{wrapper}"\n')
+    # qemu_path is a top-level key: put it first
+    toml = (t.dir / "teepod.toml").read_text()
+    (t.dir / "teepod.toml").write_text(f'qemu_path = "{wrapper}"\n' +
+                                       toml.replace(f'qemu_path = "{wrapper}"\n', ""))
+    t.start()
+    try:
+        vm = t.create("doomed")
+        info = t.wait(vm, lambda i: "given up" in i["boot_error"], 60, "restarts given up")
+        assert "invalid option" in info["boot_error"], info["boot_error"]
+        assert info["status"] == "stopped"
     finally:
         t.close()
