@@ -9,8 +9,10 @@
  * channel (virtio-serial port org.dstack.host.0 on a unix socket QEMU listens on), QMP on a
  * unix socket, a pidfile, and vhost-vsock when a CID is given.
  *
- * Paths and values are escaped for QEMU's option syntax (a ',' doubled); values that cannot
- * be escaped (control characters, an empty path) are refused with -EINVAL. */
+ * Paths and values inside QEMU's option syntax (-drive, -chardev, -virtfs, -qmp, -name) are
+ * escaped for it (a ',' doubled); -kernel, -initrd, -bios and -pidfile take a path as it is, so
+ * it is passed unchanged there. Values that cannot be passed (control characters, an empty
+ * path) are refused with -EINVAL. */
 #pragma once
 
 #include <stdbool.h>
