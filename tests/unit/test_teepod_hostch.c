@@ -118,6 +118,10 @@ static void test_boot_progress(void **state) {
   /* control characters become spaces; UTF-8 is kept; invalid bytes are replaced */
   assert_int_equal(notify(vm, "boot.progress", "a\nb\tc\x1b[31md\x7f" "e \xc3\xa9", &err), 0);
   assert_string_equal(vm->boot_progress, "a b c [31md e \xc3\xa9");
+  /* the C1 controls too (U+009B is CSI for some terminals); U+00A0 and above are kept */
+  const char *c1 = "a\xc2\x9b" "31mb\xc2\x80" "c\xc2\x85\xc2\xa0";
+  assert_int_equal(notify(vm, "boot.progress", c1, &err), 0);
+  assert_string_equal(vm->boot_progress, "a 31mb c \xc2\xa0");
   assert_int_equal(notify(vm, "boot.progress", "bad \xff byte", &err), 0);
   assert_null(strchr(vm->boot_progress, '\xff'));
   assert_true(str_startswith(vm->boot_progress, "bad "));
