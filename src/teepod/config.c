@@ -1,6 +1,7 @@
 /* teepod.toml: one table of options drives the defaults, the parser and --dump-config. */
 #include "teepod_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,35 +129,46 @@ fail:
   return r;
 }
 
+/* A port: 1..5 decimal digits, nothing else (strtoul alone would take spaces and signs). */
+static const char *parse_port(const char *s, uint32_t *ret) {
+  size_t n = strspn(s, "0123456789");
+  if (n == 0 || n > 5)
+    return NULL;
+  uint32_t v = 0;
+  for (size_t i = 0; i < n; i++)
+    v = v * 10 + (uint32_t)(s[i] - '0');
+  if (v > 65535)
+    return NULL;
+  *ret = v;
+  return s + n;
+}
+
 static int parse_range(const char *s, struct teepod_port_range *ret) {
   const char *p;
   uint32_t a, b;
-  char *end;
   if ((p = str_after_prefix(s, "tcp:")))
     ret->udp = false;
   else if ((p = str_after_prefix(s, "udp:")))
     ret->udp = true;
   else
     return -EINVAL;
-  errno = 0;
-  unsigned long x = strtoul(p, &end, 10);
-  if (end == p || *end != '-' || x == 0 || x > 65535)
+  if (!(p = parse_port(p, &a)) || *p != '-' || a == 0)
     return -EINVAL;
-  a = (uint32_t)x;
-  const char *q = end + 1;
-  x = strtoul(q, &end, 10);
-  if (end == q || *end || x > 65535 || x < a)
+  if (!(p = parse_port(p + 1, &b)) || *p || b < a)
     return -EINVAL;
-  b = (uint32_t)x;
   ret->from = (uint16_t)a;
   ret->to = (uint16_t)b;
   return 0;
 }
 
+static bool is_ipv4(const char *s) {
+  struct in_addr a4;
+  return !str_isempty(s) && inet_pton(AF_INET, s, &a4) == 1;
+}
+
 static bool is_ip_literal(const char *s) {
-  if (str_isempty(s) || strlen(s) > 45)
-    return false;
-  return strspn(s, "0123456789abcdefABCDEF.:") == strlen(s);
+  struct in6_addr a6;
+  return is_ipv4(s) || (!str_isempty(s) && inet_pton(AF_INET6, s, &a6) == 1);
 }
 
 static bool url_ok(const char *u) {
@@ -211,8 +223,9 @@ int teepod_config_check(struct teepod_config *c, char *err, size_t errlen) {
       return conftab_error(err, errlen, "[cvm] gateway_urls: '%s' is not an http(s) URL", *u);
   if (!str_isempty(c->pccs_url) && !url_ok(c->pccs_url))
     return conftab_error(err, errlen, "[cvm] pccs_url: expected an http(s) URL");
-  if (!is_ip_literal(c->pm_address))
-    return conftab_error(err, errlen, "[cvm.port_mapping] address: '%s' is not an IP address",
+  /* QEMU's user-mode hostfwd binds IPv4 addresses only */
+  if (!is_ipv4(c->pm_address))
+    return conftab_error(err, errlen, "[cvm.port_mapping] address: '%s' is not an IPv4 address",
                          c->pm_address);
   c->n_ranges = 0;
   for (char **s = c->pm_range; s && *s; s++) {

@@ -59,9 +59,20 @@ static char *clean_text(const char *s, size_t max) {
   size_t tl = 0;
   if (str_utf8_sanitize(s, len, &t, &tl) < 0)
     return NULL;
-  for (size_t i = 0; i < tl; i++)
-    if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
-      t[i] = ' ';
+  /* C0, DEL and the C1 controls U+0080..U+009F (C2 80..C2 9F; a terminal may take U+009B as
+   * CSI) each become one space */
+  size_t o = 0;
+  for (size_t i = 0; i < tl; i++) {
+    unsigned char c = (unsigned char)t[i];
+    if (c == 0xc2 && i + 1 < tl && (unsigned char)t[i + 1] <= 0x9f) {
+      t[o++] = ' ';
+      i++;
+    } else {
+      t[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+  }
+  tl = o;
+  t[tl] = 0;
   /* cutting at max may have split a sequence: sanitize replaced it; cut to max again on a
    * character boundary */
   while (tl > max) {

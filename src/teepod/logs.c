@@ -32,7 +32,14 @@ size_t teepod_ansi_strip(struct teepod_ansi *a, const char *in, size_t n, char *
         out[o++] = (char)c;
       break;
     case A_ESC:
-      a->state = c == '[' ? A_CSI : c == ']' ? A_OSC : A_TEXT; /* ESC x: two-byte sequence */
+      /* ESC [ CSI, ESC ] OSC; intermediates (0x20-0x2f, as in ESC ( B) and a repeated ESC
+       * keep the sequence open; any other byte ends it (ESC 7, ESC c, ESC ( B's B) */
+      if (c == '[')
+        a->state = A_CSI;
+      else if (c == ']')
+        a->state = A_OSC;
+      else if (c != 0x1b && (c < 0x20 || c > 0x2f))
+        a->state = A_TEXT;
       break;
     case A_CSI:
       if (c >= 0x40 && c <= 0x7e)

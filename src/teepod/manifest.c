@@ -157,7 +157,7 @@ static bool all_hex(const char *s, size_t n) {
   return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
 }
 
-int teepod_manifest_parse(const char *text, size_t len, struct teepod_manifest *ret, char **why) {
+static int manifest_parse(const char *text, size_t len, struct teepod_manifest *ret, char **why) {
   _cleanup_json_ json_t *j = NULL;
   const char *s;
   uint32_t u;
@@ -222,6 +222,13 @@ int teepod_manifest_parse(const char *text, size_t len, struct teepod_manifest *
   return 0;
 }
 
+int teepod_manifest_parse(const char *text, size_t len, struct teepod_manifest *ret, char **why) {
+  int r = manifest_parse(text, len, ret, why);
+  if (r < 0)
+    teepod_manifest_free(ret); /* a refused manifest leaves nothing allocated */
+  return r;
+}
+
 static int vm_file(const char *vm_dir, const char *name, char **ret) {
   *ret = str_printf("%s/%s", vm_dir, name);
   return *ret ? 0 : -ENOMEM;
@@ -246,10 +253,7 @@ int teepod_manifest_load(const char *vm_dir, struct teepod_manifest *ret, char *
     return r;
   if ((r = file_read_capped(p, MANIFEST_MAX, false, &b)) < 0)
     return why_set(why, r, "%s: %s", MANIFEST_FILE, strerror(-r));
-  r = teepod_manifest_parse((const char *)b.data, b.len, ret, why);
-  if (r < 0)
-    teepod_manifest_free(ret);
-  return r;
+  return teepod_manifest_parse((const char *)b.data, b.len, ret, why);
 }
 
 int teepod_state_save(const char *vm_dir, bool started) {

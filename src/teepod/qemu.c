@@ -85,6 +85,19 @@ static char *esc(struct argv_builder *b, const char *v) {
   return e;
 }
 
+/* A path QEMU takes as it is, not in its option syntax (-kernel, -initrd, -bios: a ',' doubled
+ * there would be part of the file name): checked like an escaped one, copied unchanged. */
+static char *plain(struct argv_builder *b, const char *v) {
+  char *e = esc(b, v);
+  if (!e)
+    return NULL;
+  free(e);
+  char *c = strdup(v);
+  if (!c)
+    b->err = -ENOMEM;
+  return c;
+}
+
 /* JSON string escaping for the -object JSON form (paths only; control characters refused). */
 static char *json_esc(struct argv_builder *b, const char *v) {
   if (b->err)
@@ -124,8 +137,8 @@ int teepod_qemu_argv(const struct teepod_qemu_spec *s, char ***ret) {
   if (s->backend == TEEPOD_BACKEND_TDX && !s->mrconfigid)
     return -EINVAL;
   _cleanup_free_ char *dir = esc(&b, s->vm_dir);
-  _cleanup_free_ char *kernel = esc(&b, s->kernel);
-  _cleanup_free_ char *initrd = esc(&b, s->initrd);
+  _cleanup_free_ char *kernel = plain(&b, s->kernel);
+  _cleanup_free_ char *initrd = plain(&b, s->initrd);
   _cleanup_free_ char *name = esc(&b, s->name);
   if (b.err)
     return b.err;
@@ -179,7 +192,7 @@ int teepod_qemu_argv(const struct teepod_qemu_spec *s, char ***ret) {
   add(&b, "-initrd");
   add(&b, initrd);
   if (s->bios) {
-    _cleanup_free_ char *bios = esc(&b, s->bios);
+    _cleanup_free_ char *bios = plain(&b, s->bios);
     add(&b, "-bios");
     add(&b, bios ? bios : "");
   }

@@ -605,6 +605,8 @@ static int update_vm(struct teepod *tp, const Vmm__UpdateVmRequest *in, char **r
   bool resize = in->vcpu || in->memory || in->disk_size || !str_isempty(in->image);
   if (resize && (vm->started || teepod_vm_running(vm)))
     return prpc_error(ret_error, -EBUSY, "stop the VM before changing its resources or image");
+  /* before the first goto: out: frees it */
+  _cleanup_buf_ struct buf doc = BUF_INIT(APP_COMPOSE_MAX * 2);
   struct teepod_manifest m;
   if ((r = teepod_manifest_copy(&vm->m, &m)) < 0)
     return r;
@@ -656,7 +658,6 @@ static int update_vm(struct teepod *tp, const Vmm__UpdateVmRequest *in, char **r
     r = prpc_error(ret_error, -EINVAL, "user_config is over %zu KiB", USER_CONFIG_MAX / 1024);
     goto out;
   }
-  _cleanup_buf_ struct buf doc = BUF_INIT(APP_COMPOSE_MAX * 2);
   struct app_compose_info info;
   bool wrapped = false;
   if (!str_isempty(in->compose_file) &&

@@ -53,7 +53,7 @@ bool teepod_id_valid(const char *s);
 int teepod_id_new(char ret[37]);
 
 int teepod_manifest_to_json(const struct teepod_manifest *m, struct buf *out);
-/* Parses and checks (why: allocated reason). */
+/* Parses and checks (why: allocated reason); on failure nothing is left allocated in ret. */
 int teepod_manifest_parse(const char *text, size_t len, struct teepod_manifest *ret, char **why);
 
 int teepod_manifest_save(const char *vm_dir, const struct teepod_manifest *m);

@@ -11,8 +11,10 @@
  * the two sockets are named relative to it (host.sock, qmp.sock): a socket path must fit in
  * 108 bytes, a run_path need not.
  *
- * Paths and values are escaped for QEMU's option syntax (a ',' doubled); values that cannot
- * be escaped (control characters, an empty path) are refused with -EINVAL. */
+ * Paths and values inside QEMU's option syntax (-drive, -chardev, -virtfs, -qmp, -name) are
+ * escaped for it (a ',' doubled); -kernel, -initrd, -bios and -pidfile take a path as it is, so
+ * it is passed unchanged there. Values that cannot be passed (control characters, an empty
+ * path) are refused with -EINVAL. */
 #pragma once
 
 #include <stdbool.h>
