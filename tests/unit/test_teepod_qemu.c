@@ -192,8 +192,9 @@ static void test_escape(void **state) {
   assert_true(argv_has(argv, "file=/srv/vm,,x/config.img,if=none,id=cfg,format=raw,readonly=on"));
   assert_true(argv_has(argv, "local,path=/srv/vm,,x/shared,mount_tag=host-shared,readonly=on,"
                              "security_model=mapped,id=virtfs0"));
-  assert_true(argv_has(argv, "socket,id=hostch,path=/srv/vm,,x/host.sock,server=on,wait=off"));
-  assert_true(argv_has(argv, "unix:/srv/vm,,x/qmp.sock,server=on,wait=off"));
+  /* the sockets are named relative to the VM folder (QEMU's working directory) */
+  assert_true(argv_has(argv, "socket,id=hostch,path=host.sock,server=on,wait=off"));
+  assert_true(argv_has(argv, "unix:qmp.sock,server=on,wait=off"));
   assert_true(argv_has(argv, "/srv/vm,x/qemu.pid"));
   assert_true(argv_has(argv, "/img/k,1"));
   assert_true(argv_has(argv, "/img/i,1"));
