@@ -142,7 +142,8 @@ def run_plain(t, cmds, ids, work):
         th.start()
         t0.append(time.time())
         procs.append(subprocess.Popen(["sh", "-c", "exec timeout 600 " + cmd], cwd=dst,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
         threads.append(th)
         firsts.append(first)
         dones.append(done)
@@ -156,8 +157,13 @@ def run_plain(t, cmds, ids, work):
     finally:
         stop.set()
         for p in procs:
-            p.kill()
+            # timeout(1) does not pass SIGKILL on: end the whole session, then any straggler
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             p.wait(10)
+        kill_qemus(pathlib.Path(work))
         for th in threads:
             th.join(5)
 

@@ -199,7 +199,6 @@ int teepod_cfgdisk_build(struct teepod_vm *vm, const struct image_meta *img, cha
       strv_free(argv);
       goto fail;
     }
-    setenv("MTOOLS_SKIP_CHECK", "1", 1);
     r = teepod_run_tool(argv, 30, err, errlen);
   }
   strv_free(argv);

@@ -185,10 +185,28 @@ static int complete_list(char ***list, const char *one) {
   return conftab_set_strv(list, l);
 }
 
+/* QEMU runs in each VM's folder: every path it is given must be absolute. */
+static int make_absolute(char **p) {
+  if (str_isempty(*p) || (*p)[0] == '/')
+    return 0;
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof(cwd)))
+    return -errno;
+  char *a = str_printf("%s/%s", cwd, *p);
+  if (!a)
+    return -ENOMEM;
+  free(*p);
+  *p = a;
+  return 0;
+}
+
 int teepod_config_check(struct teepod_config *c, char *err, size_t errlen) {
   int r;
   if (str_isempty(c->image_path) || str_isempty(c->run_path))
     return conftab_error(err, errlen, "image_path and run_path must be set");
+  if ((r = make_absolute(&c->image_path)) < 0 || (r = make_absolute(&c->run_path)) < 0 ||
+      (r = make_absolute(&c->sim_dir)) < 0)
+    return conftab_error(err, errlen, "making image_path/run_path absolute: %s", strerror(-r));
   if (str_isempty(c->address) && str_isempty(c->unix_socket))
     return conftab_error(err, errlen, "no listener: set address (and port) or unix_socket");
   if (!str_isempty(c->address) && !is_ip_literal(c->address))

@@ -27,10 +27,42 @@ struct teepod_hostch {
   struct teepod_vm *vm;
   struct bufferevent *bev;
   bool discarding; /* inside a line over the cap: drop until its newline */
-  double tokens;
-  struct timespec last;
   unsigned long lines, refused;
 };
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Refills the VM's buckets; the first use starts them full. */
+static void budget_refill(struct teepod_vm *vm) {
+  uint64_t now = mono_ns();
+  if (!vm->ch_refill_ns) {
+    vm->ch_tokens = TEEPOD_HOSTCH_RATE;
+    vm->ch_heavy_tokens = 2 * TEEPOD_HOSTCH_HEAVY_RATE;
+  } else {
+    double dt = (double)(now - vm->ch_refill_ns) / 1e9;
+    vm->ch_tokens += dt * TEEPOD_HOSTCH_RATE;
+    vm->ch_heavy_tokens += dt * TEEPOD_HOSTCH_HEAVY_RATE;
+    if (vm->ch_tokens > TEEPOD_HOSTCH_RATE)
+      vm->ch_tokens = TEEPOD_HOSTCH_RATE;
+    if (vm->ch_heavy_tokens > 2 * TEEPOD_HOSTCH_HEAVY_RATE)
+      vm->ch_heavy_tokens = 2 * TEEPOD_HOSTCH_HEAVY_RATE;
+  }
+  vm->ch_refill_ns = now;
+}
+
+/* Costly requests: signing, fsync'd writes, log lines. */
+static bool is_heavy(const char *method, json_t *params) {
+  if (str_startswith(method, "Tdx.") && !str_eq(method, "Tdx.EventLog"))
+    return true;
+  const char *ev = NULL;
+  if (str_eq(method, "Notify") && json_get_str(params, "event", &ev) == 0 && ev)
+    return str_eq(ev, "instance.info") || str_eq(ev, "initialized") || str_eq(ev, "boot.error");
+  return str_eq(method, "Tdx.EventLog");
+}
 
 static void ch_reply(struct teepod_hostch *ch, json_t *id, json_t *result, const char *error) {
   _cleanup_json_ json_t *o = json_object();
@@ -170,25 +202,28 @@ int teepod_hostch_dispatch(struct teepod_vm *vm, const char *method, json_t *par
 }
 
 static bool rate_ok(struct teepod_hostch *ch) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  double dt = (double)(now.tv_sec - ch->last.tv_sec) + (now.tv_nsec - ch->last.tv_nsec) / 1e9;
-  ch->last = now;
-  ch->tokens += dt * TEEPOD_HOSTCH_RATE;
-  if (ch->tokens > TEEPOD_HOSTCH_RATE)
-    ch->tokens = TEEPOD_HOSTCH_RATE;
-  if (ch->tokens < 1)
+  struct teepod_vm *vm = ch->vm;
+  budget_refill(vm);
+  if (vm->ch_tokens < 1)
     return false;
-  ch->tokens -= 1;
+  vm->ch_tokens -= 1;
   return true;
+}
+
+static void warn_over_budget(struct teepod_hostch *ch, const char *what) {
+  uint64_t now = mono_ns();
+  /* one line per VM per 10 s at most */
+  if (now - ch->vm->ch_warned_ns < 10ull * 1000000000ull && ch->vm->ch_warned_ns)
+    return;
+  ch->vm->ch_warned_ns = now;
+  log_warn("vm %s: host channel over its budget (%s); requests dropped", ch->vm->m.id, what);
 }
 
 static void handle_line(struct teepod_hostch *ch, const char *line, size_t len) {
   ch->lines++;
   if (!rate_ok(ch)) {
-    if (ch->refused++ % 1000 == 0)
-      log_warn("vm %s: host channel over %d lines/s; dropping lines", ch->vm->m.id,
-               TEEPOD_HOSTCH_RATE);
+    ch->refused++;
+    warn_over_budget(ch, "lines");
     return;
   }
   _cleanup_json_ json_t *req = NULL;
@@ -211,6 +246,15 @@ static void handle_line(struct teepod_hostch *ch, const char *line, size_t len) 
   if (!json_is_object(params)) {
     ch_reply(ch, id, NULL, "params must be an object");
     return;
+  }
+  if (is_heavy(method, params)) {
+    if (ch->vm->ch_heavy_tokens < 1) {
+      ch->refused++;
+      warn_over_budget(ch, "costly requests");
+      ch_reply(ch, id, NULL, "too many requests; slow down");
+      return;
+    }
+    ch->vm->ch_heavy_tokens -= 1;
   }
   _cleanup_json_ json_t *result = NULL;
   _cleanup_free_ char *error = NULL;
@@ -284,8 +328,6 @@ int teepod_hostch_attach(struct teepod_vm *vm, int fd, struct teepod_hostch **re
     return -ENOMEM;
   }
   ch->vm = vm;
-  ch->tokens = TEEPOD_HOSTCH_RATE;
-  clock_gettime(CLOCK_MONOTONIC, &ch->last);
   ch->bev = bufferevent_socket_new(vm->tp->base, fd, BEV_OPT_CLOSE_ON_FREE);
   if (!ch->bev) {
     close(fd);

@@ -107,6 +107,7 @@ static void on_timer(evutil_socket_t fd, short what, void *ud) {
 /* Sends what the file has past f->off; then ends (no follow) or waits for more. */
 static void pump(struct follower *f) {
   char in[CHUNK], out[CHUNK];
+  bool at_eof = false;
   for (unsigned k = 0; k < 64; k++) {
     struct stat st;
     if (fstat(f->fd, &st) == 0 && st.st_size < f->off)
@@ -114,8 +115,10 @@ static void pump(struct follower *f) {
     ssize_t n = pread(f->fd, in, sizeof(in), f->off);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0)
+    if (n <= 0) {
+      at_eof = true;
       break;
+    }
     size_t m = f->strip ? teepod_ansi_strip(&f->ansi, in, (size_t)n, out) : (size_t)n;
     int r = http_stream_write(f->req, f->strip ? out : in, m);
     if (r == -EAGAIN) {
@@ -128,6 +131,12 @@ static void pump(struct follower *f) {
       return;
     }
     f->off += n;
+  }
+  if (!at_eof) {
+    /* more to send: go on from the loop, so one large log does not hold it */
+    struct timeval now = {0, 0};
+    evtimer_add(f->timer, &now);
+    return;
   }
   if (!f->follow) {
     follower_end(f);

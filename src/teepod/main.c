@@ -65,6 +65,26 @@ int main(int argc, char **argv) {
       goto out;
     }
   }
+  /* the tools mcopy runs read this; set once, before any thread exists */
+  setenv("MTOOLS_SKIP_CHECK", "1", 1);
+  if (args.check) {
+    /* checks only: a running teepod's VMs are not touched */
+    size_t n_vms = 0;
+    const char *backend = "";
+    char *qemu = NULL;
+    bool sim = false;
+    if ((r = teepod_check(&cfg, &n_vms, &backend, &qemu, &sim, err, sizeof(err))) < 0) {
+      fprintf(stderr, "teepod: %s\n", err[0] ? err : strerror(-r));
+      daemon_config_hint("teepod", &args);
+      ret = CLI_EXIT_CONFIG;
+      goto out;
+    }
+    printf("configuration OK (%s, %s backend, %s, %zu VMs)\n", sim ? "simulated TDX" : "TDX",
+           backend, qemu, n_vms);
+    free(qemu);
+    ret = 0;
+    goto out;
+  }
   base = event_base_new();
   if (!base) {
     fprintf(stderr, "teepod: cannot create the event loop\n");
@@ -73,13 +93,6 @@ int main(int argc, char **argv) {
   if ((r = teepod_new(&cfg, base, &tp, err, sizeof(err))) < 0) {
     fprintf(stderr, "teepod: %s\n", err[0] ? err : strerror(-r));
     daemon_config_hint("teepod", &args);
-    ret = args.check ? CLI_EXIT_CONFIG : 1;
-    goto out;
-  }
-  if (args.check) {
-    printf("configuration OK (%s, %s backend, %s, %zu VMs)\n", tp->sim ? "simulated TDX" : "TDX",
-           teepod_backend_name(tp->backend), tp->qemu, tp->n_vms);
-    ret = 0;
     goto out;
   }
   if ((r = teepod_server_new(tp, base, stdout, &srv, err, sizeof(err))) < 0) {

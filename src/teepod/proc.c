@@ -19,6 +19,7 @@
 #include "base/fileio.h"
 #include "base/macro.h"
 #include "base/str.h"
+#include "teepod_qemu.h"
 
 extern char **environ;
 
@@ -156,7 +157,9 @@ int teepod_spawn_detached(char *const argv[], const char *dir, pid_t *ret_pid, i
 
 int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd) {
   _cleanup_free_ char *pf = str_printf("%s/qemu.pid", dir);
-  _cleanup_free_ char *needle = str_printf("path=%s/serial.log,", dir);
+  /* the command line holds the folder as QEMU option syntax: commas doubled */
+  _cleanup_free_ char *esc = teepod_qemu_escape(dir);
+  _cleanup_free_ char *needle = esc ? str_printf("path=%s/serial.log,", esc) : NULL;
   _cleanup_buf_ struct buf b = BUF_INIT(0);
   if (!pf || !needle)
     return -ENOMEM;
@@ -216,7 +219,9 @@ int teepod_unix_connect(const char *dir, const char *name, int *ret_fd) {
     close(dfd);
     return -ENAMETOOLONG;
   }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* non-blocking connect: a QEMU whose one-slot backlog is full answers EAGAIN at once
+   * instead of holding the loop */
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     int r = -errno;
     close(dfd);
@@ -225,6 +230,12 @@ int teepod_unix_connect(const char *dir, const char *name, int *ret_fd) {
   int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
   close(dfd);
   if (r < 0) {
+    close(fd);
+    return r;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    r = -errno;
     close(fd);
     return r;
   }

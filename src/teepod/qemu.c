@@ -183,6 +183,9 @@ int teepod_qemu_argv(const struct teepod_qemu_spec *s, char ***ret) {
   add(&b, "-nographic");
   add(&b, "-nodefaults");
   add(&b, "-no-user-config");
+  /* a reset inside the guest ends QEMU: the next boot must start from a fresh TD state
+   * (RTMR3 zero, measured again), which only a new start gives */
+  add(&b, "-no-reboot");
   add(&b, "-chardev");
   addf(&b, "file,id=serial0,path=%s/serial.log,append=on", dir);
   add(&b, "-serial");

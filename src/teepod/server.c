@@ -1,6 +1,7 @@
 /* teepod's HTTP listeners. */
 #include "teepod_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -58,7 +59,80 @@ bool teepod_server_authorized(const struct teepod *tp, struct http_request *req)
   return false;
 }
 
+/* The Host a request names, without its port: an IP literal or localhost, so a page whose DNS
+ * name was pointed at this listener (DNS rebinding) is refused. */
+static bool host_ok(const char *host) {
+  if (!host)
+    return false;
+  char h[300];
+  size_t n = strlen(host);
+  if (n == 0 || n >= sizeof(h))
+    return false;
+  memcpy(h, host, n + 1);
+  if (h[0] == '[') { /* [v6]:port */
+    char *e = strchr(h, ']');
+    if (!e || (e[1] && e[1] != ':'))
+      return false;
+    *e = 0;
+    struct in6_addr a6;
+    return inet_pton(AF_INET6, h + 1, &a6) == 1;
+  }
+  char *colon = strchr(h, ':');
+  if (colon)
+    *colon = 0;
+  struct in_addr a4;
+  return inet_pton(AF_INET, h, &a4) == 1 || str_eq(h, "localhost");
+}
+
+/* What a browser on another site could make us do: only same-origin pages (the console) and
+ * non-browser clients pass. A cross-site form or fetch carries an Origin that is not this
+ * listener's; a DNS-rebound page carries a Host that is not an address. Unix-socket clients
+ * are local and skip the Host check. */
+bool teepod_server_same_origin(struct http_request *req) {
+  bool unix_peer = str_eq(http_request_remote(req), "unix");
+  const char *host = http_request_header(req, "Host");
+  if (!unix_peer && !host_ok(host))
+    return false;
+  const char *origin = http_request_header(req, "Origin");
+  if (!origin)
+    return true;
+  const char *rest = str_after_prefix(origin, "http://");
+  return rest && host && str_eq(rest, host);
+}
+
+/* State-changing requests must be POSTs with a body type a cross-site form cannot send. */
+static bool method_ok(struct http_request *req) {
+  const char *m = http_request_method(req);
+  if (str_eq(m, "POST")) {
+    const char *ct = http_request_header(req, "Content-Type");
+    if (!ct)
+      return false;
+    return str_startswith(ct, "application/json") || str_startswith(ct, "application/protobuf") ||
+           str_startswith(ct, "application/x-protobuf") ||
+           str_startswith(ct, "application/octet-stream");
+  }
+  if (!str_eq(m, "GET") && !str_eq(m, "HEAD"))
+    return true; /* the dispatcher answers 405 */
+  /* GET only for methods that change nothing */
+  const char *p = http_request_path(req);
+  static const char *const ro[] = {"Status", "GetInfo", "ListImages", "Version", "GetMeta",
+                                   "ListGpus", "GetComposeHash", "ListVms"};
+  const char *name = strrchr(p, '/');
+  name = name ? name + 1 : p;
+  const char *dot = strrchr(name, '.');
+  name = dot ? dot + 1 : name;
+  for (size_t i = 0; i < ARRAY_SIZE(ro); i++)
+    if (str_eq(name, ro[i]))
+      return true;
+  return false;
+}
+
 static bool gate(struct teepod_server *s, struct http_request *req) {
+  if (!teepod_server_same_origin(req)) {
+    http_reply_error(req, 403, "cross-site request refused (Host must be an address, Origin "
+                               "this server)");
+    return false;
+  }
   if (teepod_server_authorized(s->tp, req))
     return true;
   http_reply_header(req, "WWW-Authenticate", "Bearer realm=\"teepod\"");
@@ -66,15 +140,26 @@ static bool gate(struct teepod_server *s, struct http_request *req) {
   return false;
 }
 
+static bool rpc_gate(struct teepod_server *s, struct http_request *req) {
+  if (!gate(s, req))
+    return false;
+  if (!method_ok(req)) {
+    http_reply_error(req, 415, "POST with Content-Type application/json or application/protobuf "
+                               "(GET only for methods that change nothing)");
+    return false;
+  }
+  return true;
+}
+
 static void h_prpc(struct http_request *req, void *ud) {
   struct teepod_server *s = ud;
-  if (gate(s, req))
+  if (rpc_gate(s, req))
     prpc_http_handler(req, &s->api.router);
 }
 
 static void h_envkey(struct http_request *req, void *ud) {
   struct teepod_server *s = ud;
-  if (!gate(s, req))
+  if (!rpc_gate(s, req))
     return;
   if (teepod_envkey_path(http_request_path(req)))
     teepod_envkey_handle(s->tp, s->offload, req);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,14 +82,10 @@ static void rotate_cb(evutil_socket_t fd, short what, void *ud) {
   teepod_logs_rotate(ud);
 }
 
-int teepod_new(struct teepod_config *cfg, struct event_base *base, struct teepod **ret, char *err,
-               size_t errlen) {
-  struct teepod *tp = calloc(1, sizeof(*tp));
+/* What teepod_new and teepod_check share: tools, platform, host facts, tokens. */
+static int setup(struct teepod *tp, char *err, size_t errlen) {
+  struct teepod_config *cfg = tp->cfg;
   int r;
-  if (!tp)
-    return -ENOMEM;
-  tp->cfg = cfg;
-  tp->base = base;
   const char *qemu = str_isempty(cfg->qemu_path) ? "qemu-system-x86_64" : cfg->qemu_path;
   const char *qimg = str_isempty(cfg->qemu_img_path) ? "qemu-img" : cfg->qemu_img_path;
   if (!(tp->qemu = find_exe(qemu))) {
@@ -123,13 +121,65 @@ int teepod_new(struct teepod_config *cfg, struct event_base *base, struct teepod
   tp->host_memory_mb = pages > 0 && psize > 0 ? (uint32_t)((uint64_t)pages * psize >> 20) : 1024;
   if (cfg->auth_enabled && (r = load_tokens(tp, err, errlen)) < 0)
     goto fail;
-  if ((r = teepod_cidpool_init(&tp->cids, cfg->cid_start, cfg->cid_pool_size)) < 0)
+  return 0;
+fail:
+  return r;
+}
+
+int teepod_check(struct teepod_config *cfg, size_t *ret_n_vms, const char **ret_backend,
+                 char **ret_qemu, bool *ret_sim, char *err, size_t errlen) {
+  struct teepod tp = {.cfg = cfg, .lock_fd = -1};
+  int r = setup(&tp, err, errlen);
+  size_t n = 0;
+  if (r >= 0) {
+    DIR *d = opendir(cfg->run_path);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+      n += teepod_id_valid(e->d_name);
+    if (d)
+      closedir(d);
+    *ret_n_vms = n;
+    *ret_backend = teepod_backend_name(tp.backend);
+    *ret_sim = tp.sim;
+    *ret_qemu = tp.qemu;
+    tp.qemu = NULL;
+  }
+  strv_free(tp.tokens);
+  free(tp.qemu);
+  free(tp.qemu_img);
+  return r;
+}
+
+int teepod_new(struct teepod_config *cfg, struct event_base *base, struct teepod **ret, char *err,
+               size_t errlen) {
+  struct teepod *tp = calloc(1, sizeof(*tp));
+  _cleanup_free_ char *lock = NULL;
+  int r;
+  if (!tp)
+    return -ENOMEM;
+  tp->cfg = cfg;
+  tp->base = base;
+  tp->lock_fd = -1;
+  if ((r = setup(tp, err, errlen)) < 0)
     goto fail;
-  tp->cids.in_use_elsewhere = teepod_cid_used_by_other_qemu;
   if ((r = mkdir_p(cfg->run_path, 0700)) < 0) {
     r = str_err(err, errlen, r, "creating run_path %s: %s", cfg->run_path, strerror(-r));
     goto fail;
   }
+  if (!(lock = str_printf("%s/.lock", cfg->run_path))) {
+    r = -ENOMEM;
+    goto fail;
+  }
+  tp->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (tp->lock_fd < 0 || flock(tp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    r = -errno;
+    r = str_err(err, errlen, r == -EWOULDBLOCK ? -EBUSY : r, "%s: %s", lock,
+                r == -EWOULDBLOCK ? "another teepod uses this run_path" : strerror(-r));
+    goto fail;
+  }
+  if ((r = teepod_cidpool_init(&tp->cids, cfg->cid_start, cfg->cid_pool_size)) < 0)
+    goto fail;
+  tp->cids.in_use_elsewhere = teepod_cid_used_by_other_qemu;
   if (!(tp->log_timer = event_new(base, -1, EV_PERSIST, rotate_cb, tp))) {
     r = -ENOMEM;
     goto fail;
@@ -147,9 +197,15 @@ int teepod_new(struct teepod_config *cfg, struct event_base *base, struct teepod
     goto fail;
   }
   struct dirent *e;
-  while ((e = readdir(d)))
-    if (teepod_id_valid(e->d_name))
+  while ((e = readdir(d))) {
+    if (teepod_id_valid(e->d_name)) {
       teepod_vm_load_dir(tp, e->d_name);
+    } else if (str_startswith(e->d_name, ".trash-") && teepod_id_valid(e->d_name + 7)) {
+      _cleanup_free_ char *p = str_printf("%s/%s", cfg->run_path, e->d_name);
+      if (p && teepod_rm_rf(p) < 0)
+        log_warn("removing %s: %s", p, strerror(errno));
+    }
+  }
   closedir(d);
   *ret = tp;
   return 0;
@@ -174,5 +230,7 @@ void teepod_free(struct teepod *tp) {
   strv_free(tp->tokens);
   free(tp->qemu);
   free(tp->qemu_img);
+  if (tp->lock_fd >= 0)
+    close(tp->lock_fd);
   free(tp);
 }

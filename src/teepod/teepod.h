@@ -44,6 +44,10 @@ struct teepod_vm {
   struct teepod_guest_event events[TEEPOD_EVENTS_KEPT];
   size_t n_events, events_head;
   struct teepod_hostch *ch;
+  /* the guest's request budget, kept with the VM (a reconnect does not refill it): every
+   * line, and the costly ones (signing, fsync'd writes) */
+  double ch_tokens, ch_heavy_tokens;
+  uint64_t ch_refill_ns, ch_warned_ns;
   struct event *ch_retry;
   unsigned ch_attempts;
   /* stopping */
@@ -78,6 +82,7 @@ struct teepod {
   struct event *log_timer;    /* serial log rotation */
   struct teepod_vsock *vsock; /* guests' host channel over vsock (with /dev/vhost-vsock) */
   struct teepod_metrics metrics;
+  int lock_fd;                /* flock of run_path/.lock: one teepod per run_path */
 };
 
 /* Sets up the state from cfg (backend, tools, tokens) and loads every VM folder of run_path:
@@ -85,6 +90,10 @@ struct teepod {
  * removals are finished. err says what failed. */
 int teepod_new(struct teepod_config *cfg, struct event_base *base, struct teepod **ret, char *err,
                size_t errlen);
+/* The checks of teepod_new only (tools, platform, tokens): no lock, no listener, no VM loaded,
+ * nothing started or removed; a running teepod is left alone. *ret_n_vms: VM folders seen. */
+int teepod_check(struct teepod_config *cfg, size_t *ret_n_vms, const char **ret_backend,
+                 char **ret_qemu, bool *ret_sim, char *err, size_t errlen);
 /* Frees the state; running VMs keep running (they are adopted at the next start). */
 void teepod_free(struct teepod *tp);
 

@@ -12,6 +12,9 @@ struct teepod_hostch;
 
 #define TEEPOD_HOSTCH_LINE_MAX ((size_t)65536)
 #define TEEPOD_HOSTCH_RATE 200 /* lines per second, burst the same */
+/* Tdx.Report/Quote/Extend and Notify instance.info/initialized/boot.error: per second, burst
+ * twice that */
+#define TEEPOD_HOSTCH_HEAVY_RATE 10
 
 /* Connects to DIR/host.sock; -ECONNREFUSED/-ENOENT while QEMU has not created it yet. */
 int teepod_hostch_open(struct teepod_vm *vm, struct teepod_hostch **ret);

@@ -28,7 +28,8 @@ int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd);
 int teepod_proc_cid(pid_t pid, uint32_t *ret);
 
 /* Connects a stream socket to the unix socket NAME in folder DIR, however long DIR's path is
- * (through /proc/self/fd of the folder). The socket is close-on-exec and blocking. */
+ * (through /proc/self/fd of the folder); never waits (-EAGAIN when the listener's backlog is
+ * full). The socket returned is close-on-exec and blocking. */
 int teepod_unix_connect(const char *dir, const char *name, int *ret_fd);
 
 /* Reaps pid if it is our child (no-op otherwise); *ret_status = waitpid status or -1. */

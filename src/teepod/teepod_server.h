@@ -32,6 +32,9 @@ int teepod_server_new(struct teepod *tp, struct event_base *base, FILE *out,
                       struct teepod_server **ret, char *err, size_t errlen);
 void teepod_server_free(struct teepod_server *s);
 
+/* Not a cross-site request: Host is an address or localhost (TCP), Origin absent or this
+ * server's own. */
+bool teepod_server_same_origin(struct http_request *req);
 /* Is the request allowed (auth off, or a valid token)? Constant-time token comparison. */
 bool teepod_server_authorized(const struct teepod *tp, struct http_request *req);
 /* The metrics text. */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +124,16 @@ void teepod_vm_free(struct teepod_vm *vm) {
   free(vm);
 }
 
+/* SIGKILL through the pidfd: an adopted QEMU is not our child, and its pid could be reused
+ * once it is gone; the pidfd names exactly that process. */
+static int vm_kill(struct teepod_vm *vm) {
+  if (vm->pidfd < 0)
+    return -ESRCH; /* no process we can name safely */
+  if (syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) == 0)
+    return 0;
+  return errno == ESRCH ? 0 : -errno;
+}
+
 static void on_exit_ev(evutil_socket_t fd, short what, void *ud);
 static void ch_connect_cb(evutil_socket_t fd, short what, void *ud);
 
@@ -221,8 +233,14 @@ static void vm_exited(struct teepod_vm *vm) {
     if (out && file_read_capped(out, 1024 * 1024, false, &b) == 0 && buf_terminate(&b) == 0) {
       char *t = str_strip((char *)b.data), *nl = strrchr(t, '\n');
       char *last = nl ? nl + 1 : t;
-      _cleanup_free_ char *msg = str_printf("QEMU exited with status %d: %.300s",
-                                            WEXITSTATUS(st), last);
+      if (strlen(last) > 300)
+        last[300] = 0;
+      _cleanup_free_ char *clean = NULL;
+      size_t cl;
+      if (str_utf8_sanitize(last, strlen(last), &clean, &cl) < 0)
+        clean = NULL;
+      _cleanup_free_ char *msg = str_printf("QEMU exited with status %d: %s", WEXITSTATUS(st),
+                                            clean ? clean : "?");
       if (msg)
         set_str(&vm->last_error, msg);
     }
@@ -257,9 +275,11 @@ static int ensure_disk(struct teepod_vm *vm, const struct image_meta *img, char 
   char size[32];
   snprintf(size, sizeof(size), "%uG", vm->m.disk_size);
   _cleanup_free_ char *tmp = str_printf("%s/.hda.img.tmp", vm->dir);
-  _cleanup_free_ char *backing = img->hda ? str_printf("backing_file=%s,backing_fmt=qcow2", img->hda) : NULL;
+  _cleanup_free_ char *hda_esc = img->hda ? teepod_qemu_escape(img->hda) : NULL;
+  _cleanup_free_ char *backing =
+      hda_esc ? str_printf("backing_file=%s,backing_fmt=qcow2", hda_esc) : NULL;
   if (!tmp || (img->hda && !backing))
-    return -ENOMEM;
+    return img->hda && !hda_esc ? -EINVAL : -ENOMEM;
   unlink(tmp);
   char *argv[10];
   size_t n = 0;
@@ -375,7 +395,12 @@ int teepod_vm_start(struct teepod_vm *vm, char *err, size_t errlen) {
   set_str(&vm->shutdown_progress, NULL);
   set_str(&vm->last_error, NULL);
   if ((r = watch(vm)) < 0) {
-    kill(vm->pid, SIGKILL);
+    vm_kill(vm);
+    int st;
+    while (waitpid(vm->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    vm_detach(vm);
+    vm->pid = 0;
     str_err(err, errlen, r, "watching QEMU: %s", strerror(-r));
     goto out;
   }
@@ -413,9 +438,21 @@ int teepod_vm_stop(struct teepod_vm *vm, char *err, size_t errlen) {
     if (r < 0)
       log_warn("vm %s: writing vm-state.json: %s", vm->m.id, strerror(-r));
   }
-  if (teepod_vm_running(vm) && kill(vm->pid, SIGKILL) < 0 && errno != ESRCH)
-    return str_err(err, errlen, -errno, "killing QEMU %d: %s", (int)vm->pid, strerror(errno));
+  int r;
+  if (teepod_vm_running(vm) && (r = vm_kill(vm)) < 0)
+    return str_err(err, errlen, r, "killing QEMU %d: %s", (int)vm->pid, strerror(-r));
   return 0;
+}
+
+static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *ud);
+
+/* Kills QEMU if it has not gone within shutdown_timeout. */
+static int arm_shutdown_timer(struct teepod_vm *vm) {
+  if (!vm->shutdown_timer &&
+      !(vm->shutdown_timer = evtimer_new(vm->tp->base, shutdown_timeout_cb, vm)))
+    return -ENOMEM;
+  struct timeval tv = {(time_t)vm->tp->cfg->shutdown_timeout, 0};
+  return evtimer_add(vm->shutdown_timer, &tv) < 0 ? -ENOMEM : 0;
 }
 
 static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *ud) {
@@ -426,36 +463,33 @@ static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *ud) {
     return;
   log_warn("vm %s (%s): no clean shutdown within %u s; killing QEMU", vm->m.id, vm->m.name,
            vm->tp->cfg->shutdown_timeout);
-  kill(vm->pid, SIGKILL);
+  vm_kill(vm);
 }
 
 int teepod_vm_shutdown(struct teepod_vm *vm, char *err, size_t errlen) {
-  if (!teepod_vm_running(vm))
-    return str_err(err, errlen, -EINVAL, "VM is not running");
+  /* a VM waiting for an automatic restart is stopped too: the restart must not come */
   if (vm->restart_timer)
     evtimer_del(vm->restart_timer);
   vm->restarts = 0;
+  bool was_started = vm->started;
   if (vm->started) {
     vm->started = false;
     teepod_state_save(vm->dir, false);
   }
+  if (!teepod_vm_running(vm))
+    return was_started ? 0 : str_err(err, errlen, -EINVAL, "VM is not running");
   if (vm->shutting_down)
     return 0;
   int r = teepod_qmp_command(vm->dir, "qmp.sock", "system_powerdown", vm->tp->cfg->qmp_timeout * 1000, err, errlen);
   if (r < 0) {
     log_warn("vm %s: ACPI shutdown failed (%s); killing QEMU", vm->m.id, err);
-    kill(vm->pid, SIGKILL);
+    vm_kill(vm);
     err[0] = 0;
     return 0;
   }
   vm->shutting_down = true;
   set_str(&vm->shutdown_progress, "powerdown requested");
-  if (!vm->shutdown_timer &&
-      !(vm->shutdown_timer = evtimer_new(vm->tp->base, shutdown_timeout_cb, vm)))
-    return -ENOMEM;
-  struct timeval tv = {(time_t)vm->tp->cfg->shutdown_timeout, 0};
-  evtimer_add(vm->shutdown_timer, &tv);
-  return 0;
+  return arm_shutdown_timer(vm);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -475,15 +509,20 @@ int teepod_vm_remove(struct teepod_vm *vm, char *err, size_t errlen) {
   struct teepod *tp = vm->tp;
   if (vm->started || teepod_vm_running(vm))
     return str_err(err, errlen, -EBUSY, "VM is running; stop it first");
-  /* a marker first: a removal cut short is finished at the next start of teepod */
-  _cleanup_free_ char *mark = str_printf("%s/.removing", vm->dir);
-  if (!mark)
+  /* out of the way in one step first: a removal cut short leaves a .trash-<id> folder that the
+   * next start of teepod deletes, never a VM with half its files */
+  _cleanup_free_ char *trash = str_printf("%s/.trash-%s", tp->cfg->run_path, vm->m.id);
+  if (!trash)
     return -ENOMEM;
-  int r = file_write_atomic(mark, "", 0, 0600);
-  if (r < 0)
-    return str_err(err, errlen, r, "marking %s for removal: %s", vm->dir, strerror(-r));
-  if ((r = teepod_rm_rf(vm->dir)) < 0)
+  int r;
+  if (rename(vm->dir, trash) < 0) {
+    r = -errno;
     return str_err(err, errlen, r, "removing %s: %s", vm->dir, strerror(-r));
+  }
+  dir_fsync(tp->cfg->run_path);
+  if ((r = teepod_rm_rf(trash)) < 0)
+    log_warn("vm %s: removing %s: %s (deleted at the next start)", vm->m.id, trash,
+             strerror(-r));
   for (size_t i = 0; i < tp->n_vms; i++)
     if (tp->vms[i] == vm) {
       memmove(tp->vms + i, tp->vms + i + 1, (tp->n_vms - i - 1) * sizeof(*tp->vms));
@@ -570,6 +609,12 @@ int teepod_vm_load_dir(struct teepod *tp, const char *id) {
     teepod_sim_vm_adopt(vm);
     if ((r = watch(vm)) < 0)
       return r;
+    /* not wanted running: a stop or shutdown was under way when teepod went; finish it */
+    if (!vm->started) {
+      vm->shutting_down = true;
+      set_str(&vm->shutdown_progress, "stopping (found running at start)");
+      return arm_shutdown_timer(vm);
+    }
     return 0;
   }
   if (vm->started) {

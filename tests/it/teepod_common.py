@@ -29,6 +29,28 @@ def build_image(outdir):
     return pathlib.Path(p.stdout.decode().strip().splitlines()[-1])
 
 
+def free_range(n, tries=50):
+    """A first port of n consecutive loopback ports that are all free now (bounded tries)."""
+    import socket
+    for _ in range(tries):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} free consecutive ports in {tries} tries")
+
+
 class RpcError(Exception):
     def __init__(self, status, message):
         super().__init__(f"HTTP {status}: {message}")
@@ -74,8 +96,11 @@ class Teepod:
         dst = self.dir / "images" / IMAGE
         if not dst.exists():
             shutil.copytree(image_dir, dst)
-        self.port_lo = ports[0] if ports else free_port()
-        self.port_hi = ports[1] if ports else self.port_lo + 9
+        if ports:
+            self.port_lo, self.port_hi = ports
+        else:
+            self.port_lo = free_range(10)
+            self.port_hi = self.port_lo + 9
         toml = (f"[cvm.port_mapping]\nenabled = true\n"
                 f"range = [\"tcp:{self.port_lo}-{self.port_hi}\"]\n"
                 "[cvm.auto_restart]\ninterval = 1\nmax_backoff = 4\nmax_retries = 3\n")

@@ -343,7 +343,6 @@ def test_refusals_change_nothing(teepod):
             assert want in e.value.message, (kw, e.value.message)
     finally:
         busy.close()
-    # not enough left on the host: the stopped holder does not count, a running VM would
     meta = t.rpc("GetMeta")["resources"]
     with pytest.raises(RpcError) as e:
         t.create("big", vcpu=meta["max_allocable_vcpu"] + 1)
@@ -522,3 +521,78 @@ def test_qemu_refusal_is_reported(tmp_path, image):
         assert info["status"] == "stopped"
     finally:
         t.close()
+
+
+def test_host_accounting_counts_started_vms(tmp_path, image):
+    # 3 vCPUs and 1500 MB for the whole host; VMs that are started count, stopped ones do not
+    t = Teepod(tmp_path / "tp", image,
+               extra="[cvm]\nmax_allocable_vcpu = 3\nmax_allocable_memory_in_mb = 1500\n")
+    t.start()
+    try:
+        a = t.create("two", vcpu=2, memory=512)
+        t.create("idle", vcpu=3, memory=1500, stopped=True)  # fits alone, not started
+        with pytest.raises(RpcError) as e:
+            t.create("more", vcpu=2, memory=256)
+        assert "not enough vCPUs left on this host: 2 of 3 allocated, 2 asked" in e.value.message
+        with pytest.raises(RpcError) as e:
+            t.create("fat", vcpu=1, memory=1000)
+        assert "not enough memory left" in e.value.message
+        b = t.create("one", vcpu=1, memory=256)
+        with pytest.raises(RpcError) as e:
+            t.rpc("StartVm", {"id": [v["id"] for v in t.rpc("Status")["vms"]
+                                     if v["name"] == "idle"][0]})
+        assert "not enough vCPUs" in e.value.message
+        t.rpc("StopVm", {"id": a})
+        t.rpc("StopVm", {"id": b})
+    finally:
+        t.close()
+
+
+def test_cross_site_requests_refused(teepod):
+    t = teepod
+    body = json.dumps({"name": "csrf", "image": IMAGE, "compose_file": COMPOSE, "vcpu": 1,
+                       "memory": 256, "disk_size": 1, "stopped": True}).encode()
+    # a form or a simple fetch from another site: text/plain, or GET with a query
+    assert t.http("POST", "/prpc/CreateVm?json", body, {"Content-Type": "text/plain"})[0] == 415
+    q = "name=csrf&image=" + IMAGE + "&compose_file=a:%20b&vcpu=1&memory=256&disk_size=1"
+    assert t.http("GET", "/prpc/CreateVm?" + q)[0] == 415
+    assert t.http("GET", "/prpc/StopVm?id=x")[0] == 415
+    # another site's page, and a page reached through DNS rebinding
+    assert t.http("POST", "/prpc/CreateVm?json", body, {"Origin": "http://evil.example"})[0] == 403
+    assert t.http("POST", "/prpc/Status?json", {}, {"Host": "evil.example"})[0] == 403
+    assert t.http("GET", "/logs?id=x", None, {"Host": f"evil.example:{t.port}"})[0] == 403
+    assert t.rpc("Status")["total"] == 0
+    # the console's own requests pass: same Origin, JSON
+    st, _ = t.http("POST", "/prpc/Status?json", {}, {"Origin": f"http://127.0.0.1:{t.port}"})
+    assert st == 200
+    assert t.http("GET", "/prpc/Status?json")[0] == 200  # read-only methods may be GETs
+
+
+def test_check_config_changes_nothing_and_one_teepod_per_run_path(teepod):
+    t = teepod
+    vm = t.create("later", stopped=True)
+    t.stop()
+    # marked started but not running: only a real start may start it
+    (t.run_dir / vm / "vm-state.json").write_text('{"started":true}\n')
+    p = subprocess.run([str(TEEPOD), "--dev", str(t.dir), "--check-config"], capture_output=True,
+                       timeout=30, env=t.env)
+    assert p.returncode == 0, p.stderr
+    assert b"1 VMs" in p.stdout
+    time.sleep(1)
+    assert not qemu_pids(t.run_dir / vm)
+    t.start()
+    t.wait(vm, lambda i: i["status"] == "running", 30, "started by the real start")
+    # a second teepod on the same run_path refuses to start
+    t2 = Teepod(t.dir, None)
+    assert t2.start(expect_fail=True) != 0
+    assert "another teepod uses this run_path" in t2.stderr()
+    t.rpc("StopVm", {"id": vm})
+
+
+def test_logs_longer_than_a_mebibyte_come_whole(teepod):
+    t = teepod
+    vm = t.create("biglog", stopped=True)
+    data = b"".join(b"line %07d\n" % i for i in range(300000))  # 3.6 MB
+    (t.run_dir / vm / "serial.log").write_bytes(data)
+    st, body = t.http("GET", f"/logs?id={vm}")
+    assert st == 200 and body == data
