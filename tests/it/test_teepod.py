@@ -117,7 +117,7 @@ def test_logs(booted):
 def test_logs_follow_streams_new_output(booted):
     t, vm, _, _ = booted
     s = socket.create_connection(("127.0.0.1", t.port), timeout=10)
-    s.sendall(f"GET /logs?id={vm}&follow=true&lines=1 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.sendall(f"GET /logs?id={vm}&follow=true&lines=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     got = b""
     deadline = time.monotonic() + 10
     while b"progress: done" not in got and time.monotonic() < deadline:
