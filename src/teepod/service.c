@@ -569,46 +569,31 @@ METHOD(m_start_vm) {
   return 0;
 }
 
-METHOD(m_stop_vm) {
-  struct teepod *tp = ud;
-  (void)req, (void)ret_out;
+/* StopVm, ShutdownVm, RemoveVm: one VM by id, one lifecycle call. */
+static int vm_op(void *ud, const ProtobufCMessage *in_, char **ret_error,
+                 int (*op)(struct teepod_vm *, char *, size_t)) {
   const Vmm__Id *in = (const Vmm__Id *)in_;
-  struct teepod_vm *vm = vm_by_id(tp, in->id, ret_error);
+  struct teepod_vm *vm = vm_by_id(ud, in->id, ret_error);
   if (!vm)
     return -ENOENT;
   char err[512] = "";
-  int r = teepod_vm_stop(vm, err, sizeof(err));
-  if (r < 0)
-    return prpc_error(ret_error, r, "%s", err);
-  return 0;
+  int r = op(vm, err, sizeof(err));
+  return r < 0 ? prpc_error(ret_error, r, "%s", err) : 0;
+}
+
+METHOD(m_stop_vm) {
+  (void)req, (void)ret_out;
+  return vm_op(ud, in_, ret_error, teepod_vm_stop);
 }
 
 METHOD(m_shutdown_vm) {
-  struct teepod *tp = ud;
   (void)req, (void)ret_out;
-  const Vmm__Id *in = (const Vmm__Id *)in_;
-  struct teepod_vm *vm = vm_by_id(tp, in->id, ret_error);
-  if (!vm)
-    return -ENOENT;
-  char err[512] = "";
-  int r = teepod_vm_shutdown(vm, err, sizeof(err));
-  if (r < 0)
-    return prpc_error(ret_error, r, "%s", err);
-  return 0;
+  return vm_op(ud, in_, ret_error, teepod_vm_shutdown);
 }
 
 METHOD(m_remove_vm) {
-  struct teepod *tp = ud;
   (void)req, (void)ret_out;
-  const Vmm__Id *in = (const Vmm__Id *)in_;
-  struct teepod_vm *vm = vm_by_id(tp, in->id, ret_error);
-  if (!vm)
-    return -ENOENT;
-  char err[512] = "";
-  int r = teepod_vm_remove(vm, err, sizeof(err));
-  if (r < 0)
-    return prpc_error(ret_error, r, "%s", err);
-  return 0;
+  return vm_op(ud, in_, ret_error, teepod_vm_remove);
 }
 
 static int update_vm(struct teepod *tp, const Vmm__UpdateVmRequest *in, char **ret_error) {
