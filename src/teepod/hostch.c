@@ -309,6 +309,7 @@ static void ch_event(struct bufferevent *bev, short what, void *ud) {
     log_debug("vm %s: host channel closed", vm->m.id);
     vm->ch = NULL;
     teepod_hostch_free(ch);
+    teepod_vm_channel_lost(vm);
   }
 }
 

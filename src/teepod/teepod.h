@@ -112,6 +112,8 @@ void teepod_vm_free(struct teepod_vm *vm);
 bool teepod_vm_running(const struct teepod_vm *vm);
 /* "running", "stopped", "exited", "stopping", "shutting down" */
 const char *teepod_vm_status(const struct teepod_vm *vm);
+/* The host channel ended while the VM may still run: connect again (after a second). */
+void teepod_vm_channel_lost(struct teepod_vm *vm);
 void teepod_vm_event_add(struct teepod_vm *vm, const char *event, const char *body);
 /* Loads one run folder (startup and ReloadVms). */
 int teepod_vm_load_dir(struct teepod *tp, const char *id);

@@ -166,6 +166,14 @@ static void ch_connect_cb(evutil_socket_t fd, short what, void *ud) {
   evtimer_add(vm->ch_retry, &tv);
 }
 
+void teepod_vm_channel_lost(struct teepod_vm *vm) {
+  if (!teepod_vm_running(vm) || !vm->ch_retry)
+    return;
+  vm->ch_attempts = 0;
+  struct timeval tv = {1, 0};
+  evtimer_add(vm->ch_retry, &tv);
+}
+
 static void restart_cb(evutil_socket_t fd, short what, void *ud);
 
 static void schedule_restart(struct teepod_vm *vm) {
@@ -641,28 +649,33 @@ void teepod_resources_used(struct teepod *tp, const struct teepod_vm *skip, uint
   *ret_memory_mb = m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
 }
 
+/* Rotates one log of a VM folder past max_bytes: shift NAME.N-1 -> .N, copy the live file to
+ * .1, then truncate it (QEMU appends with O_APPEND, so it goes on at the new end; lines written
+ * between the copy and the truncation are lost). */
+static void rotate_one(const struct teepod_config *c, const struct teepod_vm *vm,
+                       const char *name) {
+  _cleanup_free_ char *log = str_printf("%s/%s", vm->dir, name);
+  struct stat st;
+  if (!log || stat(log, &st) < 0 || (uint64_t)st.st_size <= c->log_max_bytes)
+    return;
+  for (unsigned k = c->log_max_backups; k > 1; k--) {
+    _cleanup_free_ char *a = str_printf("%s.%u", log, k - 1), *b = str_printf("%s.%u", log, k);
+    if (a && b)
+      rename(a, b);
+  }
+  if (c->log_max_backups > 0) {
+    _cleanup_free_ char *one = str_printf("%s.1", log);
+    _cleanup_buf_ struct buf data = BUF_INIT(0);
+    if (one && file_read_capped(log, c->log_max_bytes * 2 + 65536, false, &data) == 0)
+      file_write_atomic(one, data.data, data.len, 0600);
+  }
+  if (truncate(log, 0) < 0)
+    log_warn("vm %s: truncating %s: %s", vm->m.id, log, strerror(errno));
+}
+
 void teepod_logs_rotate(struct teepod *tp) {
-  const struct teepod_config *c = tp->cfg;
   for (size_t i = 0; i < tp->n_vms; i++) {
-    struct teepod_vm *vm = tp->vms[i];
-    _cleanup_free_ char *log = str_printf("%s/serial.log", vm->dir);
-    struct stat st;
-    if (!log || stat(log, &st) < 0 || (uint64_t)st.st_size <= c->log_max_bytes)
-      continue;
-    /* shift serial.log.N-1 -> .N, copy the live file to .1, then truncate it: QEMU appends
-     * (O_APPEND), so it goes on writing at the new end */
-    for (unsigned k = c->log_max_backups; k > 1; k--) {
-      _cleanup_free_ char *a = str_printf("%s.%u", log, k - 1), *b = str_printf("%s.%u", log, k);
-      if (a && b)
-        rename(a, b);
-    }
-    if (c->log_max_backups > 0) {
-      _cleanup_free_ char *one = str_printf("%s.1", log);
-      _cleanup_buf_ struct buf data = BUF_INIT(0);
-      if (one && file_read_capped(log, c->log_max_bytes * 2 + 65536, false, &data) == 0)
-        file_write_atomic(one, data.data, data.len, 0600);
-    }
-    if (truncate(log, 0) < 0)
-      log_warn("vm %s: truncating %s: %s", vm->m.id, log, strerror(errno));
+    rotate_one(tp->cfg, tp->vms[i], "serial.log");
+    rotate_one(tp->cfg, tp->vms[i], "qemu.out");
   }
 }
