@@ -193,7 +193,8 @@ def servers(tmp_path):
         stop(knot and knot.proc)
 
 
-def config(tmp_path, knot, pebble, zone=ZONE, max_dns_wait=20, extra="", caa=False):
+def acme_config(tmp_path, pebble, provider, max_dns_wait=20, caa=False):
+    """certbot.toml for Pebble with the provider's own lines (top-level keys, then tables)."""
     p = tmp_path / "certbot.toml"
     p.write_text(f"""\
 workdir = "{tmp_path / 'work'}"
@@ -203,6 +204,13 @@ domains = ["*.{ZONE}", "{ZONE}"]
 renew_timeout = 60
 max_dns_wait = {max_dns_wait}
 auto_set_caa = {"true" if caa else "false"}
+{provider}""")
+    p.chmod(0o600)
+    return p
+
+
+def config(tmp_path, knot, pebble, zone=ZONE, max_dns_wait=20, extra="", caa=False):
+    return acme_config(tmp_path, pebble, f"""\
 dns_provider = "rfc2136"
 {extra}
 [rfc2136]
@@ -211,8 +219,7 @@ port = {knot.port}
 zone = "{zone}"
 tsig_key_name = "{KEY_NAME}"
 tsig_secret = "{SECRET}"
-""")
-    return p
+""", max_dns_wait, caa)
 
 
 def certbot(*args, env=None, timeout=90):

@@ -265,24 +265,14 @@ def acme(dns, tmp_path):
     pebble = tc.Pebble(tmp_path / "pebble", dns.knot.port, nonce_reject=0)
     try:
         def config(max_dns_wait=20, caa=False):
-            p = tmp_path / "certbot.toml"
-            p.write_text(f"""\
-workdir = "{tmp_path / 'work'}"
-acme_url = "{pebble.url}"
-acme_ca_file = "{pebble.ca}"
-domains = ["*.{ZONE}", "{ZONE}"]
-renew_timeout = 60
-max_dns_wait = {max_dns_wait}
-auto_set_caa = {"true" if caa else "false"}
+            return tc.acme_config(tmp_path, pebble, f"""\
 caa_issuer = "pebble.test"
 dns_provider = "cloudflare"
 cf_api_token = "{TOKEN}"
 cf_zone_id = "{CloudflareFake.ZONE_ID}"
 cf_api_url = "{dns.cf.url}"
 cf_name_servers = ["127.0.0.1:{dns.knot.port}"]
-""")
-            p.chmod(0o600)
-            return p
+""", max_dns_wait, caa)
         yield tc, pebble, config, tmp_path / "work"
     finally:
         tc.stop(pebble.proc)
