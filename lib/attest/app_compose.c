@@ -13,18 +13,6 @@
 #include "base/str.h"
 #include "crypto/hash.h"
 
-static int why(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);
-static int why(char **ret_why, int r, const char *fmt, ...) {
-  if (ret_why && !*ret_why) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(ret_why, fmt, ap) < 0)
-      *ret_why = NULL;
-    va_end(ap);
-  }
-  return r;
-}
-
 bool app_compose_is_document(const char *text, size_t len) {
   _cleanup_json_ json_t *j = NULL;
   if (json_parse_buf(text, len, APP_COMPOSE_MAX, &j) < 0 || !json_is_object(j))
@@ -38,7 +26,7 @@ static int check_bool(const json_t *doc, const char *key, bool dflt, bool *ret, 
   if (!v || json_is_null(v))
     return 0;
   if (!json_is_boolean(v))
-    return why(ret_why, -EINVAL, "app-compose.json: %s must be true or false", key);
+    return str_reason(ret_why, -EINVAL, "app-compose.json: %s must be true or false", key);
   *ret = json_is_true(v);
   return 0;
 }
@@ -49,7 +37,7 @@ static int check_string(const json_t *doc, const char *key, const char **ret, ch
   if (!v || json_is_null(v))
     return 0;
   if (!json_is_string(v))
-    return why(ret_why, -EINVAL, "app-compose.json: %s must be a string", key);
+    return str_reason(ret_why, -EINVAL, "app-compose.json: %s must be a string", key);
   *ret = json_string_value(v);
   return 0;
 }
@@ -60,11 +48,13 @@ static int check_strings(const json_t *doc, const char *key, size_t max, char **
   if (!v || json_is_null(v))
     return 0;
   if (!json_is_array(v))
-    return why(ret_why, -EINVAL, "app-compose.json: %s must be an array of strings", key);
+    return str_reason(ret_why, -EINVAL, "app-compose.json: %s must be an array of strings", key);
   if (max && json_array_size(v) > max)
-    return why(ret_why, -EINVAL, "app-compose.json: %s has more than %zu entries", key, max);
-  json_array_foreach(v, i, e) if (!json_is_string(e)) return why(
-      ret_why, -EINVAL, "app-compose.json: %s[%zu] must be a string", key, i);
+    return str_reason(ret_why, -EINVAL, "app-compose.json: %s has more than %zu entries", key, max);
+  json_array_foreach(v, i, e) {
+    if (!json_is_string(e))
+      return str_reason(ret_why, -EINVAL, "app-compose.json: %s[%zu] must be a string", key, i);
+  }
   return 0;
 }
 
@@ -75,14 +65,14 @@ static int check_manifest_version(const json_t *doc, char **ret_why) {
   if (json_is_integer(v)) {
     json_int_t n = json_integer_value(v);
     if (n < 1 || n > 1000)
-      return why(ret_why, -EINVAL, "app-compose.json: manifest_version %lld is not supported",
+      return str_reason(ret_why, -EINVAL, "app-compose.json: manifest_version %lld is not supported",
                  (long long)n);
     return 0;
   }
   if (json_is_real(v)) {
     double d = json_real_value(v);
     if (d != 1.0 && d != 2.0)
-      return why(ret_why, -EINVAL, "app-compose.json: manifest_version must be 1, 2 or an integer");
+      return str_reason(ret_why, -EINVAL, "app-compose.json: manifest_version must be 1, 2 or an integer");
     return 0;
   }
   if (json_is_string(v)) {
@@ -91,11 +81,11 @@ static int check_manifest_version(const json_t *doc, char **ret_why) {
     /* canonical integer text only: no sign, no leading zero, no spaces */
     if (str_to_u32(s, &n) < 0 || n == 0 || s[0] == '0' || s[0] == '+' ||
         strspn(s, "0123456789") != strlen(s))
-      return why(ret_why, -EINVAL,
+      return str_reason(ret_why, -EINVAL,
                  "app-compose.json: manifest_version \"%.20s\" is not a canonical integer", s);
     return 0;
   }
-  return why(ret_why, -EINVAL, "app-compose.json: manifest_version must be a number");
+  return str_reason(ret_why, -EINVAL, "app-compose.json: manifest_version must be a number");
 }
 
 int app_compose_check(const char *doc, size_t len, struct app_compose_info *ret, char **ret_why) {
@@ -104,27 +94,27 @@ int app_compose_check(const char *doc, size_t len, struct app_compose_info *ret,
   int r;
   memset(ret, 0, sizeof(*ret));
   if (len > APP_COMPOSE_MAX)
-    return why(ret_why, -ENOBUFS, "app-compose.json: larger than %zu bytes", APP_COMPOSE_MAX);
+    return str_reason(ret_why, -ENOBUFS, "app-compose.json: larger than %zu bytes", APP_COMPOSE_MAX);
   if ((r = json_parse_buf(doc, len, APP_COMPOSE_MAX, &j)) < 0)
-    return why(ret_why, r, "app-compose.json: not valid JSON (or duplicate keys)");
+    return str_reason(ret_why, r, "app-compose.json: not valid JSON (or duplicate keys)");
   if (!json_is_object(j))
-    return why(ret_why, -EINVAL, "app-compose.json: must be a JSON object");
+    return str_reason(ret_why, -EINVAL, "app-compose.json: must be a JSON object");
   if ((r = check_manifest_version(j, ret_why)) < 0)
     return r;
   if ((r = check_string(j, "runner", &runner, ret_why)) < 0)
     return r;
   if (!runner)
-    return why(ret_why, -EINVAL, "app-compose.json: runner is missing");
+    return str_reason(ret_why, -EINVAL, "app-compose.json: runner is missing");
   if (!str_eq(runner, "docker-compose") && !str_eq(runner, "nerdctl-compose") &&
       !str_eq(runner, "bash"))
-    return why(ret_why, -EINVAL,
+    return str_reason(ret_why, -EINVAL,
                "app-compose.json: runner must be docker-compose, nerdctl-compose or bash");
   snprintf(ret->runner, sizeof(ret->runner), "%s", runner);
   const char *body_key = str_eq(runner, "bash") ? "bash_script" : "docker_compose_file";
   if ((r = check_string(j, body_key, &s, ret_why)) < 0)
     return r;
   if (!s)
-    return why(ret_why, -EINVAL, "app-compose.json: runner %s needs %s", runner, body_key);
+    return str_reason(ret_why, -EINVAL, "app-compose.json: runner %s needs %s", runner, body_key);
   static const char *const strings[] = {"name", "docker_compose_file", "bash_script",
                                         "pre_launch_script", "snapshotter", "storage_fs",
                                         "key_provider", "key_provider_id"};
@@ -135,13 +125,13 @@ int app_compose_check(const char *doc, size_t len, struct app_compose_info *ret,
     return r;
   if (s) {
     if (!str_eq(s, "none") && !str_eq(s, "kms") && !str_eq(s, "local") && !str_eq(s, "tpm"))
-      return why(ret_why, -EINVAL, "app-compose.json: key_provider must be none, kms, local or tpm");
+      return str_reason(ret_why, -EINVAL, "app-compose.json: key_provider must be none, kms, local or tpm");
     snprintf(ret->key_provider, sizeof(ret->key_provider), "%s", s);
   }
   if ((r = check_string(j, "key_provider_id", &s, ret_why)) < 0)
     return r;
   if (s && (strlen(s) % 2 || strspn(s, "0123456789abcdefABCDEF") != strlen(s)))
-    return why(ret_why, -EINVAL, "app-compose.json: key_provider_id must be hex");
+    return str_reason(ret_why, -EINVAL, "app-compose.json: key_provider_id must be hex");
   json_t *init = json_object_get(j, "init_script");
   if (init && !json_is_null(init) && !json_is_string(init) &&
       (r = check_strings(j, "init_script", 5, ret_why)) < 0)
@@ -203,21 +193,10 @@ int app_compose_json_string(const char *s, size_t len, struct buf *out) {
   return buf_append_u8(out, '"');
 }
 
-static bool text_ok(const char *s, size_t len) {
-  if (memchr(s, 0, len))
-    return false;
-  for (size_t i = 0; i < len;) {
-    size_t n = str_utf8_seq_len(s + i, len - i);
-    if (n == 0)
-      return false;
-    i += n;
-  }
-  return true;
-}
-
 int app_compose_wrap(const char *compose, size_t compose_len, const char *name, struct buf *out) {
   int r;
-  if (!compose || !name || !text_ok(compose, compose_len) || !text_ok(name, strlen(name)))
+  if (!compose || !name || memchr(compose, 0, compose_len) ||
+      !str_utf8_valid(compose, compose_len) || !str_utf8_valid(name, strlen(name)))
     return -EINVAL;
   size_t start = out->len;
   /* keys in sorted order (all ASCII, so byte order is code-unit order) */

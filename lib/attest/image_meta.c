@@ -15,20 +15,6 @@
 #include "base/str.h"
 
 /* Sets *why (when asked for) to the formatted sentence and returns r. */
-static int why_set(char **why, int r, const char *fmt, ...) _printf_(3, 4);
-static int why_set(char **why, int r, const char *fmt, ...) {
-  if (why) {
-    va_list ap;
-    free(*why);
-    *why = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(why, fmt, ap) < 0)
-      *why = NULL;
-    va_end(ap);
-  }
-  return r;
-}
-
 void image_meta_free(struct image_meta *m) {
   if (!m)
     return;
@@ -70,7 +56,7 @@ static int get_str(const json_t *root, const char *key, const char **ret, char *
   if (!v || json_is_null(v))
     return -ENOENT;
   if (!json_is_string(v))
-    return why_set(why, -EINVAL, "metadata.json: %s is not a string", key);
+    return str_reason(why, -EINVAL, "metadata.json: %s is not a string", key);
   *ret = json_string_value(v);
   return 0;
 }
@@ -82,14 +68,14 @@ static int get_path(const json_t *root, const char *dir, const char *key, bool r
   int r = get_str(root, key, &s, why);
   if (r == -ENOENT) {
     if (required)
-      return why_set(why, -EINVAL, "metadata.json: %s is missing", key);
+      return str_reason(why, -EINVAL, "metadata.json: %s is missing", key);
     *ret = NULL;
     return 0;
   }
   if (r < 0)
     return r;
   if (strlen(s) >= PATH_MAX || !rel_name_ok(s))
-    return why_set(why, -EINVAL,
+    return str_reason(why, -EINVAL,
                    "metadata.json: %s \"%s\" is not a plain relative name inside the image folder",
                    key, str_is_printable_ascii(s) ? s : "(unprintable)");
   *ret = str_printf("%s/%s", dir, s);
@@ -124,9 +110,9 @@ int image_meta_parse(const char *dir, const char *text, size_t len, struct image
   *ret = (struct image_meta){0};
   r = json_parse_buf(text, len, IMAGE_META_MAX_JSON, &root);
   if (r == -ENOBUFS)
-    return why_set(ret_why, r, "metadata.json: larger than %zu bytes", IMAGE_META_MAX_JSON);
+    return str_reason(ret_why, r, "metadata.json: larger than %zu bytes", IMAGE_META_MAX_JSON);
   if (r < 0 || !json_is_object(root))
-    return why_set(ret_why, r < 0 && r != -EBADMSG ? r : -EBADMSG,
+    return str_reason(ret_why, r < 0 && r != -EBADMSG ? r : -EBADMSG,
                    "metadata.json: not a JSON object");
 
   const char *slash = strrchr(dir, '/');
@@ -154,7 +140,7 @@ int image_meta_parse(const char *dir, const char *text, size_t len, struct image
   else if (r < 0)
     goto fail;
   if (!str_eq(s, "disk") && !str_eq(s, "9p")) {
-    r = why_set(ret_why, -EINVAL, "metadata.json: shared_mode \"%s\" is neither \"disk\" nor \"9p\"",
+    r = str_reason(ret_why, -EINVAL, "metadata.json: shared_mode \"%s\" is neither \"disk\" nor \"9p\"",
                 str_is_printable_ascii(s) ? s : "(unprintable)");
     goto fail;
   }
@@ -166,7 +152,7 @@ int image_meta_parse(const char *dir, const char *text, size_t len, struct image
   json_t *dev = json_object_get(root, "is_dev");
   if (dev && !json_is_null(dev)) {
     if (!json_is_boolean(dev)) {
-      r = why_set(ret_why, -EINVAL, "metadata.json: is_dev is not true or false");
+      r = str_reason(ret_why, -EINVAL, "metadata.json: is_dev is not true or false");
       goto fail;
     }
     m.is_dev = json_is_true(dev);
@@ -175,7 +161,7 @@ int image_meta_parse(const char *dir, const char *text, size_t len, struct image
   return 0;
 fail:
   if (r == -ENOMEM)
-    why_set(ret_why, r, "metadata.json: out of memory");
+    str_reason(ret_why, r, "metadata.json: out of memory");
   image_meta_free(&m);
   return r;
 }
@@ -192,20 +178,20 @@ static int check_file(const char *real_dir, const char *dir, const char *key, co
   if (!real) {
     int e = errno;
     if (e == ENOENT || e == ENOTDIR)
-      return why_set(why, -ENOENT, "metadata.json: %s \"%s\" does not exist", key, shown);
-    return why_set(why, -e, "metadata.json: %s \"%s\": %s", key, shown, strerror(e));
+      return str_reason(why, -ENOENT, "metadata.json: %s \"%s\" does not exist", key, shown);
+    return str_reason(why, -e, "metadata.json: %s \"%s\": %s", key, shown, strerror(e));
   }
   size_t n = strlen(real_dir);
   /* real_dir "/" (the image folder is the root) holds everything. */
   bool inside = n == 1 ? real[0] == '/'
                        : strncmp(real, real_dir, n) == 0 && real[n] == '/';
   if (!inside)
-    return why_set(why, -EPERM, "metadata.json: %s \"%s\" resolves outside the image folder", key,
+    return str_reason(why, -EPERM, "metadata.json: %s \"%s\" resolves outside the image folder", key,
                    shown);
   if (stat(real, &st) < 0)
-    return why_set(why, -errno, "metadata.json: %s \"%s\": %s", key, shown, strerror(errno));
+    return str_reason(why, -errno, "metadata.json: %s \"%s\": %s", key, shown, strerror(errno));
   if (!S_ISREG(st.st_mode))
-    return why_set(why, -EINVAL, "metadata.json: %s \"%s\" is not a regular file", key, shown);
+    return str_reason(why, -EINVAL, "metadata.json: %s \"%s\" is not a regular file", key, shown);
   return 0;
 }
 
@@ -221,23 +207,23 @@ int image_meta_load(const char *dir, struct image_meta *ret, char **ret_why) {
     return -EINVAL;
   *ret = (struct image_meta){0};
   if (!*dir)
-    return why_set(ret_why, -EINVAL, "image folder: empty path");
+    return str_reason(ret_why, -EINVAL, "image folder: empty path");
   if (!(d = strdup(dir)))
     return -ENOMEM;
   for (size_t n = strlen(d); n > 1 && d[n - 1] == '/'; n--)
     d[n - 1] = '\0';
   if (str_eq(d, "/"))
-    return why_set(ret_why, -EINVAL, "image folder: \"/\" is not an image folder");
+    return str_reason(ret_why, -EINVAL, "image folder: \"/\" is not an image folder");
 
   if (!(real_dir = realpath(d, NULL)))
-    return why_set(ret_why, -errno, "image folder %s: %s", d, strerror(errno));
+    return str_reason(ret_why, -errno, "image folder %s: %s", d, strerror(errno));
   if (!(path = str_printf("%s/metadata.json", d)))
     return -ENOMEM;
   r = file_read_capped(path, IMAGE_META_MAX_JSON, false, &text);
   if (r == -EFBIG)
-    return why_set(ret_why, r, "metadata.json: larger than %zu bytes", IMAGE_META_MAX_JSON);
+    return str_reason(ret_why, r, "metadata.json: larger than %zu bytes", IMAGE_META_MAX_JSON);
   if (r < 0)
-    return why_set(ret_why, r, "metadata.json: cannot read %s: %s", path, strerror(-r));
+    return str_reason(ret_why, r, "metadata.json: cannot read %s: %s", path, strerror(-r));
 
   if ((r = image_meta_parse(d, (const char *)text.data, text.len, &m, ret_why)) < 0)
     return r;

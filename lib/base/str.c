@@ -438,3 +438,37 @@ int strv_join(char *const *l, const char *sep, char **ret) {
   *ret = s;
   return 0;
 }
+
+int str_reason(char **ret, int r, const char *fmt, ...) {
+  if (ret && !*ret) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(ret, fmt, ap) < 0)
+      *ret = NULL;
+    va_end(ap);
+  }
+  return r;
+}
+
+bool str_utf8_valid(const char *s, size_t len) {
+  for (size_t i = 0; i < len;) {
+    size_t n = str_utf8_seq_len(s + i, len - i);
+    if (n == 0)
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+int strv_copy(char *const *l, char ***ret) {
+  *ret = NULL;
+  for (size_t i = 0; l && l[i]; i++) {
+    int r = strv_push_dup(ret, l[i]);
+    if (r < 0) {
+      strv_free(*ret);
+      *ret = NULL;
+      return r;
+    }
+  }
+  return 0;
+}

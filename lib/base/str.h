@@ -62,10 +62,15 @@ bool str_is_printable_ascii(const char *s);
 char *str_printf(const char *fmt, ...) _printf_(1, 2);
 /* The one-line error message convention: formats into err when errlen > 0, returns r. */
 int str_err(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
+/* The same for an allocated reason: sets *ret (when ret is not NULL and holds none yet: the
+ * first failure, where it was decided, names it) and returns r. */
+int str_reason(char **ret, int r, const char *fmt, ...) _printf_(3, 4);
 
 /* UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
 /* Length of the valid UTF-8 sequence at s (n > 0 bytes available), 0 if it is not one. */
 size_t str_utf8_seq_len(const void *s, size_t n);
+/* True when s[0..len) is valid UTF-8 throughout (NUL bytes count as valid). */
+bool str_utf8_valid(const char *s, size_t len);
 /* Copy of s[0..len) with every byte that does not start a valid sequence replaced by U+FFFD,
  * NUL-terminated (*ret_len excludes the NUL). -ENOMEM, -EINVAL (s NULL with len > 0). */
 int str_utf8_sanitize(const char *s, size_t len, char **ret, size_t *ret_len);
@@ -91,6 +96,8 @@ size_t strv_length(char *const *l);
 bool strv_contains(char *const *l, const char *s);
 /* Appends a copy of s; *l may be NULL (an empty vector). */
 int strv_push_dup(char ***l, const char *s);
+/* A deep copy of l (NULL or empty: *ret NULL). */
+int strv_copy(char *const *l, char ***ret);
 /* Appends s and takes ownership of it (freed on failure too). */
 int strv_push(char ***l, char *s);
 /* Splits s at every byte found in seps. Empty fields are dropped when skip_empty is true.

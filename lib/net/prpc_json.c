@@ -1244,3 +1244,16 @@ int prpc_message_to_json_text(const ProtobufCMessage *m, unsigned flags, struct 
     out->len = start;
   return r;
 }
+
+int prpc_bytes_set(ProtobufCBinaryData *b, const void *p, size_t n) {
+  b->data = NULL;
+  b->len = 0;
+  if (n == 0)
+    return 0;
+  b->data = malloc(n);
+  if (!b->data)
+    return -ENOMEM;
+  memcpy(b->data, p, n);
+  b->len = n;
+  return 0;
+}

@@ -44,6 +44,9 @@ enum {
 
 /* A default-initialised message of type d (all fields at their defaults). */
 int prpc_message_new(const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret);
+/* Sets a bytes field to a malloc'd copy of p[0..n) (n 0: empty, no allocation), as the
+ * unpacker lays it out. -ENOMEM leaves it empty. */
+int prpc_bytes_set(ProtobufCBinaryData *b, const void *p, size_t n);
 /* protobuf_c_message_free_unpacked(m, NULL); NULL is fine. */
 void prpc_message_free(ProtobufCMessage *m);
 

@@ -79,19 +79,6 @@ void kms_free(struct kms *k) {
 
 /* ---- reply helpers (every member malloc'd, as protobuf-c's unpacker lays messages out) ---- */
 
-static int set_bytes(ProtobufCBinaryData *b, const void *p, size_t n) {
-  b->data = NULL;
-  b->len = 0;
-  if (n == 0)
-    return 0;
-  b->data = malloc(n);
-  if (!b->data)
-    return -ENOMEM;
-  memcpy(b->data, p, n);
-  b->len = n;
-  return 0;
-}
-
 static int set_string(char **dst, const char *s) {
   if (!s || !*s)
     return 0; /* the default "" (protobuf-c's static empty string) stays */
@@ -203,14 +190,14 @@ static int build_app_reply(struct kms *k, const struct ratls_peer *p,
   kms__app_key_response__init(m);
   const char *chain[2] = {(const char *)cert_pem.data, (const char *)k->keys.ca_cert_pem.data};
   if ((r = set_string(&m->ca_cert, (const char *)k->keys.ca_cert_pem.data)) < 0 ||
-      (r = set_bytes(&m->disk_crypt_key, keys->disk_crypt_key.data, keys->disk_crypt_key.len)) <
+      (r = prpc_bytes_set(&m->disk_crypt_key, keys->disk_crypt_key.data, keys->disk_crypt_key.len)) <
           0 ||
-      (r = set_bytes(&m->env_crypt_key, keys->env_crypt_key, 32)) < 0 ||
-      (r = set_bytes(&m->k256_key, keys->k256_key, 32)) < 0 ||
-      (r = set_bytes(&m->k256_signature, keys->k256_signature, 65)) < 0 ||
+      (r = prpc_bytes_set(&m->env_crypt_key, keys->env_crypt_key, 32)) < 0 ||
+      (r = prpc_bytes_set(&m->k256_key, keys->k256_key, 32)) < 0 ||
+      (r = prpc_bytes_set(&m->k256_signature, keys->k256_signature, 65)) < 0 ||
       (r = set_string(&m->tproxy_app_id, k->cfg->gateway_app_id)) < 0 ||
       (r = set_string(&m->gateway_app_id, k->cfg->gateway_app_id)) < 0 ||
-      (r = set_bytes(&m->os_image_hash, id->os_image_hash, id->os_image_hash_len)) < 0 ||
+      (r = prpc_bytes_set(&m->os_image_hash, id->os_image_hash, id->os_image_hash_len)) < 0 ||
       (r = set_string(&m->app_key, (const char *)keys->app_key_pem.data)) < 0)
     goto fail;
   m->certificate_chain = calloc(2, sizeof(char *));
@@ -297,8 +284,8 @@ static int m_get_env_pubkey(void *ud, struct http_request *req, const ProtobufCM
     return -ENOMEM;
   kms__public_key_response__init(m);
   m->timestamp = ts;
-  if ((r = set_bytes(&m->public_key, pub, 32)) < 0 || (r = set_bytes(&m->signature, sig, 65)) < 0 ||
-      (r = set_bytes(&m->signature_v1, sig1, 65)) < 0) {
+  if ((r = prpc_bytes_set(&m->public_key, pub, 32)) < 0 || (r = prpc_bytes_set(&m->signature, sig, 65)) < 0 ||
+      (r = prpc_bytes_set(&m->signature_v1, sig1, 65)) < 0) {
     kms_reply_free(&m->base, NULL);
     return r;
   }
@@ -319,7 +306,7 @@ static int m_get_meta(void *ud, struct http_request *req, const ProtobufCMessage
   m->is_dev = k->cfg->dev;
   int r;
   if ((r = set_string(&m->ca_cert, (const char *)k->keys.ca_cert_pem.data)) < 0 ||
-      (r = set_bytes(&m->k256_pubkey, k->keys.k256_pub, 33)) < 0 ||
+      (r = prpc_bytes_set(&m->k256_pubkey, k->keys.k256_pub, 33)) < 0 ||
       (r = set_string(&m->gateway_app_id, k->cfg->gateway_app_id)) < 0) {
     kms_reply_free(&m->base, NULL);
     return r;
@@ -372,7 +359,7 @@ static int build_kms_keys(struct kms *k, Kms__KmsKeyResponse **ret) {
   m->keys[0] = kk;
   m->n_keys = 1;
   if ((r = set_string(&kk->ca_key, (const char *)ca_key.data)) < 0 ||
-      (r = set_bytes(&kk->k256_key, k->keys.k256, 32)) < 0 ||
+      (r = prpc_bytes_set(&kk->k256_key, k->keys.k256, 32)) < 0 ||
       (r = set_string(&kk->ca_cert, (const char *)k->keys.ca_cert_pem.data)) < 0 ||
       (r = set_string(&m->temp_ca_key, (const char *)k->keys.tmp_ca_key_pem.data)) < 0 ||
       (r = set_string(&m->temp_ca_cert, (const char *)k->keys.tmp_ca_cert_pem.data)) < 0)

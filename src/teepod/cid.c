@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/str.h"
+#include "teepod_proc.h"
+
 int teepod_cidpool_init(struct teepod_cidpool *p, uint32_t start, uint32_t size) {
   memset(p, 0, sizeof(*p));
   if (size == 0 || (uint64_t)start + size > UINT32_MAX)
@@ -63,8 +66,6 @@ size_t teepod_cidpool_n_used(const struct teepod_cidpool *p) {
 
 bool teepod_cid_used_by_other_qemu(uint32_t cid, void *ud) {
   (void)ud;
-  char needle[48];
-  int nl = snprintf(needle, sizeof(needle), "guest-cid=%u", cid);
   DIR *d = opendir("/proc");
   if (!d)
     return false;
@@ -72,26 +73,12 @@ bool teepod_cid_used_by_other_qemu(uint32_t cid, void *ud) {
   bool found = false;
   unsigned scanned = 0;
   while (!found && (e = readdir(d)) && scanned < 65536) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+    uint32_t pid, other;
+    if (str_to_u32(e->d_name, &pid) < 0 || pid == 0)
       continue;
     scanned++;
-    char path[300], buf[8192];
-    snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    /* arguments are NUL-separated: look for the exact option value inside one argument */
-    for (ssize_t i = 0; i + nl <= n; i++) {
-      if (memcmp(buf + i, needle, (size_t)nl) == 0 &&
-          (i + nl == n || buf[i + nl] == 0 || buf[i + nl] == ',')) {
-        found = true;
-        break;
-      }
-    }
+    /* the same reading of a command line as for an adopted QEMU */
+    found = teepod_proc_cid((pid_t)pid, &other) == 0 && other == cid;
   }
   closedir(d);
   return found;

@@ -164,17 +164,6 @@ static void on_client_gone(void *ud) {
   ((struct job *)ud)->req = NULL;
 }
 
-static int set_bytes(ProtobufCBinaryData *d, const uint8_t *p, size_t n) {
-  if (!n)
-    return 0;
-  d->data = malloc(n);
-  if (!d->data)
-    return -ENOMEM;
-  memcpy(d->data, p, n);
-  d->len = n;
-  return 0;
-}
-
 static void done(void *ud, int result) {
   struct job *j = ud;
   struct http_request *req = j->req;
@@ -193,9 +182,9 @@ static void done(void *ud, int result) {
   vmm__public_key_response__init(&m);
   m.timestamp = j->timestamp;
   int r;
-  if ((r = set_bytes(&m.public_key, j->pub, 32)) < 0 ||
-      (r = set_bytes(&m.signature, j->sig, j->sig_len)) < 0 ||
-      (r = set_bytes(&m.signature_v1, j->sig_v1, j->sig_v1_len)) < 0) {
+  if ((r = prpc_bytes_set(&m.public_key, j->pub, 32)) < 0 ||
+      (r = prpc_bytes_set(&m.signature, j->sig, j->sig_len)) < 0 ||
+      (r = prpc_bytes_set(&m.signature_v1, j->sig_v1, j->sig_v1_len)) < 0) {
     prpc_reply_error(req, j->json, 500, "out of memory");
     goto out;
   }

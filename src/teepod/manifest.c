@@ -28,19 +28,6 @@ void teepod_manifest_free(struct teepod_manifest *m) {
   memset(m, 0, sizeof(*m));
 }
 
-static int strv_copy(char **in, char ***ret) {
-  *ret = NULL;
-  for (size_t i = 0; in && in[i]; i++) {
-    int r = strv_push_dup(ret, in[i]);
-    if (r < 0) {
-      strv_free(*ret);
-      *ret = NULL;
-      return r;
-    }
-  }
-  return 0;
-}
-
 int teepod_manifest_copy(const struct teepod_manifest *m, struct teepod_manifest *ret) {
   *ret = *m;
   ret->image = NULL;
@@ -123,18 +110,6 @@ int teepod_manifest_to_json(const struct teepod_manifest *m, struct buf *out) {
   return json_dump_buf(j, JSON_INDENT(2), out);
 }
 
-static int why_set(char **why, int r, const char *fmt, ...) _printf_(3, 4);
-static int why_set(char **why, int r, const char *fmt, ...) {
-  if (why && !*why) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(why, fmt, ap) < 0)
-      *why = NULL;
-    va_end(ap);
-  }
-  return r;
-}
-
 static int get_urls(const json_t *j, const char *key, char ***ret, char **why) {
   json_t *a = json_object_get(j, key), *e;
   size_t i;
@@ -142,10 +117,10 @@ static int get_urls(const json_t *j, const char *key, char ***ret, char **why) {
   if (!a || json_is_null(a))
     return 0;
   if (!json_is_array(a) || json_array_size(a) > TEEPOD_MAX_URLS)
-    return why_set(why, -EINVAL, "%s: expected at most %d URLs", key, TEEPOD_MAX_URLS);
+    return str_reason(why, -EINVAL, "%s: expected at most %d URLs", key, TEEPOD_MAX_URLS);
   json_array_foreach(a, i, e) {
     if (!json_is_string(e) || strlen(json_string_value(e)) > 2048)
-      return why_set(why, -EINVAL, "%s[%zu]: expected a URL", key, i);
+      return str_reason(why, -EINVAL, "%s[%zu]: expected a URL", key, i);
     int r = strv_push_dup(ret, json_string_value(e));
     if (r < 0)
       return r;
@@ -164,42 +139,42 @@ static int manifest_parse(const char *text, size_t len, struct teepod_manifest *
   int r;
   memset(ret, 0, sizeof(*ret));
   if ((r = json_parse_buf(text, len, MANIFEST_MAX, &j)) < 0 || !json_is_object(j))
-    return why_set(why, r < 0 ? r : -EINVAL, "not a JSON object");
+    return str_reason(why, r < 0 ? r : -EINVAL, "not a JSON object");
   if (json_get_str(j, "id", &s) < 0 || !teepod_id_valid(s))
-    return why_set(why, -EINVAL, "id: not a VM id");
+    return str_reason(why, -EINVAL, "id: not a VM id");
   memcpy(ret->id, s, 37);
   if (json_get_str(j, "name", &s) < 0 || !teepod_name_valid(s))
-    return why_set(why, -EINVAL, "name: not a VM name");
+    return str_reason(why, -EINVAL, "name: not a VM name");
   snprintf(ret->name, sizeof(ret->name), "%s", s);
   if (json_get_str(j, "app_id", &s) < 0 || !all_hex(s, 40))
-    return why_set(why, -EINVAL, "app_id: expected 40 lowercase hex digits");
+    return str_reason(why, -EINVAL, "app_id: expected 40 lowercase hex digits");
   memcpy(ret->app_id, s, 41);
   if (json_get_u32(j, "vcpu", &ret->vcpu) < 0 || ret->vcpu == 0 ||
       json_get_u32(j, "memory", &ret->memory) < 0 || ret->memory == 0 ||
       json_get_u32(j, "disk_size", &ret->disk_size) < 0)
-    return why_set(why, -EINVAL, "vcpu, memory, disk_size: expected positive integers");
+    return str_reason(why, -EINVAL, "vcpu, memory, disk_size: expected positive integers");
   if (json_get_str(j, "image", &s) < 0 || !*s || strchr(s, '/') || str_eq(s, "..") ||
       str_eq(s, "."))
-    return why_set(why, -EINVAL, "image: not an image name");
+    return str_reason(why, -EINVAL, "image: not an image name");
   if (!(ret->image = strdup(s)))
     return -ENOMEM;
   if (json_get_u64(j, "created_at_ms", &ret->created_at_ms) < 0)
-    return why_set(why, -EINVAL, "created_at_ms: expected an integer");
+    return str_reason(why, -EINVAL, "created_at_ms: expected an integer");
   json_t *ports = json_object_get(j, "port_map"), *p;
   size_t i;
   if (ports && json_is_array(ports)) {
     if (json_array_size(ports) > TEEPOD_MAX_PORTS)
-      return why_set(why, -EINVAL, "port_map: more than %d entries", TEEPOD_MAX_PORTS);
+      return str_reason(why, -EINVAL, "port_map: more than %d entries", TEEPOD_MAX_PORTS);
     json_array_foreach(ports, i, p) {
       struct teepod_port *pp = &ret->ports[ret->n_ports];
       const char *proto, *addr;
       if (json_get_str(p, "protocol", &proto) < 0 || (!str_eq(proto, "tcp") && !str_eq(proto, "udp")) ||
           json_get_str(p, "host_address", &addr) < 0 || strlen(addr) >= sizeof(pp->host_address) ||
           json_get_u32(p, "host_port", &u) < 0 || u == 0 || u > 65535)
-        return why_set(why, -EINVAL, "port_map[%zu]: bad entry", i);
+        return str_reason(why, -EINVAL, "port_map[%zu]: bad entry", i);
       pp->host_port = (uint16_t)u;
       if (json_get_u32(p, "vm_port", &u) < 0 || u == 0 || u > 65535)
-        return why_set(why, -EINVAL, "port_map[%zu]: bad vm_port", i);
+        return str_reason(why, -EINVAL, "port_map[%zu]: bad vm_port", i);
       pp->vm_port = (uint16_t)u;
       pp->udp = str_eq(proto, "udp");
       snprintf(pp->host_address, sizeof(pp->host_address), "%s", addr);
@@ -207,7 +182,7 @@ static int manifest_parse(const char *text, size_t len, struct teepod_manifest *
     }
   } else if (ports && !json_is_object(ports) && !json_is_null(ports)) {
     /* the seed wrote an empty object */
-    return why_set(why, -EINVAL, "port_map: expected an array");
+    return str_reason(why, -EINVAL, "port_map: expected an array");
   }
   if ((r = get_urls(j, "kms_urls", &ret->kms_urls, why)) < 0 ||
       (r = get_urls(j, "gateway_urls", &ret->gateway_urls, why)) < 0)
@@ -252,7 +227,7 @@ int teepod_manifest_load(const char *vm_dir, struct teepod_manifest *ret, char *
   if ((r = vm_file(vm_dir, MANIFEST_FILE, &p)) < 0)
     return r;
   if ((r = file_read_capped(p, MANIFEST_MAX, false, &b)) < 0)
-    return why_set(why, r, "%s: %s", MANIFEST_FILE, strerror(-r));
+    return str_reason(why, r, "%s: %s", MANIFEST_FILE, strerror(-r));
   return teepod_manifest_parse((const char *)b.data, b.len, ret, why);
 }
 

@@ -38,10 +38,14 @@ static void spawn_attr_defaults(posix_spawnattr_t *a, short extra) {
   posix_spawnattr_setflags(a, (short)(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | extra));
 }
 
-static uint64_t mono_ms(void) {
+uint64_t teepod_mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ms(void) {
+  return teepod_mono_ns() / 1000000;
 }
 
 int teepod_run_tool(char *const argv[], unsigned timeout_s, char *err, size_t errlen) {

@@ -19,9 +19,7 @@
 #define QMP_LINE_MAX ((size_t)64 * 1024)
 
 static long long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (long long)(teepod_mono_ns() / 1000000);
 }
 
 struct qmp {

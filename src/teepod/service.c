@@ -185,18 +185,6 @@ static int check_ports(struct teepod *tp, const struct teepod_vm *skip, Vmm__Por
   return 0;
 }
 
-/* Text the API hands back later (Status) must be valid UTF-8 (JSON cannot carry anything else). */
-static bool utf8_ok(const char *s) {
-  size_t n = strlen(s);
-  for (size_t i = 0; i < n;) {
-    size_t k = str_utf8_seq_len(s + i, n - i);
-    if (!k)
-      return false;
-    i += k;
-  }
-  return true;
-}
-
 static int check_urls(const char *what, char **urls, size_t n, char **ret_error) {
   if (n > TEEPOD_MAX_URLS)
     return prpc_error(ret_error, -EINVAL, "%s: at most %d URLs", what, TEEPOD_MAX_URLS);
@@ -435,7 +423,7 @@ static int create_vm(struct teepod *tp, const Vmm__VmConfiguration *in, char **r
     return prpc_error(ret_error, -EINVAL, "encrypted_env is over %zu KiB", ENV_MAX / 1024);
   if (in->user_config && strlen(in->user_config) > USER_CONFIG_MAX)
     return prpc_error(ret_error, -EINVAL, "user_config is over %zu KiB", USER_CONFIG_MAX / 1024);
-  if (in->user_config && !utf8_ok(in->user_config))
+  if (in->user_config && !str_utf8_valid(in->user_config, strlen(in->user_config)))
     return prpc_error(ret_error, -EINVAL, "user_config is not UTF-8 text");
   if ((r = check_urls("kms_urls", in->kms_urls, in->n_kms_urls, ret_error)) < 0 ||
       (r = check_urls("gateway_urls", in->gateway_urls, in->n_gateway_urls, ret_error)) < 0)
@@ -653,7 +641,7 @@ static int update_vm(struct teepod *tp, const Vmm__UpdateVmRequest *in, char **r
     r = prpc_error(ret_error, -EINVAL, "encrypted_env is over %zu KiB", ENV_MAX / 1024);
     goto out;
   }
-  if (in->user_config && (strlen(in->user_config) > USER_CONFIG_MAX || !utf8_ok(in->user_config))) {
+  if (in->user_config && (strlen(in->user_config) > USER_CONFIG_MAX || !str_utf8_valid(in->user_config, strlen(in->user_config)))) {
     r = prpc_error(ret_error, -EINVAL, "user_config must be UTF-8 text of at most %zu KiB",
                    USER_CONFIG_MAX / 1024);
     goto out;

@@ -24,6 +24,9 @@ int teepod_spawn_detached(char *const argv[], const char *dir, pid_t *ret_pid, i
  * there is no such process. */
 int teepod_adopt(const char *dir, pid_t *ret_pid, int *ret_pidfd);
 
+/* CLOCK_MONOTONIC in nanoseconds (deadlines, rate limits). */
+uint64_t teepod_mono_ns(void);
+
 /* The vsock CID on pid's command line (guest-cid=N), -ENOENT when it has none. */
 int teepod_proc_cid(pid_t pid, uint32_t *ret);
 

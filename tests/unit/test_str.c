@@ -289,13 +289,43 @@ static void test_utf8(void **state) {
   assert_int_equal(str_utf8_sanitize(NULL, 1, &out, NULL), -EINVAL);
 }
 
+static void test_reason_valid_copy(void **state) {
+  (void)state;
+  char *why = NULL;
+  assert_int_equal(str_reason(&why, -EINVAL, "bad %s", "x"), -EINVAL);
+  assert_string_equal(why, "bad x");
+  /* the first reason stays */
+  assert_int_equal(str_reason(&why, -ENOENT, "later"), -ENOENT);
+  assert_string_equal(why, "bad x");
+  free(why);
+  assert_int_equal(str_reason(NULL, -EIO, "nowhere"), -EIO);
+
+  assert_true(str_utf8_valid("", 0));
+  assert_true(str_utf8_valid("h\xc3\xa9", 3));
+  assert_false(str_utf8_valid("h\xc3", 2));          /* cut sequence */
+  assert_false(str_utf8_valid("\xed\xa0\x80", 3));  /* surrogate */
+  assert_false(str_utf8_valid("\xc0\xaf", 2));       /* overlong */
+
+  char **l = NULL, **c = NULL;
+  assert_int_equal(strv_copy(NULL, &c), 0);
+  assert_null(c);
+  assert_int_equal(strv_push_dup(&l, "a"), 0);
+  assert_int_equal(strv_push_dup(&l, "b"), 0);
+  assert_int_equal(strv_copy(l, &c), 0);
+  assert_int_equal(strv_length(c), 2);
+  assert_string_equal(c[1], "b");
+  assert_ptr_not_equal(c[0], l[0]);
+  strv_free(l);
+  strv_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_prefix_suffix), cmocka_unit_test(test_u64),
       cmocka_unit_test(test_u64_base),      cmocka_unit_test(test_narrow_and_signed),
       cmocka_unit_test(test_bool_size),     cmocka_unit_test(test_strip),
       cmocka_unit_test(test_strv),          cmocka_unit_test(test_pct_decode),
-      cmocka_unit_test(test_utf8),
+      cmocka_unit_test(test_utf8),          cmocka_unit_test(test_reason_valid_copy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
