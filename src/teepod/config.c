@@ -37,6 +37,7 @@ static const struct conftab_opt opts[] = {
     CONFTAB_STRV(CFG, "cvm", "gateway_urls", gateway_urls, ""),
     CONFTAB_STR(CFG, "cvm", "pccs_url", pccs_url, ""),
     CONFTAB_STR(CFG, "cvm", "docker_registry", docker_registry, ""),
+    CONFTAB_HEXV(CFG, "cvm", "kms_pubkeys", kms_pubkeys, "", 33),
     CONFTAB_STR(CFG, "cvm", "ca_cert", ca_cert, ""),
     CONFTAB_STR(CFG, "cvm", "tmp_ca_cert", tmp_ca_cert, ""),
     CONFTAB_STR(CFG, "cvm", "tmp_ca_key", tmp_ca_key, ""),

@@ -68,6 +68,7 @@ int teepod_envkey_check(const uint8_t *app_id, size_t app_id_len, const uint8_t 
 
 struct job {
   struct http_request *req; /* NULL once the client went away */
+  char **pins;              /* hex root keys from the config; NULL: the KMS's own claim */
   bool json;
   uint8_t app_id[64];
   size_t app_id_len;
@@ -81,6 +82,7 @@ struct job {
 
 static void job_free(struct job *j) {
   strv_free(j->urls);
+  strv_free(j->pins);
   free(j);
 }
 
@@ -141,6 +143,18 @@ static int work(void *ud) {
         get_hex(meta, "k256_pubkey", k256, 33, &n) < 0 || n != 33) {
       r = str_err(j->why, sizeof(j->why), -EBADMSG, "KMS %s: malformed public key", *u);
       continue;
+    }
+    /* the KMS's own claim about its root key comes over TLS nobody verified: with pins it
+     * must be one of them */
+    if (j->pins) {
+      _cleanup_free_ char *kh = hex_encode_alloc(k256, 33);
+      if (!kh)
+        return -ENOMEM;
+      if (!strv_contains(j->pins, kh)) {
+        r = str_err(j->why, sizeof(j->why), -EPERM,
+                    "KMS %s: its root key is not one of [cvm] kms_pubkeys", *u);
+        continue;
+      }
     }
     if (get_hex(rep, "signature", j->sig, 65, &j->sig_len) < 0)
       j->sig_len = 0;
@@ -255,12 +269,13 @@ void teepod_envkey_handle(struct teepod *tp, struct offload *off, struct http_re
   memcpy(j->app_id, a->app_id.data, a->app_id.len);
   j->app_id_len = a->app_id.len;
   prpc_message_free(in);
-  for (char **u = tp->cfg->kms_urls; u && *u; u++)
-    if (strv_push_dup(&j->urls, *u) < 0) {
-      job_free(j);
-      prpc_reply_error(req, json, 500, "out of memory");
-      return;
-    }
+  if ((tp->cfg->kms_pubkeys && tp->cfg->kms_pubkeys[0] &&
+       strv_copy(tp->cfg->kms_pubkeys, &j->pins) < 0) ||
+      strv_copy(tp->cfg->kms_urls, &j->urls) < 0) {
+    job_free(j);
+    prpc_reply_error(req, json, 500, "out of memory");
+    return;
+  }
   http_request_on_close(req, on_client_gone, j);
   if ((r = offload_submit(off, work, done, j)) < 0) {
     http_request_on_close(req, NULL, NULL);

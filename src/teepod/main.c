@@ -105,6 +105,9 @@ int main(int argc, char **argv) {
              teepod_backend_name(tp->backend), cfg.sim_dir);
   else
     log_info("teepod running TDX VMs with %s", tp->qemu);
+  if (cfg.kms_urls && cfg.kms_urls[0] && !(cfg.kms_pubkeys && cfg.kms_pubkeys[0]))
+    log_warn("[cvm] kms_pubkeys is empty: GetAppEnvEncryptPubKey replies are checked only "
+             "against the root key the KMS itself names; clients must compare the signer");
   ret = daemon_run("teepod", base);
 out:
   teepod_server_free(srv);

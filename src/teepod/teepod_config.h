@@ -13,7 +13,9 @@
  *                 ca_cert, tmp_ca_cert, tmp_ca_key (seed-era guest files), max_disk_size (GB),
  *                 cid_start, cid_pool_size, max_allocable_vcpu, max_allocable_memory_in_mb
  *                 (0 = what the host has), shutdown_timeout (s before a graceful stop kills),
- *                 qmp_timeout, max_vms
+ *                 qmp_timeout, max_vms, kms_pubkeys (the KMS root k256 keys env public keys
+ *                 must be signed by; empty: the KMS's own GetMeta answer, which only shows
+ *                 that the reply is self-consistent)
  * [cvm.port_mapping]  enabled, address, range ("tcp:1024-65535" entries)
  * [cvm.auto_restart]  enabled, interval (s, first back-off), max_backoff (s), max_retries
  * [cvm.log]           max_bytes, max_backups (serial log rotation)
@@ -56,6 +58,7 @@ struct teepod_config {
   char **gateway_urls;
   char *pccs_url;
   char *docker_registry;
+  char **kms_pubkeys;         /* hex compressed secp256k1 keys the KMS root key must be one of */
   char *ca_cert;
   char *tmp_ca_cert;
   char *tmp_ca_key;

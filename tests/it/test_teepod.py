@@ -461,6 +461,24 @@ def test_env_pubkey_from_kms_checked_like_the_sdk(tmp_path, image):
         with pytest.raises(RpcError) as e:
             t.rpc("GetAppEnvEncryptPubKey", {"app_id": ""})
         assert "app_id must be" in e.value.message
+        assert "kms_pubkeys is empty" in t.stderr()
+        t.close()
+        # pinned root keys: the KMS's own must be among them
+        root = meta["k256_pubkey"].removeprefix("0x")
+        for pins, ok in ((["02" + "11" * 32], False), (["02" + "11" * 32, root], True)):
+            tp = Teepod(tmp_path / f"tp-{ok}", image,
+                        extra=f'[cvm]\nkms_urls = ["{kms.url}"]\nkms_pubkeys = {json.dumps(pins)}\n')
+            tp.start()
+            try:
+                if ok:
+                    assert tp.rpc("GetAppEnvEncryptPubKey", {"app_id": app})["public_key"] == \
+                        r["public_key"]
+                else:
+                    with pytest.raises(RpcError) as e:
+                        tp.rpc("GetAppEnvEncryptPubKey", {"app_id": app})
+                    assert "not one of [cvm] kms_pubkeys" in e.value.message
+            finally:
+                tp.close()
     finally:
         t.close()
         kms.stop(check=False)
