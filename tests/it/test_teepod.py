@@ -107,8 +107,11 @@ def test_logs(booted):
     assert st == 200 and b"test-guest: progress: done" in body
     st, body = t.http("GET", f"/logs?id={vm}&lines=2")
     assert st == 200 and body.count(b"\n") == 2
-    st, body = t.http("GET", f"/logs?id={vm}&ch=stderr")
-    assert st == 200
+    # QEMU's own output (stdout and stderr share qemu.out)
+    with open(t.run_dir / vm / "qemu.out", "ab") as f:
+        f.write(b"qemu-said-this\n")
+    st, body = t.http("GET", f"/logs?id={vm}&ch=stderr&lines=1")
+    assert st == 200 and body == b"qemu-said-this\n"
     assert t.http("GET", "/logs?id=nope")[0] == 404
     assert t.http("GET", f"/logs?id={vm}&ch=bogus")[0] == 400
     assert t.http("GET", f"/logs?id={vm}&lines=x")[0] == 400
@@ -614,3 +617,25 @@ def test_logs_longer_than_a_mebibyte_come_whole(teepod):
     (t.run_dir / vm / "serial.log").write_bytes(data)
     st, body = t.http("GET", f"/logs?id={vm}")
     assert st == 200 and body == data
+
+
+def test_reload_vms_picks_up_new_folders(tmp_path, image):
+    # a VM made by another teepod, its folder moved into this one's run_path
+    a = Teepod(tmp_path / "a", image)
+    a.start()
+    try:
+        vm = a.create("moved", stopped=True)
+    finally:
+        a.close()
+    b = Teepod(tmp_path / "b", image)
+    b.start()
+    try:
+        assert b.rpc("Status")["total"] == 0
+        (a.run_dir / vm).rename(b.run_dir / vm)
+        r = b.rpc("ReloadVms")
+        assert r["loaded"] == 1
+        info = b.info(vm)
+        assert info["name"] == "moved" and info["status"] == "stopped"
+        assert b.rpc("ReloadVms")["loaded"] == 0
+    finally:
+        b.close()
