@@ -168,11 +168,11 @@ fail:
 
 /* path (dir-joined, as parse made it) must name a regular file whose real path lies inside
  * real_dir. key and the name relative to the folder are for the message. */
-static int check_file(const char *real_dir, const char *dir, const char *key, const char *path,
+static int check_file(const char *real_dir, const char *dir, const char *key, char **path,
                       char **why) {
-  const char *rel = path + strlen(dir) + 1;
+  const char *rel = *path + strlen(dir) + 1;
   const char *shown = str_is_printable_ascii(rel) ? rel : "(unprintable)";
-  _cleanup_free_ char *real = realpath(path, NULL);
+  _cleanup_free_ char *real = realpath(*path, NULL);
   struct stat st;
 
   if (!real) {
@@ -182,9 +182,7 @@ static int check_file(const char *real_dir, const char *dir, const char *key, co
     return str_reason(why, -e, "metadata.json: %s \"%s\": %s", key, shown, strerror(e));
   }
   size_t n = strlen(real_dir);
-  /* real_dir "/" (the image folder is the root) holds everything. */
-  bool inside = n == 1 ? real[0] == '/'
-                       : strncmp(real, real_dir, n) == 0 && real[n] == '/';
+  bool inside = strncmp(real, real_dir, n) == 0 && real[n] == '/';
   if (!inside)
     return str_reason(why, -EPERM, "metadata.json: %s \"%s\" resolves outside the image folder", key,
                    shown);
@@ -192,6 +190,10 @@ static int check_file(const char *real_dir, const char *dir, const char *key, co
     return str_reason(why, -errno, "metadata.json: %s \"%s\": %s", key, shown, strerror(errno));
   if (!S_ISREG(st.st_mode))
     return str_reason(why, -EINVAL, "metadata.json: %s \"%s\" is not a regular file", key, shown);
+  /* what was checked is what is used: the resolved path, so a symlink changed afterwards
+   * cannot point the boot or the measurement elsewhere */
+  free(*path);
+  *path = TAKE_PTR(real);
   return 0;
 }
 
@@ -217,6 +219,9 @@ int image_meta_load(const char *dir, struct image_meta *ret, char **ret_why) {
 
   if (!(real_dir = realpath(d, NULL)))
     return str_reason(ret_why, -errno, "image folder %s: %s", d, strerror(errno));
+  if (str_eq(real_dir, "/"))
+    return str_reason(ret_why, -EINVAL, "image folder: \"%s\" is the root, not an image folder",
+                      d);
   if (!(path = str_printf("%s/metadata.json", d)))
     return -ENOMEM;
   r = file_read_capped(path, IMAGE_META_MAX_JSON, false, &text);
@@ -230,13 +235,13 @@ int image_meta_load(const char *dir, struct image_meta *ret, char **ret_why) {
 
   const struct {
     const char *key;
-    const char *path;
+    char **path;
   } files[] = {
-    {"kernel", m.kernel}, {"initrd", m.initrd}, {"rootfs", m.rootfs},
-    {"hda", m.hda},       {"bios", m.bios},
+    {"kernel", &m.kernel}, {"initrd", &m.initrd}, {"rootfs", &m.rootfs},
+    {"hda", &m.hda},       {"bios", &m.bios},
   };
   for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-    if (!files[i].path)
+    if (!*files[i].path)
       continue;
     if ((r = check_file(real_dir, d, files[i].key, files[i].path, ret_why)) < 0) {
       log_debug("image %s: %s is not usable: %s", d, files[i].key, strerror(-r));

@@ -12,7 +12,8 @@
 struct image_meta {
   char *dir;        /* the image folder as given (no trailing '/') */
   char *name;       /* its last path component */
-  char *kernel, *initrd;                 /* dir-joined paths, required */
+  char *kernel, *initrd;                 /* required; after image_meta_load the resolved
+                                          * absolute paths that were checked */
   char *rootfs, *hda, *bios;             /* NULL when absent */
   char *cmdline;                         /* "" when absent */
   char *rootfs_hash, *version;           /* NULL when absent */

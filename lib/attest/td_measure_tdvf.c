@@ -27,6 +27,7 @@
 #define TDVF_ATTR_PAGE_AUG 0x2u
 #define TDVF_MAX_SECTIONS 64u
 #define TDVF_MAX_PAGES ((uint64_t)1 << 20) /* 4 GiB of pages replayed at most */
+#define TDVF_EXTEND_SLACK ((uint64_t)64 * TDVF_PAGE) /* MR.EXTEND memory past the file size */
 #define TDVF_BYTES_AFTER_FOOTER 32u
 #define GUID_ENTRY_TAIL 18u /* u16 length + GUID */
 
@@ -85,7 +86,7 @@ static int tdvf_sections(const uint8_t *fw, size_t len, size_t desc, struct tdvf
     log_debug("tdvf: version %u with %u sections", version, n);
     return -EBADMSG;
   }
-  uint64_t pages = 0;
+  uint64_t pages = 0, extended = 0;
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t *p = fw + desc + 16 + (size_t)i * 32;
     struct tdvf_section s = {
@@ -97,6 +98,16 @@ static int tdvf_sections(const uint8_t *fw, size_t len, size_t desc, struct tdvf
         (uint64_t)s.data_offset + s.raw_size > len || s.address + s.mem_size < s.address) {
       log_debug("tdvf: section %u is malformed", i);
       return -EBADMSG;
+    }
+    /* extended pages hash their whole content; in TDVF they come from the file (BFV, CFV):
+     * their total may not exceed the file's size (plus rounding), so a tiny firmware cannot
+     * ask for gigabytes of hashing */
+    if (s.attributes & TDVF_ATTR_MR_EXTEND) {
+      extended += s.mem_size;
+      if (extended > (uint64_t)len + TDVF_EXTEND_SLACK) {
+        log_debug("tdvf: sections extend more memory than the firmware holds");
+        return -EBADMSG;
+      }
     }
     pages += s.mem_size / TDVF_PAGE;
     if (pages > TDVF_MAX_PAGES)

@@ -326,6 +326,7 @@ static void test_tdvf_malformed(void **state) {
     {0x110, 4, FW_SIZE - 0x800},         /* raw data past the end */
     {0x160, 8, (uint64_t)1 << 40},       /* too many pages */
     {0x118, 8, 0xfffffffffffff000},      /* address wraps */
+    {0x120, 8, 0x4000000},               /* extends 64 MiB from a small file */
   };
   for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
     fw_build(fw);
