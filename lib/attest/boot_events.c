@@ -27,6 +27,8 @@ static const struct reserved {
     {"compose-hash", P_BOOT_ONCE},
     {"instance-id", P_BOOT_ONCE},
     {"rootfs-hash", P_BOOT_ONCE},
+    {"sys-config", P_BOOT_ONCE},      /* tboot: the KMS, gateway, PCCS and registry it was given */
+    {"storage-options", P_BOOT_ONCE}, /* tboot: how the data disk is encrypted and mounted */
     {"init-script-hash", P_BOOT_MANY},
     {"gpu-attestation", P_BOOT_MANY},
     {"gpu-policy-hash", P_BOOT_MANY},

@@ -38,6 +38,9 @@ struct http_client_opts {
   const char *client_cert_file; /* PEM; mTLS */
   const char *client_key_file;  /* PEM; mTLS (path only, the key never passes through memory here) */
   bool insecure_skip_verify;
+  /* The peer's chain is verified against ca_file, but not its name: for a peer whose identity
+   * is the private CA itself (a KMS reached by address, whose CA key the caller pinned). */
+  bool ca_pins_peer;
   const char *unix_socket;
   const char *const *headers; /* "Name: value", NULL-terminated */
   bool follow_redirects;

@@ -168,6 +168,27 @@ int appkeys_parse_json(const char *text, size_t len, struct appkeys *ret, char *
       goto out;
     }
     r = 0;
+    if (!json_object_get(j, "k256_key"))
+      goto out;
+    /* Our KMS's reply carries both eras: the app CA above and the newest keys below (tboot
+     * hands it to tappd as it came). */
+    if ((r = get_k256(j, k, err, errlen)) < 0)
+      goto out;
+    if (opt_hex(j, "k256_signature", &k->k256_signature) < 0 ||
+        opt_hex(j, "env_crypt_key", &k->env_crypt_key) < 0) {
+      r = fail(err, errlen, "k256_signature / env_crypt_key: expected hex");
+      goto out;
+    }
+    if ((r = opt_strdup(j, "gateway_app_id", &k->gateway_app_id)) < 0 ||
+        (!k->gateway_app_id && (r = opt_strdup(j, "tproxy_app_id", &k->gateway_app_id)) < 0)) {
+      r = fail(err, errlen, "gateway_app_id: expected a string");
+      goto out;
+    }
+    if (!(k->key_provider = strdup("kms"))) {
+      r = -ENOMEM;
+      goto out;
+    }
+    r = 0;
     goto out;
   }
 

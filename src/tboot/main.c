@@ -1,11 +1,96 @@
-/* tboot's entry point. */
+/* tboot's entry point: the boot steps in order (tboot.h), then PID 1's duties. A step that
+ * fails has reported its error to the console and to teepod; tboot then stays up without
+ * starting the app, so the error stays visible and the power button still works. */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "attest/hostch_client.h"
+#include "attest/tee.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "base/str.h"
 #include "tboot.h"
+
+static bool tdx_present(void) {
+  return access("/dev/tdx_guest", F_OK) == 0 || access("/sys/kernel/config/tsm/report", F_OK) == 0;
+}
+
+/* The host channel's Info; with no TDX device, platform "sim" means teepod plays the TDX module
+ * (a simulator: no production verifier accepts its quotes). */
+static int tee_choose(struct tboot *t) {
+  json_t *info = NULL;
+  char *err = NULL;
+  const char *platform = "";
+  if (hostch_call("Info", NULL, 5000, &info, &err) == 0) {
+    t->have_host = true;
+    json_get_str(info, "platform", &platform);
+    log_info("host channel up (platform %s)", platform ? platform : "?");
+  } else {
+    log_warn("no host channel: progress is shown on the console only");
+  }
+  free(err);
+  int r;
+  if (tdx_present())
+    t->tee_name = "tdx";
+  else if (t->have_host && platform && str_eq(platform, "sim"))
+    t->tee_name = "hostch";
+  json_decref(info);
+  if (!t->tee_name)
+    return tboot_fail(t, -ENODEV, "no TEE: no TDX device, and the host does not simulate one");
+  if ((r = tee_open(t->tee_name, &t->tee)) < 0)
+    return tboot_fail(t, r, "opening the TEE (%s)", t->tee_name);
+  return 0;
+}
+
+static int boot(struct tboot *t) {
+  int r;
+  tboot_progress(t, "tboot %s starting", TBOOT_VERSION);
+  if ((r = tboot_config_load(t)) < 0)
+    return r;
+  tboot_progress(t, "measuring the app");
+  if ((r = tboot_measure_boot(t)) < 0)
+    return r;
+  if (t->app.kms_enabled && (r = tboot_keys_fetch(t)) < 0)
+    return r;
+  if ((r = tboot_measure_keys(t)) < 0)
+    return r;
+  if ((r = tboot_disk_setup(t)) < 0)
+    return r;
+  if ((r = tboot_measure(t, "storage-fs", "ext4", 4)) < 0)
+    return r;
+  if (t->app.gateway_enabled)
+    (void)tboot_gateway_setup(t); /* reported; the app starts anyway */
+  /* nothing but the boot can have extended RTMR3 so far: tappd (and its EmitEvent) starts after */
+  if ((r = tboot_measure(t, "system-ready", NULL, 0)) < 0)
+    return r;
+  if ((r = tboot_app_start(t)) < 0)
+    return r;
+  tboot_progress(t, "running");
+  return 0;
+}
 
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
-  printf("tboot %s\n", tboot_version());
-  return 0;
+  bool pid1 = getpid() == 1;
+  log_ident_set("tboot");
+  if (pid1)
+    tboot_pid1_setup();
+  printf("tboot %s\n", TBOOT_VERSION);
+  fflush(stdout);
+  struct tboot t = {.paths = &tboot_default_paths};
+  uint64_t t0 = tboot_now_ms();
+  int r = tee_choose(&t);
+  if (r >= 0)
+    r = boot(&t);
+  if (r >= 0)
+    log_info("boot done in %llu ms", (unsigned long long)(tboot_now_ms() - t0));
+  else
+    log_error("boot stopped; the app was not started. Waiting for shutdown.");
+  tboot_pid1_run(&t, pid1);
+  tboot_free(&t);
+  return r < 0 ? 1 : 0;
 }

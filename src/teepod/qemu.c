@@ -202,7 +202,7 @@ int teepod_qemu_argv(const struct teepod_qemu_spec *s, char ***ret) {
   add(&b, "-drive");
   addf(&b, "file=%s/hda.img,if=none,id=hd0,format=qcow2", dir);
   add(&b, "-device");
-  add(&b, "virtio-blk-pci,drive=hd0");
+  add(&b, "virtio-blk-pci,drive=hd0,serial=dstack-data");
   if (s->rootfs) {
     _cleanup_free_ char *rootfs = esc(&b, s->rootfs);
     add(&b, "-drive");

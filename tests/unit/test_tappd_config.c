@@ -263,6 +263,32 @@ static void test_appkeys_shapes(void **state) {
   free(text);
   json_decref(j);
 
+  /* Our KMS's reply: the seed-era app CA and the newest keys together. */
+  j = json_pack("{s:s,s:s,s:[s],s:s,s:s,s:s,s:s}", "app_key", (const char *)key.data,
+                "disk_crypt_key", "0x1234", "certificate_chain", (const char *)cert.data,
+                "k256_key", K256, "k256_signature", "abcd", "env_crypt_key", "0x00ff",
+                "gateway_app_id", "gw");
+  text = json_dumps(j, 0);
+  assert_int_equal(appkeys_parse_json(text, strlen(text), &k, err, sizeof(err)), 0);
+  assert_int_equal(k.format, APPKEYS_SEED_KMS);
+  assert_true(k.has_k256);
+  assert_non_null(k.ca_key);
+  assert_int_equal(k.k256_signature.len, 2);
+  assert_int_equal(k.env_crypt_key.len, 2);
+  assert_string_equal(k.gateway_app_id, "gw");
+  assert_string_equal(k.key_provider, "kms");
+  appkeys_free(&k);
+  free(text);
+  json_decref(j);
+  /* ... whose newest half is checked as strictly */
+  j = json_pack("{s:s,s:[s],s:s}", "app_key", (const char *)key.data, "certificate_chain",
+                (const char *)cert.data, "k256_key", "zz");
+  text = json_dumps(j, 0);
+  assert_int_equal(appkeys_parse_json(text, strlen(text), &k, err, sizeof(err)), -EBADMSG);
+  appkeys_free(&k);
+  free(text);
+  json_decref(j);
+
   /* Broken inputs. */
   char *bad[16];
   size_t nb = 0;

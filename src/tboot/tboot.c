@@ -1,0 +1,72 @@
+/* tboot's shared state and reporting. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/hostch_client.h"
+#include "attest/tee.h"
+#include "base/log.h"
+#include "sysconfig.h"
+#include "tboot.h"
+
+const struct tboot_paths tboot_default_paths = {
+    .config_serial = "dstack-config",
+    .data_serial = "dstack-data",
+    .shared_mnt = "/dstack/.host-shared",
+    .work = "/run/dstack",
+    .app_dir = "/tapp",
+    .data_mnt = "/data",
+    .data_mapper = "dstack_data",
+};
+
+const char *tboot_version(void) { return TBOOT_VERSION; }
+
+void tboot_progress(struct tboot *t, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  log_info("progress: %s", msg);
+  if (t->have_host)
+    (void)hostch_notify("boot.progress", msg, 5000);
+}
+
+int tboot_fail(struct tboot *t, int r, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (r < 0 && n >= 0 && (size_t)n < sizeof(msg) - 40 && !strstr(msg, strerror(-r)))
+    snprintf(msg + n, sizeof(msg) - (size_t)n, " (%s)", strerror(-r));
+  log_error("%s", msg);
+  if (t->have_host)
+    (void)hostch_notify("boot.error", msg, 5000);
+  return r < 0 ? r : -EIO;
+}
+
+void tboot_free(struct tboot *t) {
+  buf_free(&t->compose);
+  free(t->compose_file);
+  free(t->app_name);
+  for (size_t i = 0; i < t->n_allowed_envs; i++)
+    free(t->allowed_envs[i]);
+  free(t->allowed_envs);
+  free(t->key_provider_id_pin);
+  sysconfig_free(&t->sys);
+  buf_free(&t->sys_payload);
+  buf_free(&t->encrypted_env);
+  buf_free(&t->user_config);
+  json_decref(t->kms_reply);
+  buf_free(&t->disk_key);
+  explicit_bzero(t->env_key, sizeof(t->env_key));
+  free(t->root_ca_pem);
+  free(t->kms_root_pubkey_hex);
+  free(t->kms_url);
+  buf_free(&t->os_image_hash);
+  free(t->wg_ip);
+  if (t->tee)
+    tee_free(t->tee);
+}
