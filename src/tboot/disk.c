@@ -27,8 +27,8 @@
 #include "luks2.h"
 #include "tboot.h"
 
-#define CRYPTSETUP "/usr/sbin/cryptsetup"
-#define MKFS_EXT4 "/usr/sbin/mkfs.ext4"
+#define CRYPTSETUP "/sbin/cryptsetup"
+#define MKFS_EXT4 "/sbin/mkfs.ext4"
 #define FS_PROBE ((size_t)64 * 1024)
 
 static int read_head(const char *dev, size_t n, struct buf *out) {

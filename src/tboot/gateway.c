@@ -27,7 +27,7 @@
 
 #define WG_IFACE "dstack-wg0"
 #define GW_ROUNDS 5
-#define IP_TOOL "/usr/sbin/ip"
+#define IP_TOOL "/sbin/ip"
 #define WG_TOOL "/usr/bin/wg"
 
 static int run(const char *const *argv, char *why, size_t whylen) {

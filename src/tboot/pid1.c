@@ -24,7 +24,7 @@
 #include "base/str.h"
 #include "tboot.h"
 
-#define MODPROBE "/usr/sbin/modprobe"
+#define MODPROBE "/sbin/modprobe"
 #define MAX_INPUTS 8
 
 static void mount_one(const char *src, const char *dst, const char *type, unsigned long flags,
@@ -54,8 +54,8 @@ static int run_quiet(const char *const *argv, int timeout_ms) {
 
 /* eth0 by DHCP (busybox udhcpc with a script of ours); QEMU's user network as a fallback. */
 static void network_up(void) {
-  const char *lo[] = {"/usr/sbin/ip", "link", "set", "lo", "up", NULL};
-  const char *eth[] = {"/usr/sbin/ip", "link", "set", "eth0", "up", NULL};
+  const char *lo[] = {"/sbin/ip", "link", "set", "lo", "up", NULL};
+  const char *eth[] = {"/sbin/ip", "link", "set", "eth0", "up", NULL};
   (void)run_quiet(lo, 10000);
   for (int i = 0; i < 50 && access("/sys/class/net/eth0", F_OK) < 0; i++)
     usleep(100 * 1000);
@@ -68,9 +68,9 @@ static void network_up(void) {
       "# udhcpc hook written by tboot\n"
       "case \"$1\" in\n"
       "bound|renew)\n"
-      "  /usr/sbin/ip addr flush dev \"$interface\"\n"
-      "  /usr/sbin/ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\n"
-      "  for r in $router; do /usr/sbin/ip route replace default via \"$r\" dev \"$interface\"; break; done\n"
+      "  /sbin/ip addr flush dev \"$interface\"\n"
+      "  /sbin/ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\n"
+      "  for r in $router; do /sbin/ip route replace default via \"$r\" dev \"$interface\"; break; done\n"
       "  : > /etc/resolv.conf\n"
       "  for d in $dns; do echo \"nameserver $d\" >> /etc/resolv.conf; done\n"
       "  ;;\n"
@@ -86,8 +86,8 @@ static void network_up(void) {
     }
   }
   log_warn("eth0: no DHCP lease, using QEMU's user network (10.0.2.15/24 via 10.0.2.2)");
-  const char *a[] = {"/usr/sbin/ip", "addr", "add", "10.0.2.15/24", "dev", "eth0", NULL};
-  const char *r[] = {"/usr/sbin/ip", "route", "add", "default", "via", "10.0.2.2", NULL};
+  const char *a[] = {"/sbin/ip", "addr", "add", "10.0.2.15/24", "dev", "eth0", NULL};
+  const char *r[] = {"/sbin/ip", "route", "add", "default", "via", "10.0.2.2", NULL};
   (void)run_quiet(a, 10000);
   (void)run_quiet(r, 10000);
   static const char resolv[] = "nameserver 10.0.2.3\n";
