@@ -285,7 +285,7 @@ static int read_reply(int fd, bool is_socket, int64_t id, int64_t deadline,
   unsigned skipped = 0;
   for (;;) {
     uint8_t *nl;
-    while ((nl = memchr(in.data, '\n', in.len))) {
+    while (in.len && (nl = memchr(in.data, '\n', in.len))) {
       size_t ll = (size_t)(nl - in.data);
       int r = hostch_reply_parse((const char *)in.data, ll, id, ret_result, ret_error);
       if (r != -EAGAIN)
