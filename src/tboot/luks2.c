@@ -182,8 +182,9 @@ static int only_zero(const json_t *root, const char *key, json_t **ret, char *wh
   if (!json_is_object(o))
     return str_err(why, whylen, -EBADMSG, "LUKS2 %s is not an object", key);
   if (json_object_size(o) != 1 || !(*ret = json_object_get(o, "0")))
-    return str_err(why, whylen, -EBADMSG, "LUKS2 %s must hold exactly one entry \"0\" (it holds %zu)",
-                   key, json_object_size(o));
+    return str_err(why, whylen, -EBADMSG,
+                   "LUKS2 %s must hold exactly one entry \"0\" (it holds %zu)", key,
+                   json_object_size(o));
   return 0;
 }
 
