@@ -136,12 +136,15 @@ int hostch_find(const char *sysfs_root, const char *dev_root, char **ret_path) {
 
 /* The lock every user of the port takes; waits at most until deadline. */
 static int lock_take(int64_t deadline, int *ret_fd) {
-  int r = mkdir_p("/run/dstack", 0700);
+  const char *path = getenv(HOSTCH_LOCK_ENV);
+  if (!path || !*path)
+    path = HOSTCH_LOCK;
+  int r = mkdir_parents(path, 0700);
   if (r < 0)
-    return log_debug_errno(r, "creating /run/dstack");
-  int fd = open(HOSTCH_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    return log_debug_errno(r, "creating the directory of %s", path);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
-    return log_debug_errno(-errno, "opening %s", HOSTCH_LOCK);
+    return log_debug_errno(-errno, "opening %s", path);
   while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       r = -errno;
@@ -226,6 +229,13 @@ static int write_all(int fd, bool is_socket, const char *p, size_t n, int64_t de
       return -errno;
     if (k == 0)
       return -ETIMEDOUT;
+    /* A port whose host side is not connected (teepod restarting) polls as a hangup and is
+     * not writable: wait for the host, without spinning. A socket that hung up is gone. */
+    if (k > 0 && (pfd.revents & (POLLHUP | POLLERR)) && !(pfd.revents & POLLOUT)) {
+      if (is_socket)
+        return -EIO;
+      sleep_ms(MIN(20, left_ms(deadline)));
+    }
   }
   return 0;
 }

@@ -23,6 +23,8 @@
 /* Override: a unix socket path (tests play teepod there) or a device path. */
 #define HOSTCH_ENV "DSTACK_HOST_CHANNEL"
 #define HOSTCH_LOCK "/run/dstack/hostch.lock"
+/* Override of the lock's path (tests); its directory is created 0700 as well. */
+#define HOSTCH_LOCK_ENV "DSTACK_HOST_CHANNEL_LOCK"
 #define HOSTCH_LINE_MAX ((size_t)65536)
 /* Lines with another id (or none) skipped while waiting for one reply. */
 #define HOSTCH_MAX_SKIPPED 64

@@ -1,5 +1,6 @@
 /* TEE backends behind one interface: real Intel TDX (tee_tdx.c), the software simulator
- * (tee_sim.c) and TDX played by the host over the host channel (tee_hostch.c). Callers open one with tee_open() and use the generic tee_* functions.
+ * (tee_sim.c) and TDX played by the host over the host channel (tee_hostch.c). Callers open
+ * one with tee_open() and use the generic tee_* functions.
  *
  * Errors: 0 or negative errno. -ENODEV when no TEE is available (auto-detection found no TDX
  * device and DSTACK_TEE is unset), -ENOTSUP when a backend lacks an operation, -EINVAL for bad
@@ -45,8 +46,8 @@ extern const struct tee_ops tee_tdx_ops, tee_sim_ops, tee_hostch_ops;
  * DSTACK_TEE=sim to use the simulator, which is never chosen implicitly, nor is "hostch": the
  * host plays that one, see attest/tee_hostch.h). "sim" uses $DSTACK_SIM_DIR. */
 int tee_open(const char *name, struct tee **ret);
-/* The backend name a NULL tee_open() would pick ("tdx"/"sim"/"hostch"), or NULL with ret_err set when
- * nothing is available. Static storage. */
+/* The backend name a NULL tee_open() would pick ("tdx"/"sim"/"hostch"), or NULL with ret_err
+ * set when nothing is available. Static storage. */
 const char *tee_detect(int *ret_err);
 
 const char *tee_name(const struct tee *t);

@@ -7,10 +7,14 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pty.h>
+#include <termios.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -339,6 +343,91 @@ static void test_no_channel(void **state) {
   setenv(HOSTCH_ENV, g_sock, 1);
 }
 
+/* A character device as the channel (a raw pty stands in for the virtio port; the test plays
+ * the host on its master side): the lock, the drain of stale input, the reply. */
+struct pty_host {
+  int master;
+  json_int_t id;
+};
+
+static void *pty_serve(void *arg) {
+  struct pty_host *h = arg;
+  char line[4096];
+  size_t len = 0;
+  while (len < sizeof(line) - 1) {
+    struct pollfd p = {.fd = h->master, .events = POLLIN};
+    if (poll(&p, 1, 5000) <= 0)
+      return NULL;
+    ssize_t n = read(h->master, line + len, sizeof(line) - 1 - len);
+    if (n <= 0)
+      return NULL;
+    len += (size_t)n;
+    if (memchr(line, '\n', len))
+      break;
+  }
+  line[len] = 0;
+  json_t *req = NULL;
+  if (json_parse_buf(line, strcspn(line, "\n"), 4096, &req) < 0)
+    return NULL;
+  h->id = json_integer_value(json_object_get(req, "id"));
+  char out[256];
+  int n = snprintf(out, sizeof(out),
+                   "{\"id\":%lld,\"result\":{\"late\":1}}\n"
+                   "{\"id\":%lld,\"result\":{\"pty\":true}}\n",
+                   (long long)h->id - 1, (long long)h->id);
+  if (write(h->master, out, (size_t)n) != n)
+    h->id = -1;
+  json_decref(req);
+  return NULL;
+}
+
+static void test_device(void **state) {
+  (void)state;
+  int master, slave;
+  if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+    skip();
+  struct termios tio;
+  assert_int_equal(tcgetattr(slave, &tio), 0);
+  cfmakeraw(&tio);
+  assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
+  char lock[600];
+  snprintf(lock, sizeof(lock), "%s/run/dstack/hostch.lock", g_tmp);
+  setenv(HOSTCH_LOCK_ENV, lock, 1);
+  setenv(HOSTCH_ENV, ptsname(master), 1);
+
+  /* a reply an earlier caller gave up on, waiting on the port: drained */
+  const char *stale = "{\"id\":1,\"result\":{\"stale\":1}}\n";
+  assert_int_equal(write(master, stale, strlen(stale)), (ssize_t)strlen(stale));
+  usleep(20000);
+  struct pty_host h = {.master = master};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, pty_serve, &h), 0);
+  json_t *res = NULL;
+  assert_int_equal(hostch_call("Info", NULL, 3000, &res, NULL), 0);
+  pthread_join(th, NULL);
+  assert_true(json_is_true(json_object_get(res, "pty")));
+  json_decref(res);
+  struct stat st;
+  assert_int_equal(stat(lock, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  char dir[600];
+  snprintf(dir, sizeof(dir), "%s/run/dstack", g_tmp);
+  assert_int_equal(stat(dir, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0700);
+
+  /* the lock held elsewhere: the call waits, then times out */
+  int lfd = open(lock, O_RDWR);
+  assert_true(lfd >= 0);
+  assert_int_equal(flock(lfd, LOCK_EX), 0);
+  assert_int_equal(hostch_call("Info", NULL, 100, &res, NULL), -ETIMEDOUT);
+  close(lfd);
+
+  close(slave);
+  close(master);
+  unsetenv(HOSTCH_LOCK_ENV);
+  setenv(HOSTCH_ENV, g_sock, 1);
+}
+
 static void write_file(const char *dir, const char *name, const char *text) {
   char p[1024];
   snprintf(p, sizeof(p), "%s/%s", dir, name);
@@ -501,6 +590,7 @@ int main(void) {
       cmocka_unit_test(test_error_reply),   cmocka_unit_test(test_timeout_oversize),
       cmocka_unit_test(test_no_channel),    cmocka_unit_test(test_find),
       cmocka_unit_test(test_reply_parse),   cmocka_unit_test(test_tee_hostch),
+      cmocka_unit_test(test_device),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
