@@ -35,7 +35,8 @@ static void cli_main_usage(FILE *f) {
   fprintf(f, "\nRun 'tdxctl <command> --help' for the options of a command.\n"
              "The TEE backend is chosen by DSTACK_TEE (tdx, sim, hostch; default: tdx when\n"
              "present); the simulator keeps its state in DSTACK_SIM_DIR; hostch asks the host\n"
-             "over its channel (teepod's simulated TDX; DSTACK_HOST_CHANNEL overrides the port).\n");
+             "over its channel (teepod's simulated TDX; DSTACK_HOST_CHANNEL overrides the\n"
+             "port).\n");
 }
 
 int main(int argc, char **argv) {
