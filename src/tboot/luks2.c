@@ -50,6 +50,19 @@ static bool field_str(const uint8_t *p, size_t n) {
   return memchr(p, 0, n) != NULL;
 }
 
+/* The canonical form cryptsetup writes (8-4-4-4-12 hex digits): the UUID may end up in device
+ * names and command lines, so nothing else passes. */
+static bool uuid_valid(const char *u) {
+  if (strlen(u) != 36)
+    return false;
+  for (int i = 0; i < 36; i++) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? u[i] != '-' : !((u[i] >= '0' && u[i] <= '9') || (u[i] >= 'a' && u[i] <= 'f')))
+      return false;
+  }
+  return true;
+}
+
 struct copy {
   uint64_t seqid;
   const char *uuid; /* inside the buffer, NUL-terminated */
@@ -71,7 +84,7 @@ static int copy_check(const uint8_t *buf, size_t off, const char *name, struct c
   if (!field_str(h + OFF_CSUM_ALG, LEN_CSUM_ALG) ||
       strcmp((const char *)h + OFF_CSUM_ALG, "sha256") != 0)
     return str_err(why, whylen, -EBADMSG, "the %s LUKS2 header's checksum is not sha256", name);
-  if (!field_str(h + OFF_UUID, LEN_UUID) || !str_is_printable_ascii((const char *)h + OFF_UUID))
+  if (!field_str(h + OFF_UUID, LEN_UUID) || !uuid_valid((const char *)h + OFF_UUID))
     return str_err(why, whylen, -EBADMSG, "the %s LUKS2 header's UUID is malformed", name);
 
   /* sha256 over the whole header with the checksum field zeroed; the rest of the field zero */

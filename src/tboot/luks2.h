@@ -23,7 +23,7 @@ enum luks2_kind { LUKS2_BLANK = 0, LUKS2_VALID = 1 };
 
 struct luks2_info {
   uint64_t seqid;
-  char uuid[40];
+  char uuid[40]; /* canonical lowercase 8-4-4-4-12, NUL-terminated */
   uint64_t segment_offset;
   uint32_t sector_size;
   uint32_t pbkdf2_iterations;

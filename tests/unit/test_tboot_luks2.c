@@ -199,6 +199,17 @@ static void test_binary_fields(void **state) {
   memset(b.data + 168, 'a', 40); /* UUID without its NUL */
   rehash(b.data);
   expect_bad(&b, "UUID");
+
+  static const char *const bad_uuids[] = {"$(reboot)", "be140f82-2564-41a3-a9f9-4ad600eccebd0",
+                                          "BE140F82-2564-41A3-A9F9-4AD600ECCEBD",
+                                          "be140f82_2564-41a3-a9f9-4ad600eccebd", ""};
+  for (size_t i = 0; i < sizeof(bad_uuids) / sizeof(bad_uuids[0]); i++) {
+    load("luks2-good.bin", &b);
+    memset(b.data + 168, 0, 40);
+    memcpy(b.data + 168, bad_uuids[i], strlen(bad_uuids[i]));
+    rehash(b.data);
+    expect_bad(&b, "UUID");
+  }
 }
 
 static void test_copies_disagree(void **state) {
