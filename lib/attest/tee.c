@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attest/eventlog.h"
+#include "attest/tee_hostch.h"
 #include "base/fileio.h"
 #include "base/log.h"
 
@@ -25,6 +26,8 @@ const char *tee_detect(int *ret_err) {
       return "tdx";
     if (strcmp(env, "sim") == 0)
       return "sim";
+    if (strcmp(env, "hostch") == 0)
+      return "hostch";
     if (ret_err)
       *ret_err = -EINVAL;
     return NULL;
@@ -45,7 +48,7 @@ int tee_open(const char *name, struct tee **ret) {
     name = tee_detect(&r);
     if (!name) {
       if (r == -EINVAL)
-        return log_debug_errno(r, "%s=%s is not a TEE backend (use \"tdx\" or \"sim\")",
+        return log_debug_errno(r, "%s=%s is not a TEE backend (use \"tdx\", \"sim\" or \"hostch\")",
                                TEE_ENV_BACKEND, getenv(TEE_ENV_BACKEND));
       return log_debug_errno(r,
                              "no TDX device (%s or %s); set %s=sim and %s=DIR to use the "
@@ -58,6 +61,8 @@ int tee_open(const char *name, struct tee **ret) {
     return tee_tdx_new(NULL, ret);
   if (strcmp(name, "sim") == 0)
     return tee_sim_new(NULL, ret);
+  if (strcmp(name, "hostch") == 0)
+    return tee_hostch_new(NULL, ret);
   return log_debug_errno(-EINVAL, "unknown TEE backend \"%s\"", name);
 }
 

@@ -1,5 +1,6 @@
-/* TEE backends behind one interface: real Intel TDX (tee_tdx.c) and the software simulator
- * (tee_sim.c). Callers open one with tee_open() and use the generic tee_* functions.
+/* TEE backends behind one interface: real Intel TDX (tee_tdx.c), the software simulator
+ * (tee_sim.c) and TDX played by the host over the host channel (tee_hostch.c). Callers open
+ * one with tee_open() and use the generic tee_* functions.
  *
  * Errors: 0 or negative errno. -ENODEV when no TEE is available (auto-detection found no TDX
  * device and DSTACK_TEE is unset), -ENOTSUP when a backend lacks an operation, -EINVAL for bad
@@ -18,7 +19,7 @@
 struct tee;
 
 struct tee_ops {
-  const char *name; /* "tdx" or "sim" */
+  const char *name; /* "tdx", "sim" or "hostch" */
   int (*get_report)(struct tee *t, const uint8_t report_data[64], uint8_t ret_report[1024]);
   int (*get_quote)(struct tee *t, const uint8_t report_data[64], struct buf *ret_quote);
   int (*extend_rtmr)(struct tee *t, unsigned index, const uint8_t digest[48]);
@@ -34,18 +35,19 @@ struct tee {
   void *priv;
 };
 
-extern const struct tee_ops tee_tdx_ops, tee_sim_ops;
+extern const struct tee_ops tee_tdx_ops, tee_sim_ops, tee_hostch_ops;
 
 /* Environment variables. */
-#define TEE_ENV_BACKEND "DSTACK_TEE"     /* "tdx" or "sim" */
+#define TEE_ENV_BACKEND "DSTACK_TEE"     /* "tdx", "sim" or "hostch" */
 #define TEE_ENV_SIM_DIR "DSTACK_SIM_DIR" /* directory made by `tdxctl sim init DIR` */
 
-/* name: "tdx", "sim", or NULL = $DSTACK_TEE; when that is unset or empty, auto-detect: "tdx" when
- * /dev/tdx_guest or /sys/kernel/config/tsm/report exists, else -ENODEV (set DSTACK_TEE=sim to use
- * the simulator, which is never chosen implicitly). "sim" uses $DSTACK_SIM_DIR. */
+/* name: "tdx", "sim", "hostch", or NULL = $DSTACK_TEE; when that is unset or empty, auto-detect:
+ * "tdx" when /dev/tdx_guest or /sys/kernel/config/tsm/report exists, else -ENODEV (set
+ * DSTACK_TEE=sim to use the simulator, which is never chosen implicitly, nor is "hostch": the
+ * host plays that one, see attest/tee_hostch.h). "sim" uses $DSTACK_SIM_DIR. */
 int tee_open(const char *name, struct tee **ret);
-/* The backend name a NULL tee_open() would pick ("tdx"/"sim"), or NULL with ret_err set when
- * nothing is available. Static storage. */
+/* The backend name a NULL tee_open() would pick ("tdx"/"sim"/"hostch"), or NULL with ret_err
+ * set when nothing is available. Static storage. */
 const char *tee_detect(int *ret_err);
 
 const char *tee_name(const struct tee *t);

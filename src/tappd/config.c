@@ -172,9 +172,11 @@ int tappd_config_check(const struct tappd_config *c, char *err, size_t errlen) {
       (r = check_listen("external", &c->external, err, errlen)) < 0 ||
       (r = check_listen("external-https", &c->external_https, err, errlen)) < 0)
     return r;
-  if (!str_isempty(c->tee) && !str_eq(c->tee, "tdx") && !str_eq(c->tee, "sim"))
+  if (!str_isempty(c->tee) && !str_eq(c->tee, "tdx") && !str_eq(c->tee, "sim") &&
+      !str_eq(c->tee, "hostch"))
     return conftab_error(err, errlen,
-                         "[default.core] tee: expected \"tdx\", \"sim\" or \"\" (auto)");
+                         "[default.core] tee: expected \"tdx\", \"sim\", \"hostch\" or \"\" "
+                         "(auto)");
   if (str_eq_ptr(c->tee, "sim") && str_isempty(c->sim_dir))
     return conftab_error(err, errlen, "[default.core] tee = \"sim\" needs sim_dir");
   if (str_isempty(c->keys_file) && (str_isempty(c->cert_file) || str_isempty(c->key_file)))

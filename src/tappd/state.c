@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "attest/tee.h"
+#include "attest/tee_hostch.h"
 #include "base/fileio.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -19,6 +20,8 @@ static int open_tee(const struct tappd_config *cfg, struct tee **ret) {
     return tee_sim_new(cfg->sim_dir, ret);
   if (str_eq_ptr(cfg->tee, "tdx"))
     return tee_tdx_new(NULL, ret);
+  if (str_eq_ptr(cfg->tee, "hostch"))
+    return tee_hostch_new(NULL, ret);
   return tee_open(NULL, ret);
 }
 

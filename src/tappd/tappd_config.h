@@ -55,7 +55,9 @@ struct tappd_config {
   char *public_sysinfo;
   char *public_tcbinfo;
   char *docker_socket;
-  char *tee;     /* "", "tdx" or "sim" */
+  /* "" (auto: tdx when present), "tdx", "sim", or "hostch" (TDX played by the host over the
+   * host channel, attest/tee_hostch.h; never auto-detected) */
+  char *tee;
   char *sim_dir; /* with tee = "sim" */
   char *ccel_file;
   char **data_disks;

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "attest/tee.h"
+#include "attest/tee_hostch.h"
 #include "base/buf.h"
 #include "base/fileio.h"
 #include "base/hex.h"
@@ -35,7 +36,7 @@
 #define DOCKER_SOCK "/var/run/docker.sock"
 #define MIRROR_CONF "/etc/containers/registries.conf.d/90-dstack-mirror.conf"
 
-int tee_hostch_ccel(struct buf *ret);
+
 
 static pid_t podman_pid, tappd_pid;
 
@@ -51,16 +52,11 @@ static int registry_mirror(struct tboot *t) {
   const char *reg = t->sys.docker_registry;
   if (!reg || !*reg)
     return 0;
-  bool insecure = true;
-  if (str_startswith(reg, "https://")) {
-    reg += 8;
-    insecure = false;
-  } else if (str_startswith(reg, "http://")) {
-    reg += 7;
-  }
-  size_t n = strcspn(reg, "/");
+  /* sysconfig_parse gave host[:port]; http:// in the sys-config means no TLS */
+  bool insecure = t->sys.docker_registry_insecure;
+  size_t n = strlen(reg);
   for (size_t i = 0; i < n; i++)
-    if (reg[i] <= ' ' || reg[i] == '"' || reg[i] == '\\' || reg[i] >= 0x7f)
+    if (reg[i] <= ' ' || reg[i] == '"' || reg[i] == '\\' || reg[i] == '/' || reg[i] >= 0x7f)
       return tboot_fail(t, -EINVAL, "docker_registry: bad host");
   _cleanup_buf_ struct buf c = BUF_INIT(4096);
   int r = buf_printf(&c,

@@ -33,8 +33,10 @@ static void cli_main_usage(FILE *f) {
   for (size_t i = 0; i < ARRAY_SIZE(cli_commands); i++)
     fprintf(f, "  %-12s %s\n", cli_commands[i].name, cli_commands[i].summary);
   fprintf(f, "\nRun 'tdxctl <command> --help' for the options of a command.\n"
-             "The TEE backend is chosen by DSTACK_TEE (tdx, sim; default: tdx when present);\n"
-             "the simulator keeps its state in DSTACK_SIM_DIR.\n");
+             "The TEE backend is chosen by DSTACK_TEE (tdx, sim, hostch; default: tdx when\n"
+             "present); the simulator keeps its state in DSTACK_SIM_DIR; hostch asks the host\n"
+             "over its channel (teepod's simulated TDX; DSTACK_HOST_CHANNEL overrides the\n"
+             "port).\n");
 }
 
 int main(int argc, char **argv) {

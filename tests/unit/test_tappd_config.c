@@ -62,6 +62,11 @@ static void test_defaults(void **state) {
   assert_string_equal(c.keys_file, "/tmp/devdir/appkeys.json");
   assert_int_equal(tappd_config_check(&c, err, sizeof(err)), 0);
   tappd_config_free(&c);
+  /* TDX played by the host over the host channel: by name only, no sim_dir */
+  assert_int_equal(tappd_config_init(&c), 0);
+  assert_int_equal(conftab_set_str(&c.tee, "hostch"), 0);
+  assert_int_equal(tappd_config_check(&c, err, sizeof(err)), 0);
+  tappd_config_free(&c);
 }
 
 static void test_parse(void **state) {
