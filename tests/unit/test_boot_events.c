@@ -47,7 +47,7 @@ static void test_reserved_names(void **state) {
                             "system-ready", "boot-mr-done", "os-image-hash", "rootfs-hash",
                             "ca-cert-hash", "system-preparing", "init-script-hash",
                             "storage-fs", "gpu-attestation", "gpu-policy-hash",
-                            "upgraded-app-id"};
+                            "upgraded-app-id", "sys-config", "storage-options"};
   for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
     assert_true(boot_event_name_reserved(reserved[i]));
   assert_true(boot_event_name_reserved("compose-hash:"));
@@ -178,7 +178,7 @@ static void test_reserved_out_of_place(void **state) {
   (void)state;
   const char *late[] = {"app-id", "compose-hash", "instance-id", "boot-mr-done",
                         "system-ready", "system-preparing", "os-image-hash", "key-provider",
-                        "rootfs-hash", "ca-cert-hash"};
+                        "rootfs-hash", "ca-cert-hash", "sys-config", "storage-options"};
   struct boot_events b;
   char why[256];
   for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++) {
@@ -197,6 +197,21 @@ static void test_reserved_out_of_place(void **state) {
   rt(&log, "boot-mr-done", NULL, 0);
   assert_int_equal(scan(&log, 0, &b, why, sizeof(why)), -EBADMSG);
   assert_non_null(strstr(why, "twice"));
+  eventlog_free(&log);
+  /* tboot's sys-config and storage-options: once each, before boot-mr-done */
+  rt(&log, "system-preparing", NULL, 0);
+  rt(&log, "app-id", APP_A, sizeof(APP_A));
+  rt(&log, "sys-config", HASH_A, 32);
+  rt(&log, "storage-options", HASH_B, 32);
+  rt(&log, "boot-mr-done", NULL, 0);
+  assert_int_equal(scan(&log, 0, &b, why, sizeof(why)), 0);
+  eventlog_free(&log);
+  rt(&log, "system-preparing", NULL, 0);
+  rt(&log, "app-id", APP_A, sizeof(APP_A));
+  rt(&log, "sys-config", HASH_A, 32);
+  rt(&log, "sys-config", HASH_B, 32);
+  rt(&log, "boot-mr-done", NULL, 0);
+  assert_int_equal(scan(&log, 0, &b, why, sizeof(why)), -EBADMSG);
   eventlog_free(&log);
   /* init-script-hash may repeat within the boot. */
   rt(&log, "system-preparing", NULL, 0);
