@@ -303,7 +303,7 @@ done
   while IFS= read -r -d '' f; do
     install -D -m 0644 "$here/rootfs/$f" "$root/${f#./}"
   done
-mkdir -p "$root/etc/containers/registries.conf.d" "$root/data" "$root/tapp" "$root/dstack"
+mkdir -p "$root/etc/dstack" "$root/etc/containers/registries.conf.d" "$root/data" "$root/tapp" "$root/dstack"
 cat >"$root/etc/dstack/image" <<EOF
 name=$IMAGE_NAME
 version=$VERSION
@@ -395,7 +395,7 @@ install -m 0644 "$vmlinuz" "$image/vmlinuz"
 # --- the root filesystem: erofs + dm-verity -----------------------------------------------------
 
 find "$root" -newermt "@$epoch" -exec touch -h -d "@$epoch" {} + 2>/dev/null || true
-mkfs.erofs -zlz4hc -T"$epoch" -U "$EROFS_UUID" -b 4096 "$image/rootfs.img" "$root" >"$work/mkfs.log" 2>&1 ||
+mkfs.erofs -zlz4hc -T"$epoch" -U"$EROFS_UUID" "$image/rootfs.img" "$root" >"$work/mkfs.log" 2>&1 ||
   { cat "$work/mkfs.log" >&2; die "mkfs.erofs failed"; }
 data_bytes=$(stat -c %s "$image/rootfs.img")
 [ $((data_bytes % 4096)) -eq 0 ] || truncate -s $(((data_bytes + 4095) / 4096 * 4096)) "$image/rootfs.img"
