@@ -61,12 +61,10 @@ IMAGE_NAME="dstack-$VERSION"
 [ "$dev" = 1 ] && IMAGE_NAME="$IMAGE_NAME-dev"
 epoch=${SOURCE_DATE_EPOCH:-1704067200}
 export SOURCE_DATE_EPOCH=$epoch
-SUITE=bookworm
-MIRRORS=(
-  "deb http://deb.debian.org/debian bookworm main"
-  "deb http://deb.debian.org/debian bookworm-updates main"
-  "deb http://deb.debian.org/debian-security bookworm-security main"
-)
+# shellcheck source=apt.sh
+. "$here/apt.sh"
+SUITE=$GUEST_SUITE
+MIRRORS=("${GUEST_MIRRORS[@]}")
 KERNEL_META=linux-image-6.12-cloud-amd64
 # fixed salt of the verity hash tree (any fixed value keeps the build reproducible)
 VERITY_SALT=64737461636b2d726f6f7466732d76657269747900000000000000000000000a
@@ -80,7 +78,8 @@ PACKAGES=(
   podman conmon crun netavark aardvark-dns docker-compose
   cryptsetup-bin e2fsprogs wireguard-tools iproute2 kmod ca-certificates mount
 )
-[ "$dev" = 1 ] && PACKAGES+=(busybox-static)
+# a development image adds busybox-static, unpacked over the same base tree
+DEV_PACKAGE=busybox-static
 
 # Kernel options stage 1 needs before the root is mounted: "y" built in only, "m" built in or a
 # module that goes into the initramfs with its dependencies.
@@ -109,41 +108,37 @@ done
 file -b "$stage1" 2>/dev/null | grep -q 'statically linked' ||
   ldd "$stage1" 2>&1 | grep -q 'not a dynamic' || die "$stage1 is not statically linked"
 
-# the Debian packages holding the shared libraries our binaries link
+# the Debian packages holding the shared libraries our binaries link (one dpkg query: usrmerge
+# registers a library under /lib or /usr/lib, so both names are asked)
 lib_packages() {
-  local b lib p
-  for b in "${!BINARIES[@]}"; do
+  local b libs=() names=() lib out
+  mapfile -t libs < <(for b in "${!BINARIES[@]}"; do
     ldd "$build/$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
-  done | sort -u | while read -r lib; do
+  done | sort -u)
+  for lib in "${libs[@]}"; do
     lib=$(readlink -f "$lib")
-    p=$(dpkg-query -S "$lib" 2>/dev/null || dpkg-query -S "/usr$lib" 2>/dev/null ||
-      dpkg-query -S "${lib#/usr}" 2>/dev/null) || die "no package holds $lib"
-    echo "${p%%:*}"
-  done | sort -u
+    names+=("$lib" "${lib#/usr}")
+  done
+  out=$(dpkg-query -S "${names[@]}" 2>/dev/null || true)
+  for lib in "${libs[@]}"; do
+    grep -q "/${lib##*/}\$" <<<"$out" || grep -q "/$(basename "$(readlink -f "$lib")")\$" <<<"$out" ||
+      die "no package holds $lib"
+  done
+  awk -F': ' '{ split($1, p, ":"); print p[1] }' <<<"$out" | tr -d ' ' | tr ',' '\n' | sort -u
 }
 mapfile -t libpkgs < <(lib_packages)
 PACKAGES+=("${libpkgs[@]}")
 
 # --- resolving the package set ----------------------------------------------------------------
 
-# apt restricted to the Debian archive (the host may list other repositories) and an empty
-# package database, so the answer is the full set a fresh tree gets
-apt_dir=$(mktemp -d)
-trap 'rm -rf "$apt_dir"' EXIT
-printf '%s\n' "${MIRRORS[@]}" >"$apt_dir/sources.list"
-: >"$apt_dir/status"
-APT_OPTS=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::status=$apt_dir/status" -o "Debug::NoLocking=1"
-  -o "APT::Install-Recommends=false" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
+apt_setup
+trap 'rm -rf "$APT_DIR"' EXIT
 
 mapfile -t essential < <(apt-cache "${APT_OPTS[@]}" dumpavail 2>/dev/null |
   awk '/^Package: / { p = $2 } /^Essential: yes/ { print p }' | sort -u)
 [ ${#essential[@]} -gt 10 ] || die "no essential packages in the apt lists (apt-get update?)"
 
-resolved=$(apt-get "${APT_OPTS[@]}" -s install "${essential[@]}" "${PACKAGES[@]}" 2>&1) ||
-  die "apt cannot resolve the package set: $(tail -n 5 <<<"$resolved")"
-pkgset=$(awk '$1 == "Inst" { v = $3; gsub(/[()]/, "", v); print $2 "=" v }' <<<"$resolved" |
-  LC_ALL=C sort -u)
+pkgset=$(apt_resolve "${essential[@]}" "${PACKAGES[@]}")
 [ -n "$pkgset" ] || die "apt resolved no packages"
 
 # the kernel: the package linux-image-6.12-cloud-amd64 names; unpacked, not installed (its
@@ -156,6 +151,14 @@ kinfo=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$kernel_pkg")
 kernel_ver=$(sed -n 's/^Version: //p' <<<"$kinfo" | head -n 1)
 kernel_sha=$(sed -n 's/^SHA256: //p' <<<"$kinfo" | head -n 1)
 [[ $kernel_sha =~ ^[0-9a-f]{64}$ ]] || die "no SHA256 for $kernel_pkg in the apt lists"
+dev_line=
+if [ "$dev" = 1 ]; then
+  dinfo=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$DEV_PACKAGE")
+  dev_ver=$(sed -n 's/^Version: //p' <<<"$dinfo" | head -n 1)
+  dev_sha=$(sed -n 's/^SHA256: //p' <<<"$dinfo" | head -n 1)
+  [[ $dev_sha =~ ^[0-9a-f]{64}$ ]] || die "no SHA256 for $DEV_PACKAGE in the apt lists"
+  dev_line="$DEV_PACKAGE $dev_ver $dev_sha"
+fi
 
 # the base recipe: what mmdebstrap gets; the hash names the cached tree
 base_recipe=$(
@@ -200,14 +203,15 @@ base_build() {
 # --- the image's cache key ------------------------------------------------------------------
 
 files_hash() {
-  (cd "$here" && find rootfs apps -type f -print0 2>/dev/null | LC_ALL=C sort -z |
-    xargs -0 -r sha256sum) | sha256sum | cut -d' ' -f1
+  (cd "$here" && find rootfs apt.sh -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
+    sha256sum | cut -d' ' -f1
 }
 recipe=$(
   echo "script $(sha256sum <"$script" | cut -d' ' -f1)"
   echo "guest-files $(files_hash)"
   echo "base $base_key"
   echo "kernel $kernel_pkg $kernel_ver $kernel_sha"
+  echo "dev-package $dev_line"
   for b in $(printf '%s\n' "${!BINARIES[@]}" | LC_ALL=C sort) src/tboot/tboot-init; do
     echo "binary $b $(sha256sum <"$build/$b" | cut -d' ' -f1)"
   done
@@ -259,27 +263,10 @@ else
 fi
 
 work=$(mktemp -d "$cache_root/.build.XXXXXX")
-trap 'rm -rf "$apt_dir" "$work"' EXIT
+trap 'rm -rf "$APT_DIR" "$work"' EXIT
 root="$work/root"
 mkdir -p "$root"
 tar -C "$root" --numeric-owner -xpf "$base_tar"
-
-# deb_fetch PKG VERSION SHA256: the .deb from the shared cache, checked against the apt lists
-deb_fetch() {
-  local pkg=$1 ver=$2 sha=$3 f tmp
-  for f in "$debs"/"${pkg}"_*.deb "$debs/$sha.deb"; do
-    [ -f "$f" ] && [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$sha" ] && { echo "$f"; return 0; }
-  done
-  tmp=$(mktemp -d "$debs/.get.XXXXXX")
-  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "${APT_OPTS[@]}" "$pkg=$ver" >&2) ||
-    { rm -rf "$tmp"; die "apt-get download $pkg=$ver failed"; }
-  set -- "$tmp"/*.deb
-  [ $# -eq 1 ] && [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$sha" ] ||
-    { rm -rf "$tmp"; die "$pkg=$ver: not one .deb with the SHA256 of the apt lists"; }
-  mv -f "$1" "$debs/$sha.deb"
-  rm -rf "$tmp"
-  echo "$debs/$sha.deb"
-}
 
 # the kernel: vmlinuz out of the tree, its modules in it with modules.dep
 kernel_deb=$(deb_fetch "$kernel_pkg" "$kernel_ver" "$kernel_sha")
@@ -310,6 +297,9 @@ version=$VERSION
 kernel=$kernel_pkg $kernel_ver
 EOF
 if [ "$dev" = 1 ]; then
+  dev_deb=$(deb_fetch "$DEV_PACKAGE" "$dev_ver" "$dev_sha")
+  dpkg-deb -x "$dev_deb" "$work/dev"
+  install -m 0755 "$work/dev/bin/busybox" "$root/usr/bin/busybox"
   # the marker tboot looks for to offer a root shell on the serial console
   echo "A development image: tboot starts /bin/busybox sh on the serial console." \
     >"$root/etc/dstack/dev"
@@ -323,6 +313,7 @@ rm -f "$root/etc/resolv.conf"
 packages_json=$( {
   dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Package} ${Version}\n'
   echo "$kernel_pkg $kernel_ver"
+  [ "$dev" = 0 ] || echo "$DEV_PACKAGE $dev_ver"
 } | LC_ALL=C sort | python3 -c 'import json,sys; print(json.dumps([l.rstrip("\n") for l in sys.stdin if l.strip()]))')
 
 # --- the initramfs: stage 1 and the modules it needs ------------------------------------------
