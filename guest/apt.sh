@@ -17,7 +17,8 @@ apt_setup() {
   : >"$APT_DIR/status"
   APT_OPTS=(-o "Dir::Etc::SourceList=$APT_DIR/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
     -o "Dir::State::status=$APT_DIR/status" -o "Debug::NoLocking=1"
-    -o "APT::Install-Recommends=false" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
+    -o "APT::Install-Recommends=false" -o "Dir::Cache::pkgcache=$APT_DIR/pkgcache.bin"
+    -o "Dir::Cache::srcpkgcache=$APT_DIR/srcpkgcache.bin")
 }
 
 # apt_resolve PKG...: "name=version" of every package a fresh install of PKG... brings, sorted

@@ -178,7 +178,8 @@ base_build() {
   local tmp="$cache_root/base/.$base_key.$$.tar" includes
   includes=$(tr '\n' ',' <<<"$pkgset")
   # Every package pinned to the resolved version; docs, man pages and locales left out; the
-  # downloaded .debs synced in and out of the shared cache. In root mode mmdebstrap's tarball
+  # .debs copied in from the shared cache, and new ones back by rename (builds running side by
+  # side never see a half-written file). In root mode mmdebstrap's tarball
   # is reproducible for a given SOURCE_DATE_EPOCH.
   mmdebstrap --mode=root --variant=essential --format=tar \
     --aptopt='APT::Install-Recommends "false"' \
@@ -192,7 +193,7 @@ base_build() {
     --skip=download/empty --skip=essential/unlink \
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in '$debs' /var/cache/apt/archives/" \
-    --customize-hook="sync-out /var/cache/apt/archives '$debs'" \
+    --customize-hook="for f in \"\$1\"/var/cache/apt/archives/*.deb; do n=\${f##*/}; [ -e '$debs'/\$n ] || { cp \"\$f\" '$debs'/.\$n.\$\$ && mv -f '$debs'/.\$n.\$\$ '$debs'/\$n; }; done" \
     --customize-hook='rm -f "$1"/var/cache/apt/archives/*.deb' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/ldconfig/aux-cache' \
     "$SUITE" "$tmp" "${MIRRORS[@]}" >&2 || { rm -f "$tmp"; return 1; }
@@ -300,8 +301,8 @@ if [ "$dev" = 1 ]; then
   dev_deb=$(deb_fetch "$DEV_PACKAGE" "$dev_ver" "$dev_sha")
   dpkg-deb -x "$dev_deb" "$work/dev"
   install -m 0755 "$work/dev/bin/busybox" "$root/usr/bin/busybox"
-  # the marker tboot looks for to offer a root shell on the serial console
-  echo "A development image: tboot starts /bin/busybox sh on the serial console." \
+  # the marker tells tboot to offer a root shell on the serial console (docs/guest-image.md)
+  echo "A development image: tboot starts /usr/bin/busybox sh on the serial console." \
     >"$root/etc/dstack/dev"
 fi
 : >"$root/etc/machine-id"

@@ -116,7 +116,7 @@ static int host_port_open(void) {
 
 /* one Notify to teepod and a short wait for its reply; best effort */
 static void host_notify(const char *event, const char *payload) {
-  char line[4096];
+  char line[8192];
   int n = init_notify_line(1, event, payload, line, sizeof(line));
   if (n < 0)
     return;

@@ -228,8 +228,9 @@ int init_json_escape(const char *s, char *out, size_t n) {
 }
 
 int init_notify_line(unsigned id, const char *event, const char *payload, char *out, size_t n) {
-  char ev[128], pl[2048];
-  if (init_json_escape(event, ev, sizeof(ev)) < 0 || init_json_escape(payload, pl, sizeof(pl)) < 0)
+  char ev[128], cut[INIT_NOTIFY_PAYLOAD_MAX + 1], pl[6 * INIT_NOTIFY_PAYLOAD_MAX + 1];
+  snprintf(cut, sizeof(cut), "%s", payload);
+  if (init_json_escape(event, ev, sizeof(ev)) < 0 || init_json_escape(cut, pl, sizeof(pl)) < 0)
     return -ENOBUFS;
   int k = snprintf(out, n,
                    "{\"id\":%u,\"method\":\"Notify\",\"params\":{\"event\":\"%s\",\"payload\":"

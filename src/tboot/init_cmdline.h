@@ -19,6 +19,7 @@
 #define INIT_VERITY_BLOCK 4096u
 #define INIT_CMDLINE_MAX 4096u       /* the kernel's COMMAND_LINE_SIZE on x86 is 2048 */
 #define INIT_SALT_MAX_HEX 256u       /* dm-verity takes at most 256 salt bytes; we take 128 */
+#define INIT_NOTIFY_PAYLOAD_MAX 1000u
 #define INIT_DATA_BLOCKS_MAX (UINT64_C(1) << 32) /* 16 TiB of 4 KiB blocks */
 
 struct init_rootfs {
@@ -47,7 +48,9 @@ uint64_t init_verity_sectors(const struct init_rootfs *r);
 int init_json_escape(const char *s, char *out, size_t n);
 
 /* The host channel's notification line: {"id":ID,"method":"Notify","params":{"event":EVENT,
- * "payload":PAYLOAD}} and '\n'. Returns the length or -ENOBUFS. */
+ * "payload":PAYLOAD}} and '\n', PAYLOAD cut to INIT_NOTIFY_PAYLOAD_MAX bytes (teepod takes a
+ * boot.error of at most 1024). Returns the length or -ENOBUFS (EVENT longer than 20 bytes
+ * escaped, or OUT too small; 8 KiB always suffices). */
 int init_notify_line(unsigned id, const char *event, const char *payload, char *out, size_t n);
 
 /* Checks one line of /etc/modules.load: a relative path below /lib/modules made of

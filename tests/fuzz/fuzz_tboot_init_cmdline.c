@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char table[1024];
   if (init_verity_params(&r, "254:0", table, sizeof(table)) <= 0)
     abort();
-  char line[4096];
-  size_t n = size < 900 ? size : 900;
+  char line[8192];
+  size_t n = size < 2000 ? size : 2000;
   char *msg = malloc(n + 1);
   if (!msg)
     return 0;

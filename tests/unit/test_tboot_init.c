@@ -138,6 +138,13 @@ static void test_json_escape(void **state) {
   assert_int_equal(n, (int)strlen(want));
   assert_string_equal(line, want);
   assert_int_equal(init_notify_line(1, "boot.error", "x", line, 20), -ENOBUFS);
+  /* a long payload of control bytes is cut, never refused */
+  static char big[3000], huge[8192];
+  memset(big, '\x01', sizeof(big) - 1);
+  n = init_notify_line(7, "boot.error", big, huge, sizeof(huge));
+  assert_true(n > 0);
+  assert_non_null(strstr(huge, "\\u0001\"}}\n"));
+  assert_int_equal((int)strlen(huge), n);
 }
 
 static void test_module_path(void **state) {
