@@ -9,7 +9,6 @@
 Debian's docker-registry (`docker-registry serve CONFIG`) on a free loopback port with its
 storage in a given folder; images are pushed from OCI layouts with skopeo (plain HTTP)."""
 import json
-import os
 import pathlib
 import subprocess
 import time

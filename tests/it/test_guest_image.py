@@ -188,6 +188,19 @@ def test_metadata(image):
     assert "systemd-sysv" not in names and "openssh-server" not in names
 
 
+def test_dev_image(image, tmp_path):
+    d, meta = image
+    dd, dmeta, took, err = build_image(tmp_path / "images", "--dev")
+    assert dd.name == f"dstack-{project_version()}-dev"
+    assert dmeta["is_dev"] is True
+    names = {p.split()[0] for p in dmeta["packages"]}
+    assert "busybox-static" in names and "busybox-static" not in {p.split()[0] for p in meta["packages"]}
+    assert dmeta["rootfs_hash"] != meta["rootfs_hash"]
+    subprocess.run(["sha256sum", "--quiet", "--strict", "-c", "sha256sum.txt"], cwd=dd,
+                   check=True, timeout=120)
+    print(f"dev image: {took:.1f} s")
+
+
 def test_measure_matches(image):
     d, meta = image
     p = subprocess.run([str(TDXCTL), "measure", str(d), "--vcpu", "1", "--memory", "1024M",
