@@ -75,7 +75,7 @@ IMAGE_FILES=(metadata.json vmlinuz initrd.img rootfs.img measurements.json)
 # What the guest runs: podman with its Docker API and Debian's docker-compose, the tools tboot
 # calls, and (added below) the libraries our binaries link.
 PACKAGES=(
-  podman conmon crun netavark aardvark-dns docker-compose
+  podman conmon crun netavark aardvark-dns iptables docker-compose
   cryptsetup-bin e2fsprogs wireguard-tools iproute2 kmod ca-certificates mount
 )
 # a development image adds busybox-static, unpacked over the same base tree
@@ -89,6 +89,10 @@ KERNEL_NEEDS=(
   "BLK_DEV_DM m dm_mod" "DM_VERITY m dm_verity" "CRYPTO_SHA256 m sha256_generic"
   "EROFS_FS m erofs" "OVERLAY_FS m overlay"
 )
+# Kernel options tboot and podman need later, loaded from the root with modprobe: built in or
+# modules (then in the root's /usr/lib/modules with modules.dep).
+KERNEL_LATER=(WIREGUARD DM_CRYPT OVERLAY_FS BRIDGE VETH NF_TABLES NFT_NAT NFT_MASQ
+  NETFILTER_XT_MATCH_CONNTRACK IP_NF_IPTABLES CGROUPS MEMCG TUN TDX_GUEST_DRIVER TSM_REPORTS)
 
 cache_root=${DSTACK_CACHE_DIR:-/var/cache/dstack}/guest
 debs=${DSTACK_GUEST_DEBS:-$cache_root/debs}
@@ -170,12 +174,14 @@ base_recipe=$(
 )
 base_key=$(sha256sum <<<"$base_recipe" | cut -d' ' -f1)
 base_tar="$cache_root/base/$base_key.tar"
+base_tmp="$cache_root/base/.$base_key.$$.tar"
+trap 'rm -rf "$APT_DIR" "$base_tmp"' EXIT
 
 # --- the base tree (mmdebstrap) ---------------------------------------------------------------
 
 # >>> base recipe (this block's text is part of the base tree's cache key)
 base_build() {
-  local tmp="$cache_root/base/.$base_key.$$.tar" includes
+  local tmp=$base_tmp includes
   includes=$(tr '\n' ',' <<<"$pkgset")
   # Every package pinned to the resolved version; docs, man pages and locales left out; the
   # .debs copied in from the shared cache, and new ones back by rename (builds running side by
@@ -264,7 +270,7 @@ else
 fi
 
 work=$(mktemp -d "$cache_root/.build.XXXXXX")
-trap 'rm -rf "$APT_DIR" "$work"' EXIT
+trap 'rm -rf "$APT_DIR" "$base_tmp" "$work"' EXIT
 root="$work/root"
 mkdir -p "$root"
 tar -C "$root" --numeric-owner -xpf "$base_tar"
@@ -282,6 +288,9 @@ mkdir -p "$root/usr/lib/modules"
 cp -a "$work/kernel/lib/modules/$kver" "$root/usr/lib/modules/"
 depmod -b "$root/usr" "$kver" || die "depmod failed"
 moddir="$root/usr/lib/modules/$kver"
+for opt in "${KERNEL_LATER[@]}"; do
+  grep -Eq "^CONFIG_$opt=(y|m)$" "$kconfig" || die "$kernel_pkg: CONFIG_$opt is not set, the guest needs it"
+done
 
 # our binaries and configuration
 for b in "${!BINARIES[@]}"; do
