@@ -3,7 +3,9 @@
 #   make test   install missing packages, build plain + ASan/UBSan + fuzz, run every suite
 #   make demo   install missing packages, build, run the demo on the simulated TEE
 #   make fuzz   build libFuzzer targets with clang and run each for FUZZ_SECONDS (default 60)
-.PHONY: all build deps test demo fuzz clean
+#   make image  build, then the guest images (images/dstack-<version>[-dev]/, guest/build-image.sh)
+#               and the demo apps' container images (images/apps/)
+.PHONY: all build deps test demo fuzz image clean
 
 FUZZ_SECONDS ?= 60
 
@@ -23,6 +25,11 @@ demo: deps build
 
 fuzz: deps
 	@scripts/build.sh build-fuzz && FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build-fuzz
+
+image: deps build
+	@guest/build-image.sh build images
+	@guest/build-image.sh build images --dev
+	@guest/apps/build-app-images.sh images/apps
 
 clean:
 	rm -rf build build-asan build-fuzz

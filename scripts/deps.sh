@@ -17,6 +17,7 @@ pkgs=(
   podman runc busybox-static
   cpio xz-utils qemu-system-x86 qemu-utils dosfstools mtools libyaml-dev
   chromium
+  mmdebstrap erofs-utils cryptsetup-bin kmod file docker-registry skopeo
 )
 # node and npm run the published SDKs and the reference verifiers; the machine image may bring
 # its own node, otherwise Debian's.
