@@ -65,7 +65,7 @@ static int64_t id_next(void) {
 
 static int read_small(const char *path, char *out, size_t n) {
   _cleanup_buf_ struct buf b = BUF_INIT(256);
-  int r = file_read_all(path, n - 1, &b);
+  int r = file_read_pseudo(path, n - 1, &b);
   if (r < 0)
     return r;
   while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))

@@ -97,6 +97,15 @@ out:
   return r;
 }
 
+int file_read_pseudo(const char *path, size_t max, struct buf *out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -errno;
+  int r = fd_read_all(fd, max, out);
+  close(fd);
+  return r;
+}
+
 int fd_write_all(int fd, const void *data, size_t len) {
   const uint8_t *p = data;
   while (len) {

@@ -14,6 +14,9 @@
 int fd_read_all(int fd, size_t max, struct buf *out);
 /* Same for a file; "-" reads standard input. Regular files larger than max fail early. */
 int file_read_all(const char *path, size_t max, struct buf *out);
+/* The same for pseudo files (sysfs, procfs) whose size stat reports is not their content's
+ * (a sysfs attribute says 4096): reads up to max bytes, -EFBIG past it. */
+int file_read_pseudo(const char *path, size_t max, struct buf *out);
 
 /* The one "read a whole file" helper: initialises *ret with cap max (a secret buffer, wiped
  * on free, when secret), reads path into it. A file over max is -EFBIG, whatever kind of file

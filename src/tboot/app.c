@@ -241,6 +241,9 @@ int tboot_app_start(struct tboot *t) {
   appenv_free(&env);
   if (r < 0)
     return tboot_fail(t, r, "docker-compose up failed (status %d)", st);
+  /* the runtime's metadata of what it just created reaches the disk now, not at the next
+   * writeback: a VM killed right after (StopVm) must find it whole at the next boot */
+  sync();
   tboot_progress(t, "app started");
   return 0;
 }

@@ -40,7 +40,7 @@ int tboot_find_disk(const char *serial, int wait_ms, char **ret_dev) {
         char path[96];
         snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
         _cleanup_buf_ struct buf b = BUF_INIT(SERIAL_MAX);
-        if (file_read_all(path, SERIAL_MAX, &b) < 0)
+        if (file_read_pseudo(path, SERIAL_MAX, &b) < 0)
           continue;
         while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
           b.len--;

@@ -24,15 +24,22 @@ static int tee_choose(struct tboot *t) {
   json_t *info = NULL;
   char *err = NULL;
   const char *platform = "";
-  if (hostch_call("Info", NULL, 5000, &info, &err) == 0) {
+  /* the port's name reaches sysfs shortly after the device: look for up to 5 s */
+  int r = -ENODEV;
+  for (int i = 0; i < 50 && r == -ENODEV; i++) {
+    r = hostch_call("Info", NULL, 5000, &info, &err);
+    if (r == -ENODEV)
+      usleep(100 * 1000);
+  }
+  if (r == 0) {
     t->have_host = true;
     json_get_str(info, "platform", &platform);
     log_info("host channel up (platform %s)", platform ? platform : "?");
   } else {
-    log_warn("no host channel: progress is shown on the console only");
+    log_warn("no host channel (%s%s%s): progress is shown on the console only", strerror(-r),
+             err ? ": " : "", err ? err : "");
   }
   free(err);
-  int r;
   if (tdx_present())
     t->tee_name = "tdx";
   else if (t->have_host && platform && str_eq(platform, "sim"))

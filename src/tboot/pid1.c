@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -64,7 +65,7 @@ static void network_up(void) {
     return;
   }
   static const char script[] =
-      "#!/bin/busybox sh\n"
+      "#!/bin/sh\n"
       "# udhcpc hook written by tboot\n"
       "case \"$1\" in\n"
       "bound|renew)\n"
@@ -76,9 +77,10 @@ static void network_up(void) {
       "  ;;\n"
       "esac\n";
   const char *path = "/run/dstack/udhcpc.sh";
-  if (access("/bin/busybox", X_OK) == 0 &&
+  const char *bb = access("/usr/bin/busybox", X_OK) == 0 ? "/usr/bin/busybox" : "/bin/busybox";
+  if (access(bb, X_OK) == 0 &&
       file_write_atomic(path, script, sizeof(script) - 1, 0700) == 0) {
-    const char *dh[] = {"/bin/busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5",
+    const char *dh[] = {bb, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5",
                         "-T", "1", "-s", path, NULL};
     if (run_quiet(dh, 20000) == 0) {
       log_info("eth0: address by DHCP");
@@ -96,6 +98,10 @@ static void network_up(void) {
 
 int tboot_pid1_setup(void) {
   umask(022);
+  /* the kernel gives init HOME and TERM only; the runtime's helpers (netavark runs iptables,
+   * podman runs conmon) are found through PATH */
+  setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+  setenv("HOME", "/root", 1);
   mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");

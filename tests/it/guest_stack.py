@@ -206,7 +206,7 @@ class GuestStack:
         self.tproxy = t
         # the registry the guest pulls from
         self.registry = self.registry_setup(self.topo) if self.registry_setup else None
-        reg = f'docker_registry = "{HOST}:{self.registry.port}"\n' if self.registry else ""
+        reg = f'docker_registry = "http://{HOST}:{self.registry.port}"\n' if self.registry else ""
         extra = (f'[cvm]\nkms_urls = ["https://{HOST}:{self.kms.port}"]\n'
                  f'gateway_urls = ["https://{HOST}:{t.rpc_port}"]\n{reg}'
                  f'[gateway]\nbase_domain = "{BASE}"\nport = {t.proxy_port}\n')
@@ -221,6 +221,16 @@ class GuestStack:
         return ns_curl(self.topo.gw, f"https://{host}:{port}{path}", "--resolve",
                        f"{host}:{port}:127.0.0.1", "--cacert", str(self.pki.path("wild.cert")),
                        *args, timeout=timeout)
+
+    def tproxy_rpc(self, method, data=None):
+        """tproxy's pRPC (JSON) from inside the namespace; (status, parsed body)."""
+        port = self.tproxy.rpc_port
+        args = ["--cacert", str(self.pki.path("ca.cert")), "--resolve",
+                f"localhost:{port}:127.0.0.1"]
+        if data is not None:
+            args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(data)]
+        r = ns_curl(self.topo.gw, f"https://localhost:{port}/prpc/Tproxy.{method}?json", *args)
+        return r.status, (json.loads(r.body) if r.body.strip().startswith(b"{") else r.body)
 
     def serial(self, vm_id):
         try:
@@ -249,3 +259,64 @@ class GuestStack:
                 pass
         if self.topo:
             self.topo.close(raise_errors=False)
+
+
+def start_registry_in(topo):
+    """docker-registry in topo's gw namespace holding the demo app images (built or cached by
+    guest/apps/build-app-images.sh), pushed as NAME:latest and library/NAME:latest."""
+    from guest_registry import GuestRegistry, build_app_images
+    apps = build_app_images(topo.tmp / "apps")
+    reg = NsRegistry(topo.gw, topo.tmp / "registry")
+    reg.start()
+    reg.push_apps(apps)
+    return reg
+
+
+class NsRegistry:
+    """guest_registry.GuestRegistry's registry, run in a namespace (pushes run there too)."""
+
+    def __init__(self, ns, d):
+        self.ns = ns
+        self.dir = pathlib.Path(d)
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout=20):
+        from guest_registry import REGISTRY_BIN
+        (self.dir / "storage").mkdir(parents=True, exist_ok=True)
+        cfg = self.dir / "config.yml"
+        cfg.write_text(json.dumps({
+            "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.dir / "storage")}},
+            "http": {"addr": self.address}}))
+        self.log = open(self.dir / "registry.log", "wb")
+        self.proc = ns_popen(self.ns, [REGISTRY_BIN, "serve", str(cfg)], stdout=self.log,
+                             stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = ns_curl(self.ns, f"http://{self.address}/v2/", timeout=2)
+            if r.status == 200:
+                return self
+            time.sleep(0.2)
+        raise AssertionError("docker-registry did not answer: " +
+                             (self.dir / "registry.log").read_text(errors="replace")[-2000:])
+
+    def push_apps(self, apps_dir):
+        for layout in sorted(pathlib.Path(apps_dir).iterdir()):
+            if not (layout / "index.json").is_file():
+                continue
+            for n in (f"{layout.name}:latest", f"library/{layout.name}:latest"):
+                ns_run(self.ns, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                                 f"oci:{layout}:latest", f"docker://{self.address}/{n}"],
+                       timeout=300)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

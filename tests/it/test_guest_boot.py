@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import BUILD
-from guest_stack import BASE, GuestStack, build_guest_image
+from guest_stack import BASE, GuestStack, build_guest_image, start_registry_in
 
 QEMU_IMG = "qemu-img"
 QEMU_IO = "qemu-io"
@@ -42,7 +42,6 @@ def image(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(image, tmp_path_factory):
-    from guest_registry import start_registry_in
     with GuestStack(tmp_path_factory.mktemp("stack"), image,
                     registry=start_registry_in) as s:
         yield s
@@ -58,7 +57,7 @@ def wait_boot(s, vm_id, timeout=240):
             raise AssertionError(f"boot error: {info['boot_error']}\n{s.serial(vm_id)[-6000:]}")
         if info.get("boot_progress") == "running":
             return info
-        if info["status"] in ("exited", "stopped"):
+        if info["status"] in ("exited", "stopped") or "boot stopped" in s.serial(vm_id):
             break
         time.sleep(1)
     raise AssertionError(f"VM {vm_id} not running in {timeout} s: {info}\n"
@@ -124,7 +123,8 @@ def test_deploy_reaches_app_through_tproxy(stack, app_a):
     r = get_app(stack, app_id, 8080)
     assert b"dstack" in r.body
     # tproxy lists the VM with its WireGuard address
-    lst = stack.tproxy.rpc("List")[1]
+    st, lst = stack.tproxy_rpc("List")
+    assert st == 200, lst
     hosts = [h for h in lst["hosts"] if h["app_id"] == app_id]
     assert hosts and hosts[0]["ip"].startswith("10.4.0."), lst
 
@@ -148,8 +148,11 @@ def test_reboot_keeps_data(stack, app_a):
     vm, info = app_a
     first = get_app(stack, info["app_id"], 8080, "/first").body
     assert first.strip()
-    stack.teepod.rpc("StopVm", {"id": vm})
-    stack.teepod.wait_status(vm, "stopped")
+    t0 = time.monotonic()
+    stack.teepod.rpc("ShutdownVm", {"id": vm})
+    stack.teepod.wait_status(vm, "stopped", timeout=120)
+    assert "shutting down (power button)" in stack.serial(vm)
+    print(f"app-a: ACPI shutdown took {time.monotonic() - t0:.1f} s")
     stack.teepod.rpc("StartVm", {"id": vm})
     wait_boot(stack, vm)
     again = get_app(stack, info["app_id"], 8080, "/first").body

@@ -36,7 +36,7 @@ async function check() {
   });
   await step(out, 'quote', async () => {
     const q = await client.getQuote('dstack-demo-sdk-check');
-    return { quote: q.quote, event_log_len: (q.event_log || '').length };
+    return { quote: q.quote, event_log: q.event_log || '' };
   });
   return out;
 }
