@@ -14,6 +14,7 @@
 #   image/<key>/     the finished image, key = hash of every input (this script, guest/ files,
 #                    package versions, our binaries, stage 1); used only when its files match
 #                    its sha256sum.txt
+# After a build the 4 most recently used images and 3 base trees are kept.
 #
 # Reproducible: SOURCE_DATE_EPOCH fixed, mmdebstrap's reproducible tarball, erofs with fixed
 # timestamps and UUID, verity with a fixed salt, a sorted cpio with fixed mtimes and gzip -n.
@@ -252,8 +253,17 @@ entry_install() {
   echo "$dst"
 }
 
+# keeps the cache bounded: the newest KEEP entries of DIR (by mtime; a cache hit refreshes it)
+cache_prune() {
+  local dir=$1 keep=$2 e
+  ls -1t "$dir" | tail -n +$((keep + 1)) | while IFS= read -r e; do
+    [ -n "$e" ] && rm -rf "${dir:?}/$e"
+  done
+}
+
 if entry_ok "$entry"; then
   log "cached: $entry"
+  touch "$entry" "$base_tar" 2>/dev/null || true
   entry_install "$entry"
   exit 0
 fi
@@ -264,6 +274,7 @@ fi
 t0=$(date +%s)
 if [ -f "$base_tar" ] && tar -tf "$base_tar" >/dev/null 2>&1; then
   log "base tree cached: $base_tar"
+  touch "$base_tar"
 else
   log "base tree: mmdebstrap $SUITE with $(wc -l <<<"$pkgset") packages"
   base_build || die "mmdebstrap failed"
@@ -439,3 +450,5 @@ mv -T "$staged" "$entry" 2>/dev/null || entry_ok "$entry" || die "cannot publish
 entry_ok "$entry" || die "built entry $entry fails its own check"
 log "built $IMAGE_NAME in $(($(date +%s) - t0)) s: $entry"
 entry_install "$entry"
+cache_prune "$cache_root/image" 4
+cache_prune "$cache_root/base" 3

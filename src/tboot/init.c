@@ -448,6 +448,10 @@ int main(int argc, char **argv) {
 
   root_switch();
 
+  /* the kernel starts init without PATH; tboot and every program it starts (podman runs
+   * iptables, netavark and crun by name) need one */
+  if (setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1) < 0)
+    fail("setenv PATH: %s", strerror(errno));
   argv[0] = (char *)TBOOT_PATH;
   execv(TBOOT_PATH, argv);
   fail("exec %s: %s", TBOOT_PATH, strerror(errno));
