@@ -185,7 +185,9 @@ class GuestStack:
         subprocess.run([str(TDXCTL), "sim", "init", str(self.sim)], check=True,
                        stdout=subprocess.DEVNULL, timeout=60, env=_clean_env())
         self.mr = measure(self.image_dir, self.vcpu, self.memory_mb)
-        self.kms = NsKms(self.tmp, gw, sim=self.sim, config=self.policy(self.mr) + self.kms_extra)
+        self.kms_port = free_port()  # fixed: a KMS restarted by a test comes back on it
+        self.kms = NsKms(self.tmp, gw, sim=self.sim,
+                         config=f"port = {self.kms_port}\n" + self.policy(self.mr) + self.kms_extra)
         # tproxy, its WireGuard interface made by wireguard-go in the namespace
         self.pki = RootPki(self.tmp / "pki", self.kms.dir / "root-ca.cert",
                            self.kms.dir / "root-ca.key")
@@ -207,7 +209,7 @@ class GuestStack:
         # the registry the guest pulls from
         self.registry = self.registry_setup(self.topo) if self.registry_setup else None
         reg = f'docker_registry = "http://{HOST}:{self.registry.port}"\n' if self.registry else ""
-        extra = (f'[cvm]\nkms_urls = ["https://{HOST}:{self.kms.port}"]\n'
+        extra = (f'[cvm]\nmax_allocable_vcpu = 16\nmax_allocable_memory_in_mb = 16384\nkms_urls = ["https://{HOST}:{self.kms.port}"]\n'
                  f'gateway_urls = ["https://{HOST}:{t.rpc_port}"]\n{reg}'
                  f'[gateway]\nbase_domain = "{BASE}"\nport = {t.proxy_port}\n')
         self.teepod = NsTeepod(self.tmp / "teepod", self.image_dir, gw,
@@ -221,6 +223,24 @@ class GuestStack:
         return ns_curl(self.topo.gw, f"https://{host}:{port}{path}", "--resolve",
                        f"{host}:{port}:127.0.0.1", "--cacert", str(self.pki.path("wild.cert")),
                        *args, timeout=timeout)
+
+    def add_image(self, name, cmdline_extra=None, initrd_extra=None):
+        """A copy of the image under another name with its command line or initrd changed (the
+        files are hard links, but metadata.json and a changed initrd)."""
+        dst = self.teepod.dir / "images" / name
+        dst.mkdir()
+        for f in self.image_dir.iterdir():
+            if f.name == "metadata.json" or (initrd_extra and f.name == "initrd.img"):
+                continue
+            os.link(f, dst / f.name)
+        meta = dict(self.meta)
+        if cmdline_extra:
+            meta["cmdline"] = meta["cmdline"] + " " + cmdline_extra
+        if initrd_extra:
+            (dst / "initrd.img").write_bytes((self.image_dir / "initrd.img").read_bytes() +
+                                             initrd_extra)
+        (dst / "metadata.json").write_text(json.dumps(meta))
+        return name
 
     def tproxy_rpc(self, method, data=None):
         """tproxy's pRPC (JSON) from inside the namespace; (status, parsed body)."""

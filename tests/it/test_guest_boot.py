@@ -51,13 +51,14 @@ def wait_boot(s, vm_id, timeout=240):
     """Until the guest reports `running` (or an error); returns the VM info."""
     deadline = time.monotonic() + timeout
     info = None
+    since = len(s.serial(vm_id))  # the serial log is appended across boots
     while time.monotonic() < deadline:
         info = s.teepod.info(vm_id)
         if info.get("boot_error"):
             raise AssertionError(f"boot error: {info['boot_error']}\n{s.serial(vm_id)[-6000:]}")
         if info.get("boot_progress") == "running":
             return info
-        if info["status"] in ("exited", "stopped") or "boot stopped" in s.serial(vm_id):
+        if info["status"] in ("exited", "stopped") or "boot stopped" in s.serial(vm_id)[since:]:
             break
         time.sleep(1)
     raise AssertionError(f"VM {vm_id} not running in {timeout} s: {info}\n"
@@ -157,3 +158,124 @@ def test_reboot_keeps_data(stack, app_a):
     wait_boot(stack, vm)
     again = get_app(stack, info["app_id"], 8080, "/first").body
     assert again == first
+
+
+OTHER = """services:
+  web:
+    image: dstack-demo-web
+    ports: ["8080:8080"]
+    environment:
+      WHICH: other
+"""
+
+
+def qemu_io(img, cmd):
+    p = subprocess.run([QEMU_IO, "-f", "qcow2", "-c", cmd, str(img)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+def disk_head(img, n=64 * 1024):
+    """sha256 of the guest-visible first n bytes of a qcow2 disk (read shared: its VM may run)."""
+    raw = pathlib.Path(str(img) + ".head.raw")
+    try:
+        p = subprocess.run([QEMU_IMG, "convert", "-U", "-f", "qcow2", "-O", "raw", str(img),
+                            str(raw)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+        with open(raw, "rb") as f:
+            return hashlib.sha256(f.read(n)).hexdigest()
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def test_other_compose_other_identity_and_keys(stack, app_a):
+    vm_a, info_a = app_a
+    vm = stack.teepod.create("app-b", WEB.replace("appdata", "bdata"))
+    try:
+        info = wait_boot(stack, vm)
+        assert info["app_id"] != info_a["app_id"]
+        ka = json.loads(get_app(stack, info_a["app_id"], 8081).body)["key"]["key"]
+        kb = json.loads(get_app(stack, info["app_id"], 8081).body)["key"]["key"]
+        assert ka != kb
+    finally:
+        stack.teepod.rpc("StopVm", {"id": vm})
+
+
+def test_modified_command_line_gets_no_keys(stack):
+    """The KMS allows exactly the image's measurements (tdxctl measure): the same image booted
+    with one more word on its command line (RTMR2) is refused its keys."""
+    name = stack.add_image("dstack-cmdline", cmdline_extra="dstack.extra=1")
+    vm = stack.teepod.create("app-cmdline", OTHER, image=name)
+    try:
+        info = wait_error(stack, vm)
+        assert "no app keys" in info["boot_error"], info["boot_error"]
+        assert "running" != info["boot_progress"]
+        assert "Forbidden" in stack.kms.log() or "rtmr2" in stack.kms.log().lower()
+    finally:
+        stack.teepod.rpc("StopVm", {"id": vm})
+
+
+def test_disk_refusals_change_nothing(stack, app_a):
+    """A LUKS2 header changed by the host is refused before cryptsetup opens it, and a disk
+    of another app does not open with this app's key: both stop the boot, nothing is written."""
+    vm_a, info_a = app_a
+    t = stack.teepod
+    if t.info(vm_a)["status"] == "running":
+        t.rpc("ShutdownVm", {"id": vm_a})
+        t.wait_status(vm_a, "stopped", timeout=120)
+    disk_a = t.run_dir / vm_a / "hda.img"
+    # another app's VM handed app A's disk
+    vm_c = t.create("app-c", OTHER, stopped=True)
+    disk_c = t.run_dir / vm_c / "hda.img"
+    subprocess.run(["cp", "--sparse=always", str(disk_a), str(disk_c)], check=True, timeout=120)
+    before_c = disk_head(disk_c, 17 * 1024 * 1024 // 65536 * 65536)
+    t.rpc("StartVm", {"id": vm_c})
+    # app A's own disk with one byte of its header's JSON changed
+    before = disk_head(disk_a)
+    qemu_io(disk_a, "write -P 0x20 5000 1")
+    tampered = disk_head(disk_a)
+    assert tampered != before
+    t.rpc("StartVm", {"id": vm_a})
+    try:
+        info_c = wait_error(stack, vm_c)
+        assert "does not open with this app's key" in info_c["boot_error"], info_c["boot_error"]
+        info = wait_error(stack, vm_a)
+        assert "LUKS2 header is refused" in info["boot_error"], info["boot_error"]
+    finally:
+        for v in (vm_a, vm_c):
+            t.rpc("StopVm", {"id": v})
+            t.wait_status(v, "stopped")
+    assert disk_head(disk_a) == tampered
+    assert disk_head(disk_c, 17 * 1024 * 1024 // 65536 * 65536) == before_c
+    # the byte put back (read from the copy handed to app C), app A boots and finds its data
+    orig = qemu_io(disk_c, "read -v 5000 1")
+    byte = orig.split(":", 1)[1].split()[0]
+    qemu_io(disk_a, f"write -P 0x{byte} 5000 1")
+    assert disk_head(disk_a) == before
+    t.rpc("StartVm", {"id": vm_a})
+    wait_boot(stack, vm_a)
+    assert get_app(stack, info_a["app_id"], 8080, "/first").body.strip()
+
+
+def test_kms_down_then_back(stack):
+    """No KMS at boot: the boot stops with an error teepod shows, the disk stays blank; with
+    the KMS back, a restart boots."""
+    t = stack.teepod
+    stack.kms.stop(check=False)
+    vm = t.create("app-e", OTHER.replace("other", "e"))
+    try:
+        info = wait_error(stack, vm, timeout=300)
+        assert "no app keys" in info["boot_error"], info["boot_error"]
+        st = t.rpc("Status", {})
+        assert any(v["id"] == vm and v["boot_error"] for v in st["vms"])
+        disk = t.run_dir / vm / "hda.img"
+        assert disk_head(disk) == hashlib.sha256(bytes(64 * 1024)).hexdigest()
+    finally:
+        stack.kms.start()
+    t.rpc("StopVm", {"id": vm})
+    t.wait_status(vm, "stopped")
+    t.rpc("StartVm", {"id": vm})
+    info = wait_boot(stack, vm)
+    assert get_app(stack, info["app_id"], 8080).status == 200
+    t.rpc("StopVm", {"id": vm})
