@@ -67,7 +67,7 @@ for suite in $suites; do
       build_or_fail build it || continue
       if ! compgen -G "tests/it/test_*.py" >/dev/null; then continue; fi
       xml="$logdir/it.xml"
-      DSTACK_BUILD=$root/build DSTACK_SOURCE_ROOT=$root timeout 1200 \
+      DSTACK_BUILD=$root/build DSTACK_SOURCE_ROOT=$root timeout 2700 \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$xml" tests/it 2>&1 | tail -25
       if [ -f "$xml" ]; then
         read -r p f s < <(/usr/bin/python3 - "$xml" <<'PY'

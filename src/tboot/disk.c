@@ -220,7 +220,11 @@ int tboot_disk_setup(struct tboot *t) {
   t->disk_ready = true;
   if (fresh && t->have_host)
     (void)hostch_notify("initialized", "", 5000);
-  tboot_progress(t, "data disk ready%s", fresh ? " (new)" : "");
+  if (!t->have_keys)
+    tboot_progress(t, "data disk ready: ephemeral (kms_enabled is false), its data will not "
+                   "survive a reboot");
+  else
+    tboot_progress(t, "data disk ready%s", fresh ? " (new)" : "");
   return 0;
 }
 

@@ -97,6 +97,8 @@ int main(int argc, char **argv) {
     log_info("boot done in %llu ms", (unsigned long long)(tboot_now_ms() - t0));
   else
     log_error("boot stopped; the app was not started. Waiting for shutdown.");
+  if (pid1)
+    tboot_dev_shell();
   tboot_pid1_run(&t, pid1);
   tboot_free(&t);
   return r < 0 ? 1 : 0;

@@ -145,6 +145,9 @@ uint64_t tboot_now_ms(void);
 int tboot_pid1_setup(void);
 /* Loads modules with modprobe (missing ones are logged, not fatal). */
 void tboot_modules_load(const char *const *names);
+/* A development image (/etc/dstack/dev, built with guest/build-image.sh --dev, measured as a
+ * different image) gets a root shell on the serial console. */
+void tboot_dev_shell(void);
 /* Serves as PID 1 after the boot: reaps children and waits for the power button, SIGTERM,
  * SIGUSR1 or SIGPWR; then stops the app and powers off. Never returns when pid1. */
 void tboot_pid1_run(struct tboot *t, bool pid1);
