@@ -69,6 +69,7 @@ def run_once(s, i):
     marks["app answers through tproxy"] = t_end - prev
     marks["total: create -> HTTPS 200"] = t_end - t0
     s.teepod.rpc("StopVm", {"id": vm})
+    s.teepod.wait_status(vm, "stopped")
     s.teepod.rpc("RemoveVm", {"id": vm})
     return marks
 

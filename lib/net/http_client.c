@@ -324,8 +324,11 @@ int http_request(const char *method, const char *url, const char *content_type, 
   SETOPT(CURLOPT_HTTPHEADER, hdrs);
   SETOPT(CURLOPT_SSL_VERIFYPEER, o->insecure_skip_verify ? 0L : 1L);
   SETOPT(CURLOPT_SSL_VERIFYHOST, o->insecure_skip_verify || o->ca_pins_peer ? 0L : 2L);
-  if (o->ca_file)
+  if (o->ca_file) {
+    /* exactly these CAs: libcurl would also trust its built-in CA directory */
     SETOPT(CURLOPT_CAINFO, o->ca_file);
+    SETOPT(CURLOPT_CAPATH, NULL);
+  }
   if (o->client_cert_file) {
     SETOPT(CURLOPT_SSLCERT, o->client_cert_file);
     SETOPT(CURLOPT_SSLCERTTYPE, "PEM");

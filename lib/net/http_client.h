@@ -4,7 +4,8 @@
  *   (0 = defaults 10 s / 30 s). Exceeding either is -ETIMEDOUT.
  * - The response body is capped at max_body (0 = 16 MiB): a longer body is -ENOBUFS, never a
  *   truncated success. Received header bytes are capped at max_header_bytes (0 = 64 KiB): -ENOBUFS.
- * - TLS: the peer is verified against ca_file (PEM; NULL = system CAs) unless
+ * - TLS: the peer is verified against ca_file alone (PEM; the system CAs are not added; NULL =
+ *   system CAs) unless
  *   insecure_skip_verify. An optional client certificate + key (mTLS) come from files only.
  * - unix_socket: the connection goes to this AF_UNIX path; the URL still gives Host and path
  *   (e.g. "http://localhost/prpc/Tappd.Info").

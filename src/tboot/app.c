@@ -103,7 +103,13 @@ static int appkeys_write(struct tboot *t, char **ret_path) {
   if (!path)
     return -ENOMEM;
   if (t->have_keys) {
-    r = json_dump_buf(t->kms_reply, JSON_COMPACT, &out);
+    /* tappd gets what it serves from: not the disk or env keys */
+    _cleanup_json_ json_t *copy = json_deep_copy(t->kms_reply);
+    if (!copy)
+      return -ENOMEM;
+    json_object_del(copy, "disk_crypt_key");
+    json_object_del(copy, "env_crypt_key");
+    r = json_dump_buf(copy, JSON_COMPACT, &out);
   } else {
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = NULL;
     _cleanup_(X509_freep) X509 *ca = NULL;
@@ -202,8 +208,8 @@ int tboot_app_start(struct tboot *t) {
   char why[256] = "";
   if (t->encrypted_env.len) {
     if (!t->have_env_key)
-      return tboot_fail(t, -ENOKEY, "the app has an encrypted environment but no env key "
-                        "(kms_enabled is false)");
+      return tboot_fail(t, -ENOKEY, "the app has an encrypted environment but no env key (%s)",
+                        t->have_keys ? "the KMS sent none" : "kms_enabled is false");
     r = appenv_decrypt(t->env_key, t->encrypted_env.data, t->encrypted_env.len,
                        (const char *const *)t->allowed_envs, t->n_allowed_envs, &env, why,
                        sizeof(why));
@@ -246,6 +252,16 @@ int tboot_app_start(struct tboot *t) {
   sync();
   tboot_progress(t, "app started");
   return 0;
+}
+
+void tboot_app_reaped(pid_t pid) {
+  if (pid == tappd_pid) {
+    log_warn("tappd exited");
+    tappd_pid = 0;
+  } else if (pid == podman_pid) {
+    log_warn("the container runtime exited");
+    podman_pid = 0;
+  }
 }
 
 void tboot_app_stop(struct tboot *t) {

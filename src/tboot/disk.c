@@ -31,14 +31,14 @@
 #define MKFS_EXT4 "/sbin/mkfs.ext4"
 #define FS_PROBE ((size_t)64 * 1024)
 
-static int read_head(const char *dev, size_t n, struct buf *out) {
+static int read_at(const char *dev, uint64_t off, size_t n, struct buf *out) {
   int fd = open(dev, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
   size_t got = 0;
   int r = buf_reserve(out, n);
   while (r >= 0 && got < n) {
-    ssize_t k = pread(fd, out->data + got, n - got, (off_t)got);
+    ssize_t k = pread(fd, out->data + got, n - got, (off_t)(off + got));
     if (k < 0 && errno == EINTR)
       continue;
     if (k < 0)
@@ -52,6 +52,10 @@ static int read_head(const char *dev, size_t n, struct buf *out) {
   if (r >= 0)
     out->len = got;
   return r < 0 ? r : 0;
+}
+
+static int read_head(const char *dev, size_t n, struct buf *out) {
+  return read_at(dev, 0, n, out);
 }
 
 static bool all_zero(const uint8_t *p, size_t n) {
@@ -161,7 +165,7 @@ int tboot_disk_setup(struct tboot *t) {
     /* no KMS: an ephemeral key */
     buf_init_secret(&t->disk_key, 64);
     if ((r = buf_reserve(&t->disk_key, 32)) < 0)
-      return r;
+      return tboot_fail(t, r, "disk key");
     if (getrandom(t->disk_key.data, 32, 0) != 32)
       return tboot_fail(t, -EIO, "random disk key");
     t->disk_key.len = 32;
@@ -184,11 +188,31 @@ int tboot_disk_setup(struct tboot *t) {
   } else {
     tboot_progress(t, "opening the data disk");
   }
+  /* cryptsetup reads the header from a copy in tmpfs, the very bytes checked here: the host
+   * cannot swap the header between the check and the open */
+  _cleanup_buf_ struct buf hdr = BUF_INIT(LUKS2_DATA_OFFSET);
+  _cleanup_free_ char *hdr_path = str_printf("%s/luks-header.img", t->paths->work);
+  if (!hdr_path)
+    return -ENOMEM;
+  if ((r = read_head(dev, LUKS2_DATA_OFFSET, &hdr)) < 0 || hdr.len != LUKS2_DATA_OFFSET)
+    return tboot_fail(t, r < 0 ? r : -EIO, "reading the data disk's header area");
+  if ((r = luks2_probe(hdr.data, LUKS2_PROBE_BYTES, &kind, &info, why, sizeof(why))) < 0 ||
+      kind != LUKS2_VALID)
+    return tboot_fail(t, r < 0 ? r : -EBADMSG,
+                      "the data disk's LUKS2 header is refused, nothing was changed: %s",
+                      r < 0 ? why : "no header after formatting");
+  if ((r = file_write_atomic(hdr_path, hdr.data, hdr.len, 0600)) < 0)
+    return tboot_fail(t, r, "copying the LUKS2 header to %s", hdr_path);
+  buf_free(&hdr);
   const char *open_argv[] = {CRYPTSETUP, "open", "--type", "luks2", "--key-file=-",
-                             "--disable-external-tokens", dev, t->paths->data_mapper, NULL};
-  if ((r = cryptsetup(t, open_argv, "open")) < 0)
+                             "--disable-external-tokens", "--header", hdr_path, dev,
+                             t->paths->data_mapper, NULL};
+  if ((r = cryptsetup(t, open_argv, "open")) < 0) {
+    (void)unlink(hdr_path);
     return tboot_fail(t, -EKEYREJECTED, "the data disk does not open with this app's key "
                       "(another app's disk, or a damaged one); nothing was changed");
+  }
+  (void)unlink(hdr_path);
   if ((r = mapping_check(t, why, sizeof(why))) < 0) {
     tboot_disk_close(t);
     return tboot_fail(t, r, "%s", why);
@@ -196,21 +220,25 @@ int tboot_disk_setup(struct tboot *t) {
   if (!(mapped = str_printf("/dev/mapper/%s", t->paths->data_mapper)))
     return -ENOMEM;
   _cleanup_buf_ struct buf fs = BUF_INIT(FS_PROBE);
-  if ((r = read_head(mapped, FS_PROBE, &fs)) < 0)
+  if ((r = read_head(mapped, FS_PROBE, &fs)) < 0) {
+    tboot_disk_close(t);
     return tboot_fail(t, r, "reading %s", mapped);
+  }
   bool ext4 = fs.len >= 1024 + 58 && fs.data[1024 + 56] == 0x53 && fs.data[1024 + 57] == 0xEF;
-  if (!ext4) {
-    /* a disk formatted by a boot that stopped before mkfs decrypts to zeros; anything else is
-     * data this key did not write */
-    if (!fresh && !all_zero(fs.data, fs.len)) {
+  if (!ext4 && !fresh) {
+    /* a boot that stopped between luksFormat and mkfs leaves the data area as it was: zeros on
+     * a new disk (zeros decrypt to noise, so the raw area is what tells). Anything else is data
+     * this key did not write. */
+    _cleanup_buf_ struct buf raw = BUF_INIT(FS_PROBE);
+    if ((r = read_at(dev, LUKS2_DATA_OFFSET, FS_PROBE, &raw)) < 0 || !all_zero(raw.data, raw.len)) {
       tboot_disk_close(t);
-      return tboot_fail(t, -EBADMSG, "the data disk opens but holds no ext4 file system; "
-                        "nothing was changed");
+      return tboot_fail(t, r < 0 ? r : -EBADMSG, "the data disk opens but holds no ext4 file "
+                        "system; nothing was changed");
     }
-    if ((r = mkfs(t, mapped)) < 0) {
-      tboot_disk_close(t);
-      return tboot_fail(t, r, "mkfs.ext4 on the data disk");
-    }
+  }
+  if (!ext4 && (r = mkfs(t, mapped)) < 0) {
+    tboot_disk_close(t);
+    return tboot_fail(t, r, "mkfs.ext4 on the data disk");
   }
   if ((r = mkdir_p(t->paths->data_mnt, 0755)) < 0 ||
       (mount(mapped, t->paths->data_mnt, "ext4", MS_NOSUID | MS_NODEV, "") < 0 && (r = -errno))) {

@@ -2,8 +2,10 @@
  * KMS's app key and certificate) proves to tproxy which app this is; RegisterCvm hands back a
  * WireGuard address and the server's key, and the interface comes up with one peer per gateway
  * server. A gateway that cannot be reached is reported, with retries; the app still starts. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,9 +36,11 @@ static int run(const char *const *argv, char *why, size_t whylen) {
   _cleanup_buf_ struct buf out = BUF_INIT(8192);
   struct tboot_cmd c = {.argv = argv, .timeout_ms = 20000, .output = &out};
   int r = tboot_cmd_run(&c, NULL);
-  if (r < 0)
-    snprintf(why, whylen, "%s %s: %.*s", argv[0], argv[1], (int)MIN(out.len, (size_t)300),
-             out.len ? (const char *)out.data : strerror(-r));
+  if (r < 0) {
+    char text[301];
+    tboot_printable(out.data, out.len, text, sizeof(text));
+    snprintf(why, whylen, "%s %s: %s", argv[0], argv[1], out.len ? text : strerror(-r));
+  }
   return r;
 }
 
@@ -123,6 +127,24 @@ static bool safe_token(const char *s, size_t max) {
   return true;
 }
 
+static bool ipv4(const char *s) {
+  struct in_addr a;
+  return s && strlen(s) <= 15 && inet_pton(AF_INET, s, &a) == 1;
+}
+
+/* host:port, the host a name or an IPv4 address (no list, no spaces) */
+static bool endpoint_ok(const char *s) {
+  if (!safe_token(s, 261) || strchr(s, ',') || strchr(s, '/'))
+    return false;
+  const char *c = strrchr(s, ':');
+  if (!c || c == s || !c[1] || strlen(c + 1) > 5)
+    return false;
+  for (const char *p = c + 1; *p; p++)
+    if (*p < '0' || *p > '9')
+      return false;
+  return atoi(c + 1) > 0 && atoi(c + 1) < 65536;
+}
+
 static bool safe_b64(const char *s) {
   if (!s || strlen(s) != 44 || s[43] != '=')
     return false;
@@ -139,8 +161,7 @@ static int wg_up(struct tboot *t, const struct wg_keys *k, json_t *wg, char *why
   json_get_str(wg, "server_ip", &server_ip);
   json_get_str(wg, "server_public_key", &server_pub);
   json_get_str(wg, "server_endpoint", &endpoint);
-  if (!safe_token(client_ip, 15) || !safe_token(server_ip, 15) || !safe_b64(server_pub) ||
-      !safe_token(endpoint, 261)) {
+  if (!ipv4(client_ip) || !ipv4(server_ip) || !safe_b64(server_pub) || !endpoint_ok(endpoint)) {
     snprintf(why, whylen, "RegisterCvm: the reply's wg settings are missing or malformed");
     return -EBADMSG;
   }
@@ -155,7 +176,7 @@ static int wg_up(struct tboot *t, const struct wg_keys *k, json_t *wg, char *why
     json_get_str(s, "pk", &pk);
     json_get_str(s, "ip", &ip);
     json_get_str(s, "endpoint", &ep);
-    if (!safe_b64(pk) || !safe_token(ip, 15) || !safe_token(ep, 261) || str_eq(pk, server_pub))
+    if (!safe_b64(pk) || !ipv4(ip) || !endpoint_ok(ep) || str_eq(pk, server_pub))
       continue;
     r = buf_printf(&conf, "\n[Peer]\nPublicKey = %s\nAllowedIPs = %s/32\nEndpoint = %s\n"
                    "PersistentKeepalive = 25\n", pk, ip, ep);
@@ -176,16 +197,26 @@ static int wg_up(struct tboot *t, const struct wg_keys *k, json_t *wg, char *why
   const char *set[] = {WG_TOOL, "setconf", WG_IFACE, path, NULL};
   const char *ad[] = {IP_TOOL, "address", "add", addr, "dev", WG_IFACE, NULL};
   const char *up[] = {IP_TOOL, "link", "set", WG_IFACE, "up", NULL};
-  if ((r = run(add, why, whylen)) < 0 || (r = run(set, why, whylen)) < 0 ||
-      (r = run(ad, why, whylen)) < 0 || (r = run(up, why, whylen)) < 0)
+  r = run(add, why, whylen);
+  if (r >= 0)
+    r = run(set, why, whylen);
+  (void)unlink(path); /* the key lives in the kernel only, whatever happened */
+  if (r >= 0)
+    r = run(ad, why, whylen);
+  if (r >= 0)
+    r = run(up, why, whylen);
+  if (r < 0)
     return r;
-  (void)unlink(path); /* the key now lives in the kernel only */
   t->wg_ip = strdup(client_ip);
   return 0;
 }
 
 static int try_gateway(struct tboot *t, const char *url, const char *chain, const char *key,
                        const char *root_path, char *why, size_t whylen) {
+  if (!str_startswith(url, "https://")) {
+    snprintf(why, whylen, "%s: a gateway is reached over https only", url);
+    return -EPROTO;
+  }
   struct wg_keys k;
   int r = wg_keys_new(&k);
   if (r < 0)
@@ -205,8 +236,9 @@ static int try_gateway(struct tboot *t, const char *url, const char *chain, cons
     goto out;
   }
   if (resp.status != 200) {
-    snprintf(why, whylen, "RegisterCvm at %s: HTTP %ld: %.*s", url, resp.status,
-             (int)MIN(resp.body.len, (size_t)300), resp.body.len ? (char *)resp.body.data : "");
+    char text[301];
+    tboot_printable(resp.body.data, resp.body.len, text, sizeof(text));
+    snprintf(why, whylen, "RegisterCvm at %s: HTTP %ld: %s", url, resp.status, text);
     r = -EIO;
     http_response_free(&resp);
     goto out;

@@ -75,8 +75,9 @@ static int post_json(const char *url, const char *method, const char *body,
     return r;
   }
   if (resp.status != 200) {
-    snprintf(why, whylen, "%s: HTTP %ld: %.*s", method, resp.status,
-             (int)MIN(resp.body.len, (size_t)300), resp.body.len ? (const char *)resp.body.data : "");
+    char peer[301];
+    tboot_printable(resp.body.data, resp.body.len, peer, sizeof(peer));
+    snprintf(why, whylen, "%s: HTTP %ld: %s", method, resp.status, peer);
     long status = resp.status;
     http_response_free(&resp);
     return status == 403 || status == 400 ? -EACCES : -EIO;
@@ -90,19 +91,31 @@ static int post_json(const char *url, const char *method, const char *body,
   return 0;
 }
 
-/* hex of the SPKI DER of the first certificate of pem */
-static int root_key_id(const char *pem, char **ret_hex, char *why, size_t whylen) {
-  _cleanup_(X509_freep) X509 *ca = NULL;
-  _cleanup_buf_ struct buf spki = BUF_INIT(4096);
-  int r = x509_cert_from_pem(pem, strlen(pem), &ca);
-  if (r >= 0)
-    r = x509_cert_spki_der(ca, &spki);
-  if (r < 0) {
-    snprintf(why, whylen, "the KMS root CA certificate does not parse");
+/* The KMS root CA from GetTempCaCert: exactly one certificate. *ret_pem is that certificate
+ * re-encoded (what the TLS checks trust: never more than the pinned and measured root), *ret_hex
+ * the hex of its SubjectPublicKeyInfo DER. */
+static int root_parse(const char *pem, char **ret_pem, char **ret_hex, char *why, size_t whylen) {
+  _cleanup_x509_chain_ STACK_OF(X509) *chain = NULL;
+  _cleanup_buf_ struct buf spki = BUF_INIT(4096), out = BUF_INIT(64 * 1024);
+  int r = x509_chain_from_pem(pem, strlen(pem), &chain);
+  if (r < 0 || sk_X509_num(chain) != 1) {
+    snprintf(why, whylen, "GetTempCaCert: ca_cert must be exactly one certificate");
+    return r < 0 ? r : -EBADMSG;
+  }
+  X509 *ca = sk_X509_value(chain, 0);
+  if ((r = x509_cert_spki_der(ca, &spki)) < 0 || (r = x509_cert_to_pem(ca, &out)) < 0 ||
+      (r = buf_terminate(&out)) < 0) {
+    snprintf(why, whylen, "GetTempCaCert: the root CA certificate does not parse");
     return r;
   }
   *ret_hex = hex_encode_alloc(spki.data, spki.len);
-  return *ret_hex ? 0 : -ENOMEM;
+  *ret_pem = strdup((const char *)out.data);
+  if (!*ret_hex || !*ret_pem) {
+    free(*ret_hex);
+    free(*ret_pem);
+    return -ENOMEM;
+  }
+  return 0;
 }
 
 /* The app's pin, as SPKI DER hex or the 65-byte uncompressed point in hex. */
@@ -149,12 +162,21 @@ static int client_cert(struct tboot *t, const char *tmp_cert_pem, const char *tm
   return 0;
 }
 
+static void keys_forget(struct tboot *t) {
+  buf_free(&t->disk_key);
+  buf_free(&t->os_image_hash);
+  explicit_bzero(t->env_key, sizeof(t->env_key));
+  t->have_env_key = false;
+}
+
 static int keys_take(struct tboot *t, json_t *reply, char *why, size_t whylen) {
   _cleanup_buf_ struct buf env = BUF_INIT_SECRET(64);
+  keys_forget(t);
   buf_init_secret(&t->disk_key, 4096);
   int r = get_hex(reply, "disk_crypt_key", &t->disk_key);
   if (r < 0 || t->disk_key.len < 16) {
     snprintf(why, whylen, "GetAppKey: no disk_crypt_key in the reply");
+    keys_forget(t);
     return -EBADMSG;
   }
   if (get_hex(reply, "env_crypt_key", &env) == 0 && env.len == 32) {
@@ -166,6 +188,7 @@ static int keys_take(struct tboot *t, json_t *reply, char *why, size_t whylen) {
   const char *s;
   if (json_get_str(reply, "app_key", &s) < 0 || !s || !json_is_array(json_object_get(reply, "certificate_chain"))) {
     snprintf(why, whylen, "GetAppKey: no app key and certificate chain in the reply");
+    keys_forget(t);
     return -EBADMSG;
   }
   return 0;
@@ -173,6 +196,11 @@ static int keys_take(struct tboot *t, json_t *reply, char *why, size_t whylen) {
 
 /* One KMS, one attempt. */
 static int try_kms(struct tboot *t, const char *url, char *why, size_t whylen) {
+  if (!str_startswith(url, "https://")) {
+    /* over http the client certificate and the root check would silently not happen */
+    snprintf(why, whylen, "%s: a KMS is reached over https only", url);
+    return -EPROTO;
+  }
   struct http_client_opts o = {.timeout_ms = 20000, .connect_timeout_ms = 5000,
                                .max_body = KMS_REPLY_MAX, .insecure_skip_verify = true};
   _cleanup_json_ json_t *tmp = NULL;
@@ -185,16 +213,17 @@ static int try_kms(struct tboot *t, const char *url, char *why, size_t whylen) {
     snprintf(why, whylen, "GetTempCaCert: the reply lacks temp_ca_cert, temp_ca_key or ca_cert");
     return -EBADMSG;
   }
-  _cleanup_free_ char *root_id = NULL;
-  if ((r = root_key_id(root, &root_id, why, whylen)) < 0)
+  _cleanup_free_ char *root_id = NULL, *root_pem = NULL;
+  if ((r = root_parse(root, &root_pem, &root_id, why, whylen)) < 0)
     return r;
-  if (t->key_provider_id_pin && !pin_matches(t->key_provider_id_pin, root, root_id)) {
+  if (t->key_provider_id_pin && !pin_matches(t->key_provider_id_pin, root_pem, root_id)) {
     snprintf(why, whylen, "the KMS at %s has root key %.24s..., not the app's key_provider_id",
              url, root_id);
     return -EPERM;
   }
   _cleanup_free_ char *root_path = NULL, *cert_path = NULL, *key_path = NULL;
-  if ((r = write_secret(t->paths->work, "kms-root-ca.crt", root, strlen(root), &root_path)) < 0) {
+  if ((r = write_secret(t->paths->work, "kms-root-ca.crt", root_pem, strlen(root_pem),
+                        &root_path)) < 0) {
     snprintf(why, whylen, "writing the root CA: %s", strerror(-r));
     return r;
   }
@@ -204,8 +233,10 @@ static int try_kms(struct tboot *t, const char *url, char *why, size_t whylen) {
   _cleanup_free_ char *body = NULL;
   if (!req || json_set_u64(req, "api_version", 1) < 0 ||
       json_set_str(req, "vm_config", t->sys.vm_config ? t->sys.vm_config : "") < 0 ||
-      !(body = json_dump_compact(req)))
+      !(body = json_dump_compact(req))) {
+    (void)unlink(key_path);
     return -ENOMEM;
+  }
   struct http_client_opts mo = {.timeout_ms = 30000, .connect_timeout_ms = 5000,
                                 .max_body = KMS_REPLY_MAX, .ca_file = root_path,
                                 .ca_pins_peer = true, .client_cert_file = cert_path,
@@ -220,7 +251,7 @@ static int try_kms(struct tboot *t, const char *url, char *why, size_t whylen) {
     return r;
   }
   t->kms_reply = reply;
-  t->root_ca_pem = strdup(root);
+  t->root_ca_pem = TAKE_PTR(root_pem);
   t->kms_root_pubkey_hex = TAKE_PTR(root_id);
   t->kms_url = strdup(url);
   if (!t->root_ca_pem || !t->kms_url)

@@ -2,12 +2,15 @@
  * fails has reported its error to the console and to teepod; tboot then stays up without
  * starting the app, so the error stays visible and the power button still works. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "attest/hostch_client.h"
 #include "attest/tee.h"
+#include "base/fileio.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/macro.h"
@@ -16,6 +19,19 @@
 
 static bool tdx_present(void) {
   return access("/dev/tdx_guest", F_OK) == 0 || access("/sys/kernel/config/tsm/report", F_OK) == 0;
+}
+
+/* The CPU says whether this is a TD (the kernel lists tdx_guest among the flags); only then
+ * may the host's claim of a simulator be ignored... and must be: a real TD never runs on the
+ * host's simulated TDX module, whatever the host channel says. */
+static bool cpu_is_td(void) {
+  _cleanup_buf_ struct buf b = BUF_INIT(1024 * 1024);
+  if (file_read_pseudo("/proc/cpuinfo", b.max - 1, &b) < 0 || buf_terminate(&b) < 0)
+    return false;
+  for (const char *p = (const char *)b.data; (p = strstr(p, "tdx_guest")); p += 9)
+    if ((p[-1] == ' ' || p[-1] == '\t') && (p[9] == ' ' || p[9] == '\n' || p[9] == 0))
+      return true;
+  return false;
 }
 
 /* The host channel's Info; with no TDX device, platform "sim" means teepod plays the TDX module
@@ -40,11 +56,15 @@ static int tee_choose(struct tboot *t) {
              err ? ": " : "", err ? err : "");
   }
   free(err);
-  if (tdx_present())
+  bool td = cpu_is_td();
+  if (td || tdx_present())
     t->tee_name = "tdx";
   else if (t->have_host && platform && str_eq(platform, "sim"))
     t->tee_name = "hostch";
   json_decref(info);
+  if (td && !tdx_present())
+    return tboot_fail(t, -ENODEV, "this is a TD but its TDX guest device is missing "
+                      "(tdx_guest / configfs-tsm not loaded)");
   if (!t->tee_name)
     return tboot_fail(t, -ENODEV, "no TEE: no TDX device, and the host does not simulate one");
   if ((r = tee_open(t->tee_name, &t->tee)) < 0)
@@ -83,6 +103,17 @@ int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   bool pid1 = getpid() == 1;
+  /* fds 0-2 always open (a pipe must never become "stdout"), and a child closing its end of a
+   * pipe early must not kill tboot */
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0) {
+      int n = open("/dev/null", O_RDWR);
+      if (n >= 0 && n != fd) {
+        dup2(n, fd);
+        close(n);
+      }
+    }
+  signal(SIGPIPE, SIG_IGN);
   log_ident_set("tboot");
   if (pid1)
     tboot_pid1_setup();

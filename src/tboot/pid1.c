@@ -123,6 +123,10 @@ int tboot_pid1_setup(void) {
   if (sethostname("dstack", 6) < 0)
     log_warn("setting the host name: %m");
   reboot(RB_DISABLE_CAD); /* Ctrl-Alt-Del becomes SIGINT */
+  /* the TDX guest device and configfs-tsm first: tboot must see a real TD as one */
+  static const char *const tdx_mods[] = {"configfs", "tsm_report", "tdx_guest", NULL};
+  tboot_modules_load(tdx_mods);
+  mount_one("configfs", "/sys/kernel/config", "configfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   static const char *const mods[] = {
       "virtio_net", "virtio_console", "button", "evdev", "vfat", "nls_cp437", "nls_iso8859_1",
       "dm_crypt", "overlay", "bridge", "veth", "br_netfilter", "nf_tables", "nft_compat",
@@ -203,6 +207,20 @@ void tboot_pid1_run(struct tboot *t, bool pid1) {
   sigaddset(&set, SIGINT);
   sigprocmask(SIG_BLOCK, &set, NULL);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) {
+    /* without it the blocked signals would never arrive: take them the plain way */
+    log_warn("signalfd: %m; waiting with sigwaitinfo");
+    siginfo_t si;
+    int sig;
+    while ((sig = sigwaitinfo(&set, &si)) == SIGCHLD || sig < 0)
+      while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    shutdown_now(t, strsignal(sig));
+    if (pid1)
+      reboot(RB_POWER_OFF);
+    return;
+  }
   int inputs[MAX_INPUTS];
   int n_in = open_power_buttons(inputs);
   log_info("waiting for the power button (%d input device%s)", n_in, n_in == 1 ? "" : "s");
@@ -221,8 +239,9 @@ void tboot_pid1_run(struct tboot *t, bool pid1) {
           continue;
         why = si.ssi_signo == SIGINT ? "Ctrl-Alt-Del" : strsignal((int)si.ssi_signo);
       }
-      while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
+      pid_t dead;
+      while ((dead = waitpid(-1, NULL, WNOHANG)) > 0)
+        tboot_app_reaped(dead);
     }
     for (int i = 0; i < n_in; i++) {
       if (!p[i + 1].revents)

@@ -1,5 +1,7 @@
 /* tboot's shared state and reporting. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,28 @@ const struct tboot_paths tboot_default_paths = {
 
 const char *tboot_version(void) { return TBOOT_VERSION; }
 
+void tboot_printable(const void *data, size_t len, char *out, size_t outlen) {
+  const uint8_t *p = data;
+  size_t n = 0;
+  if (!outlen)
+    return;
+  for (size_t i = 0; i < len && n + 1 < outlen; i++)
+    out[n++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+  out[n] = 0;
+}
+
+/* A host that answers Info but then lets every report time out would cost 5 s per line: after
+ * one timeout, progress goes to the console only. */
+static void host_notify(struct tboot *t, const char *event, const char *msg) {
+  if (!t->have_host)
+    return;
+  int r = hostch_notify(event, msg, 5000);
+  if (r == -ETIMEDOUT) {
+    log_warn("the host channel timed out: further progress on the console only");
+    t->have_host = false;
+  }
+}
+
 void tboot_progress(struct tboot *t, const char *fmt, ...) {
   char msg[256];
   va_list ap;
@@ -29,8 +53,7 @@ void tboot_progress(struct tboot *t, const char *fmt, ...) {
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   log_info("progress: %s", msg);
-  if (t->have_host)
-    (void)hostch_notify("boot.progress", msg, 5000);
+  host_notify(t, "boot.progress", msg);
 }
 
 int tboot_fail(struct tboot *t, int r, const char *fmt, ...) {
@@ -42,8 +65,7 @@ int tboot_fail(struct tboot *t, int r, const char *fmt, ...) {
   if (r < 0 && n >= 0 && (size_t)n < sizeof(msg) - 40 && !strstr(msg, strerror(-r)))
     snprintf(msg + n, sizeof(msg) - (size_t)n, " (%s)", strerror(-r));
   log_error("%s", msg);
-  if (t->have_host)
-    (void)hostch_notify("boot.error", msg, 5000);
+  host_notify(t, "boot.error", msg);
   return r < 0 ? r : -EIO;
 }
 

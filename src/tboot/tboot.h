@@ -96,6 +96,10 @@ void tboot_progress(struct tboot *t, const char *fmt, ...) __attribute__((format
 /* Reports a boot error (console + boot.error) and returns r. */
 int tboot_fail(struct tboot *t, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Copies at most outlen-1 bytes of peer-chosen text (an HTTP body, a reply) into out with
+ * control bytes and non-ASCII replaced by '?', so it cannot forge console or log lines. */
+void tboot_printable(const void *data, size_t len, char *out, size_t outlen);
+
 /* bootcfg.c */
 int tboot_config_load(struct tboot *t);
 /* The block device (/dev/vdX) whose virtio serial is serial; -ENOENT after wait_ms. */
@@ -119,6 +123,8 @@ int tboot_gateway_setup(struct tboot *t);
 /* app.c */
 int tboot_app_start(struct tboot *t);
 void tboot_app_stop(struct tboot *t);
+/* PID 1's reaper collected pid: forget it if it is one of the app's daemons. */
+void tboot_app_reaped(pid_t pid);
 
 /* proc.c: running the tools tboot needs (cryptsetup, mkfs, ip, wg, podman, docker-compose).
  * Secrets go through stdin, never argv. */
