@@ -17,8 +17,10 @@
 #include "base/str.h"
 #include "tboot.h"
 
+/* The TDX guest driver's device (it also registers the configfs-tsm provider; the tsm module
+ * alone, loaded as its dependency, makes /sys/kernel/config/tsm/report appear without one). */
 static bool tdx_present(void) {
-  return access("/dev/tdx_guest", F_OK) == 0 || access("/sys/kernel/config/tsm/report", F_OK) == 0;
+  return access("/dev/tdx_guest", F_OK) == 0;
 }
 
 /* The CPU says whether this is a TD (the kernel lists tdx_guest among the flags); only then
@@ -57,6 +59,10 @@ static int tee_choose(struct tboot *t) {
   }
   free(err);
   bool td = cpu_is_td();
+  if (td) {
+    static const char *const mods[] = {"tdx_guest", NULL};
+    tboot_modules_load(mods);
+  }
   if (td || tdx_present())
     t->tee_name = "tdx";
   else if (t->have_host && platform && str_eq(platform, "sim"))

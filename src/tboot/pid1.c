@@ -123,9 +123,9 @@ int tboot_pid1_setup(void) {
   if (sethostname("dstack", 6) < 0)
     log_warn("setting the host name: %m");
   reboot(RB_DISABLE_CAD); /* Ctrl-Alt-Del becomes SIGINT */
-  /* the TDX guest device and configfs-tsm first: tboot must see a real TD as one */
-  static const char *const tdx_mods[] = {"configfs", "tsm_report", "tdx_guest", NULL};
-  tboot_modules_load(tdx_mods);
+  /* configfs for configfs-tsm (the TDX guest driver is loaded in a TD only, main.c) */
+  static const char *const cfs_mods[] = {"configfs", NULL};
+  tboot_modules_load(cfs_mods);
   mount_one("configfs", "/sys/kernel/config", "configfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   static const char *const mods[] = {
       "virtio_net", "virtio_console", "button", "evdev", "vfat", "nls_cp437", "nls_iso8859_1",
