@@ -64,6 +64,8 @@ epoch=${SOURCE_DATE_EPOCH:-1704067200}
 export SOURCE_DATE_EPOCH=$epoch
 # shellcheck source=apt.sh
 . "$here/apt.sh"
+# shellcheck source=kmods.sh
+. "$here/kmods.sh"
 SUITE=$GUEST_SUITE
 MIRRORS=("${GUEST_MIRRORS[@]}")
 KERNEL_META=linux-image-6.12-cloud-amd64
@@ -211,7 +213,7 @@ base_build() {
 # --- the image's cache key ------------------------------------------------------------------
 
 files_hash() {
-  (cd "$here" && find rootfs apt.sh -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
+  (cd "$here" && find rootfs apt.sh kmods.sh -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
     sha256sum | cut -d' ' -f1
 }
 recipe=$(
@@ -349,33 +351,7 @@ for need in "${KERNEL_NEEDS[@]}"; do
     *) die "$kernel_pkg: CONFIG_$opt is '${val:-not set}', the guest needs it${mod:+ (or module $mod)}" ;;
   esac
 done
-declare -A mod_path=() mod_deps=()
-while IFS= read -r line; do
-  path=${line%%:*}
-  name=${path##*/}
-  name=${name%%.ko*}
-  name=${name//-/_}
-  mod_path[$name]=$path
-  mod_deps[$name]=${line#*:}
-done <"$moddir/modules.dep"
-declare -A mod_seen=()
-order=()
-mod_add() {
-  local name=$1 dname deps=() i
-  [ -z "${mod_seen[$name]:-}" ] || return 0
-  [ -n "${mod_path[$name]:-}" ] || die "module $name not in $kernel_pkg"
-  mod_seen[$name]=1
-  read -ra deps <<<"${mod_deps[$name]}"
-  for ((i = ${#deps[@]} - 1; i >= 0; i--)); do
-    dname=${deps[i]##*/}
-    dname=${dname%%.ko*}
-    mod_add "${dname//-/_}"
-  done
-  order+=("$name")
-}
-for m in "${wanted[@]}"; do
-  mod_add "$m"
-done
+kmods_resolve "$moddir" "$kernel_pkg" "${wanted[@]}"
 
 initrd_root="$work/initrd"
 mkdir -p "$initrd_root"/{dev,proc,sys,run,mnt/ro,mnt/rw,newroot,etc,lib/modules}

@@ -26,7 +26,7 @@
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
-#include "appenv.h"
+#include "tboot_appenv.h"
 #include "net/http_client.h"
 #include "tboot.h"
 
@@ -34,6 +34,8 @@
 #define TAPPD "/usr/bin/tappd"
 #define COMPOSE "/usr/bin/docker-compose"
 #define DOCKER_SOCK "/var/run/docker.sock"
+#define DOCKER_HOST_ENV "DOCKER_HOST=unix:///var/run/docker.sock"
+#define DOCKER_SOCK_URL "unix:///var/run/docker.sock"
 #define MIRROR_CONF "/etc/containers/registries.conf.d/90-dstack-mirror.conf"
 
 
@@ -176,7 +178,7 @@ static int tappd_start(struct tboot *t) {
 
 static int env_build(struct tboot *t, struct appenv *env, char ***ret_envp) {
   const char *base[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                        "HOME=/root", "DOCKER_HOST=unix://" DOCKER_SOCK,
+                        "HOME=/root", DOCKER_HOST_ENV,
                         "COMPOSE_HTTP_TIMEOUT=600", "LANG=C.UTF-8"};
   size_t n = ARRAY_SIZE(base) + env->n;
   char **v = calloc(n + 1, sizeof(char *));
@@ -220,7 +222,7 @@ int tboot_app_start(struct tboot *t) {
   }
 
   tboot_progress(t, "starting the container runtime");
-  const char *pargv[] = {PODMAN, "system", "service", "--time=0", "unix://" DOCKER_SOCK, NULL};
+  const char *pargv[] = {PODMAN, "system", "service", "--time=0", DOCKER_SOCK_URL, NULL};
   if ((r = tboot_cmd_spawn(pargv, NULL, "/", &podman_pid)) < 0) {
     appenv_free(&env);
     return tboot_fail(t, r, "starting podman");
@@ -267,7 +269,7 @@ void tboot_app_reaped(pid_t pid) {
 void tboot_app_stop(struct tboot *t) {
   if (podman_pid > 0 && t->compose_file) {
     const char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-                          "DOCKER_HOST=unix://" DOCKER_SOCK, NULL};
+                          DOCKER_HOST_ENV, NULL};
     const char *argv[] = {COMPOSE, "down", "--timeout", "10", NULL};
     struct tboot_cmd c = {.argv = argv, .envp = envp, .cwd = t->paths->app_dir,
                           .timeout_ms = 60000};

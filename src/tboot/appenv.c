@@ -1,6 +1,6 @@
 /* The app's encrypted environment: decryption and parsing come from crypto/envcrypt (the
  * format the SDKs emit); this adds the guest's policy: the caps and the allowed names. */
-#include "appenv.h"
+#include "tboot_appenv.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -24,7 +24,7 @@
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/str.h"
-#include "luks2.h"
+#include "tboot_luks2.h"
 #include "tboot.h"
 
 #define CRYPTSETUP "/sbin/cryptsetup"

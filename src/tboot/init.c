@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "init_cmdline.h"
+#include "tboot_init_cmdline.h"
 
 #define ROOTFS_SERIAL "dstack-rootfs"
 #define HOST_PORT_NAME "org.dstack.host.0"

@@ -1,5 +1,5 @@
 /* tboot-init's pure parts: command line, verity table, module list and host-channel JSON. */
-#include "init_cmdline.h"
+#include "tboot_init_cmdline.h"
 
 #include <errno.h>
 #include <inttypes.h>

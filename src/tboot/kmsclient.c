@@ -63,34 +63,6 @@ static int write_secret(const char *dir, const char *name, const void *data, siz
   return 0;
 }
 
-static int post_json(const char *url, const char *method, const char *body,
-                     const struct http_client_opts *o, json_t **ret, char *why, size_t whylen) {
-  _cleanup_free_ char *u = str_printf("%s/prpc/%s?json", url, method);
-  if (!u)
-    return -ENOMEM;
-  struct http_response resp = {0};
-  int r = http_post(u, "application/json", body, strlen(body), o, &resp);
-  if (r < 0) {
-    snprintf(why, whylen, "%s: %s", method, strerror(-r));
-    return r;
-  }
-  if (resp.status != 200) {
-    char peer[301];
-    tboot_printable(resp.body.data, resp.body.len, peer, sizeof(peer));
-    snprintf(why, whylen, "%s: HTTP %ld: %s", method, resp.status, peer);
-    long status = resp.status;
-    http_response_free(&resp);
-    return status == 403 || status == 400 ? -EACCES : -EIO;
-  }
-  r = json_parse_buf((const char *)resp.body.data, resp.body.len, KMS_REPLY_MAX, ret);
-  http_response_free(&resp);
-  if (r < 0 || !json_is_object(*ret)) {
-    snprintf(why, whylen, "%s: the reply is not a JSON object", method);
-    return -EBADMSG;
-  }
-  return 0;
-}
-
 /* The KMS root CA from GetTempCaCert: exactly one certificate. *ret_pem is that certificate
  * re-encoded (what the TLS checks trust: never more than the pinned and measured root), *ret_hex
  * the hex of its SubjectPublicKeyInfo DER. */
@@ -204,7 +176,7 @@ static int try_kms(struct tboot *t, const char *url, char *why, size_t whylen) {
   struct http_client_opts o = {.timeout_ms = 20000, .connect_timeout_ms = 5000,
                                .max_body = KMS_REPLY_MAX, .insecure_skip_verify = true};
   _cleanup_json_ json_t *tmp = NULL;
-  int r = post_json(url, "GetTempCaCert", "{}", &o, &tmp, why, whylen);
+  int r = tboot_post_json(url, "GetTempCaCert", "{}", &o, &tmp, why, whylen);
   if (r < 0)
     return r;
   const char *tmp_cert, *tmp_key, *root;
@@ -242,7 +214,7 @@ static int try_kms(struct tboot *t, const char *url, char *why, size_t whylen) {
                                 .ca_pins_peer = true, .client_cert_file = cert_path,
                                 .client_key_file = key_path};
   json_t *reply = NULL;
-  r = post_json(url, "GetAppKey", body, &mo, &reply, why, whylen);
+  r = tboot_post_json(url, "GetAppKey", body, &mo, &reply, why, whylen);
   (void)unlink(key_path);
   if (r < 0)
     return r;

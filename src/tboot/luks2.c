@@ -2,7 +2,7 @@
  * metadata compared against the one layout tboot formats. Every field is whitelisted: an
  * unknown member anywhere is refused, so a header can never carry a token, a reencryption
  * requirement, an integrity profile or a second keyslot past this check. */
-#include "luks2.h"
+#include "tboot_luks2.h"
 
 #include <errno.h>
 #include <jansson.h>

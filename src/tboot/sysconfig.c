@@ -1,5 +1,5 @@
 /* `.sys-config.json`: parsing, validation and the canonical form tboot measures. */
-#include "sysconfig.h"
+#include "tboot_sysconfig.h"
 
 #include <errno.h>
 #include <jansson.h>

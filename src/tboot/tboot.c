@@ -8,8 +8,12 @@
 
 #include "attest/hostch_client.h"
 #include "attest/tee.h"
+#include "base/json.h"
 #include "base/log.h"
-#include "sysconfig.h"
+#include "base/macro.h"
+#include "base/str.h"
+#include "net/http_client.h"
+#include "tboot_sysconfig.h"
 #include "tboot.h"
 
 const struct tboot_paths tboot_default_paths = {
@@ -91,4 +95,34 @@ void tboot_free(struct tboot *t) {
   free(t->wg_ip);
   if (t->tee)
     tee_free(t->tee);
+}
+
+int tboot_post_json(const char *url, const char *method, const char *body,
+                    const struct http_client_opts *o, json_t **ret, char *why, size_t whylen) {
+  _cleanup_free_ char *u = str_printf("%s/prpc/%s?json", url, method);
+  if (!u)
+    return -ENOMEM;
+  struct http_response resp = {0};
+  int r = http_post(u, "application/json", body, strlen(body), o, &resp);
+  if (r < 0) {
+    snprintf(why, whylen, "%s at %s: %s", method, url, strerror(-r));
+    return r;
+  }
+  if (resp.status != 200) {
+    char peer[301];
+    tboot_printable(resp.body.data, resp.body.len, peer, sizeof(peer));
+    snprintf(why, whylen, "%s at %s: HTTP %ld: %s", method, url, resp.status, peer);
+    long status = resp.status;
+    http_response_free(&resp);
+    return status == 403 || status == 400 ? -EACCES : -EIO;
+  }
+  r = json_parse_buf((const char *)resp.body.data, resp.body.len, o->max_body, ret);
+  http_response_free(&resp);
+  if (r < 0 || !json_is_object(*ret)) {
+    json_decref(*ret);
+    *ret = NULL;
+    snprintf(why, whylen, "%s at %s: the reply is not a JSON object", method, url);
+    return -EBADMSG;
+  }
+  return 0;
 }

@@ -29,7 +29,7 @@
 
 #include "attest/app_compose.h"
 #include "base/buf.h"
-#include "sysconfig.h"
+#include "tboot_sysconfig.h"
 
 #define TBOOT_VERSION "0.1.0"
 
@@ -99,6 +99,13 @@ int tboot_fail(struct tboot *t, int r, const char *fmt, ...) __attribute__((form
 /* Copies at most outlen-1 bytes of peer-chosen text (an HTTP body, a reply) into out with
  * control bytes and non-ASCII replaced by '?', so it cannot forge console or log lines. */
 void tboot_printable(const void *data, size_t len, char *out, size_t outlen);
+
+/* POSTs body (JSON) to <url>/prpc/<method>?json and parses the reply (a JSON object, at most
+ * o->max_body). A non-200 answer is -EACCES (400, 403: a refusal) or -EIO, with why naming the
+ * status and the peer's text (printable only). */
+struct http_client_opts;
+int tboot_post_json(const char *url, const char *method, const char *body,
+                    const struct http_client_opts *o, json_t **ret, char *why, size_t whylen);
 
 /* bootcfg.c */
 int tboot_config_load(struct tboot *t);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init_cmdline.h"
+#include "tboot_init_cmdline.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

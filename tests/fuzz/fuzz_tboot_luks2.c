@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "crypto/hash.h"
-#include "luks2.h"
+#include "tboot_luks2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

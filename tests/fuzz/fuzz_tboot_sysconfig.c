@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/json.h"
-#include "sysconfig.h"
+#include "tboot_sysconfig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

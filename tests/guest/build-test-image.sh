@@ -30,6 +30,9 @@ usage() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script="$here/$(basename "${BASH_SOURCE[0]}")"
 init_sh="$here/init.sh"
+kmods_sh="$here/../../guest/kmods.sh"
+# shellcheck source=../../guest/kmods.sh
+. "$kmods_sh"
 
 IMAGE_VERSION=0.1.0
 IMAGE_NAME="dstack-test-$IMAGE_VERSION"
@@ -102,6 +105,7 @@ kernel_ver=$cand_ver kernel_sha=$cand_sha
 recipe=$(
   echo "script $(sha256sum <"$script" | cut -d' ' -f1)"
   echo "init $(sha256sum <"$init_sh" | cut -d' ' -f1)"
+  echo "kmods $(sha256sum <"$kmods_sh" | cut -d' ' -f1)"
   echo "kernel $kernel_pkg $kernel_ver $kernel_sha"
   echo "busybox $BUSYBOX_PKG $busybox_ver $busybox_sha"
   echo "epoch $epoch"
@@ -201,36 +205,7 @@ done
 # modules.dep of the whole kernel, made by busybox's depmod in the unpacked tree (the kernel
 # package leaves it to the installing host)
 "$busybox" depmod -b "$work/kernel" "$kver" || die "depmod failed"
-declare -A mod_path=() mod_deps=()
-while IFS= read -r line; do
-  path=${line%%:*}
-  deps=${line#*:}
-  name=${path##*/}
-  name=${name%%.ko*}
-  name=${name//-/_}
-  mod_path[$name]=$path
-  mod_deps[$name]=$deps
-done <"$moddir/modules.dep"
-
-# load order: each module after its dependencies (modules.dep lists the deepest last)
-declare -A mod_seen=()
-order=()
-mod_add() {
-  local name=$1 dname deps=() i
-  [ -z "${mod_seen[$name]:-}" ] || return 0
-  [ -n "${mod_path[$name]:-}" ] || die "module $name not in $kernel_pkg"
-  mod_seen[$name]=1
-  read -ra deps <<<"${mod_deps[$name]}"
-  for ((i = ${#deps[@]} - 1; i >= 0; i--)); do
-    dname=${deps[i]##*/}
-    dname=${dname%%.ko*}
-    mod_add "${dname//-/_}"
-  done
-  order+=("$name")
-}
-for m in "${wanted[@]}"; do
-  mod_add "$m"
-done
+kmods_resolve "$moddir" "$kernel_pkg" "${wanted[@]}"
 
 # --- the initramfs tree -------------------------------------------------------------------------
 

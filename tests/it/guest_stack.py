@@ -20,9 +20,10 @@ import subprocess
 import time
 
 from conftest import BUILD, REPO, _clean_env, free_port
+from guest_registry import REGISTRY_BIN, GuestRegistry, build_app_images
 from teepod_common import Teepod, kill_qemus
 from test_kms_common import Kms, read_line
-from tproxy_common import BASE, Tproxy, _write, key_pem, make_cert, pem
+from tproxy_common import BASE, Pki, Tproxy, _write, key_pem, make_cert, pem
 from tproxy_topo import Topology, curl as ns_curl, ns_popen, ns_run
 
 TDXCTL = BUILD / "src" / "tdxctl" / "tdxctl"
@@ -124,10 +125,10 @@ class NsKms(Kms):
         return ["ip", "netns", "exec", self.ns] + super().cmd()
 
 
-class RootPki:
-    """The Pki shape tproxy_common.Tproxy reads, with the KMS root CA as its CA: tproxy's RPC
-    certificate must chain to the root the guest learns from the KMS, and the guests' app
-    certificates chain to it too."""
+class RootPki(Pki):
+    """tproxy_common.Pki with the KMS root CA as its CA: tproxy's RPC certificate must chain
+    to the root the guest learns from the KMS, and the guests' app certificates chain to it
+    too."""
 
     def __init__(self, d, root_cert, root_key):
         from cryptography import x509
@@ -141,14 +142,6 @@ class RootPki:
         w, wk = make_cert("*." + BASE, ["*." + BASE, BASE])
         _write(self.dir / "wild.cert", pem(w), 0o644)
         _write(self.dir / "wild.key", key_pem(wk))
-
-    def issue(self, name, cn, sans):
-        c, k = make_cert(cn, sans, self.ca_cert, self.ca_key)
-        _write(self.dir / f"{name}.cert", pem(c), 0o644)
-        _write(self.dir / f"{name}.key", key_pem(k))
-
-    def path(self, name):
-        return self.dir / name
 
 
 class GuestStack:
@@ -284,7 +277,6 @@ class GuestStack:
 def start_registry_in(topo):
     """docker-registry in topo's gw namespace holding the demo app images (built or cached by
     guest/apps/build-app-images.sh), pushed as NAME:latest and library/NAME:latest."""
-    from guest_registry import GuestRegistry, build_app_images
     apps = build_app_images(topo.tmp / "apps")
     reg = NsRegistry(topo.gw, topo.tmp / "registry")
     reg.start()
@@ -292,18 +284,14 @@ def start_registry_in(topo):
     return reg
 
 
-class NsRegistry:
-    """guest_registry.GuestRegistry's registry, run in a namespace (pushes run there too)."""
+class NsRegistry(GuestRegistry):
+    """guest_registry.GuestRegistry run in a namespace (its pushes run there too)."""
 
     def __init__(self, ns, d):
+        super().__init__(d)
         self.ns = ns
-        self.dir = pathlib.Path(d)
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc = None
 
     def start(self, timeout=20):
-        from guest_registry import REGISTRY_BIN
         (self.dir / "storage").mkdir(parents=True, exist_ok=True)
         cfg = self.dir / "config.yml"
         cfg.write_text(json.dumps({
@@ -315,28 +303,13 @@ class NsRegistry:
                              stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = ns_curl(self.ns, f"http://{self.address}/v2/", timeout=2)
-            if r.status == 200:
+            if ns_curl(self.ns, f"http://{self.address}/v2/", timeout=2).status == 200:
                 return self
             time.sleep(0.2)
         raise AssertionError("docker-registry did not answer: " +
                              (self.dir / "registry.log").read_text(errors="replace")[-2000:])
 
-    def push_apps(self, apps_dir):
-        for layout in sorted(pathlib.Path(apps_dir).iterdir()):
-            if not (layout / "index.json").is_file():
-                continue
-            for n in (f"{layout.name}:latest", f"library/{layout.name}:latest"):
-                ns_run(self.ns, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                                 f"oci:{layout}:latest", f"docker://{self.address}/{n}"],
-                       timeout=300)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+    def push(self, layout, name, tag_in_layout="latest", timeout=300):
+        ns_run(self.ns, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                         f"oci:{layout}:{tag_in_layout}", f"docker://{self.address}/{name}"],
+               timeout=timeout)

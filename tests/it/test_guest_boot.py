@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network n
 WEB = """services:
   web:
     image: dstack-demo-web
-    ports: ["8080:8080"]
+    ports: ["80:8080", "8080:8080"]
     volumes: ["appdata:/data"]
     environment:
       GREETING: ${GREETING:-none}
@@ -123,6 +123,12 @@ def test_deploy_reaches_app_through_tproxy(stack, app_a):
     assert len(app_id) == 40
     r = get_app(stack, app_id, 8080)
     assert b"dstack" in r.body
+    # <app_id>.<base_domain> alone: port 80 of the app
+    r = stack.via_proxy(f"{app_id}.{BASE}")
+    assert r.status == 200 and b"dstack demo" in r.body, r
+    # the container's output through tappd's /logs (podman's Docker API), on tappd's port
+    r = get_app(stack, app_id, 8090, "/logs/tapp_web_1?text&tail=50")
+    assert b"dstack-demo-web: serving on :8080" in r.body, r.body[-2000:]
     # tproxy lists the VM with its WireGuard address
     st, lst = stack.tproxy_rpc("List")
     assert st == 200, lst

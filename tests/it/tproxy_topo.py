@@ -975,6 +975,9 @@ class Topology:
         ns_run(None, ["ip", "netns", "add", name], timeout=10)
         self.namespaces.append(name)
         ns_run(None, ["ip", "-n", name, "link", "set", "lo", "up"], timeout=10)
+        # a new namespace inherits IPv4 forwarding from the host's (a container runtime on the
+        # host turns it on): without it set here, gw would route between the cvm links
+        ns_run(name, ["sh", "-c", "echo 0 >/proc/sys/net/ipv4/ip_forward"], timeout=10)
         return name
 
     def add_cvm(self):

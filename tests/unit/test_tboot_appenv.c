@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "appenv.h"
+#include "tboot_appenv.h"
 #include "base/buf.h"
 #include "crypto/envcrypt.h"
 #include "testutil.h"

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "init_cmdline.h"
+#include "tboot_init_cmdline.h"
 
 #define H64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 

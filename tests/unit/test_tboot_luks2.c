@@ -10,7 +10,7 @@
 
 #include "base/buf.h"
 #include "crypto/hash.h"
-#include "luks2.h"
+#include "tboot_luks2.h"
 #include "testutil.h"
 
 /* Headers made by tests/data/tboot/make-luks2-headers.sh. */

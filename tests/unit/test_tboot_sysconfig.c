@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "sysconfig.h"
+#include "tboot_sysconfig.h"
 #include "testutil.h"
 
 static int parse(const char *text, struct sysconfig *c, char *why, size_t whylen) {
