@@ -1,6 +1,7 @@
 /* tboot's entry point: the boot steps in order (tboot.h), then PID 1's duties. A step that
  * fails has reported its error to the console and to teepod; tboot then stays up without
  * starting the app, so the error stays visible and the power button still works. */
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,7 +11,6 @@
 
 #include "attest/hostch_client.h"
 #include "attest/tee.h"
-#include "base/fileio.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/macro.h"
@@ -23,17 +23,20 @@ static bool tdx_present(void) {
   return access("/dev/tdx_guest", F_OK) == 0;
 }
 
-/* The CPU says whether this is a TD (the kernel lists tdx_guest among the flags); only then
- * may the host's claim of a simulator be ignored... and must be: a real TD never runs on the
- * host's simulated TDX module, whatever the host channel says. */
+/* Whether this is a TD, asked of the CPU as the kernel asks it: CPUID leaf 0x21 answers
+ * "IntelTDX    " inside a TD, and that leaf is the TDX module's, not the host's. A TD then uses
+ * its TDX device and nothing else, whatever the host channel claims. */
 static bool cpu_is_td(void) {
-  _cleanup_buf_ struct buf b = BUF_INIT(1024 * 1024);
-  if (file_read_pseudo("/proc/cpuinfo", b.max - 1, &b) < 0 || buf_terminate(&b) < 0)
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, NULL) < 0x21)
     return false;
-  for (const char *p = (const char *)b.data; (p = strstr(p, "tdx_guest")); p += 9)
-    if ((p[-1] == ' ' || p[-1] == '\t') && (p[9] == ' ' || p[9] == '\n' || p[9] == 0))
-      return true;
-  return false;
+  __cpuid_count(0x21, 0, a, b, c, d);
+  (void)a;
+  char sig[12];
+  memcpy(sig, &b, 4);
+  memcpy(sig + 4, &d, 4);
+  memcpy(sig + 8, &c, 4);
+  return memcmp(sig, "IntelTDX    ", 12) == 0;
 }
 
 /* The host channel's Info; with no TDX device, platform "sim" means teepod plays the TDX module

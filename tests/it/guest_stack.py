@@ -235,6 +235,14 @@ class GuestStack:
         (dst / "metadata.json").write_text(json.dumps(meta))
         return name
 
+    def kms_rpc(self, method, data):
+        """The KMS's pRPC (JSON) from inside the namespace (teepod's kms_urls name the address
+        the guests use, 10.0.2.2, which only exists for them)."""
+        r = ns_curl(self.topo.gw, f"https://127.0.0.1:{self.kms.port}/prpc/{method}?json", "-k",
+                    "-H", "Content-Type: application/json", "--data-binary", json.dumps(data))
+        assert r.status == 200, r
+        return json.loads(r.body)
+
     def tproxy_rpc(self, method, data=None):
         """tproxy's pRPC (JSON) from inside the namespace; (status, parsed body)."""
         port = self.tproxy.rpc_port

@@ -25,7 +25,7 @@ WEB = """services:
     ports: ["80:8080", "8080:8080"]
     volumes: ["appdata:/data"]
     environment:
-      GREETING: ${GREETING:-none}
+      DSTACK_APP_ID: ${GREETING:-none}
   sdk:
     image: dstack-demo-sdk
     ports: ["8081:8081"]
@@ -107,9 +107,38 @@ def quote_rtmr3(quote_hex):
     return q[off:off + 48]
 
 
+def app_document(compose, name, allowed_envs):
+    """An app-compose.json as the SDKs write it (sorted keys, compact), with allowed_envs."""
+    doc = {"allowed_envs": allowed_envs, "docker_compose_file": compose, "gateway_enabled": True,
+           "kms_enabled": True, "local_key_provider_enabled": False, "manifest_version": 2,
+           "name": name, "no_instance_id": False, "public_logs": True, "public_sysinfo": True,
+           "public_tcbinfo": True, "runner": "docker-compose", "secure_time": False}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def encrypt_env(pub_hex, env):
+    """The SDK's encryptEnvVars: X25519 ephemeral key || AES-256-GCM IV || ciphertext+tag of
+    {"env":[{"key","value"}...]}, keyed by the raw shared secret."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    eph = X25519PrivateKey.generate()
+    shared = eph.exchange(X25519PublicKey.from_public_bytes(bytes.fromhex(pub_hex.removeprefix("0x"))))
+    iv = os.urandom(12)
+    body = json.dumps({"env": [{"key": k, "value": v} for k, v in env.items()]}).encode()
+    return (eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) + iv +
+            AESGCM(shared).encrypt(iv, body, None)).hex()
+
+
 @pytest.fixture(scope="module")
 def app_a(stack):
-    vm = stack.teepod.create("app-a", WEB)
+    """App A: WEB with an encrypted environment for the KMS's env key of this app; only
+    GREETING is allowed, DROPME must not reach the app."""
+    doc = app_document(WEB, "app-a", ["GREETING"])
+    app_id = hashlib.sha256(doc.encode()).hexdigest()[:40]
+    pub = stack.kms_rpc("GetAppEnvEncryptPubKey", {"app_id": app_id})["public_key"]
+    env = encrypt_env(pub, {"GREETING": "hello-from-env", "DROPME": "not-allowed"})
+    vm = stack.teepod.create("app-a", doc, encrypted_env=env)
     t0 = time.monotonic()
     info = wait_boot(stack, vm)
     took = time.monotonic() - t0
@@ -123,6 +152,11 @@ def test_deploy_reaches_app_through_tproxy(stack, app_a):
     assert len(app_id) == 40
     r = get_app(stack, app_id, 8080)
     assert b"dstack" in r.body
+    # the encrypted environment reached the app, decrypted in the TD; only the allowed name
+    assert b"hello-from-env" in r.body, r.body
+    serial = stack.serial(vm)
+    assert "DROPME is not in allowed_envs: dropped" in serial
+    assert "not-allowed" not in serial and "hello-from-env" not in serial  # values never logged
     # <app_id>.<base_domain> alone: port 80 of the app
     r = stack.via_proxy(f"{app_id}.{BASE}")
     assert r.status == 200 and b"dstack demo" in r.body, r
