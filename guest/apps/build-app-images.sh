@@ -5,6 +5,10 @@
 #
 # OUTDIR/dstack-demo-web/  busybox httpd on :8080 with a page naming the container (hostname,
 #                          $DSTACK_APP_ID) and /cgi-bin/whoami
+# OUTDIR/dstack-demo-app/  the demo's app (scripts/demo/compose.yaml): dstack-demo-web's page
+#                          (/start.sh, the default) plus /attest.sh, which asks tappd's socket
+#                          for a key and a quote (dstack-attest, app/attest.c, static) and serves
+#                          them over TLS with that key on :8443 (Debian's openssl s_server)
 # OUTDIR/dstack-demo-sdk/  Debian's nodejs and the published @phala/dstack-sdk (the version
 #                          tests/sdk/package-lock.json pins) running /app/sdk-check.mjs: info,
 #                          getKey and getQuote over /var/run/dstack.sock, served as JSON on :8081
@@ -26,7 +30,7 @@ die() {
   log "error: $*"
   exit 1
 }
-for tool in apt-get apt-cache dpkg-deb python3 npm sha256sum; do
+for tool in apt-get apt-cache dpkg-deb python3 npm sha256sum gcc; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run scripts/deps.sh)"
 done
 
@@ -37,7 +41,7 @@ export SOURCE_DATE_EPOCH=$epoch
 cache_root=${DSTACK_CACHE_DIR:-/var/cache/dstack}
 debs=${DSTACK_GUEST_DEBS:-$cache_root/guest/debs}
 mkdir -p "$cache_root/apps" "$debs"
-APPS=(dstack-demo-web dstack-demo-sdk)
+APPS=(dstack-demo-web dstack-demo-app dstack-demo-sdk)
 lock="$repo/tests/sdk/package-lock.json"
 [ -f "$lock" ] || die "$lock missing"
 
@@ -47,6 +51,9 @@ apt_setup
 trap 'rm -rf "$APT_DIR"' EXIT
 mapfile -t web_pkgs < <(apt_resolve busybox-static)
 mapfile -t sdk_pkgs < <(apt_resolve nodejs)
+mapfile -t tls_pkgs < <(apt_resolve openssl)
+jansson_a=/usr/lib/x86_64-linux-gnu/libjansson.a
+[ -f "$jansson_a" ] || die "$jansson_a missing (libjansson-dev)"
 
 key=$( {
   echo "script $(sha256sum <"$script" | cut -d' ' -f1)"
@@ -55,6 +62,8 @@ key=$( {
   echo "lock $(sha256sum <"$lock" | cut -d' ' -f1)"
   echo "web ${web_pkgs[*]}"
   echo "sdk ${sdk_pkgs[*]}"
+  echo "tls ${tls_pkgs[*]}"
+  echo "cc $(gcc --version | head -n 1) $(dpkg-query -W -f='${Version}' libc6-dev libjansson-dev)"
   echo "epoch $epoch"
 } | sha256sum | cut -d' ' -f1)
 entry="$cache_root/apps/$key"
@@ -112,6 +121,43 @@ install -m 0755 "$here/web/start.sh" "$root/start.sh"
 install -m 0755 "$here/web/whoami.cgi" "$root/www/cgi-bin/whoami"
 python3 "$here/oci_layout.py" "$root" "$work/out/dstack-demo-web" --tag latest \
   --entrypoint '["/start.sh"]' --port 8080/tcp --epoch "$epoch" >/dev/null
+
+# --- dstack-demo-app: the web page, plus a key and a quote served over TLS ----------------------
+app="$work/app"
+root="$app/root"
+mkdir -p "$app/deb"
+cp -a "$web/root" "$root"
+deb_unpack_set "$app/deb" "${tls_pkgs[@]}"
+# openssl and exactly the libraries it loads (no docs, locales or gconv)
+mkdir -p "$root/usr/bin" "$root/usr/lib/x86_64-linux-gnu" "$root/lib64" "$root/usr/lib/ssl"
+install -m 0755 "$app/deb/usr/bin/openssl" "$root/usr/bin/openssl"
+for lib in libssl.so.3 libcrypto.so.3 libc.so.6; do
+  src="$app/deb/usr/lib/x86_64-linux-gnu/$lib"
+  [ -f "$src" ] || src="$app/deb/lib/x86_64-linux-gnu/$lib"
+  [ -f "$src" ] || die "$lib not in the openssl package set"
+  install -m 0644 "$(readlink -f "$src")" "$root/usr/lib/x86_64-linux-gnu/$lib"
+done
+ld_real=$(find "$app/deb" -name 'ld-linux-x86-64.so.2' -type f | head -n 1)
+[ -n "$ld_real" ] || die "no ld-linux-x86-64.so.2 in the openssl package set"
+install -m 0755 "$ld_real" "$root/lib64/ld-linux-x86-64.so.2"
+ln -s ../../lib64/ld-linux-x86-64.so.2 "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+cp "$app/deb/usr/lib/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf" 2>/dev/null ||
+  cp "$app/deb/etc/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf"
+gcc -std=gnu17 -O2 -Wall -Wextra -Werror -static -ffile-prefix-map="$here"=. \
+  -o "$root/bin/dstack-attest" "$here/app/attest.c" "$jansson_a"
+strip --strip-all "$root/bin/dstack-attest"
+install -m 0755 "$here/app/attest.sh" "$root/attest.sh"
+# the image runs what it holds: openssl with its own libraries, the static client
+chroot "$root" /usr/bin/openssl version >/dev/null || die "openssl does not run in dstack-demo-app"
+rc=0
+chroot "$root" /bin/dstack-attest 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || die "dstack-attest does not run (exit $rc)"
+for applet in mkdir chmod sleep; do
+  ln -s busybox "$root/bin/$applet"
+done
+# a command, not an entrypoint: compose's `command: ["/attest.sh"]` replaces it
+python3 "$here/oci_layout.py" "$root" "$work/out/dstack-demo-app" --tag latest \
+  --cmd '["/start.sh"]' --port 8080/tcp --port 8443/tcp --epoch "$epoch" >/dev/null
 
 # --- dstack-demo-sdk ---------------------------------------------------------------------------
 sdk="$work/sdk"

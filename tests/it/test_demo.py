@@ -1,4 +1,4 @@
-"""scripts/demo.sh (what `make demo` runs) against the binaries under test."""
+"""scripts/attest-demo.sh (the attestation path without a VM) against the binaries under test."""
 import os
 import subprocess
 
@@ -9,7 +9,7 @@ def test_demo(tdxctl_path):
     env = dict(os.environ, DSTACK_BUILD=str(BUILD))
     for k in ("DSTACK_TEE", "DSTACK_SIM_DIR"):
         env.pop(k, None)
-    p = subprocess.run([str(REPO / "scripts" / "demo.sh")], env=env, stdout=subprocess.PIPE,
+    p = subprocess.run([str(REPO / "scripts" / "attest-demo.sh")], env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=120)
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
