@@ -4,12 +4,14 @@
 #   unit-asan   the same binaries built with ASan+UBSan (build-asan/)
 #   it          pytest integration tests in tests/it against build/ binaries
 #   sdk         the published npm SDKs against tappd (tests/sdk/run.sh, node's test runner)
+#   demo        DEMO_CHECK=1 scripts/demo.sh: the demo deployed and every claim it prints checked
+#               (each "ok" line a pass; a demo that fails or never gets ready is a failure)
 #   fuzz        each libFuzzer target on its corpus for FUZZ_SECONDS (default 8)
 # SUITES="unit it" limits the run. Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-suites=${SUITES:-"unit unit-asan it sdk fuzz"}
+suites=${SUITES:-"unit unit-asan it sdk demo fuzz"}
 passed=0 failed=0 skipped=0
 logdir=$(mktemp -d)
 trap 'rm -rf "$logdir"' EXIT
@@ -97,6 +99,17 @@ PY
         count "$p" "$f" "${s:-0}"
       else
         echo "sdk: no summary line"; count 0 1 0
+      fi ;;
+    demo)
+      build_or_fail build demo || continue
+      DEMO_CHECK=1 DSTACK_BUILD=$root/build timeout 900 scripts/demo.sh >"$logdir/demo.log" 2>&1
+      rc=$?
+      p=$(grep -c '^   ok  ' "$logdir/demo.log")
+      grep -E '^   ok  |^demo ready|^demo: ' "$logdir/demo.log" | sed 's/^/demo: /'
+      if [ $rc -ne 0 ] || ! grep -q '^demo ready in ' "$logdir/demo.log"; then
+        echo "demo: FAILED (exit $rc)"; tail -40 "$logdir/demo.log"; count "$p" 1 0
+      else
+        count "$p" 0 0
       fi ;;
     fuzz)
       build_or_fail build-fuzz fuzz || continue

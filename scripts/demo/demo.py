@@ -112,17 +112,21 @@ class Demo:
 
     def deploy(self):
         compose = (HERE / "compose.yaml").read_text()
-        doc = app_compose(compose, "demo")
+        # the docker-compose file as it is, as the console sends it: teepod wraps it into the
+        # app-compose.json the SDKs make, whose hash is the app's identity
         r = self.s.teepod_rpc("CreateVm", {"name": "demo", "image": self.s.image_name,
-                                           "compose_file": doc, "vcpu": self.s.vcpu,
+                                           "compose_file": compose, "vcpu": self.s.vcpu,
                                            "memory": self.s.memory_mb, "disk_size": 1})
         self.vm = r["id"]
         self.t_create = time.monotonic()
         info = self.info()
         self.app_id = info["app_id"]
         say(f"== deployed: VM {self.vm}, app id {self.app_id}")
-        say(f"   app id = sha256(app-compose.json)[:40]: "
-            f"{hashlib.sha256(doc.encode()).hexdigest()[:40] == self.app_id}")
+        doc = app_compose(compose, "demo")
+        if hashlib.sha256(doc.encode()).hexdigest()[:40] != self.app_id:
+            raise DemoFailed("teepod's app id is not sha256(app-compose.json)[:40] of the "
+                             "document the SDKs make")
+        say("   app id = sha256(app-compose.json)[:40], the document the SDKs make of the file")
         # the app's own domain, published before it boots (tproxy asks DNS at connection time)
         self.s.set_custom_domain(self.app_id)
 

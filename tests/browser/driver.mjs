@@ -1,7 +1,7 @@
 // Drives one headless chromium page for the integration tests: JSON commands in, one per line on
 // stdin, JSON replies out, one per line on stdout.
 //
-//   node driver.mjs --user-data-dir DIR --shots DIR [--chromium PATH]
+//   node driver.mjs --user-data-dir DIR --shots DIR [--chromium PATH] [--chromium-arg ARG]...
 //
 // First line out: {"ready":true} (or {"ready":false,"error":...}). Then each command
 // {"id":N,"op":"...",...} gets {"id":N,"ok":true,"result":...,"at_ms":T} or
@@ -29,6 +29,9 @@ function arg(name, dflt) {
 const userDataDir = arg("--user-data-dir");
 const shots = arg("--shots");
 const executablePath = arg("--chromium", "/usr/bin/chromium");
+// extra chromium switches, e.g. --host-resolver-rules=... (each after its own --chromium-arg)
+const extraArgs = process.argv.flatMap((a, i) =>
+  a === "--chromium-arg" && i + 1 < process.argv.length ? [process.argv[i + 1]] : []);
 const t0 = performance.now();
 const now = () => Math.round((performance.now() - t0) * 10) / 10;
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
@@ -50,7 +53,8 @@ try {
     headless: true,
     // chromium's own network features would reach out: the test machine has no such network
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           ...extraArgs],
     viewport: { width: 1400, height: 1000 },
     timeout: 60000,
   });

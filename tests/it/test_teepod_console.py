@@ -246,7 +246,7 @@ class DriverError(AssertionError):
 class Browser:
     """tests/browser/driver.mjs: one chromium page, one JSON command per line."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, chromium_args=()):
         if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
             p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                                cwd=BROWSER_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -258,7 +258,7 @@ class Browser:
         self.err_path = tmp / "driver.stderr"
         self.proc = subprocess.Popen(
             [NODE, str(DRIVER), "--user-data-dir", str(self.profile), "--shots", str(self.shots),
-             "--chromium", CHROMIUM],
+             "--chromium", CHROMIUM] + [x for a in chromium_args for x in ("--chromium-arg", a)],
             cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=open(self.err_path, "wb"), start_new_session=True)
         self.reader = LineReader(self.proc.stdout)
