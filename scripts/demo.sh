@@ -10,8 +10,15 @@ export DEMO_T0=${DEMO_T0:-$(date +%s.%N)}
 build=${DSTACK_BUILD:-$PWD/build}
 [ -x "$build/src/teepod/teepod" ] || { echo "demo: $build/src/teepod/teepod not built (run make)" >&2; exit 1; }
 echo "== the guest image and the app's container image (cached by their inputs)"
+apps_out=$(mktemp)
+trap 'rm -f "$apps_out"' EXIT
+guest/apps/build-app-images.sh images/apps >"$apps_out" &  # both at once: 2 cores
+apps_pid=$!
 image=$(guest/build-image.sh "$build" images | tail -n 1)
-apps=$(guest/apps/build-app-images.sh images/apps | tail -n 1)
+wait "$apps_pid" || { echo "demo: the app's container image failed" >&2; exit 1; }
+apps=$(tail -n 1 "$apps_out")
+rm -f "$apps_out"
 echo "   $image"
+trap - EXIT
 exec /usr/bin/python3 scripts/demo/demo.py --build "$build" --image "$image" --apps "$apps" \
   ${DEMO_WORK:+--work "$DEMO_WORK"}

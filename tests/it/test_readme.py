@@ -64,6 +64,51 @@ def test_readme_first_lines_and_links():
         assert (REPO / target.split("#")[0]).exists(), f"README links to a missing file {target}"
 
 
+def test_readme_demo_app_is_the_demos():
+    """The compose file the README shows is the one `make demo` deploys."""
+    text = README.read_text()
+    m = re.search(r"<!-- the demo app: [^\n]*-->\n```yaml\n(.*?)```", text, re.S)
+    assert m, "the README lost the demo app's compose block"
+    demo = (REPO / "scripts" / "demo" / "compose.yaml").read_text()
+    body = "\n".join(ln for ln in demo.splitlines() if not ln.startswith("#")) + "\n"
+    assert m.group(1) == body
+
+
+def _flat_keys(doc, prefix=""):
+    out = set()
+    for k, v in doc.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= _flat_keys(v, name + ".")
+        else:
+            out.add(name)
+    return out
+
+
+def test_readme_by_hand_configs_use_real_keys(tmp_path):
+    """Every key of the README's kms.toml, tproxy.toml and teepod.toml excerpts ("The same by
+    hand") is one the daemon knows (its --dump-config lists it), in the section shown."""
+    import tomllib
+    text = README.read_text()
+    part = text.split("### The same by hand", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```toml\n(.*?)```", part, re.S)
+    assert len(blocks) == 3, len(blocks)
+    wgkey = subprocess.run(["wg", "genkey"], stdout=subprocess.PIPE, check=True,
+                           timeout=10).stdout.decode().strip()
+    minimal = tmp_path / "tproxy-min.toml"
+    minimal.write_text(f'[core.wg]\nprivate_key = "{wgkey}"\n')
+    daemons = [("kms", []), ("tproxy", ["-c", str(minimal)]), ("teepod", [])]
+    for (name, args), block in zip(daemons, blocks):
+        snippet = tomllib.loads(re.sub(r"^(\s*)", "", block, flags=re.M))
+        p = subprocess.run([str(BUILD / "src" / name / name), "--dump-config", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                           env=_clean_env())
+        assert p.returncode == 0, p.stderr.decode()
+        known = _flat_keys(tomllib.loads(p.stdout.decode()))
+        unknown = _flat_keys(snippet) - known
+        assert not unknown, f"README's {name}.toml names keys {name} does not have: {unknown}"
+
+
 def test_readme_blocks_are_known():
     blocks, _ = readme_blocks()
     assert [(k, n) for k, n, _ in blocks] == EXPECTED, \
