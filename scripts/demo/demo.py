@@ -336,6 +336,7 @@ def main():
         interrupted.append(sig)
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     say(f"== starting kms, tproxy, knot, a registry and teepod (work directory {work})")
     rc = 1
     try:

@@ -16,3 +16,87 @@ def test_demo(tdxctl_path):
     assert out.rstrip().splitlines()[-1] == "RTMR3 from quote == RTMR3 from event log replay: yes"
     assert "report_data_binds_key  true" in out
     assert len(out.splitlines()) < 60
+
+
+# ---- make demo's driver (scripts/demo/demo.py): stopping leaves nothing behind ----------------
+
+def _demo_leftovers(pid, work):
+    """What a demo run of pid with work folder `work` could leave: its namespace, wireguard-go's
+    control socket, processes naming the work folder."""
+    left = []
+    if os.path.exists(f"/run/netns/dstack-demo-{pid}"):
+        left.append(f"namespace dstack-demo-{pid}")
+    sock = f"/var/run/wireguard/dsdemo{pid % 100000}.sock"
+    if os.path.exists(sock):
+        left.append(sock)
+    left += [f"pid {p}" for p in _pids_naming(work)]
+    return left
+
+
+def _pids_naming(work, also=b""):
+    """Processes whose command line names the folder `work` (and holds `also`)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if str(work).encode() in cmd and also in cmd:
+                out.append(int(entry))
+    return out
+
+
+def _demo_argv(image, apps, work):
+    return ["/usr/bin/python3", str(REPO / "scripts" / "demo" / "demo.py"), "--build", str(BUILD),
+            "--image", str(image), "--apps", str(apps), "--work", str(work)]
+
+
+def test_demo_failure_is_reported_and_cleaned_up(tmp_path):
+    """A step that fails (here: no guest image) ends the demo with the reason and exit 1, with
+    the namespace and every daemon started so far gone."""
+    work = tmp_path / "work"
+    p = subprocess.Popen(_demo_argv(tmp_path / "no-image", tmp_path / "no-apps", work),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = p.communicate(timeout=120)
+    out = out.decode()
+    assert p.returncode == 1, out
+    assert "demo: FAILED:" in out and "measure" in out, out
+    assert _demo_leftovers(p.pid, work) == []
+
+
+def test_demo_interrupted_while_booting_stops_everything(tmp_path):
+    """Ctrl-C (SIGINT) while the VM boots: the VM, every daemon and the namespace go, exit 130."""
+    import select
+    import signal
+    import time
+    from guest_registry import build_app_images
+    from guest_stack import build_guest_image
+    image = build_guest_image(tmp_path / "images")
+    apps = build_app_images(tmp_path / "apps")
+    work = tmp_path / "work"
+    p = subprocess.Popen(_demo_argv(image, apps, work), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    out = b""
+    deadline = time.monotonic() + 180
+    try:
+        # interrupt once QEMU runs (the guest has started to report)
+        while b" s  starting" not in out and b"tboot" not in out:
+            assert time.monotonic() < deadline and p.poll() is None, out.decode()
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                out += os.read(p.stdout.fileno(), 65536)
+        qemu_seen = bool(_pids_naming(work, b"qemu-system"))
+        p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=90)
+        out += rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = out.decode()
+    assert qemu_seen, text
+    assert p.returncode == 130, text
+    assert "demo: interrupted" in text, text
+    assert _demo_leftovers(p.pid, work) == []
