@@ -11,11 +11,16 @@ build=${DSTACK_BUILD:-$PWD/build}
 [ -x "$build/src/teepod/teepod" ] || { echo "demo: $build/src/teepod/teepod not built (run make)" >&2; exit 1; }
 echo "== the guest image and the app's container image (cached by their inputs)"
 apps_out=$(mktemp)
-trap 'rm -f "$apps_out"' EXIT
-guest/apps/build-app-images.sh images/apps >"$apps_out" &  # both at once: 2 cores
+apps_pid=
+trap '[ -z "$apps_pid" ] || kill -- -"$apps_pid" 2>/dev/null; rm -f "$apps_out"' EXIT
+# both at once (2 cores); its own process group, so a failure here stops all of it
+setsid guest/apps/build-app-images.sh images/apps >"$apps_out" &
 apps_pid=$!
 image=$(guest/build-image.sh "$build" images | tail -n 1)
-wait "$apps_pid" || { echo "demo: the app's container image failed" >&2; exit 1; }
+rc=0
+wait "$apps_pid" || rc=$?
+apps_pid=
+[ "$rc" -eq 0 ] || { echo "demo: the app's container image failed" >&2; exit 1; }
 apps=$(tail -n 1 "$apps_out")
 rm -f "$apps_out"
 echo "   $image"
