@@ -9,12 +9,16 @@ stops there. Every check that fails ends the demo with exit 1 and the reason; ei
 and every daemon are stopped. DEMO_T0 (seconds since the epoch) is when `make demo` started."""
 import argparse
 import hashlib
+import html
 import json
 import os
 import pathlib
+import re
+import shutil
 import signal
 import ssl
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,12 @@ class DemoFailed(Exception):
 
 def say(msg=""):
     print(msg, flush=True)
+
+
+def printable(text, limit=4000):
+    """The end of text a guest or a daemon wrote, without control characters (a guest must not
+    drive the terminal)."""
+    return re.sub(r"[^\n\t\x20-\x7e\u00a0-\uffff]", "?", text[-limit:])
 
 
 def app_compose(compose_yaml, name):
@@ -69,12 +79,27 @@ def until(what, fn, timeout=CHECK_TIMEOUT, stack=None):
                 return v
         except DemoFailed as e:
             last = e
-        if stack and stack.dead():
-            d = stack.dead()
-            raise DemoFailed(f"{what}: {d.name} exited: {d.tail(1500)}")
+        dead = stack.dead() if stack else None
+        if dead:
+            raise DemoFailed(f"{what}: {dead[0]} stopped: {printable(dead[1])}")
         if time.monotonic() > deadline:
             raise DemoFailed(f"{what}: not after {timeout} s ({last})")
         time.sleep(1)
+
+
+EV_RUNTIME = 0x08000001
+
+
+def runtime_digest(e):
+    """The digest a runtime event must have for its name and payload (version 1:
+    SHA-384(le32(type) ":" name ":" payload); version 2: SHA-384 of {"name","payload","type"})."""
+    name, payload = e.get("event", ""), bytes.fromhex(e.get("event_payload", ""))
+    if e.get("version") == 2:
+        text = json.dumps({"name": name, "payload": payload.hex(), "type": EV_RUNTIME},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha384(text.encode()).hexdigest()
+    return hashlib.sha384(struct.pack("<I", EV_RUNTIME) + b":" + name.encode() + b":" +
+                          payload).hexdigest()
 
 
 def rtmr3_replay(events):
@@ -94,7 +119,6 @@ class Demo:
     def __init__(self, s, t0):
         self.s, self.t0 = s, t0
         self.proxy = s.ports["proxy"]
-        self.ok_lines = []
 
     def elapsed(self):
         return time.monotonic() - self.t0
@@ -151,22 +175,22 @@ class Demo:
                 say(f"   {time.monotonic() - self.t_create:5.1f} s  {p}")
                 seen = p
             if info.get("boot_error"):
-                raise DemoFailed(f"boot error: {info['boot_error']}\n"
-                                 f"{self.s.serial(self.vm)[-4000:]}")
+                raise DemoFailed(f"boot error: {printable(info['boot_error'])}\n"
+                                 f"{printable(self.s.serial(self.vm))}")
             if info.get("status") in ("exited", "stopped"):
-                raise DemoFailed(f"the VM stopped: {self.s.serial(self.vm)[-4000:]}")
-            if p in ("running",) and self.first_200 is None:
+                raise DemoFailed(f"the VM stopped: {printable(self.s.serial(self.vm))}")
+            if p == "running" and self.first_200 is None:
                 st, _ = self.get(host)
                 if st == 200:
                     self.first_200 = time.monotonic() - self.t_create
             if p == "running" and self.first_200 is not None:
                 return info
-            d = self.s.dead()
-            if d:
-                raise DemoFailed(f"{d.name} exited: {d.tail(1500)}")
+            dead = self.s.dead()
+            if dead:
+                raise DemoFailed(f"{dead[0]} stopped: {printable(dead[1])}")
             if time.monotonic() > deadline:
                 raise DemoFailed(f"not running after {BOOT_TIMEOUT} s: {info}\n"
-                                 f"{self.s.serial(self.vm)[-4000:]}")
+                                 f"{printable(self.s.serial(self.vm))}")
             time.sleep(0.5)
 
     # -- the checks --
@@ -176,7 +200,13 @@ class Demo:
         st, body = self.get(host)
         if st != 200 or b"dstack demo" not in body:
             raise DemoFailed(f"{host}: HTTP {st}: {body[:300]!r}")
-        self.ok(f"https://{host}: the app's page, through tproxy and WireGuard")
+        # <app_id>-<port>: any port of the app by number (80 is what <app_id> alone reaches)
+        host80 = f"{self.app_id}-80.{BASE_DOMAIN}"
+        st, body80 = self.get(host80)
+        if st != 200 or body80 != body:
+            raise DemoFailed(f"{host80}: HTTP {st}: {body80[:300]!r}")
+        self.ok(f"https://{host} and https://{host80}: the app's page, through tproxy and "
+                f"WireGuard")
 
     def fetch_json(self, host, path, ca=None):
         def get():
@@ -221,12 +251,18 @@ class Demo:
         names = [e.get("event") for e in events if e.get("imr") == 3]
         if "app-id" not in names or "compose-hash" not in names:
             raise DemoFailed(f"boot events missing from the event log: {names}")
+        for e in events:
+            if e.get("imr") == 3 and e.get("event_type") == EV_RUNTIME and \
+                    runtime_digest(e) != e.get("digest", "").lower():
+                raise DemoFailed(f"event {e.get('event')}: its digest is not that of its name "
+                                 f"and payload")
         app_ev = next(e for e in events if e.get("event") == "app-id")
         if app_ev.get("event_payload", "").lower() != self.app_id:
             raise DemoFailed(f"the event log's app-id {app_ev.get('event_payload')} is not "
                              f"{self.app_id}")
-        self.ok(f"RTMR3 {rt3[:16]}… replays from the event log ({len(names)} events: "
-                f"{', '.join(names[:4])}, …), app-id = {self.app_id[:12]}…")
+        self.ok(f"RTMR3 {rt3[:16]}… replays from the event log ({len(names)} events, each "
+                f"digest that of its name and payload: {', '.join(names[:4])}, …), "
+                f"app-id = {self.app_id[:12]}…")
         want = hashlib.sha512(b"app-data:" + cert_pem).digest()
         if quote[Q_REPORT_DATA:Q_REPORT_DATA + 64] != want:
             raise DemoFailed("the quote's report_data does not bind the served certificate")
@@ -282,17 +318,23 @@ class Demo:
                 f"dashboard port")
 
     def check_tproxy(self):
+        """tproxy's dashboard has a row for the app, with its WireGuard address."""
         def listed():
             st, body = curl(f"https://localhost:{self.s.ports['tproxy_rpc']}/", "--cacert",
                             str(self.s.root_ca))
-            if st != 200 or self.app_id.encode() not in body:
+            if st != 200:
                 raise DemoFailed(f"tproxy's dashboard: HTTP {st}")
-            if f"{WG_NET}.".encode() not in body:
-                raise DemoFailed("tproxy's dashboard shows no WireGuard address")
-            return body
-        body = until("tproxy's dashboard", listed, stack=self.s)
-        i = body.find(f"{WG_NET}.".encode())
-        ip = body[i:i + 12].split(b"<")[0].decode()
+            for tr in re.findall(r"<tr>(.*?)</tr>", body.decode(errors="replace"), re.S):
+                cells = [html.unescape(re.sub(r"<[^>]*>", "", c)).strip()
+                         for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+                if cells and cells[0] == self.app_id:
+                    ip = next((c for c in cells if c.startswith(f"{WG_NET}.")), None)
+                    if not ip:
+                        raise DemoFailed(f"tproxy's dashboard row has no WireGuard address: "
+                                         f"{cells}")
+                    return ip
+            raise DemoFailed("tproxy's dashboard has no row for the app")
+        ip = until("tproxy's dashboard", listed, stack=self.s)
         self.ok(f"tproxy's dashboard lists the app at its WireGuard address {ip}")
 
     def urls(self):
@@ -339,8 +381,9 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
     say(f"== starting kms, tproxy, knot, a registry and teepod (work directory {work})")
     rc = 1
+    s = Stack(work, a.build, a.image, a.apps)
     try:
-        with Stack(work, a.build, a.image, a.apps) as s:
+        with s:
             say(f"   console: http://127.0.0.1:{s.ports['teepod']}/   "
                 f"(stack up at {time.monotonic() - t0:.1f} s)")
             d = Demo(s, t0)
@@ -356,26 +399,33 @@ def main():
             since = "make demo" if t_make else "start"
             say(f"demo ready in {d.elapsed():.1f} s from {since} "
                 f"(CreateVm → first HTTPS 200: {d.first_200:.1f} s)")
-            if check:
-                rc = 0
-            else:
+            if not check:
                 say("Ctrl-C stops the VM and every daemon")
                 try:
                     while True:
                         signal.pause()
                 except KeyboardInterrupt:
-                    rc = 0
+                    pass
+            rc = 0
             say("== stopping the VM and the daemons")
     except KeyboardInterrupt:
-        say("demo: interrupted")
+        say("demo: interrupted; stopping the VM and the daemons")
         rc = 130
-    except (DemoFailed, StackError, OSError, subprocess.SubprocessError) as e:
+    except Exception as e:  # every failure ends here with its reason, the stack closed
         say(f"demo: FAILED: {e}")
         say(f"demo: logs are in {work}/logs and {work}/teepod/vm")
+        rc = 1
+    left = getattr(s, "close_errors", [])
+    for e in left:
+        say(f"demo: clean-up: {e}")
+    # the work folder holds this demo's KMS root keys: kept only when asked for, or for the
+    # logs of a failed run
+    if rc != 1 and not a.work:
+        shutil.rmtree(work, ignore_errors=True)
+    if left:
+        say("demo: stopped, but the clean-up failed (above)")
         return 1
-    if rc == 0 and not a.work:
-        subprocess.run(["rm", "-rf", str(work)], timeout=120)
-    say("demo: stopped, nothing left running" if rc == 0 else "demo: stopped")
+    say("demo: stopped, nothing left running")
     return rc
 
 

@@ -31,25 +31,38 @@ CUSTOM_ZONE = "demo.localhost"
 CUSTOM_NAME = "secure." + CUSTOM_ZONE  # the app's own domain, TLS passthrough to port 8443
 CLONE_NEWNET = 0x40000000
 MAX_FORWARDED = 256          # connections a forwarder relays at once
+IDLE_TIMEOUT = 300           # seconds a forwarded connection may stay silent
 
 
 class StackError(Exception):
     pass
 
 
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free TCP port numbers (all probes held open until every one is chosen)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def write(path, data, mode=0o644):
+    """A new file with its mode from the start (an old one, or a link, is removed first)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
-    os.chmod(path, mode)
     return path
 
 
@@ -150,8 +163,10 @@ class Netns:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-        subprocess.run(["ip", "netns", "delete", self.name], stderr=subprocess.DEVNULL,
-                       timeout=10)
+        p = subprocess.run(["ip", "netns", "delete", self.name], stderr=subprocess.PIPE,
+                           text=True, timeout=10)
+        if p.returncode != 0 and os.path.exists(f"/run/netns/{self.name}"):
+            raise StackError(f"ip netns delete {self.name}: {p.stderr.strip()}")
 
 
 def run(argv, check=True, timeout=120, **kw):
@@ -172,20 +187,26 @@ class Forwarder(threading.Thread):
     made in the host's namespace; this thread then enters the demo's namespace (setns applies to
     the calling thread and the threads it starts), so every outgoing connection is made there."""
 
-    def __init__(self, ns, port):
-        super().__init__(daemon=True, name=f"forward-{port}")
-        self.ns, self.port = ns, port
+    def __init__(self, ns):
+        super().__init__(daemon=True, name="forward")
+        self.ns = ns
+        self.error = None
         self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", port))
-        self.lsock.listen(64)
+        try:
+            self.lsock.bind(("127.0.0.1", 0))  # held from now on: nobody takes the number
+            self.lsock.listen(64)
+        except OSError:
+            self.lsock.close()
+            raise
+        self.port = self.lsock.getsockname()[1]
         self.slots = threading.BoundedSemaphore(MAX_FORWARDED)
-        self.stopping = False
 
     def run(self):
         if _libc.setns(self.ns.fd, CLONE_NEWNET) != 0:
+            self.error = f"setns: {os.strerror(ctypes.get_errno())}"
+            self.lsock.close()
             return
-        while not self.stopping:
+        while True:
             try:
                 c, _ = self.lsock.accept()
             except OSError:
@@ -201,7 +222,9 @@ class Forwarder(threading.Thread):
                 u = socket.create_connection(("127.0.0.1", self.port), timeout=10)
             except OSError:
                 return
-            u.settimeout(None)
+            # a connection idle for IDLE_TIMEOUT in one direction is dropped
+            u.settimeout(IDLE_TIMEOUT)
+            c.settimeout(IDLE_TIMEOUT)
             with u:
                 t = threading.Thread(target=self.pump, args=(u, c), daemon=True)
                 t.start()
@@ -227,7 +250,6 @@ class Forwarder(threading.Thread):
             pass
 
     def stop(self):
-        self.stopping = True
         try:
             self.lsock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -240,17 +262,17 @@ class Forwarder(threading.Thread):
 class Daemon:
     """A process in the namespace, its output in WORK/logs/<name>.log."""
 
-    def __init__(self, stack, name, argv, env=None):
+    def __init__(self, stack, name, argv, env=None, announces=False):
         self.stack, self.name = stack, name
         self.log_path = stack.work / "logs" / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.logf = open(self.log_path, "ab")
         e = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C.UTF-8"}
         e.update(env or {})
+        # stdout: read for the listening lines, else straight to the log
         self.proc = subprocess.Popen(stack.ns.argv(argv), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self.logf, env=e,
-                                     start_new_session=True)
-        self.lines = []
+                                     stdout=subprocess.PIPE if announces else self.logf,
+                                     stderr=self.logf, env=e, start_new_session=True)
 
     def announce(self, prefixes, timeout=30):
         """Reads stdout until one line starting with each prefix; {prefix: line}."""
@@ -274,11 +296,26 @@ class Daemon:
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 text = line.decode(errors="replace").strip()
-                self.lines.append(text)
                 for p in prefixes:
                     if text.startswith(p) and p not in found:
                         found[p] = text
+        # from now on whatever it prints goes to its log (a full pipe would stall it)
+        os.set_blocking(fd, True)
+        threading.Thread(target=self._drain, args=(self.proc.stdout, buf), daemon=True).start()
         return found
+
+    def _drain(self, pipe, pending):
+        try:
+            with open(self.log_path, "ab") as log:
+                log.write(pending)
+                while True:
+                    b = pipe.read1(65536)
+                    if not b:
+                        return
+                    log.write(b)
+                    log.flush()
+        except (OSError, ValueError):
+            return
 
     def tail(self, n=3000):
         try:
@@ -297,23 +334,21 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        self.proc.stdout.close()
         self.logf.close()
 
 
 class Stack:
-    def __init__(self, work, build, image_dir, apps_dir, vcpu=1, memory_mb=1024, say=print):
+    def __init__(self, work, build, image_dir, apps_dir, vcpu=1, memory_mb=1024):
         self.work = pathlib.Path(work)
         self.build = pathlib.Path(build)
         self.image_dir = pathlib.Path(image_dir)
         self.apps_dir = pathlib.Path(apps_dir)
         self.vcpu, self.memory_mb = vcpu, memory_mb
-        self.say = say
         self.ns = Netns(f"dstack-demo-{os.getpid()}")
         self.daemons = []
-        self.forwarders = []
-        self.wg_proc = None
+        self.forwarders = {}
         self.ports = {}
+        self.wg_sock = None
 
     def __enter__(self):
         try:
@@ -332,7 +367,10 @@ class Stack:
     # -- the steps --
 
     def start(self):
-        self.work.mkdir(parents=True, exist_ok=True)
+        # a new folder, or an empty one: keys, disks and state of an earlier run are not reused
+        if self.work.exists() and any(self.work.iterdir()):
+            raise StackError(f"{self.work} is not empty: give a new or empty folder")
+        self.work.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.work, 0o700)
         self.ns.create()
         # the simulated TDX platform every daemon trusts (the host plays the TDX module)
@@ -341,21 +379,23 @@ class Stack:
         mr = json.loads(run([self.bin("tdxctl"), "measure", self.image_dir, "--vcpu",
                              self.vcpu, "--memory", f"{self.memory_mb}M", "--json"]).stdout)
         self.measurements = mr
-        # every port is picked on the host, so the forwarded ones are free on both sides
-        for k in ("kms", "tproxy_rpc", "proxy", "wg", "registry", "dns", "teepod"):
-            self.ports[k] = free_port()
+        # the forwarded ports are held on the host from here on (the namespace is new: the same
+        # numbers are free in it); the others are only used inside the namespace
+        for k in ("teepod", "proxy", "tproxy_rpc"):
+            self.forwarders[k] = Forwarder(self.ns)
+            self.ports[k] = self.forwarders[k].port
+        for k, port in zip(("kms", "wg", "registry", "dns"), free_ports(4)):
+            self.ports[k] = port
         self.start_kms(mr)
         self.start_registry()
         self.start_dns()
         self.start_tproxy()
         self.start_teepod()
-        for k in ("teepod", "proxy", "tproxy_rpc"):
-            f = Forwarder(self.ns, self.ports[k])
+        for f in self.forwarders.values():
             f.start()
-            self.forwarders.append(f)
 
-    def daemon(self, name, argv, env=None):
-        d = Daemon(self, name, argv, env)
+    def daemon(self, name, argv, env=None, announces=False):
+        d = Daemon(self, name, argv, env, announces)
         self.daemons.append(d)
         return d
 
@@ -395,7 +435,7 @@ simulator_dir = "{self.sim}"   # real TDX: pccs_url = "https://..." instead
 allow_simulator = true  # real TDX: false
 {policy}""")
         self.root_ca = certs / "root-ca.cert"
-        k = self.daemon("kms", [self.bin("kms"), "-c", self.kms_toml])
+        k = self.daemon("kms", [self.bin("kms"), "-c", self.kms_toml], announces=True)
         k.announce(["listening https://"])
 
     def start_registry(self):
@@ -406,14 +446,14 @@ allow_simulator = true  # real TDX: false
             "http": {"addr": f"127.0.0.1:{self.ports['registry']}"}}))
         self.daemon("registry", ["docker-registry", "serve", cfg])
         self.wait_http(f"http://127.0.0.1:{self.ports['registry']}/v2/", "docker-registry")
-        for layout in sorted(p for p in self.apps_dir.iterdir() if (p / "index.json").exists()):
-            if layout.name != "dstack-demo-app":
-                continue
-            for name in (layout.name, f"library/{layout.name}"):
-                run(self.ns.argv(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                                  f"oci:{layout}:latest",
-                                  f"docker://127.0.0.1:{self.ports['registry']}/{name}:latest"]),
-                    timeout=300)
+        layout = self.apps_dir / "dstack-demo-app"
+        if not (layout / "index.json").is_file():
+            raise StackError(f"no image layout {layout} (guest/apps/build-app-images.sh makes it)")
+        for name in (layout.name, f"library/{layout.name}"):
+            run(self.ns.argv(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                              f"oci:{layout}:latest",
+                              f"docker://127.0.0.1:{self.ports['registry']}/{name}:latest"]),
+                timeout=300)
 
     def wait_http(self, url, what, timeout=20):
         deadline = time.monotonic() + timeout
@@ -580,7 +620,7 @@ listen_port = {self.ports["proxy"]}
 dns_servers = "127.0.0.1:{self.ports["dns"]}"
 dns_min_ttl = 0
 """, 0o600)
-        t = self.daemon("tproxy", [self.bin("tproxy"), "-c", self.tproxy_toml])
+        t = self.daemon("tproxy", [self.bin("tproxy"), "-c", self.tproxy_toml], announces=True)
         t.announce(["listening https://", "listening tls://"])
 
     def start_teepod(self):
@@ -588,11 +628,10 @@ dns_min_ttl = 0
         img = d / "images" / self.image_dir.name
         img.mkdir(parents=True, exist_ok=True)
         for f in self.image_dir.iterdir():
-            if not (img / f.name).exists():
-                try:
-                    os.link(f, img / f.name)  # the root filesystem is large
-                except OSError:
-                    shutil.copy2(f, img / f.name)
+            try:
+                os.link(f, img / f.name)  # the root filesystem is large
+            except OSError:
+                shutil.copy2(f, img / f.name)
         self.image_name = self.image_dir.name
         self.teepod_sock = d / "teepod.sock"
         self.teepod_toml = write(d / "teepod.toml", f"""\
@@ -622,13 +661,14 @@ base_domain = "{BASE_DOMAIN}"
 port = {self.ports["proxy"]}
 tappd_port = 8090
 """)
-        t = self.daemon("teepod", [self.bin("teepod"), "-c", self.teepod_toml])
+        t = self.daemon("teepod", [self.bin("teepod"), "-c", self.teepod_toml], announces=True)
         t.announce(["listening http://", "listening unix:"])
 
     # -- talking to it --
 
     def teepod_rpc(self, method, body=None, timeout=60):
-        c = http.client.HTTPConnection("127.0.0.1", self.ports["teepod"], timeout=timeout)
+        """teepod's pRPC (JSON), over its unix socket (reachable from the host's namespace)."""
+        c = UnixHTTPConnection(self.teepod_sock, timeout)
         try:
             c.request("POST", f"/prpc/{method}?json", body=json.dumps(body or {}),
                       headers={"Content-Type": "application/json"})
@@ -638,11 +678,19 @@ tappd_port = 8090
             c.close()
         if r.status != 200:
             raise StackError(f"teepod {method}: HTTP {r.status}: {data[:500]!r}")
-        return json.loads(data or b"{}")
+        try:
+            return json.loads(data or b"{}")
+        except ValueError:
+            raise StackError(f"teepod {method}: not JSON: {data[:200]!r}")
 
     def dead(self):
-        """The first daemon that exited, or None."""
-        return next((d for d in self.daemons if not d.alive()), None)
+        """What stopped working: the first daemon that exited, or a forwarder that failed;
+        (name, its log's end) or None."""
+        d = next((d for d in self.daemons if not d.alive()), None)
+        if d:
+            return d.name, d.tail(1500)
+        f = next((f for f in self.forwarders.values() if f.error), None)
+        return (f"the forwarder of port {f.port}", f.error) if f else None
 
     def serial(self, vm_id):
         try:
@@ -653,24 +701,60 @@ tappd_port = 8090
     # -- the end --
 
     def close(self):
-        for f in self.forwarders:
-            f.stop()
-        teepod = next((d for d in self.daemons if d.name == "teepod"), None)
-        if teepod and teepod.alive():
-            try:  # stop the VMs first, so QEMU does not outlive teepod
-                for vm in self.teepod_rpc("Status", {}, timeout=10).get("vms", []):
-                    self.teepod_rpc("StopVm", {"id": vm["id"]}, timeout=30)
-            except (OSError, StackError, ValueError):
-                pass
-        for d in reversed(self.daemons):
+        """Stops the VMs, the daemons and the forwarders, and deletes the namespace (whatever
+        is left in it goes too). Each step runs even when an earlier one failed; signals are
+        held off meanwhile, so a second Ctrl-C cannot cut the clean-up short."""
+        held = {}
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             try:
-                d.stop()
-            except (OSError, subprocess.SubprocessError):
+                held[sig] = signal.signal(sig, signal.SIG_IGN)
+            except ValueError:  # not the main thread: nothing to hold off
                 pass
-        self.ns.delete()  # whatever is left in it (a QEMU teepod did not stop) goes too
-        sock = getattr(self, "wg_sock", None)
-        if sock:
+        errors = []
+        try:
+            teepod = next((d for d in self.daemons if d.name == "teepod"), None)
+            if teepod and teepod.alive():
+                try:  # the VMs first, so no QEMU outlives teepod
+                    for vm in self.teepod_rpc("Status", {}, timeout=10).get("vms", []):
+                        self.teepod_rpc("StopVm", {"id": vm.get("id", "")}, timeout=30)
+                except Exception as e:
+                    errors.append(f"stopping the VMs: {e}")
+            for f in self.forwarders.values():
+                f.stop()
+            for d in reversed(self.daemons):
+                try:
+                    d.stop()
+                except Exception as e:
+                    errors.append(f"stopping {d.name}: {e}")
             try:
-                sock.unlink()
-            except OSError:
-                pass
+                self.ns.delete()
+            except Exception as e:
+                errors.append(str(e))
+            if self.wg_sock:
+                try:
+                    self.wg_sock.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    errors.append(f"{self.wg_sock}: {e}")
+        finally:
+            for sig, h in held.items():
+                signal.signal(sig, h)
+        self.close_errors = errors
+        return errors
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = str(path)
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.unix_path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s

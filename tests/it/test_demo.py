@@ -2,6 +2,8 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import BUILD, REPO
 
 
@@ -48,9 +50,9 @@ def _pids_naming(work, also=b""):
     return out
 
 
-def _demo_argv(image, apps, work):
+def _demo_argv(image, apps, work=None):
     return ["/usr/bin/python3", str(REPO / "scripts" / "demo" / "demo.py"), "--build", str(BUILD),
-            "--image", str(image), "--apps", str(apps), "--work", str(work)]
+            "--image", str(image), "--apps", str(apps)] + (["--work", str(work)] if work else [])
 
 
 def test_demo_failure_is_reported_and_cleaned_up(tmp_path):
@@ -66,18 +68,43 @@ def test_demo_failure_is_reported_and_cleaned_up(tmp_path):
     assert _demo_leftovers(p.pid, work) == []
 
 
-def test_demo_interrupted_while_booting_stops_everything(tmp_path):
-    """Ctrl-C (SIGINT) while the VM boots: the VM, every daemon and the namespace go, exit 130."""
+@pytest.fixture(scope="module")
+def demo_images(tmp_path_factory):
+    from guest_registry import build_app_images
+    from guest_stack import build_guest_image
+    return (build_guest_image(tmp_path_factory.mktemp("images")),
+            build_app_images(tmp_path_factory.mktemp("apps")))
+
+
+def test_demo_failure_after_daemons_started_is_cleaned_up(tmp_path, demo_images):
+    """A step that fails once kms and the registry run (here: no app image to push) stops them
+    and deletes the namespace; the work folder is kept for its logs and named."""
+    image, _ = demo_images
+    work = tmp_path / "work"
+    (tmp_path / "no-apps").mkdir()
+    p = subprocess.Popen(_demo_argv(image, tmp_path / "no-apps", work),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = p.communicate(timeout=180)
+    out = out.decode()
+    assert p.returncode == 1, out
+    assert "demo: FAILED: no image layout" in out, out
+    assert (work / "logs" / "kms.log").exists() and (work / "logs" / "registry.log").exists()
+    assert f"logs are in {work}/logs" in out
+    assert _demo_leftovers(p.pid, work) == []
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP"])
+def test_demo_interrupted_while_booting_stops_everything(tmp_path, demo_images, sig):
+    """Ctrl-C (SIGINT), or the terminal gone (SIGHUP), while the VM boots: the VM, every daemon
+    and the namespace go, exit 130."""
     import select
     import signal
     import time
-    from guest_registry import build_app_images
-    from guest_stack import build_guest_image
-    image = build_guest_image(tmp_path / "images")
-    apps = build_app_images(tmp_path / "apps")
-    work = tmp_path / "work"
-    p = subprocess.Popen(_demo_argv(image, apps, work), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
+    image, apps = demo_images
+    work = tmp_path / "tmp"  # the demo makes its own work folder in $TMPDIR
+    work.mkdir()
+    p = subprocess.Popen(_demo_argv(image, apps), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=dict(os.environ, TMPDIR=str(work)))
     out = b""
     deadline = time.monotonic() + 180
     try:
@@ -88,7 +115,7 @@ def test_demo_interrupted_while_booting_stops_everything(tmp_path):
             if r:
                 out += os.read(p.stdout.fileno(), 65536)
         qemu_seen = bool(_pids_naming(work, b"qemu-system"))
-        p.send_signal(signal.SIGINT)
+        p.send_signal(getattr(signal, sig))
         rest, _ = p.communicate(timeout=90)
         out += rest
     finally:
@@ -98,5 +125,6 @@ def test_demo_interrupted_while_booting_stops_everything(tmp_path):
     text = out.decode()
     assert qemu_seen, text
     assert p.returncode == 130, text
-    assert "demo: interrupted" in text, text
+    assert "demo: interrupted" in text and "nothing left running" in text, text
     assert _demo_leftovers(p.pid, work) == []
+    assert list(work.iterdir()) == []  # its work folder held the demo's KMS root keys

@@ -44,13 +44,14 @@ def demo(tmp_path_factory):
     # a short folder: QEMU's unix sockets live under it
     work = pathlib.Path(tempfile.mkdtemp(prefix="dcw-", dir="/tmp"))
     try:
-        with demo_stack.Stack(work, BUILD, image, apps, say=lambda *_: None) as s:
+        with demo_stack.Stack(work, BUILD, image, apps) as s:
             yield s
             for f in list((work / "logs").glob("*.log")) + \
                     list((work / "teepod" / "vm").glob("*/serial.log")):
                 shutil.copy(f, keep / f"{f.parent.name}-{f.name}")
         # closed: its namespace is gone, and with it every process the demo started
         assert not pathlib.Path(f"/run/netns/{s.ns.name}").exists()
+        assert s.close_errors == []
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -21,10 +21,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_REPLY (8u << 20) /* tappd's replies are a few KiB; a quote with its log < 1 MiB */
+#define IO_TIMEOUT_S 30      /* each read or write on the socket */
 
 static void die(const char *fmt, ...) {
   va_list ap;
@@ -63,7 +65,7 @@ static long dechunk(char *b, size_t n) {
     in = (size_t)(eol - b) + 2;
     if (len == 0)
       return (long)out;
-    if (len > n - in || n - in - len < 2)
+    if (len > n - in || n - in - len < 2 || b[in + len] != '\r' || b[in + len + 1] != '\n')
       return -1;
     memmove(b + out, b + in, len);
     out += len;
@@ -81,7 +83,10 @@ static json_t *tappd_call(const char *sock, const char *method, json_t *req) {
     die("socket path too long: %s", sock);
   strcpy(sa.sun_path, sock);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+  struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
     die("connect %s: %s", sock, strerror(errno));
   char *head = NULL;
   int hn = asprintf(&head,
@@ -148,11 +153,14 @@ static void file_put(const char *dir, const char *name, const char *data, size_t
   char *path = NULL, *tmp = NULL;
   if (asprintf(&path, "%s/%s", dir, name) < 0 || asprintf(&tmp, "%s/.%s.tmp", dir, name) < 0)
     die("out of memory");
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  /* a new file with its mode from the start: a key is never readable while written */
+  if (unlink(tmp) < 0 && errno != ENOENT)
+    die("%s: %s", tmp, strerror(errno));
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0)
     die("%s: %s", tmp, strerror(errno));
   write_all(fd, data, n);
-  if (fchmod(fd, mode) < 0 || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
+  if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
     die("%s: %s", path, strerror(errno));
   free(path);
   free(tmp);

@@ -2,6 +2,9 @@
 # dstack-demo-app's attest service: a key and a quote from tappd (dstack-attest), then HTTPS on
 # :8443 with that key, serving the public results (cert.pem, quote.json) from /out.
 name=${TLS_NAME:?TLS_NAME is not set}
+# PID 1 gets no default signal actions: stop on TERM/INT explicitly, while retrying too
+pid=
+trap '[ -z "$pid" ] || kill "$pid"; exit 0' TERM INT
 mkdir -p /run/tls /out
 chmod 700 /run/tls
 tries=0
@@ -15,6 +18,4 @@ cd /out
 openssl s_server -quiet -accept 8443 -cert /run/tls/cert.pem -cert_chain /run/tls/chain.pem \
   -key /run/tls/key.pem -WWW </dev/null &
 pid=$!
-# PID 1 gets no default signal actions: stop on TERM/INT explicitly
-trap 'kill $pid; exit 0' TERM INT
-wait $pid
+wait "$pid"
