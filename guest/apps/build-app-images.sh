@@ -52,7 +52,7 @@ trap 'rm -rf "$APT_DIR"' EXIT
 mapfile -t web_pkgs < <(apt_resolve busybox-static)
 mapfile -t sdk_pkgs < <(apt_resolve nodejs)
 mapfile -t tls_pkgs < <(apt_resolve openssl)
-jansson_a=/usr/lib/x86_64-linux-gnu/libjansson.a
+jansson_a=/usr/lib/$(gcc -print-multiarch)/libjansson.a
 [ -f "$jansson_a" ] || die "$jansson_a missing (libjansson-dev)"
 
 key=$( {
@@ -144,7 +144,7 @@ ln -s ../../lib64/ld-linux-x86-64.so.2 "$root/usr/lib/x86_64-linux-gnu/ld-linux-
 cp "$app/deb/usr/lib/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf" 2>/dev/null ||
   cp "$app/deb/etc/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf"
 gcc -std=gnu17 -O2 -Wall -Wextra -Werror -static -ffile-prefix-map="$here"=. \
-  -o "$root/bin/dstack-attest" "$here/app/attest.c" "$jansson_a"
+  -o "$root/bin/dstack-attest" "$here/app/attest.c" "$here/app/reply.c" "$jansson_a"
 strip --strip-all "$root/bin/dstack-attest"
 install -m 0755 "$here/app/attest.sh" "$root/attest.sh"
 # the image runs what it holds: openssl with its own libraries, the static client

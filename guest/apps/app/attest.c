@@ -11,7 +11,9 @@
  *    written to OUTDIR/quote.json.
  * Each step prints one line; any failure exits 1 with the reason. Files are written to a
  * temporary name and renamed, so a reader never sees half of one. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -24,6 +26,8 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "reply.h"
 
 #define MAX_REPLY (8u << 20) /* tappd's replies are a few KiB; a quote with its log < 1 MiB */
 #define IO_TIMEOUT_S 30      /* each read or write on the socket */
@@ -47,29 +51,6 @@ static void write_all(int fd, const char *p, size_t n) {
       die("write: %s", strerror(errno));
     p += w;
     n -= (size_t)w;
-  }
-}
-
-/* The body of a chunked reply, decoded in place; its length, or -1 when malformed. */
-static long dechunk(char *b, size_t n) {
-  size_t in = 0, out = 0;
-  for (;;) {
-    char *end;
-    errno = 0;
-    unsigned long len = strtoul(b + in, &end, 16);
-    if (errno || end == b + in)
-      return -1;
-    char *eol = memmem(end, n - (size_t)(end - b), "\r\n", 2);
-    if (!eol)
-      return -1;
-    in = (size_t)(eol - b) + 2;
-    if (len == 0)
-      return (long)out;
-    if (len > n - in || n - in - len < 2 || b[in + len] != '\r' || b[in + len + 1] != '\n')
-      return -1;
-    memmove(b + out, b + in, len);
-    out += len;
-    in += len + 2;
   }
 }
 
@@ -123,22 +104,12 @@ static json_t *tappd_call(const char *sock, const char *method, json_t *req) {
     n += (size_t)r;
   }
   close(fd);
-  buf[n] = 0;
   int status = 0;
-  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-    die("%s: not an HTTP reply", method);
-  char *hend = memmem(buf, n, "\r\n\r\n", 4);
-  if (!hend)
-    die("%s: reply without an end of headers", method);
-  *hend = 0;
-  char *data = hend + 4;
-  size_t dlen = n - (size_t)(data - buf);
-  if (strcasestr(buf, "\r\ntransfer-encoding: chunked")) {
-    long d = dechunk(data, dlen);
-    if (d < 0)
-      die("%s: malformed chunked reply", method);
-    dlen = (size_t)d;
-  }
+  char *data;
+  size_t dlen;
+  const char *why;
+  if (attest_reply_parse(buf, n, &status, &data, &dlen, &why) < 0)
+    die("%s: %s", method, why);
   if (status != 200)
     die("%s: HTTP %d: %.*s", method, status, (int)(dlen > 300 ? 300 : dlen), data);
   json_error_t err;
