@@ -6,7 +6,8 @@
 # Binaries: $DSTACK_BUILD (default build/). DEMO_WORK=DIR keeps the work directory there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DEMO_T0=${DEMO_T0:-$(date +%s.%N)}
+# when the demo's clock starts: `make demo` sets both, before installing and building
+export DEMO_T0=${DEMO_T0:-$(date +%s.%N)} DEMO_SINCE=${DEMO_SINCE:-scripts/demo.sh}
 build=${DSTACK_BUILD:-$PWD/build}
 [ -x "$build/src/teepod/teepod" ] || { echo "demo: $build/src/teepod/teepod not built (run make)" >&2; exit 1; }
 echo "== the guest image and the app's container image (cached by their inputs)"

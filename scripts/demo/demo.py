@@ -6,7 +6,8 @@ Starts the stack (stack.py), deploys the app through teepod's API as the console
 the VM's boot phases as they come, then checks everything it claims and prints the URLs that
 work with a curl line for each, and `demo ready`. Then it waits for Ctrl-C; with DEMO_CHECK=1 it
 stops there. Every check that fails ends the demo with exit 1 and the reason; either way the VM
-and every daemon are stopped. DEMO_T0 (seconds since the epoch) is when `make demo` started."""
+and every daemon are stopped. DEMO_T0 (seconds since the epoch) is when `make demo` started,
+DEMO_SINCE names that moment in the `demo ready` line."""
 import argparse
 import hashlib
 import html
@@ -396,7 +397,7 @@ def main():
             d.check_logs()
             d.check_tproxy()
             d.urls()
-            since = "make demo" if t_make else "start"
+            since = os.environ.get("DEMO_SINCE", "make demo") if t_make else "start"
             say(f"demo ready in {d.elapsed():.1f} s from {since} "
                 f"(CreateVm → first HTTPS 200: {d.first_200:.1f} s)")
             if not check:
