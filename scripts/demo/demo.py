@@ -403,8 +403,11 @@ def main():
             if not check:
                 say("Ctrl-C stops the VM and every daemon")
                 try:
-                    while True:
-                        signal.pause()
+                    while True:  # until Ctrl-C, or until a daemon stops working
+                        time.sleep(2)
+                        dead = s.dead()
+                        if dead:
+                            raise DemoFailed(f"{dead[0]} stopped: {printable(dead[1])}")
                 except KeyboardInterrupt:
                     pass
             rc = 0

@@ -688,7 +688,7 @@ tappd_port = 8090
         (name, its log's end) or None."""
         d = next((d for d in self.daemons if not d.alive()), None)
         if d:
-            return d.name, d.tail(1500)
+            return f"{d.name} (exit status {d.proc.returncode})", d.tail(1500)
         f = next((f for f in self.forwarders.values() if f.error), None)
         return (f"the forwarder of port {f.port}", f.error) if f else None
 

@@ -128,3 +128,38 @@ def test_demo_interrupted_while_booting_stops_everything(tmp_path, demo_images, 
     assert "demo: interrupted" in text and "nothing left running" in text, text
     assert _demo_leftovers(p.pid, work) == []
     assert list(work.iterdir()) == []  # its work folder held the demo's KMS root keys
+
+
+def test_demo_reports_a_daemon_that_dies(tmp_path, demo_images):
+    """tproxy killed while the VM boots: the demo says which daemon stopped, stops the rest and
+    exits 1 (the same check runs while it waits for Ctrl-C after `demo ready`)."""
+    import select
+    import signal
+    import time
+    image, apps = demo_images
+    work = tmp_path / "work"
+    p = subprocess.Popen(_demo_argv(image, apps, work), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    out = b""
+    deadline = time.monotonic() + 180
+    try:
+        while b"== booting" not in out:
+            assert time.monotonic() < deadline and p.poll() is None, out.decode()
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                out += os.read(p.stdout.fileno(), 65536)
+        tproxy = [pid for pid in _pids_naming(work, b"tproxy.toml")
+                  if open(f"/proc/{pid}/comm").read().strip() == "tproxy"]
+        assert len(tproxy) == 1, tproxy
+        os.kill(tproxy[0], signal.SIGKILL)
+        rest, _ = p.communicate(timeout=120)
+        out += rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = out.decode()
+    assert p.returncode == 1, text
+    assert "demo: FAILED: tproxy (exit status -9) stopped" in text, text
+    assert "nothing left running" in text, text
+    assert _demo_leftovers(p.pid, work) == []
