@@ -13,7 +13,7 @@ root = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("DSTACK_SOURCE_ROOT", str(root))
 sys.path.insert(0, str(root / "tests" / "it"))
 
-from guest_stack import BASE, GuestStack, build_guest_image, start_registry_in  # noqa: E402
+from guest_stack import BASE, GuestStack, build_guest_image  # noqa: E402
 
 COMPOSE = """services:
   web:
@@ -81,7 +81,7 @@ def main():
         t = time.time()
         image = build_guest_image(tmp / "images")
         print(f"image {image.name} ready in {time.time() - t:.1f} s", flush=True)
-        with GuestStack(tmp / "stack", image, registry=start_registry_in) as s:
+        with GuestStack(tmp / "stack", image) as s:
             results = []
             for i in range(runs):
                 m = run_once(s, i)

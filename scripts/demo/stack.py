@@ -338,8 +338,12 @@ class Daemon:
 
 
 class Stack:
-    def __init__(self, work, build, image_dir, apps_dir, vcpu=1, memory_mb=1024):
+    def __init__(self, work, build, image_dir, apps_dir, vcpu=1, memory_mb=1024,
+                 apps=("dstack-demo-app",), kms_extra=""):
+        """apps: the image layouts of apps_dir the registry serves (as NAME and library/NAME);
+        kms_extra: more kms.toml text (tests)."""
         self.work = pathlib.Path(work)
+        self.apps, self.kms_extra = tuple(apps), kms_extra
         self.build = pathlib.Path(build)
         self.image_dir = pathlib.Path(image_dir)
         self.apps_dir = pathlib.Path(apps_dir)
@@ -396,7 +400,29 @@ class Stack:
 
     def daemon(self, name, argv, env=None, announces=False):
         d = Daemon(self, name, argv, env, announces)
+        d.spec = (argv, env, announces)
         self.daemons.append(d)
+        return d
+
+    def find(self, name):
+        return next(d for d in self.daemons if d.name == name)
+
+    def restart(self, name, stopped=False):
+        """The daemon `name` started again from the same command and config (its ports are in
+        its config); with stopped=True only stopped, until another restart(name)."""
+        old = self.find(name)
+        old.stop()
+        i = self.daemons.index(old)
+        if stopped:
+            return
+        argv, env, announces = old.spec
+        d = Daemon(self, name, argv, env, announces)
+        d.spec = old.spec
+        self.daemons[i] = d
+        if name == "kms":
+            d.announce(["listening https://"])
+        elif announces:
+            raise StackError(f"restart of {name}: its announcements are not known")
         return d
 
     def start_kms(self, mr):
@@ -433,7 +459,7 @@ simulator_dir = "{self.sim}"   # real TDX: pccs_url = "https://..." instead
 # the guest image this KMS gives keys to (tdxctl measure IMAGE --vcpu {self.vcpu} --memory {self.memory_mb}M)
 [core.allowed_mr]
 allow_simulator = true  # real TDX: false
-{policy}""")
+{policy}{self.kms_extra}""")
         self.root_ca = certs / "root-ca.cert"
         k = self.daemon("kms", [self.bin("kms"), "-c", self.kms_toml], announces=True)
         k.announce(["listening https://"])
@@ -446,14 +472,16 @@ allow_simulator = true  # real TDX: false
             "http": {"addr": f"127.0.0.1:{self.ports['registry']}"}}))
         self.daemon("registry", ["docker-registry", "serve", cfg])
         self.wait_http(f"http://127.0.0.1:{self.ports['registry']}/v2/", "docker-registry")
-        layout = self.apps_dir / "dstack-demo-app"
-        if not (layout / "index.json").is_file():
-            raise StackError(f"no image layout {layout} (guest/apps/build-app-images.sh makes it)")
-        for name in (layout.name, f"library/{layout.name}"):
-            run(self.ns.argv(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                              f"oci:{layout}:latest",
-                              f"docker://127.0.0.1:{self.ports['registry']}/{name}:latest"]),
-                timeout=300)
+        for app in self.apps:
+            layout = self.apps_dir / app
+            if not (layout / "index.json").is_file():
+                raise StackError(f"no image layout {layout} (guest/apps/build-app-images.sh "
+                                 f"makes it)")
+            for name in (layout.name, f"library/{layout.name}"):
+                run(self.ns.argv(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                                  f"oci:{layout}:latest",
+                                  f"docker://127.0.0.1:{self.ports['registry']}/{name}:latest"]),
+                    timeout=300)
 
     def wait_http(self, url, what, timeout=20):
         deadline = time.monotonic() + timeout
@@ -648,8 +676,8 @@ sim_dir = "{self.sim}"
 kms_urls = ["https://{GUEST_HOST}:{self.ports["kms"]}"]
 gateway_urls = ["https://{GUEST_HOST}:{self.ports["tproxy_rpc"]}"]
 docker_registry = "http://{GUEST_HOST}:{self.ports["registry"]}"
-max_allocable_vcpu = 4
-max_allocable_memory_in_mb = 4096
+max_allocable_vcpu = 8
+max_allocable_memory_in_mb = 8192
 cid_start = {30000 + os.getpid() % 10000}
 cid_pool_size = 100
 

@@ -1,35 +1,34 @@
-"""The whole VM path for integration tests (no tests here): the guest image, and kms, tproxy
-(over wireguard-go), a docker-registry and teepod, all inside one network namespace made for
-the test, so the guests (QEMU user networking) reach them at 10.0.2.2 and nothing touches the
-machine's own network.
+"""The whole VM path for integration tests and bench/boot (no tests here): the guest image, and
+the stack `make demo` starts (scripts/demo/stack.py: kms, tproxy over wireguard-go, knot, a
+docker-registry and teepod in one network namespace made for the run, so the guests reach them
+at 10.0.2.2 and nothing touches the machine's own network), with the calls the tests make.
 
     with GuestStack(tmp_path, image_dir) as s:
         vm = s.teepod.create("app", compose, vcpu=1, memory=1024)
         ...
 
-teepod is spoken to over its unix socket (reachable from the test's namespace); the other
-daemons through `ns_run`/`curl` inside the namespace. Everything started here is stopped when
-the stack closes, QEMUs included (the topology kills whatever is left in its namespace)."""
-import http.client
+teepod is spoken to over its unix socket; the other daemons with curl inside the namespace.
+Everything started here is stopped when the stack closes, QEMUs included (deleting the
+namespace ends whatever is left in it)."""
 import json
 import os
 import pathlib
-import shutil
-import socket
 import subprocess
-import time
+import sys
 
-from conftest import BUILD, REPO, _clean_env, free_port
-from guest_registry import REGISTRY_BIN, GuestRegistry, build_app_images
-from teepod_common import Teepod, kill_qemus
-from test_kms_common import Kms, read_line
-from tproxy_common import BASE, Pki, Tproxy, _write, key_pem, make_cert, pem
-from tproxy_topo import Topology, curl as ns_curl, ns_popen, ns_run
+from conftest import BUILD, REPO
+from guest_registry import build_app_images
+from teepod_common import Teepod
+from tproxy_topo import curl as ns_curl
 
-TDXCTL = BUILD / "src" / "tdxctl" / "tdxctl"
+sys.path.insert(0, str(REPO / "scripts" / "demo"))
+import stack as demo_stack  # noqa: E402  (scripts/demo/stack.py)
+
 IMAGE_SCRIPT = REPO / "guest" / "build-image.sh"
-WG_NET = "10.4.0"
-HOST = "10.0.2.2"  # the namespace's loopback as QEMU's user network shows it to the guest
+BASE = demo_stack.BASE_DOMAIN
+HOST = demo_stack.GUEST_HOST
+# the demo apps the tests deploy (guest/apps/build-app-images.sh)
+TEST_APPS = ("dstack-demo-web", "dstack-demo-sdk", "dstack-demo-app")
 
 
 def build_guest_image(outdir, timeout=2400):
@@ -41,65 +40,20 @@ def build_guest_image(outdir, timeout=2400):
     return pathlib.Path(p.stdout.decode().strip().splitlines()[-1])
 
 
-def measure(image_dir, vcpu, memory_mb):
-    p = subprocess.run([str(TDXCTL), "measure", str(image_dir), "--vcpu", str(vcpu),
-                        "--memory", f"{memory_mb}M", "--json"], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=120, env=_clean_env())
-    assert p.returncode == 0, p.stderr.decode()
-    return json.loads(p.stdout)
+class StackTeepod(Teepod):
+    """teepod_common.Teepod's calls (rpc, create, info, wait_status, run_dir) on the stack's
+    teepod, over its unix socket; the stack starts and stops it."""
 
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.path = str(path)
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path)
-        self.sock = s
-
-
-class NsTeepod(Teepod):
-    """teepod in a namespace, spoken to over its unix socket."""
-
-    def __init__(self, tmp, image_dir, ns, image_name, extra="", env=None):
-        self.ns = ns
-        self.dir = pathlib.Path(tmp)
-        (self.dir / "images").mkdir(parents=True, exist_ok=True)
-        dst = self.dir / "images" / image_name
-        if not dst.exists():
-            dst.mkdir()
-            for f in pathlib.Path(image_dir).iterdir():  # hard links: the rootfs is large
-                try:
-                    os.link(f, dst / f.name)
-                except OSError:
-                    shutil.copy2(f, dst / f.name)
-        self.image_name = image_name
-        self.port_lo, self.port_hi = 20000, 20009
-        (self.dir / "teepod.toml").write_text(
-            extra + "[cvm.auto_restart]\nenabled = false\n")
-        self.env = dict(_clean_env(), **(env or {}))
-        self.proc = None
+    def __init__(self, stack):
+        self.stack = stack
+        self.dir = stack.work / "teepod"
+        self.image_name = stack.image_name
         self.token = None
-
-    def start(self, expect_fail=False):
-        self.errf = open(self.dir / "teepod.err", "ab")
-        self.proc = ns_popen(self.ns, [str(pathlib.Path(BUILD) / "src" / "teepod" / "teepod"),
-                                       "--dev", str(self.dir)], env=self.env,
-                             stdout=subprocess.PIPE, stderr=self.errf)
-        line = read_line(self.proc, time.time() + 30)
-        assert line and line.startswith("listening http://127.0.0.1:"), (line, self.stderr())
-        self.port = int(line.rsplit(":", 1)[1])
-        line = read_line(self.proc, time.time() + 10)
-        assert line and line.startswith("listening unix:"), line
-        self.sock = line.split(":", 1)[1].strip()
-        return 0
+        self.proc = None
 
     def http(self, method, path, body=None, headers=None, timeout=60):
         data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        c = UnixHTTPConnection(self.sock, timeout=timeout)
+        c = demo_stack.UnixHTTPConnection(self.stack.teepod_sock, timeout)
         try:
             h = {"Content-Type": "application/json", "Host": "localhost"}
             h.update(headers or {})
@@ -115,106 +69,57 @@ class NsTeepod(Teepod):
         body.update(kw)
         return self.rpc("CreateVm", body)["id"]
 
-
-class NsKms(Kms):
-    def __init__(self, tmp, ns, **kw):
-        self.ns = ns
-        super().__init__(tmp, **kw)
-
-    def cmd(self):
-        return ["ip", "netns", "exec", self.ns] + super().cmd()
+    def stderr(self):
+        return self.stack.find("teepod").tail(6000)
 
 
-class RootPki(Pki):
-    """tproxy_common.Pki with the KMS root CA as its CA: tproxy's RPC certificate must chain
-    to the root the guest learns from the KMS, and the guests' app certificates chain to it
-    too."""
+class StackDaemon:
+    """stop/start/log of one of the stack's daemons (the tests stop and start the KMS)."""
 
-    def __init__(self, d, root_cert, root_key):
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        self.dir = pathlib.Path(d)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.ca_cert = x509.load_pem_x509_certificate(pathlib.Path(root_cert).read_bytes())
-        self.ca_key = serialization.load_pem_private_key(pathlib.Path(root_key).read_bytes(), None)
-        _write(self.dir / "ca.cert", pem(self.ca_cert), 0o644)
-        self.issue("rpc", "tproxy", ["localhost", HOST])
-        w, wk = make_cert("*." + BASE, ["*." + BASE, BASE])
-        _write(self.dir / "wild.cert", pem(w), 0o644)
-        _write(self.dir / "wild.key", key_pem(wk))
+    def __init__(self, stack, name):
+        self.stack, self.name = stack, name
+
+    @property
+    def port(self):
+        return self.stack.ports[self.name]
+
+    def log(self):
+        return self.stack.find(self.name).tail(1 << 20)
+
+    def stop(self, check=False):
+        self.stack.restart(self.name, stopped=True)
+
+    def start(self):
+        self.stack.restart(self.name)
 
 
 class GuestStack:
-    def __init__(self, tmp, image_dir, vcpu=1, memory_mb=1024, registry=None, kms_extra=""):
+    def __init__(self, tmp, image_dir, vcpu=1, memory_mb=1024, apps=TEST_APPS, kms_extra=""):
         self.tmp = pathlib.Path(tmp)
         self.image_dir = pathlib.Path(image_dir)
         self.meta = json.loads((self.image_dir / "metadata.json").read_text())
-        self.vcpu, self.memory_mb = vcpu, memory_mb
-        self.registry_setup = registry
-        self.kms_extra = kms_extra
-        self.topo = None
-        self.kms = self.tproxy = self.teepod = None
+        self.apps_dir = build_app_images(self.tmp / "apps") if apps else self.tmp / "apps"
+        self.s = demo_stack.Stack(self.tmp / "stack", BUILD, self.image_dir, self.apps_dir,
+                                  vcpu=vcpu, memory_mb=memory_mb, apps=apps, kms_extra=kms_extra)
 
     def __enter__(self):
-        try:
-            self.setup()
-        except BaseException:
-            self.close()
-            raise
+        self.s.__enter__()
+        self.ns = self.s.ns.name
+        self.teepod = StackTeepod(self.s)
+        self.kms = StackDaemon(self.s, "kms")
+        self.tproxy = StackDaemon(self.s, "tproxy")
+        self.mr = self.s.measurements
         return self
 
     def __exit__(self, *a):
-        self.close()
-
-    def policy(self, mr):
-        return (f'[core.allowed_mr]\nallow_simulator = true\nmrtd = ["{mr["mrtd"]}"]\n'
-                f'rtmr0 = ["{mr["rtmr0"]}"]\nrtmr1 = ["{mr["rtmr1"]}"]\n'
-                f'rtmr2 = ["{mr["rtmr2"]}"]\n')
-
-    def setup(self):
-        self.topo = Topology(n_cvms=0, tmp=self.tmp).__enter__()
-        gw = self.topo.gw
-        self.sim = self.tmp / "sim"
-        subprocess.run([str(TDXCTL), "sim", "init", str(self.sim)], check=True,
-                       stdout=subprocess.DEVNULL, timeout=60, env=_clean_env())
-        self.mr = measure(self.image_dir, self.vcpu, self.memory_mb)
-        self.kms_port = free_port()  # fixed: a KMS restarted by a test comes back on it
-        self.kms = NsKms(self.tmp, gw, sim=self.sim,
-                         config=f"port = {self.kms_port}\n" + self.policy(self.mr) + self.kms_extra)
-        # tproxy, its WireGuard interface made by wireguard-go in the namespace
-        self.pki = RootPki(self.tmp / "pki", self.kms.dir / "root-ca.cert",
-                           self.kms.dir / "root-ca.key")
-        gw_if = self.topo.wg_create(gw, "tp")
-        ns_run(gw, ["ip", "addr", "add", f"{WG_NET}.1/24", "dev", gw_if.name])
-        ns_run(gw, ["ip", "link", "set", gw_if.name, "up"])
-        from tproxy_topo import wg_genkey
-        priv, _ = wg_genkey()
-        self.wg_port = free_port()
-        wg = (f'mode = "uapi"\ninterface = "{gw_if.name}"\nprivate_key = "{priv}"\n'
-              f'listen_port = {self.wg_port}\npoll_interval = 1\n')
-        t = Tproxy(self.tmp, self.pki, sim_dir=self.sim, wg=wg, ip_range=f"{WG_NET}.0/24",
-                   server_ip=f"{WG_NET}.1", netns=gw, address="127.0.0.1", start=False)
-        t.config = t.config.replace('endpoint = "127.0.0.1:51820"',
-                                    f'endpoint = "{HOST}:{self.wg_port}"')
-        (t.dir / "tproxy.toml").write_text(t.config)
-        t.start()
-        self.tproxy = t
-        # the registry the guest pulls from
-        self.registry = self.registry_setup(self.topo) if self.registry_setup else None
-        reg = f'docker_registry = "http://{HOST}:{self.registry.port}"\n' if self.registry else ""
-        extra = (f'[cvm]\nmax_allocable_vcpu = 16\nmax_allocable_memory_in_mb = 16384\nkms_urls = ["https://{HOST}:{self.kms.port}"]\n'
-                 f'gateway_urls = ["https://{HOST}:{t.rpc_port}"]\n{reg}'
-                 f'[gateway]\nbase_domain = "{BASE}"\nport = {t.proxy_port}\n')
-        self.teepod = NsTeepod(self.tmp / "teepod", self.image_dir, gw,
-                               self.image_dir.name, extra=extra,
-                               env={"DSTACK_SIM_DIR": str(self.sim)})
-        self.teepod.start()
+        errors = self.s.close()
+        assert not errors, errors
 
     def via_proxy(self, host, path="/", *args, timeout=20):
         """An HTTPS request through tproxy for host (SNI routing), from inside the namespace."""
-        port = self.tproxy.proxy_port
-        return ns_curl(self.topo.gw, f"https://{host}:{port}{path}", "--resolve",
-                       f"{host}:{port}:127.0.0.1", "--cacert", str(self.pki.path("wild.cert")),
+        port = self.s.ports["proxy"]
+        return ns_curl(self.ns, f"https://{host}:{port}{path}", "--resolve",
+                       f"{host}:{port}:127.0.0.1", "--cacert", str(self.s.demo_ca),
                        *args, timeout=timeout)
 
     def add_image(self, name, cmdline_extra=None, initrd_extra=None):
@@ -238,86 +143,20 @@ class GuestStack:
     def kms_rpc(self, method, data):
         """The KMS's pRPC (JSON) from inside the namespace (teepod's kms_urls name the address
         the guests use, 10.0.2.2, which only exists for them)."""
-        r = ns_curl(self.topo.gw, f"https://127.0.0.1:{self.kms.port}/prpc/{method}?json", "-k",
+        r = ns_curl(self.ns, f"https://127.0.0.1:{self.s.ports['kms']}/prpc/{method}?json", "-k",
                     "-H", "Content-Type: application/json", "--data-binary", json.dumps(data))
         assert r.status == 200, r
         return json.loads(r.body)
 
     def tproxy_rpc(self, method, data=None):
         """tproxy's pRPC (JSON) from inside the namespace; (status, parsed body)."""
-        port = self.tproxy.rpc_port
-        args = ["--cacert", str(self.pki.path("ca.cert")), "--resolve",
-                f"localhost:{port}:127.0.0.1"]
+        port = self.s.ports["tproxy_rpc"]
+        args = ["--cacert", str(self.s.root_ca), "--resolve", f"localhost:{port}:127.0.0.1"]
         if data is not None:
             args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(data)]
-        r = ns_curl(self.topo.gw, f"https://localhost:{port}/prpc/Tproxy.{method}?json", *args)
+        r = ns_curl(self.ns, f"https://localhost:{port}/prpc/Tproxy.{method}?json", *args)
         return r.status, (json.loads(r.body) if r.body.strip().startswith(b"{") else r.body)
 
     def serial(self, vm_id):
-        try:
-            return (self.teepod.run_dir / vm_id / "serial.log").read_text(errors="replace")
-        except OSError:
-            return ""
+        return self.s.serial(vm_id)
 
-    def close(self):
-        for what in (self.teepod, self.tproxy):
-            try:
-                if what:
-                    what.close() if hasattr(what, "close") else what.stop()
-            except Exception:
-                pass
-        if self.teepod:
-            kill_qemus(self.teepod.run_dir)
-        if self.kms:
-            try:
-                self.kms.stop(check=False)
-            except Exception:
-                pass
-        if self.registry:
-            try:
-                self.registry.stop()
-            except Exception:
-                pass
-        if self.topo:
-            self.topo.close(raise_errors=False)
-
-
-def start_registry_in(topo):
-    """docker-registry in topo's gw namespace holding the demo app images (built or cached by
-    guest/apps/build-app-images.sh), pushed as NAME:latest and library/NAME:latest."""
-    apps = build_app_images(topo.tmp / "apps")
-    reg = NsRegistry(topo.gw, topo.tmp / "registry")
-    reg.start()
-    reg.push_apps(apps)
-    return reg
-
-
-class NsRegistry(GuestRegistry):
-    """guest_registry.GuestRegistry run in a namespace (its pushes run there too)."""
-
-    def __init__(self, ns, d):
-        super().__init__(d)
-        self.ns = ns
-
-    def start(self, timeout=20):
-        (self.dir / "storage").mkdir(parents=True, exist_ok=True)
-        cfg = self.dir / "config.yml"
-        cfg.write_text(json.dumps({
-            "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(self.dir / "storage")}},
-            "http": {"addr": self.address}}))
-        self.log = open(self.dir / "registry.log", "wb")
-        self.proc = ns_popen(self.ns, [REGISTRY_BIN, "serve", str(cfg)], stdout=self.log,
-                             stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ns_curl(self.ns, f"http://{self.address}/v2/", timeout=2).status == 200:
-                return self
-            time.sleep(0.2)
-        raise AssertionError("docker-registry did not answer: " +
-                             (self.dir / "registry.log").read_text(errors="replace")[-2000:])
-
-    def push(self, layout, name, tag_in_layout="latest", timeout=300):
-        ns_run(self.ns, ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                         f"oci:{layout}:{tag_in_layout}", f"docker://{self.address}/{name}"],
-               timeout=timeout)

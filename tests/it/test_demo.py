@@ -50,6 +50,29 @@ def _pids_naming(work, also=b""):
     return out
 
 
+def _run_until(p, markers, then, timeout=180):
+    """Reads the demo p's output until one of markers shows (bounded), calls then(), and reads
+    the rest until it exits; (all output as text, then()'s value). p is killed if still there."""
+    import select
+    import time
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while not any(m in out for m in markers):
+            assert time.monotonic() < deadline and p.poll() is None, out.decode()
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                out += os.read(p.stdout.fileno(), 65536)
+        v = then()
+        rest, _ = p.communicate(timeout=120)
+        out += rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return out.decode(), v
+
+
 def _demo_argv(image, apps, work=None):
     return ["/usr/bin/python3", str(REPO / "scripts" / "demo" / "demo.py"), "--build", str(BUILD),
             "--image", str(image), "--apps", str(apps)] + (["--work", str(work)] if work else [])
@@ -97,32 +120,18 @@ def test_demo_failure_after_daemons_started_is_cleaned_up(tmp_path, demo_images)
 def test_demo_interrupted_while_booting_stops_everything(tmp_path, demo_images, sig):
     """Ctrl-C (SIGINT), or the terminal gone (SIGHUP), while the VM boots: the VM, every daemon
     and the namespace go, exit 130."""
-    import select
     import signal
-    import time
     image, apps = demo_images
     work = tmp_path / "tmp"  # the demo makes its own work folder in $TMPDIR
     work.mkdir()
     p = subprocess.Popen(_demo_argv(image, apps), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env=dict(os.environ, TMPDIR=str(work)))
-    out = b""
-    deadline = time.monotonic() + 180
-    try:
-        # interrupt once QEMU runs (the guest has started to report)
-        while b" s  starting" not in out and b"tboot" not in out:
-            assert time.monotonic() < deadline and p.poll() is None, out.decode()
-            r, _, _ = select.select([p.stdout], [], [], 1)
-            if r:
-                out += os.read(p.stdout.fileno(), 65536)
+
+    def interrupt():  # once QEMU runs (the guest has started to report)
         qemu_seen = bool(_pids_naming(work, b"qemu-system"))
         p.send_signal(getattr(signal, sig))
-        rest, _ = p.communicate(timeout=90)
-        out += rest
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    text = out.decode()
+        return qemu_seen
+    text, qemu_seen = _run_until(p, (b" s  starting", b"tboot"), interrupt)
     assert qemu_seen, text
     assert p.returncode == 130, text
     assert "demo: interrupted" in text and "nothing left running" in text, text
@@ -133,32 +142,18 @@ def test_demo_interrupted_while_booting_stops_everything(tmp_path, demo_images, 
 def test_demo_reports_a_daemon_that_dies(tmp_path, demo_images):
     """tproxy killed while the VM boots: the demo says which daemon stopped, stops the rest and
     exits 1 (the same check runs while it waits for Ctrl-C after `demo ready`)."""
-    import select
     import signal
-    import time
     image, apps = demo_images
     work = tmp_path / "work"
     p = subprocess.Popen(_demo_argv(image, apps, work), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
-    out = b""
-    deadline = time.monotonic() + 180
-    try:
-        while b"== booting" not in out:
-            assert time.monotonic() < deadline and p.poll() is None, out.decode()
-            r, _, _ = select.select([p.stdout], [], [], 1)
-            if r:
-                out += os.read(p.stdout.fileno(), 65536)
+
+    def kill_tproxy():
         tproxy = [pid for pid in _pids_naming(work, b"tproxy.toml")
                   if open(f"/proc/{pid}/comm").read().strip() == "tproxy"]
         assert len(tproxy) == 1, tproxy
         os.kill(tproxy[0], signal.SIGKILL)
-        rest, _ = p.communicate(timeout=120)
-        out += rest
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    text = out.decode()
+    text, _ = _run_until(p, (b"== booting",), kill_tproxy)
     assert p.returncode == 1, text
     assert "demo: FAILED: tproxy (exit status -9) stopped" in text, text
     assert "nothing left running" in text, text

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import BUILD
-from guest_stack import BASE, GuestStack, build_guest_image, start_registry_in
+from guest_stack import BASE, GuestStack, build_guest_image
 
 QEMU_IMG = "qemu-img"
 QEMU_IO = "qemu-io"
@@ -42,8 +42,7 @@ def image(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(image, tmp_path_factory):
-    with GuestStack(tmp_path_factory.mktemp("stack"), image,
-                    registry=start_registry_in) as s:
+    with GuestStack(tmp_path_factory.mktemp("stack"), image) as s:
         yield s
 
 
