@@ -172,8 +172,8 @@ class Demo:
         while True:
             info = self.info()
             p = info.get("boot_progress") or info.get("status")
-            if p != seen:
-                say(f"   {time.monotonic() - self.t_create:5.1f} s  {p}")
+            if p != seen:  # the guest's own words: made printable
+                say(f"   {time.monotonic() - self.t_create:5.1f} s  {printable(str(p), 300)}")
                 seen = p
             if info.get("boot_error"):
                 raise DemoFailed(f"boot error: {printable(info['boot_error'])}\n"
