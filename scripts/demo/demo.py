@@ -58,7 +58,9 @@ def app_compose(compose_yaml, name):
 
 def curl(url, *args, timeout=15):
     """curl from the host (through the forwarded ports); (status, body bytes)."""
-    p = subprocess.run(["curl", "-sS", "--max-time", str(timeout), "-o", "-", "-w",
+    # the app controls what it answers: at most 4 MiB of it is read
+    p = subprocess.run(["curl", "-sS", "--max-time", str(timeout), "--max-filesize", "4194304",
+                        "-o", "-", "-w",
                         "\n%{http_code}", *args, url], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout + 10)
     body, _, code = p.stdout.rpartition(b"\n")
@@ -111,8 +113,12 @@ def rtmr3_replay(events):
     return m.hex()
 
 
-# TD quote v4: header 48 bytes, then the TD report body
-Q_RTMR3 = 48 + 16 + 48 * 2 + 8 * 3 + 48 * 4 + 48 * 3
+# TD quote v4: header 48 bytes, then the TD report body (TEE_TCB_SVN 16, MRSEAM, MRSIGNERSEAM,
+# SEAMATTRIBUTES, TDATTRIBUTES, XFAM, MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0..3, ...)
+Q_MRTD = 48 + 16 + 48 * 2 + 8 * 3
+Q_MRCONFIGID = Q_MRTD + 48
+Q_RTMR0 = Q_MRTD + 48 * 4
+Q_RTMR3 = Q_RTMR0 + 48 * 3
 Q_REPORT_DATA = Q_RTMR3 + 48
 
 
@@ -148,7 +154,8 @@ class Demo:
         self.app_id = info["app_id"]
         say(f"== deployed: VM {self.vm}, app id {self.app_id}")
         doc = app_compose(compose, "demo")
-        if hashlib.sha256(doc.encode()).hexdigest()[:40] != self.app_id:
+        self.compose_hash = hashlib.sha256(doc.encode()).digest()
+        if self.compose_hash.hex()[:40] != self.app_id:
             raise DemoFailed("teepod's app id is not sha256(app-compose.json)[:40] of the "
                              "document the SDKs make")
         say("   app id = sha256(app-compose.json)[:40], the document the SDKs make of the file")
@@ -245,6 +252,19 @@ class Demo:
             raise DemoFailed(f"tdxctl verify: {v}")
         self.ok(f"the quote from inside the app verifies: status {v.get('status')}, "
                 f"simulated TD (tdxctl verify --allow-simulator)")
+        # a valid quote of which TD: the image booted (MRTD, RTMR0-2 as tdxctl measure computes
+        # them offline) and this app (MRCONFIGID = 01 || compose hash)
+        mr = self.s.measurements
+        got = {"mrtd": quote[Q_MRTD:Q_MRTD + 48].hex()}
+        for i in range(3):
+            got[f"rtmr{i}"] = quote[Q_RTMR0 + 48 * i:Q_RTMR0 + 48 * (i + 1)].hex()
+        bad = [k for k, v in got.items() if v != str(mr.get(k, "")).lower()]
+        if bad:
+            raise DemoFailed(f"the quote's {', '.join(bad)} differ from the image's measurements")
+        if quote[Q_MRCONFIGID:Q_MRCONFIGID + 48] != b"\x01" + self.compose_hash + bytes(15):
+            raise DemoFailed("the quote's MRCONFIGID is not 01 || this app's compose hash")
+        self.ok("its MRTD and RTMR0-2 are the image's (tdxctl measure), its MRCONFIGID this "
+                "app's compose hash")
         events = json.loads(q["event_log"])
         rt3 = quote[Q_RTMR3:Q_RTMR3 + 48].hex()
         if rtmr3_replay(events) != rt3:
